@@ -1,0 +1,58 @@
+package packet
+
+import (
+	"math"
+	"testing"
+)
+
+func TestPyFloat(t *testing.T) {
+	cases := map[float64]string{
+		1: "1.0", 0.75: "0.75", 1e-05: "1e-05", 1e16: "1e+16", 0.0001: "0.0001",
+		123456789012345.6: "123456789012345.6", 1.5e16: "1.5e+16", -2.5: "-2.5",
+		0: "0.0", 100: "100.0", 1e22: "1e+22", 1.2345e-7: "1.2345e-07", 0.1: "0.1",
+		9999999999999998: "9999999999999998.0", 5e-324: "5e-324", 1e100: "1e+100",
+		math.Copysign(0, -1): "-0.0", 0.30000000000000004: "0.30000000000000004",
+	}
+	for f, want := range cases {
+		if got := PyFloat(f); got != want {
+			t.Errorf("PyFloat(%v) = %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestAppendJSONPythonCompatible(t *testing.T) {
+	m := MapOf("message", "hello", "value", int64(1), "ratio", 0.5, "ok", true, "none", nil,
+		"text", "é<&>\"\\\n\x01\x7f\U0001F600", "list", []any{int64(1), 2.0, "x"}, "nan", math.NaN(), "inf", math.Inf(-1))
+	got := string(AppendJSON(nil, m, Spaced))
+	want := `{"message": "hello", "value": 1, "ratio": 0.5, "ok": true, "none": null, "text": "\u00e9<&>\"\\\n\u0001\u007f\ud83d\ude00", "list": [1, 2.0, "x"], "nan": NaN, "inf": -Infinity}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := string(AppendJSON(nil, MapOf("a", []any{int64(1)}, "b", MapOf()), Compact)); got != `{"a":[1],"b":{}}` {
+		t.Errorf("compact: %s", got)
+	}
+}
+
+func TestAppendPacket(t *testing.T) {
+	p := &Packet{ID: "9d52", TS: "2026-01-01T00:00:00+00:00", Kind: "demo", SourceID: "demo01",
+		Payload: MapOf("message", "hello", "value", int64(1))}
+	got := string(AppendPacket(nil, p, Spaced))
+	want := `{"packet_id": "9d52", "ts": "2026-01-01T00:00:00+00:00", "kind": "demo", "source_id": "demo01", "payload": {"message": "hello", "value": 1}, "meta": {}}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestNewIDIsUUIDv4(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := NewID()
+		if len(id) != 36 || id[14] != '4' || id[8] != '-' || id[23] != '-' || !(id[19] == '8' || id[19] == '9' || id[19] == 'a' || id[19] == 'b') {
+			t.Fatalf("not a UUIDv4: %s", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate id %s", id)
+		}
+		seen[id] = true
+	}
+}

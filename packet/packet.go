@@ -1,0 +1,97 @@
+// Package packet holds the unit of data that flows through a schnitzel graph.
+//
+// A Packet has the fields of upstream's StreamPacket, in the same order:
+// packet_id, ts, kind, source_id, payload, meta. Packets are read-only once
+// emitted: fan-out hands the same *Packet to every branch, so a node that
+// wants to change one makes a copy first (Copy, then set fields).
+package packet
+
+import (
+	"encoding/hex"
+	"math/rand/v2"
+	"time"
+)
+
+// Packet is one message in a graph.
+type Packet struct {
+	ID       string // UUIDv4, lowercase, 36 characters
+	TS       string // ISO-8601, upstream form: 2026-11-25T20:43:58.487035+00:00
+	Kind     string // payload semantics: frame, event, detection, raw, ...
+	SourceID string // origin stream id
+	Payload  any    // JSON-like (nil, bool, int64, float64, string, []any, *Map) or an in-process value
+	Meta     *Map   // string -> JSON-like; nil means empty
+
+	// Nack, when set, tells the packet's origin (a durable queue source,
+	// say) that the packet was not delivered and should be retried. It is
+	// carried by Copy and never serialised. Calling it is optional: a packet
+	// that is neither acked nor nacked comes back after its lease expires.
+	Nack func(err error)
+}
+
+// New makes a packet the way upstream's StreamPacket.new does: a fresh
+// UUIDv4, ts = now unless given, meta shallow-copied.
+func New(kind, sourceID string, payload any, ts string, meta *Map) *Packet {
+	if ts == "" {
+		ts = Now()
+	}
+	var m *Map
+	if meta != nil {
+		m = meta.Clone(0)
+	}
+	return &Packet{ID: NewID(), TS: ts, Kind: kind, SourceID: sourceID, Payload: payload, Meta: m}
+}
+
+// Copy returns a shallow copy that keeps packet_id and ts (upstream's
+// dataclasses.replace). Payload and Meta are shared: replace them, do not
+// mutate them.
+func (p *Packet) Copy() *Packet {
+	c := *p
+	return &c
+}
+
+// MetaValue returns meta[key].
+func (p *Packet) MetaValue(key string) (any, bool) { return p.Meta.Get(key) }
+
+// NewID returns a random UUIDv4 string. The bits come from the runtime's
+// per-thread ChaCha8 generator (math/rand/v2), which is seeded from the OS
+// and is far cheaper per call than a getrandom syscall.
+func NewID() string {
+	var u [16]byte
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		u[i] = byte(a >> (8 * i))
+		u[8+i] = byte(b >> (8 * i))
+	}
+	u[6] = (u[6] & 0x0f) | 0x40 // version 4
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return FormatUUID(u)
+}
+
+// FormatUUID renders 16 bytes in the canonical 8-4-4-4-12 lowercase form.
+func FormatUUID(u [16]byte) string {
+	var buf [36]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], u[10:])
+	return string(buf[:])
+}
+
+// Now returns the current UTC time in upstream's form (Python
+// datetime.isoformat on an aware UTC datetime).
+func Now() string { return FormatTS(time.Now()) }
+
+// FormatTS renders t in UTC the way Python's isoformat does: microsecond
+// precision, the fraction left out when it is zero, "+00:00" not "Z".
+func FormatTS(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02T15:04:05") + "+00:00"
+	}
+	return t.Format("2006-01-02T15:04:05.000000") + "+00:00"
+}

@@ -1,0 +1,137 @@
+// Package plugin is schnitzel's public node API: the interfaces a node
+// implements, the Spec that declares it once (name, upstream aliases, role,
+// packet kinds, typed config with defaults and docs, constructor), the
+// Registry that holds specs, and the allowlist Policy.
+//
+// Third parties build custom binaries on this package and packet alone;
+// nothing here exposes engine internals or other libraries' types.
+//
+// Life cycle of a node, driven by the runtime:
+//
+//	New(cfg, env)   cheap: check config, keep it; no goroutines, files or sockets
+//	Start(ctx)      optional (Starter): acquire resources
+//	Run / Process   sources emit until done or ctx ends; others handle packets
+//	Close(ctx)      optional (Closer): flush and release; called once for every
+//	                constructed node, even after a failed Start, in reverse
+//	                topological order
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+)
+
+// Role is what a node does in a graph. A graph's `kind` chooses how the node
+// is driven: kind source calls Run, any other kind calls Process.
+type Role string
+
+// Roles.
+const (
+	RoleSource Role = "source"
+	RoleNode   Role = "node"
+	RoleSink   Role = "sink"
+)
+
+// Emitter hands packets downstream. Emit blocks while the downstream inbox
+// is full (under the default overflow policy block), which is how
+// backpressure reaches sources. Emitted packets must not be changed after.
+type Emitter interface {
+	// Emit sends p on the default port: to every out-edge that names no
+	// from_port (and, for nodes that declare no ports, to every out-edge).
+	Emit(p *packet.Packet) error
+	// EmitPort sends p to the out-edges whose from_port is port.
+	EmitPort(port string, p *packet.Packet) error
+}
+
+// ErrStop is returned by Emit when the source must stop emitting: the run
+// is shutting down or --max-events is spent. A source returns nil (or
+// ErrStop) when it sees it. The packet that got ErrStop was not taken.
+var ErrStop = errors.New("stop emitting")
+
+// Source produces packets until its input ends or ctx is cancelled. A source
+// checks ctx before reading its next item, so that a stop never reads an item
+// it then throws away.
+type Source interface {
+	Run(ctx context.Context, out Emitter) error
+}
+
+// Processor handles one packet and emits zero or more. Sinks are Processors
+// that emit only when they forward.
+type Processor interface {
+	Process(ctx context.Context, p *packet.Packet, out Emitter) error
+}
+
+// BatchProcessor is implemented by nodes that gain from seeing the packets
+// the runtime already holds as one batch (a queue sink commits a batch in
+// one transaction). The runtime prefers it over Process.
+type BatchProcessor interface {
+	ProcessBatch(ctx context.Context, batch []*packet.Packet, out Emitter) error
+}
+
+// PortProcessor is implemented by nodes that care which to_port a packet
+// arrived on. The runtime prefers it over Process when the edge names one.
+type PortProcessor interface {
+	ProcessPort(ctx context.Context, port string, p *packet.Packet, out Emitter) error
+}
+
+// Starter is implemented by nodes that hold resources (files, sockets,
+// subprocesses). Start runs once, before any Run or Process.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
+// Closer is implemented by nodes that flush or release. Close must be safe to
+// call twice and must return by ctx's deadline.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Metric is a node's own counter, reported as node.<id>.<Name>.
+type Metric struct {
+	Name  string
+	Value int64
+	// Loss marks counters of packets lost on purpose or given up on
+	// (drops, dead letters, retries exhausted): a non-zero Loss metric makes
+	// the run report say "degraded".
+	Loss bool
+}
+
+// Metrics is implemented by nodes with their own counters. It is called from
+// another goroutine than Run/Process (for Prometheus scrapes and the report),
+// so counters must be atomics.
+type Metrics interface {
+	Metrics() []Metric
+}
+
+// PacketError wraps an error that ends one packet's journey without ending
+// the run: the runtime counts it as a failure of the node, nacks the packet
+// and marks the run degraded. Any other error from Process ends the run.
+type PacketError struct{ Err error }
+
+func (e *PacketError) Error() string { return e.Err.Error() }
+func (e *PacketError) Unwrap() error { return e.Err }
+
+// DropPacket returns a PacketError for err.
+func DropPacket(err error) error { return &PacketError{Err: err} }
+
+// FieldError is a config problem at a key path such as "packets[2].kind".
+// The graph loader turns the path into a YAML line.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("config.%s: %s", e.Path, e.Msg)
+}
+
+// Errorf returns a FieldError at path.
+func Errorf(path, format string, args ...any) *FieldError {
+	return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,81 @@
+package plugin
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Registry maps plugin strings (names and aliases) to entries. It is a
+// value, not global state: a binary builds one from the node packages it
+// imports, and tests build their own.
+type Registry struct {
+	byName  map[string]*Entry
+	entries []*Entry
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{byName: map[string]*Entry{}} }
+
+// Register adds a node spec. It panics on a malformed spec or a name or
+// alias that is already taken: both are programming errors.
+func Register[C any](r *Registry, s Spec[C]) {
+	e := s.entry()
+	for _, n := range append([]string{e.Name}, e.Aliases...) {
+		if _, dup := r.byName[n]; dup {
+			panic(fmt.Sprintf("plugin: %s registered twice", n))
+		}
+		r.byName[n] = e
+	}
+	r.entries = append(r.entries, e)
+}
+
+// Lookup finds an entry by name or alias.
+func (r *Registry) Lookup(name string) (*Entry, bool) {
+	e, ok := r.byName[name]
+	return e, ok
+}
+
+// Entries returns every entry, sorted by name.
+func (r *Registry) Entries() []*Entry {
+	out := append([]*Entry(nil), r.entries...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Suggest returns registered names close to name, for "did you mean".
+func (r *Registry) Suggest(name string) []string {
+	_, class, _ := strings.Cut(name, ":")
+	var out []string
+	for n := range r.byName {
+		_, c, _ := strings.Cut(n, ":")
+		if strings.EqualFold(c, class) || levenshtein(strings.ToLower(n), strings.ToLower(name)) <= 3 {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 5 {
+		out = out[:5]
+	}
+	return out
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
