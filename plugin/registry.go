@@ -12,6 +12,7 @@ import (
 type Registry struct {
 	byName  map[string]*Entry
 	entries []*Entry
+	jobs    map[string]*JobSpec
 }
 
 // NewRegistry returns an empty registry.
