@@ -1,0 +1,15 @@
+// Package bundle registers every first-party node into one registry. A
+// custom binary is a different import list here.
+package bundle
+
+import (
+	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// Registry returns a registry with every built-in node and job.
+func Registry() *plugin.Registry {
+	r := plugin.NewRegistry()
+	dev.Register(r)
+	return r
+}

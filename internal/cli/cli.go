@@ -1,0 +1,152 @@
+// Package cli holds the schnitzel commands. Only Main touches the process
+// (exit code); commands get their streams and environment injected.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/schnitzel-stream/schnitzel/internal/bundle"
+	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "dev"
+
+// App carries what commands share: streams, environment, registry.
+type App struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	LookupEnv      func(string) (string, bool)
+	Registry       *plugin.Registry
+	// Signals delivers stop requests (SIGINT/SIGTERM); nil: none.
+	Signals <-chan os.Signal
+	// HardExit is called on a second signal; default os.Exit.
+	HardExit func(code int)
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string) int {
+	app := &App{
+		Stdout: os.Stdout, Stderr: os.Stderr,
+		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
+		Registry: bundle.Registry(),
+		Signals:  notifySignals(),
+		HardExit: os.Exit,
+	}
+	return app.Run(args)
+}
+
+// Run executes args and returns the exit code.
+func (a *App) Run(args []string) int {
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(a.Stdout)
+	root.SetErr(a.Stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitcode.OK
+	}
+	var ee *exitcode.Error
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(a.Stderr, "error:", ee.Err)
+		}
+		return ee.Code
+	}
+	// cobra's own errors: unknown command or flag, bad argument.
+	fmt.Fprintln(a.Stderr, "error:", err)
+	fmt.Fprintln(a.Stderr, "run 'schnitzel --help' for usage")
+	return exitcode.Usage
+}
+
+// logOptions are the logging flags shared by commands that run graphs.
+type logOptions struct {
+	format string
+	level  string
+	file   string
+}
+
+func (o *logOptions) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&o.format, "log-format", "text", "log format on stderr: text or json")
+	cmd.PersistentFlags().StringVar(&o.level, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(o.level) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info", "":
+		lvl = slog.LevelInfo
+	case "warn", "warning":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		return nil, exitcode.Errorf(exitcode.Usage, "--log-level must be debug, info, warn or error, got %q", o.level)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(o.format) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, exitcode.Errorf(exitcode.Usage, "--log-format must be text or json, got %q", o.format)
+}
+
+func (a *App) rootCommand() *cobra.Command {
+	ro := &runOptions{}
+	root := &cobra.Command{
+		Use:   "schnitzel",
+		Short: "Run and validate stream-processing node graphs",
+		Long: `schnitzel runs YAML node graphs (v2) and legacy job graphs (v1) written for
+schnitzel-stream-platform: sources, nodes and sinks connected by edges, every
+node in its own goroutine with bounded inboxes between them.
+
+With no --graph it runs the built-in default graph (the mock CCTV pipeline).
+
+Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runGraph(cmd, ro)
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return exitcode.New(exitcode.Usage, fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
+	})
+	ro.register(root)
+	root.AddCommand(a.validateCommand(), a.pluginsCommand(), a.graphCommand(), a.versionCommand())
+	for _, c := range extraCommands {
+		root.AddCommand(c(a))
+	}
+	return root
+}
+
+// extraCommands are command groups added by other files (queue, service,
+// doctor, paths, bench), kept in a list so that this file does not import
+// every group.
+var extraCommands []func(*App) *cobra.Command
+
+func (a *App) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "schnitzel", Version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+func (a *App) pluginsCommand() *cobra.Command {
+	var (
+		asJSON bool
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "plugins [NAME]",
+		Short: "List the nodes this build has, with their config keys, defaults and docs",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON {
+				format = "json"
+			}
+			entries := a.Registry.Entries()
+			if len(args) == 1 {
+				e, ok := a.Registry.Lookup(args[0])
+				if !ok {
+					return exitcode.Errorf(exitcode.Usage, "plugin %q is not registered in this build", args[0])
+				}
+				entries = []*plugin.Entry{e}
+			}
+			infos := make([]plugin.Info, len(entries))
+			for i, e := range entries {
+				infos[i] = e.Info
+			}
+			w := cmd.OutOrStdout()
+			switch format {
+			case "json":
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(infos)
+			case "markdown":
+				_, err := w.Write([]byte(NodesMarkdown(infos)))
+				return err
+			case "text", "":
+				for _, in := range infos {
+					fmt.Fprintf(w, "%s  [%s, in: %s, out: %s]\n    %s\n", in.Name, in.Role, strings.Join(in.In, ","), strings.Join(in.Out, ","), in.Summary)
+					for _, al := range in.Aliases {
+						fmt.Fprintf(w, "    alias: %s\n", al)
+					}
+					for _, f := range in.Fields {
+						def := ""
+						if f.Required {
+							def = " (required)"
+						} else if f.Default != nil {
+							def = fmt.Sprintf(" = %v", jsonish(f.Default))
+						}
+						fmt.Fprintf(w, "    %s: %s%s  %s\n", f.Key, f.Type, def, f.Doc)
+					}
+					fmt.Fprintln(w)
+				}
+				return nil
+			}
+			return exitcode.Errorf(exitcode.Usage, "--format must be text, json or markdown, got %q", format)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON (same as --format json)")
+	cmd.Flags().StringVar(&format, "format", "text", "text, json or markdown")
+	return cmd
+}
+
+func jsonish(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// NodesMarkdown renders the node reference (docs/nodes.md) from the specs.
+func NodesMarkdown(infos []plugin.Info) string {
+	var b strings.Builder
+	b.WriteString("# Node reference\n\n")
+	b.WriteString("Generated from the plugin specs by `schnitzel plugins --format markdown`; do not edit by hand.\n\n")
+	for _, in := range infos {
+		fmt.Fprintf(&b, "- [`%s`](#%s)\n", in.Name, anchor(in.Name))
+	}
+	for _, in := range infos {
+		fmt.Fprintf(&b, "\n## %s\n\n", in.Name)
+		fmt.Fprintf(&b, "Role: **%s** · input kinds: `%s` · output kinds: `%s` · stability: %s\n\n", in.Role, strings.Join(in.In, ", "), strings.Join(in.Out, ", "), in.Stability)
+		if len(in.Aliases) > 0 {
+			fmt.Fprintf(&b, "Aliases: `%s`\n\n", strings.Join(in.Aliases, "`, `"))
+		}
+		if len(in.OutPorts) > 0 {
+			fmt.Fprintf(&b, "Output ports: `%s`\n\n", strings.Join(in.OutPorts, "`, `"))
+		}
+		b.WriteString(in.Summary + "\n\n")
+		if in.Description != "" {
+			b.WriteString(in.Description + "\n\n")
+		}
+		if len(in.Fields) == 0 {
+			b.WriteString("No config keys.\n")
+			continue
+		}
+		b.WriteString("| key | type | default | description |\n|---|---|---|---|\n")
+		for _, f := range in.Fields {
+			def := ""
+			switch {
+			case f.Required:
+				def = "required"
+			case f.Default != nil:
+				def = "`" + jsonish(f.Default) + "`"
+			}
+			if len(f.Enum) > 0 {
+				def += " (one of `" + strings.Join(f.Enum, "`, `") + "`)"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Key, f.Type, def, strings.ReplaceAll(f.Doc, "|", "\\|"))
+		}
+	}
+	return b.String()
+}
+
+func anchor(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/internal/report"
+	"github.com/schnitzel-stream/schnitzel/internal/runtime"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+type runOptions struct {
+	graph        string
+	validateOnly bool
+	reportJSON   bool
+	reportFile   string
+	maxEvents    int64
+	metricsAddr  string
+	strict       bool
+	inboxMax     int
+	logOptions
+
+	// Legacy flags of the seed CLI, read only by v1 jobs.
+	cameraID    string
+	video       string
+	sourceType  string
+	cameraIndex int
+	dryRun      bool
+	outputJSONL string
+	visualize   bool
+	loop        bool
+}
+
+func (o *runOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.graph, "graph", "", "graph file to run (default: the built-in mock CCTV graph)")
+	f.BoolVar(&o.validateOnly, "validate-only", false, "validate the graph and exit (same as 'schnitzel validate')")
+	f.BoolVar(&o.reportJSON, "report-json", false, "print the run report as JSON, as the last line on stdout")
+	f.StringVar(&o.reportFile, "report-file", "", "write the run report JSON to this file instead of stdout")
+	f.Int64Var(&o.maxEvents, "max-events", 0, "stop sources after exactly N packets emitted in total (0 = no limit)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on HOST:PORT while running")
+	f.BoolVar(&o.strict, "strict", false, "treat graph warnings (unknown config keys, ...) as errors")
+	f.IntVar(&o.inboxMax, "inbox-max", 1024, "default inbox bound per node, in packets (a node's config.__runtime__.inbox_max overrides)")
+	o.logOptions.register(cmd)
+	f.StringVar(&o.cameraID, "camera-id", "", "v1 legacy job: camera id")
+	f.StringVar(&o.video, "video", "", "v1 legacy job: video file")
+	f.StringVar(&o.sourceType, "source-type", "", "v1 legacy job: file, rtsp, webcam or plugin")
+	f.IntVar(&o.cameraIndex, "camera-index", -1, "v1 legacy job: webcam index")
+	f.BoolVar(&o.dryRun, "dry-run", false, "v1 legacy job: do not send events to the backend")
+	f.StringVar(&o.outputJSONL, "output-jsonl", "", "v1 legacy job: also write events to this JSONL file")
+	f.BoolVar(&o.visualize, "visualize", false, "v1 legacy job: accepted for compatibility (no window is opened)")
+	f.BoolVar(&o.loop, "loop", false, "v1 legacy job: loop the video file")
+}
+
+func (a *App) runGraph(cmd *cobra.Command, o *runOptions) error {
+	if cmd.Flags().Changed("source-type") {
+		switch o.sourceType {
+		case "file", "rtsp", "webcam", "plugin":
+		default:
+			return exitcode.Errorf(exitcode.Usage, "--source-type must be file, rtsp, webcam or plugin, got %q", o.sourceType)
+		}
+	}
+	if o.maxEvents < 0 {
+		return exitcode.Errorf(exitcode.Usage, "--max-events must be >= 0, got %d", o.maxEvents)
+	}
+	logger, err := o.logger(a.Stderr)
+	if err != nil {
+		return err
+	}
+	plan, diags, err := a.load(o.graph, o.strict)
+	printDiags(a.Stderr, diags)
+	if err != nil {
+		if len(diags.Errors()) > 0 {
+			return exitcode.Errorf(exitcode.Usage, "graph is invalid: %d error(s)", len(diags.Errors()))
+		}
+		if o.strict && len(diags) > 0 {
+			return exitcode.Errorf(exitcode.Usage, "graph has %d warning(s) and --strict is set", len(diags))
+		}
+		return err
+	}
+	if o.validateOnly {
+		return nil
+	}
+	graphName := o.graph
+	if graphName == "" {
+		graphName = plan.Graph.File
+	}
+	if plan.Graph.Version == 1 {
+		return a.runJob(cmd, o, plan, logger)
+	}
+	return a.runV2(o, plan, graphName, logger)
+}
+
+func (a *App) runV2(o *runOptions, plan *graph.Plan, graphName string, logger *slog.Logger) error {
+	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, Logger: logger, Stdout: a.Stdout})
+	if err != nil {
+		var ne *runtime.NodeError
+		if errors.As(err, &ne) {
+			n := plan.Graph.NodeByID(ne.NodeID)
+			pos := ""
+			if n != nil {
+				pos = fmt.Sprintf("%s:%d: ", plan.Graph.File, n.Pos.Line)
+			}
+			return exitcode.Errorf(exitcode.Usage, "%snode %q: %v", pos, ne.NodeID, ne.Err)
+		}
+		return exitcode.New(exitcode.Usage, err)
+	}
+
+	stopMetrics, err := a.serveMetrics(o.metricsAddr, x, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.watchSignals(ctx, x.Stop, logger)
+
+	logger.Debug("graph started", "graph", graphName, "nodes", len(plan.Nodes))
+	res := x.Run(ctx)
+	rep := report.FromResult(graphName, res)
+	if err := a.emitReport(o, rep, len(plan.Nodes), len(plan.Graph.Edges)); err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return exitcode.Errorf(exitcode.Runtime, "node %q failed (%s): %v", res.Err.NodeID, res.Err.Phase, res.Err.Err)
+	}
+	if rep.Status == report.StatusDegraded {
+		logger.Warn("run degraded: packets were dropped or failed; see the report metrics")
+	}
+	return nil
+}
+
+// watchSignals turns the first SIGINT/SIGTERM into a graceful stop and the
+// second into an immediate exit.
+func (a *App) watchSignals(ctx context.Context, stop func(), logger *slog.Logger) {
+	if a.Signals == nil {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case sig := <-a.Signals:
+		logger.Info("signal received: stopping gracefully (send again to exit at once)", "signal", sig.String())
+		stop()
+	}
+	select {
+	case <-ctx.Done():
+	case sig := <-a.Signals:
+		fmt.Fprintf(a.Stderr, "second signal (%s): exiting without draining\n", sig)
+		a.HardExit(exitcode.Runtime)
+	}
+}
+
+func (a *App) serveMetrics(addr string, x *runtime.Executor, logger *slog.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, exitcode.Errorf(exitcode.Usage, "--metrics-addr %s: %v", addr, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(report.NewCollector(x.Snapshot), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "err", err)
+		}
+	}()
+	logger.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+func (a *App) emitReport(o *runOptions, rep *report.Report, nodes, edges int) error {
+	switch {
+	case o.reportFile != "":
+		data := append(rep.JSON(), '\n')
+		if dir := filepath.Dir(o.reportFile); dir != "" {
+			_ = os.MkdirAll(dir, 0o755)
+		}
+		if err := os.WriteFile(o.reportFile, data, 0o644); err != nil {
+			return exitcode.Errorf(exitcode.Runtime, "--report-file: %v", err)
+		}
+	case o.reportJSON:
+		fmt.Fprintf(a.Stdout, "%s\n", rep.JSON())
+	default:
+		if rep.Status != report.StatusError {
+			fmt.Fprintln(a.Stdout, rep.Summary(nodes, edges))
+		}
+	}
+	return nil
+}
+
+func (a *App) runJob(cmd *cobra.Command, o *runOptions, plan *graph.Plan, logger *slog.Logger) error {
+	if a.Getenv("SCHNITZEL_STREAM_SILENCE_LEGACY_WARNING") == "" {
+		fmt.Fprintln(a.Stderr, "WARNING: running a v1 job graph (legacy runtime). Set SCHNITZEL_STREAM_SILENCE_LEGACY_WARNING=1 to silence this warning.")
+	}
+	args := plugin.JobArgs{
+		CameraID: o.cameraID, Video: o.video, SourceType: o.sourceType, DryRun: o.dryRun,
+		OutputJSONL: o.outputJSONL, Visualize: o.visualize, Loop: o.loop, MaxEvents: int(o.maxEvents),
+	}
+	if cmd.Flags().Changed("camera-index") {
+		idx := o.cameraIndex
+		args.CameraIndex = &idx
+	}
+	metrics := packet.NewMap(8)
+	env := plugin.JobEnv{
+		Config: plan.Graph.Config, Args: args, Getenv: a.Getenv, Stdout: a.Stdout, Stderr: a.Stderr,
+		Logger: logger.With("job", plan.Job.Name), GraphDir: filepath.Dir(plan.Graph.File),
+		Metrics: func(name string, v int64) { metrics.Set(name, v) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.watchSignals(ctx, cancel, logger)
+	start := time.Now()
+	job := plan.Job.New()
+	err := job.Run(ctx, env)
+	rep := &report.Report{TS: packet.Now(), Status: report.StatusOK, Engine: "job", GraphVersion: 1, Graph: plan.Graph.File, Metrics: metrics, Duration: time.Since(start)}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		rep.Status = report.StatusError
+		rep.Error = &report.ErrorInfo{Node: "job", Plugin: plan.Job.Name, Phase: "run", Message: err.Error()}
+	}
+	if o.reportJSON || o.reportFile != "" {
+		if e := a.emitReport(o, rep, 0, 0); e != nil {
+			return e
+		}
+	}
+	if rep.Error != nil {
+		return exitcode.Errorf(exitcode.Runtime, "job %s: %v", plan.Job.Name, err)
+	}
+	return nil
+}

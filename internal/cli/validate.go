@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
+)
+
+func (a *App) validateCommand() *cobra.Command {
+	var (
+		graphs   []string
+		asJSON   bool
+		strict   bool
+		logOpts  logOptions
+		legacyRO runOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "validate [--graph G]... [DIR/...]",
+		Short: "Check graphs without running them",
+		Long: `Load and validate graphs: YAML, topology (duplicate ids, unknown edge
+endpoints, cycles), kinds, ports, plugin allowlist and every node's config.
+Every problem is reported with file:line. A DIR/... argument checks every
+.yaml file below DIR. Exit code 2 when any graph is invalid.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths := append([]string(nil), graphs...)
+			for _, arg := range args {
+				expanded, err := expandGraphArg(arg)
+				if err != nil {
+					return exitcode.New(exitcode.Usage, err)
+				}
+				paths = append(paths, expanded...)
+			}
+			if len(paths) == 0 {
+				paths = []string{""} // the default graph
+			}
+			type result struct {
+				Graph    string       `json:"graph"`
+				Valid    bool         `json:"valid"`
+				Version  int          `json:"version,omitempty"`
+				Errors   []graph.Diag `json:"errors"`
+				Warnings []graph.Diag `json:"warnings"`
+			}
+			var results []result
+			bad := 0
+			for _, p := range paths {
+				plan, diags, err := a.load(p, strict)
+				name := p
+				r := result{Graph: name, Valid: err == nil, Errors: nonNil(diags.Errors()), Warnings: nonNil(diags.Warnings())}
+				if plan != nil {
+					r.Version = plan.Graph.Version
+					if name == "" {
+						r.Graph = plan.Graph.File
+					}
+				}
+				if err != nil {
+					bad++
+				}
+				results = append(results, r)
+				if !asJSON {
+					printDiags(cmd.ErrOrStderr(), diags)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if len(results) == 1 {
+					_ = enc.Encode(results[0])
+				} else {
+					_ = enc.Encode(results)
+				}
+			} else {
+				for _, r := range results {
+					if r.Valid {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", displayName(r.Graph))
+					}
+				}
+			}
+			if bad > 0 {
+				if asJSON {
+					return exitcode.New(exitcode.Usage, nil)
+				}
+				return exitcode.Errorf(exitcode.Usage, "%d of %d graph(s) invalid", bad, len(results))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&graphs, "graph", nil, "graph file to check (repeatable)")
+	f.BoolVar(&asJSON, "json", false, "print results as JSON on stdout")
+	f.BoolVar(&strict, "strict", false, "treat warnings as errors")
+	// Accepted so that 'validate' takes the same flags as a run (upstream's
+	// validate is the run command with --validate-only).
+	f.BoolVar(&legacyRO.validateOnly, "validate-only", true, "no effect (validate never runs)")
+	_ = f.MarkHidden("validate-only")
+	f.BoolVar(&legacyRO.reportJSON, "report-json", false, "no effect")
+	_ = f.MarkHidden("report-json")
+	logOpts.register(cmd)
+	return cmd
+}
+
+func nonNil(d graph.Diags) []graph.Diag {
+	if d == nil {
+		return []graph.Diag{}
+	}
+	return d
+}
+
+func displayName(p string) string {
+	if p == "" {
+		return "(default graph)"
+	}
+	return p
+}
+
+// expandGraphArg turns DIR/... into every .yaml/.yml file below DIR.
+func expandGraphArg(arg string) ([]string, error) {
+	if !strings.HasSuffix(arg, "/...") {
+		return []string{arg}, nil
+	}
+	dir := strings.TrimSuffix(arg, "/...")
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", arg, err)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no .yaml files", arg)
+	}
+	return out, nil
+}

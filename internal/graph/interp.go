@@ -1,0 +1,237 @@
+package graph
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+)
+
+// interpolator resolves OmegaConf-style ${...} expressions in a value tree:
+// ${a.b} (another key from the root), ${oc.env:VAR} and
+// ${oc.env:VAR,default}. A string that is exactly one expression takes the
+// expression's type; otherwise the parts are joined as strings.
+//
+// Unlike OmegaConf, an oc.env default keeps its YAML type: ${oc.env:X,false}
+// is the boolean false, not the string "False" (docs/compat.md).
+type interpolator struct {
+	root   any
+	getenv func(string) (string, bool)
+	active map[string]bool // paths being resolved, to catch ${a} -> ${a}
+	errs   []pathErr
+}
+
+type pathErr struct {
+	path string
+	msg  string
+}
+
+func (ip *interpolator) resolveTree(v any, path string) any {
+	switch x := v.(type) {
+	case *packet.Map:
+		for i, e := range x.Entries() {
+			x.Entries()[i].Value = ip.resolveTree(e.Value, childPath(path, e.Key))
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = ip.resolveTree(x[i], fmt.Sprintf("%s[%d]", path, i))
+		}
+		return x
+	case string:
+		if !strings.Contains(x, "${") {
+			return x
+		}
+		out, err := ip.resolveString(x, path)
+		if err != nil {
+			ip.errs = append(ip.errs, pathErr{path, err.Error()})
+			return x
+		}
+		return out
+	}
+	return v
+}
+
+// resolveString evaluates the expressions in s.
+func (ip *interpolator) resolveString(s, path string) (any, error) {
+	if ip.active[path] {
+		return nil, fmt.Errorf("interpolation cycle through %q", path)
+	}
+	ip.active[path] = true
+	defer delete(ip.active, path)
+
+	var parts []any
+	var lit strings.Builder
+	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], `\${`) {
+			lit.WriteString("${")
+			i += 3
+			continue
+		}
+		if strings.HasPrefix(s[i:], "${") {
+			end, err := matchBrace(s, i+2)
+			if err != nil {
+				return nil, fmt.Errorf("%v in %q", err, s)
+			}
+			v, err := ip.eval(s[i+2:end], path)
+			if err != nil {
+				return nil, err
+			}
+			if lit.Len() > 0 {
+				parts = append(parts, lit.String())
+				lit.Reset()
+			}
+			parts = append(parts, v)
+			i = end + 1
+			continue
+		}
+		lit.WriteByte(s[i])
+		i++
+	}
+	if lit.Len() > 0 {
+		parts = append(parts, lit.String())
+	}
+	if len(parts) == 1 {
+		return parts[0], nil // one expression keeps its type
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString(packet.PyStr(p))
+	}
+	return b.String(), nil
+}
+
+// matchBrace returns the index of the } closing the ${ that opened before
+// start, allowing nested ${...}.
+func matchBrace(s string, start int) (int, error) {
+	depth := 1
+	for i := start; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "${"):
+			depth++
+			i++
+		case s[i] == '}':
+			depth--
+			if depth == 0 {
+				return i, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("unclosed ${")
+}
+
+func (ip *interpolator) eval(expr, path string) (any, error) {
+	expr = strings.TrimSpace(expr)
+	if name, args, ok := strings.Cut(expr, ":"); ok && isResolverName(name) {
+		switch name {
+		case "oc.env":
+			return ip.env(args, path)
+		default:
+			return nil, fmt.Errorf("unsupported resolver %q in ${%s} (supported: oc.env)", name, expr)
+		}
+	}
+	if expr == "" {
+		return nil, fmt.Errorf("empty interpolation ${}")
+	}
+	return ip.ref(expr)
+}
+
+func isResolverName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '.' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (ip *interpolator) env(args, path string) (any, error) {
+	name, def, hasDef := splitTopComma(args)
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return nil, fmt.Errorf("${oc.env:} needs a variable name")
+	}
+	if v, ok := ip.getenv(name); ok {
+		return v, nil
+	}
+	if !hasDef {
+		return nil, fmt.Errorf("environment variable %q is not set (interpolation ${oc.env:%s}); set it or give a default: ${oc.env:%s,default}", name, name, name)
+	}
+	def = strings.TrimSpace(def)
+	if len(def) >= 2 && (def[0] == '\'' || def[0] == '"') && def[len(def)-1] == def[0] {
+		return def[1 : len(def)-1], nil
+	}
+	if strings.Contains(def, "${") {
+		return ip.resolveString(def, path+"<default>")
+	}
+	return resolvePlain(def), nil
+}
+
+// splitTopComma splits at the first comma outside ${...} and quotes.
+func splitTopComma(s string) (string, string, bool) {
+	depth := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case strings.HasPrefix(s[i:], "${"):
+			depth++
+			i++
+		case c == '}':
+			depth--
+		case c == ',' && depth == 0:
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// ref looks up a dotted path (a.b, a.list[0], a.list.0) from the root.
+func (ip *interpolator) ref(expr string) (any, error) {
+	var cur any = ip.root
+	curPath := ""
+	for _, seg := range splitRef(expr) {
+		switch x := cur.(type) {
+		case *packet.Map:
+			v, ok := x.Get(seg)
+			if !ok {
+				return nil, fmt.Errorf("interpolation key %q not found (in ${%s})", seg, expr)
+			}
+			cur, curPath = v, childPath(curPath, seg)
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, fmt.Errorf("interpolation index %q out of range (in ${%s})", seg, expr)
+			}
+			cur, curPath = x[i], fmt.Sprintf("%s[%d]", curPath, i)
+		default:
+			return nil, fmt.Errorf("interpolation key %q not found (in ${%s})", seg, expr)
+		}
+	}
+	if s, ok := cur.(string); ok && strings.Contains(s, "${") {
+		return ip.resolveString(s, curPath)
+	}
+	return packet.DeepCopy(cur), nil
+}
+
+func splitRef(expr string) []string {
+	expr = strings.ReplaceAll(expr, "[", ".")
+	expr = strings.ReplaceAll(expr, "]", "")
+	var out []string
+	for _, s := range strings.Split(expr, ".") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

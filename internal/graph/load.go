@@ -1,0 +1,422 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+)
+
+// LoadFile reads and loads a graph file. getenv answers ${oc.env:...}
+// (nil means the process environment).
+func LoadFile(path string, getenv func(string) (string, bool)) (*Graph, Diags) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, os.ErrNotExist) {
+			msg = "graph spec not found: " + path
+		} else {
+			msg = "cannot read graph file: " + err.Error()
+		}
+		return nil, Diags{{File: path, Severity: SevError, Msg: msg}}
+	}
+	return Load(path, data, getenv)
+}
+
+// loader collects diagnostics while it builds the model.
+type loader struct {
+	g     *Graph
+	diags Diags
+}
+
+func (l *loader) add(sev Severity, path, subject, format string, args ...any) {
+	p := l.g.PosOf(path)
+	l.diags = append(l.diags, Diag{File: l.g.File, Line: p.Line, Col: p.Col, Severity: sev, Subject: subject, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) errf(path, subject, format string, args ...any) {
+	l.add(SevError, path, subject, format, args...)
+}
+
+func (l *loader) warnf(path, subject, format string, args ...any) {
+	l.add(SevWarning, path, subject, format, args...)
+}
+
+// Load parses graph YAML. It returns the graph (nil when the file cannot be
+// understood at all) and every problem found.
+func Load(file string, data []byte, getenv func(string) (string, bool)) (*Graph, Diags) {
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	d, err := parseYAML(data)
+	if err != nil {
+		var se *syntaxError
+		if errors.As(err, &se) {
+			return nil, Diags{{File: file, Line: se.pos.Line, Col: se.pos.Col, Severity: SevError, Msg: se.msg}}
+		}
+		return nil, Diags{{File: file, Severity: SevError, Msg: err.Error()}}
+	}
+	g := &Graph{File: file, pos: d.pos}
+	l := &loader{g: g}
+	for _, e := range d.errs {
+		l.diags = append(l.diags, Diag{File: file, Line: e.pos.Line, Col: e.pos.Col, Severity: SevError, Msg: e.msg})
+	}
+	root, ok := d.root.(*packet.Map)
+	if !ok {
+		l.errf("", "", "graph spec top-level must be a mapping: %s", file)
+		return nil, l.diags
+	}
+	ip := &interpolator{root: root, getenv: getenv, active: map[string]bool{}}
+	ip.resolveTree(root, "")
+	for _, e := range ip.errs {
+		l.errf(e.path, e.path, "%s", e.msg)
+	}
+
+	g.Version = l.version(root)
+	switch g.Version {
+	case 1:
+		l.loadV1(root)
+	case 2:
+		l.loadV2(root)
+	default:
+		return nil, l.diags
+	}
+	return g, l.diags
+}
+
+func (l *loader) version(root *packet.Map) int {
+	_, hasJob := root.Get("job")
+	_, hasNodes := root.Get("nodes")
+	_, hasEdges := root.Get("edges")
+	raw, has := root.Get("version")
+	if !has || raw == nil {
+		if hasJob && (hasNodes || hasEdges) {
+			l.errf("job", "", "graph spec is ambiguous (contains job + nodes/edges) without version: %s", l.g.File)
+			return 0
+		}
+		if hasNodes || hasEdges {
+			return 2
+		}
+		return 1
+	}
+	var v int64
+	switch x := raw.(type) {
+	case int64:
+		v = x
+	case float64:
+		v = int64(x) // Python int() truncates
+	case bool:
+		if x {
+			v = 1
+		}
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		if err != nil {
+			l.errf("version", "version", "graph spec version must be int: %s (got %q)", l.g.File, x)
+			return 0
+		}
+		v = n
+	default:
+		l.errf("version", "version", "graph spec version must be int: %s", l.g.File)
+		return 0
+	}
+	if v != 1 && v != 2 {
+		l.errf("version", "version", "unsupported graph spec version: %d (supported: (1, 2))", v)
+		return 0
+	}
+	return int(v)
+}
+
+func (l *loader) loadV1(root *packet.Map) {
+	g := l.g
+	job, _ := root.Get("job")
+	s, ok := job.(string)
+	if !ok || strings.TrimSpace(s) == "" {
+		l.errf("job", "job", "graph spec requires 'job' (module:Name): %s", g.File)
+	} else {
+		g.Job = strings.TrimSpace(s)
+		g.JobPos = g.PosOf("job")
+		if !strings.Contains(g.Job, ":") {
+			l.errf("job", "job", "plugin path must be in form 'module:Name', got %q", g.Job)
+		}
+	}
+	g.Config = l.configMap(root, "config", "config")
+	for _, e := range root.Entries() {
+		switch e.Key {
+		case "version", "job", "config":
+		default:
+			l.warnf(e.Key, e.Key, "unknown top-level key %q in a v1 job graph (ignored)", e.Key)
+		}
+	}
+}
+
+func (l *loader) configMap(m *packet.Map, key, path string) *packet.Map {
+	raw, ok := m.Get(key)
+	if !ok || raw == nil {
+		return packet.NewMap(0)
+	}
+	cm, isMap := raw.(*packet.Map)
+	if !isMap {
+		l.errf(path, path, "must be a mapping, got %s", describe(raw))
+		return packet.NewMap(0)
+	}
+	return cm
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case int64, *big.Int:
+		return "an integer"
+	case float64:
+		return "a number"
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case []any:
+		return "a list"
+	case *packet.Map:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func (l *loader) list(root *packet.Map, key string) []any {
+	raw, ok := root.Get(key)
+	if !ok || raw == nil {
+		return nil
+	}
+	list, isList := raw.([]any)
+	if !isList {
+		l.errf(key, key, "must be a list, got %s", describe(raw))
+		return nil
+	}
+	return list
+}
+
+// str reads a required non-empty string field, trimmed.
+func (l *loader) str(m *packet.Map, path, subject string, keys ...string) (string, string, bool) {
+	for _, k := range keys {
+		raw, ok := m.Get(k)
+		if !ok || raw == nil {
+			continue
+		}
+		s, isStr := raw.(string)
+		if !isStr {
+			l.errf(path+"."+k, subject, "%s must be a non-empty string, got %s", k, describe(raw))
+			return "", k, false
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			l.errf(path+"."+k, subject, "%s must not be empty", k)
+			return "", k, false
+		}
+		return s, k, true
+	}
+	return "", "", false
+}
+
+var nodeKeys = map[string]bool{"id": true, "node_id": true, "kind": true, "plugin": true, "config": true}
+var edgeKeys = map[string]bool{"from": true, "to": true, "src": true, "dst": true, "from_port": true, "to_port": true, "src_port": true, "dst_port": true}
+
+func (l *loader) loadV2(root *packet.Map) {
+	g := l.g
+	for _, e := range root.Entries() {
+		switch e.Key {
+		case "version", "nodes", "edges", "config":
+		default:
+			l.warnf(e.Key, e.Key, "unknown top-level key %q (ignored)", e.Key)
+		}
+	}
+	g.Config = l.configMap(root, "config", "config")
+	for i, raw := range l.list(root, "nodes") {
+		path := fmt.Sprintf("nodes[%d]", i)
+		m, ok := raw.(*packet.Map)
+		if !ok {
+			l.errf(path, fmt.Sprintf("nodes[%d]", i), "node must be a mapping, got %s", describe(raw))
+			continue
+		}
+		n := &Node{Index: i, path: path, Pos: g.PosOf(path)}
+		subject := fmt.Sprintf("nodes[%d]", i)
+		id, _, ok := l.str(m, path, subject, "id", "node_id")
+		if !ok {
+			if _, has := m.Get("id"); !has {
+				if _, has2 := m.Get("node_id"); !has2 {
+					l.errf(path, subject, "node requires non-empty id")
+				}
+			}
+		}
+		n.ID = id
+		if id != "" {
+			subject = fmt.Sprintf("node %q", id)
+			n.Pos = g.PosOf(path + ".id")
+			if _, hasID := m.Get("id"); !hasID {
+				n.Pos = g.PosOf(path + ".node_id")
+			}
+		}
+		n.Kind = KindNode
+		if raw, has := m.Get("kind"); has && raw != nil {
+			if s, isStr := raw.(string); isStr && strings.TrimSpace(s) != "" {
+				n.Kind = strings.TrimSpace(s)
+			} else {
+				l.errf(path+".kind", subject, "node kind must be a non-empty string, got %s", describe(raw))
+			}
+		}
+		if pl, _, ok := l.str(m, path, subject, "plugin"); ok {
+			n.Plugin = pl
+			if mod, name, found := strings.Cut(pl, ":"); !found || mod == "" || name == "" {
+				l.errf(path+".plugin", subject, "node plugin must be in form 'module:Name', got %q", pl)
+			}
+		} else if _, has := m.Get("plugin"); !has {
+			l.errf(path, subject, "node requires non-empty plugin")
+		}
+		n.Config = l.configMap(m, "config", path+".config")
+		l.runtimeConfig(n, subject)
+		for _, e := range m.Entries() {
+			if !nodeKeys[e.Key] {
+				l.warnf(path+"."+e.Key, subject, "unknown node key %q (ignored)", e.Key)
+			}
+		}
+		g.Nodes = append(g.Nodes, n)
+	}
+	for i, raw := range l.list(root, "edges") {
+		path := fmt.Sprintf("edges[%d]", i)
+		m, ok := raw.(*packet.Map)
+		if !ok {
+			l.errf(path, path, "edge must be a mapping, got %s", describe(raw))
+			continue
+		}
+		e := &Edge{Index: i, path: path, Pos: g.PosOf(path)}
+		// src/dst beat from/to when both are written (upstream order).
+		from, _, okFrom := l.str(m, path, path, "src", "from")
+		to, _, okTo := l.str(m, path, path, "dst", "to")
+		if !okFrom && !hasAny(m, "src", "from") {
+			l.errf(path, path, "edge requires non-empty src/from")
+		}
+		if !okTo && !hasAny(m, "dst", "to") {
+			l.errf(path, path, "edge requires non-empty dst/to")
+		}
+		e.From, e.To = from, to
+		e.FromPort = l.port(m, path, "src_port", "from_port")
+		e.ToPort = l.port(m, path, "dst_port", "to_port")
+		for _, kv := range m.Entries() {
+			if !edgeKeys[kv.Key] {
+				l.warnf(path+"."+kv.Key, e.Subject(), "unknown edge key %q (ignored)", kv.Key)
+			}
+		}
+		g.Edges = append(g.Edges, e)
+	}
+}
+
+func hasAny(m *packet.Map, keys ...string) bool {
+	for _, k := range keys {
+		if v, ok := m.Get(k); ok && v != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Subject names an edge in messages: "edge a -> b".
+func (e *Edge) Subject() string {
+	from, to := e.From, e.To
+	if e.FromPort != "" {
+		from += "." + e.FromPort
+	}
+	if e.ToPort != "" {
+		to += "." + e.ToPort
+	}
+	return fmt.Sprintf("edge %s -> %s", from, to)
+}
+
+func (l *loader) port(m *packet.Map, path string, keys ...string) string {
+	for _, k := range keys {
+		raw, ok := m.Get(k)
+		if !ok || raw == nil {
+			continue
+		}
+		s, isStr := raw.(string)
+		if !isStr {
+			l.errf(path+"."+k, path, "%s must be a string, got %s", k, describe(raw))
+			return ""
+		}
+		return strings.TrimSpace(s)
+	}
+	return ""
+}
+
+func (l *loader) runtimeConfig(n *Node, subject string) {
+	cfg := n.Config
+	if raw, ok := cfg.Get("transport"); ok {
+		s, isStr := raw.(string)
+		if !isStr {
+			l.errf(n.path+".config.transport", subject, "node transport must be a string, got %s", describe(raw))
+		}
+		n.Transport = strings.TrimSpace(s)
+		if n.Transport == "" {
+			l.errf(n.path+".config.transport", subject, "node transport must not be empty: %s", n.ID)
+		}
+	}
+	raw, ok := cfg.Get("__runtime__")
+	_, hasTransport := cfg.Get("transport")
+	if ok || hasTransport {
+		// Strip __runtime__ and transport from what the plugin sees: they
+		// are the runtime's settings, not the node's.
+		c := cfg.Clone(0)
+		c.Delete("__runtime__")
+		c.Delete("transport")
+		n.Config = c
+	}
+	if !ok {
+		return
+	}
+	rpath := n.path + ".config.__runtime__"
+	rm, isMap := raw.(*packet.Map)
+	if !isMap {
+		if raw != nil {
+			l.errf(rpath, subject, "__runtime__ must be a mapping, got %s", describe(raw))
+		}
+		return
+	}
+	for _, e := range rm.Entries() {
+		switch e.Key {
+		case "inbox_max":
+			v, ok := intLike(e.Value)
+			if !ok || v <= 0 {
+				l.errf(rpath+".inbox_max", subject, "__runtime__.inbox_max must be a positive integer, got %s", describe(e.Value))
+				continue
+			}
+			n.Runtime.InboxMax = int(v)
+		case "inbox_overflow":
+			s, _ := e.Value.(string)
+			s = strings.ToLower(strings.TrimSpace(s))
+			switch s {
+			case OverflowBlock, OverflowDropNew, OverflowDropOldest, OverflowError:
+				n.Runtime.Overflow = s
+			default:
+				l.errf(rpath+".inbox_overflow", subject, "__runtime__.inbox_overflow must be one of block, drop_new, drop_oldest, error; got %s", describe(e.Value))
+			}
+		default:
+			l.warnf(rpath+"."+e.Key, subject, "unknown __runtime__ key %q (ignored; known: inbox_max, inbox_overflow)", e.Key)
+		}
+	}
+}
+
+func intLike(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case float64:
+		return int64(x), x == float64(int64(x))
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}

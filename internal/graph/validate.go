@@ -1,0 +1,336 @@
+package graph
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// Plan is a validated graph, ready for the runtime.
+type Plan struct {
+	Graph *Graph
+	Nodes []*PlanNode // declaration order
+	Job   *plugin.JobSpec
+	// Cyclic is true when the graph has (allowed) cycles through
+	// delay/initial nodes.
+	Cyclic bool
+}
+
+// PlanNode is a node with its resolved plugin and decoded config.
+type PlanNode struct {
+	*Node
+	Entry   *plugin.Entry
+	Decoded any // typed config from Entry.Decode, for Entry.Build
+	In      []*Edge
+	Out     []*Edge
+}
+
+var portRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+var kinds = []string{KindSource, KindNode, KindSink, KindDelay, KindInitial}
+
+// Validate checks a loaded graph against the registry and allowlist. It
+// reports every problem it finds; the plan is nil when any is an error.
+func Validate(g *Graph, reg *plugin.Registry, pol plugin.Policy) (*Plan, Diags) {
+	v := &validator{g: g, reg: reg, pol: pol}
+	if g.Version == 1 {
+		return v.validateV1()
+	}
+	return v.validateV2()
+}
+
+type validator struct {
+	g     *Graph
+	reg   *plugin.Registry
+	pol   plugin.Policy
+	diags Diags
+}
+
+func (v *validator) at(sev Severity, p Pos, subject, format string, args ...any) {
+	v.diags = append(v.diags, Diag{File: v.g.File, Line: p.Line, Col: p.Col, Severity: sev, Subject: subject, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) validateV1() (*Plan, Diags) {
+	g := v.g
+	if g.Job == "" {
+		return nil, v.diags
+	}
+	if err := v.pol.Check(g.Job); err != nil {
+		v.at(SevError, g.JobPos, "job", "%v", err)
+		return nil, v.diags
+	}
+	job, ok := v.reg.LookupJob(g.Job)
+	if !ok {
+		v.at(SevError, g.JobPos, "job", "job %q is not registered in this build", g.Job)
+		return nil, v.diags
+	}
+	return &Plan{Graph: g, Job: job}, v.diags
+}
+
+func (v *validator) validateV2() (*Plan, Diags) {
+	g := v.g
+	byID := map[string]*PlanNode{}
+	var nodes []*PlanNode
+	for _, n := range g.Nodes {
+		if n.ID == "" {
+			continue // reported by the loader
+		}
+		subject := fmt.Sprintf("node %q", n.ID)
+		if first, dup := byID[n.ID]; dup {
+			v.at(SevError, n.Pos, subject, "duplicate node_id: %s (first defined at line %d)", n.ID, first.Pos.Line)
+			continue
+		}
+		pn := &PlanNode{Node: n}
+		byID[n.ID] = pn
+		nodes = append(nodes, pn)
+		if !slices.Contains(kinds, n.Kind) {
+			v.at(SevError, g.PosOf(n.path+".kind"), subject, "unsupported node kind: %s (supported: source, node, sink, delay, initial)", n.Kind)
+		}
+		if n.Transport != "" && n.Transport != "inproc" {
+			v.at(SevError, g.PosOf(n.path+".config.transport"), subject, "node transport mismatch: node=%s transport=%s expected=inproc", n.ID, n.Transport)
+		}
+	}
+
+	var edges []*Edge
+	for _, e := range g.Edges {
+		if e.From == "" || e.To == "" {
+			continue // reported by the loader
+		}
+		ok := true
+		if _, found := byID[e.From]; !found {
+			v.at(SevError, g.PosOf(e.path+".from"), e.Subject(), "unknown node %q%s", e.From, v.suggestNode(e.From, byID))
+			ok = false
+		}
+		if _, found := byID[e.To]; !found {
+			v.at(SevError, g.PosOf(e.path+".to"), e.Subject(), "unknown node %q%s", e.To, v.suggestNode(e.To, byID))
+			ok = false
+		}
+		for _, p := range []struct{ key, val string }{{"from_port", e.FromPort}, {"to_port", e.ToPort}} {
+			if p.val != "" && !portRE.MatchString(p.val) {
+				v.at(SevError, e.Pos, e.Subject(), "edge %s is not a valid identifier: %s", p.key, p.val)
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		src, dst := byID[e.From], byID[e.To]
+		if dst.Kind == KindSource {
+			v.at(SevError, e.Pos, e.Subject(), "source node must not have incoming edges: %s", dst.ID)
+		}
+		if src.Kind == KindSink {
+			v.at(SevError, e.Pos, e.Subject(), "sink node must not have outgoing edges: %s", src.ID)
+		}
+		src.Out = append(src.Out, e)
+		dst.In = append(dst.In, e)
+		edges = append(edges, e)
+	}
+
+	cyclic := v.checkCycles(nodes, edges, byID)
+
+	for _, pn := range nodes {
+		v.checkPlugin(pn)
+	}
+	for _, e := range edges {
+		v.checkKinds(e, byID[e.From], byID[e.To])
+	}
+	for _, pn := range nodes {
+		if pn.Kind != KindSource && len(pn.In) == 0 && pn.Kind != KindInitial {
+			v.at(SevWarning, pn.Pos, fmt.Sprintf("node %q", pn.ID), "has no incoming edges and is not a source: it will never receive a packet")
+		}
+	}
+	if v.diags.HasErrors() {
+		return nil, v.diags
+	}
+	return &Plan{Graph: g, Nodes: nodes, Cyclic: cyclic}, v.diags
+}
+
+func (v *validator) suggestNode(id string, byID map[string]*PlanNode) string {
+	var near []string
+	for k := range byID {
+		if strings.EqualFold(k, id) || strings.HasPrefix(k, id) || strings.HasPrefix(id, k) {
+			near = append(near, fmt.Sprintf("%q", k))
+		}
+	}
+	sort.Strings(near)
+	if len(near) == 0 {
+		return ""
+	}
+	return " (did you mean " + strings.Join(near, " or ") + "?)"
+}
+
+func (v *validator) checkPlugin(pn *PlanNode) {
+	g := v.g
+	subject := fmt.Sprintf("node %q", pn.ID)
+	ppos := g.PosOf(pn.path + ".plugin")
+	if pn.Plugin == "" || !strings.Contains(pn.Plugin, ":") {
+		return // reported by the loader
+	}
+	if err := v.pol.Check(pn.Plugin); err != nil {
+		v.at(SevError, ppos, subject, "%v", err)
+		return
+	}
+	e, ok := v.reg.Lookup(pn.Plugin)
+	if !ok {
+		msg := fmt.Sprintf("plugin %q is not registered in this build", pn.Plugin)
+		if s := v.reg.Suggest(pn.Plugin); len(s) > 0 {
+			msg += " (did you mean " + strings.Join(s, ", ") + "?)"
+		}
+		msg += "; `schnitzel plugins` lists what is"
+		v.at(SevError, ppos, subject, "%s", msg)
+		return
+	}
+	pn.Entry = e
+	isSourcePlugin := e.Role == plugin.RoleSource
+	switch {
+	case pn.Kind == KindSource && !isSourcePlugin:
+		v.at(SevError, g.PosOf(pn.path+".kind"), subject, "source node plugin must implement run(): %s is a %s plugin", pn.Plugin, e.Role)
+	case pn.Kind != KindSource && isSourcePlugin && slices.Contains(kinds, pn.Kind):
+		v.at(SevError, g.PosOf(pn.path+".kind"), subject, "node plugin must implement process(): %s is a source plugin; use kind: source", pn.Plugin)
+	}
+	dec, warns, errs := e.Decode(pn.Config)
+	for _, w := range warns {
+		v.at(SevWarning, g.ConfigPos(pn.Node, w.Path), subject, "%s", w.Error())
+	}
+	for _, fe := range errs {
+		v.at(SevError, g.ConfigPos(pn.Node, fe.Path), subject, "%s", fe.Error())
+	}
+	pn.Decoded = dec
+	for _, out := range pn.Out {
+		if out.FromPort != "" && len(e.OutPorts) > 0 && !slices.Contains(e.OutPorts, out.FromPort) {
+			v.at(SevError, out.Pos, out.Subject(), "node %q has no output port %q (ports of %s: %s)", pn.ID, out.FromPort, pn.Plugin, strings.Join(e.OutPorts, ", "))
+		}
+	}
+}
+
+func (v *validator) checkKinds(e *Edge, src, dst *PlanNode) {
+	if src.Entry == nil || dst.Entry == nil {
+		return
+	}
+	out, in := src.Entry.Out, dst.Entry.In
+	if plugin.Wildcard(out) || plugin.Wildcard(in) {
+		return
+	}
+	for _, k := range out {
+		if slices.Contains(in, k) {
+			return
+		}
+	}
+	v.at(SevError, e.Pos, e.Subject(), "packet kind mismatch: %s -> %s (%s not compatible with %s)", src.ID, dst.ID, pyList(out), pyList(in))
+}
+
+func pyList(s []string) string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	q := make([]string, len(c))
+	for i, x := range c {
+		q[i] = "'" + x + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// checkCycles finds strongly connected components (Tarjan). A cycle is
+// allowed only through a node of kind delay or initial.
+func (v *validator) checkCycles(nodes []*PlanNode, edges []*Edge, byID map[string]*PlanNode) bool {
+	index := map[string]int{}
+	low := map[string]int{}
+	onStack := map[string]bool{}
+	var stack []string
+	next := 0
+	adj := map[string][]string{}
+	self := map[string]bool{}
+	for _, e := range edges {
+		adj[e.From] = append(adj[e.From], e.To)
+		if e.From == e.To {
+			self[e.From] = true
+		}
+	}
+	var sccs [][]string
+	var strong func(u string)
+	strong = func(u string) {
+		index[u], low[u] = next, next
+		next++
+		stack = append(stack, u)
+		onStack[u] = true
+		for _, w := range adj[u] {
+			if _, seen := index[w]; !seen {
+				strong(w)
+				low[u] = min(low[u], low[w])
+			} else if onStack[w] {
+				low[u] = min(low[u], index[w])
+			}
+		}
+		if low[u] == index[u] {
+			var comp []string
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				comp = append(comp, w)
+				if w == u {
+					break
+				}
+			}
+			sccs = append(sccs, comp)
+		}
+	}
+	for _, n := range nodes {
+		if _, seen := index[n.ID]; !seen {
+			strong(n.ID)
+		}
+	}
+	cyclic := false
+	for _, comp := range sccs {
+		if len(comp) == 1 && !self[comp[0]] {
+			continue
+		}
+		cyclic = true
+		ok := false
+		for _, id := range comp {
+			k := strings.ToLower(byID[id].Kind)
+			if k == KindDelay || k == KindInitial {
+				ok = true
+			}
+		}
+		if !ok {
+			path := cyclePath(comp, adj)
+			first := byID[path[0]]
+			v.at(SevError, first.Pos, fmt.Sprintf("node %q", first.ID), "graph contains a cycle without a delay/initial node: %s (a cycle must pass through a node of kind delay or initial)", strings.Join(path, " -> "))
+		}
+	}
+	return cyclic
+}
+
+// cyclePath returns one concrete cycle inside a component, for messages.
+func cyclePath(comp []string, adj map[string][]string) []string {
+	in := map[string]bool{}
+	for _, id := range comp {
+		in[id] = true
+	}
+	sort.Strings(comp)
+	start := comp[0]
+	path := []string{start}
+	seen := map[string]bool{start: true}
+	cur := start
+	for {
+		var nxt string
+		for _, w := range adj[cur] {
+			if w == start {
+				return append(path, start)
+			}
+			if in[w] && !seen[w] && nxt == "" {
+				nxt = w
+			}
+		}
+		if nxt == "" {
+			return append(path, start)
+		}
+		seen[nxt] = true
+		path = append(path, nxt)
+		cur = nxt
+	}
+}

@@ -1,0 +1,105 @@
+package runtime
+
+import (
+	"errors"
+	"time"
+
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// NodeStats is one node's counters at a moment.
+type NodeStats struct {
+	ID           string
+	Plugin       string
+	Kind         string
+	IsSource     bool
+	IsSink       bool
+	Consumed     int64
+	Produced     int64
+	InboxDropped int64
+	Errors       int64
+	InboxDepth   int
+	Batches      int64
+	BusyNs       int64
+	MaxNs        int64
+	Failed       bool
+	Extension    []plugin.Metric
+}
+
+// Snapshot is every node's counters, in declaration order.
+type Snapshot struct {
+	Nodes         []NodeStats
+	SourceEmitted int64
+}
+
+// Result is what a run ended with.
+type Result struct {
+	Snapshot
+	Err      *NodeError   // first failure, nil when none
+	Errors   []*NodeError // every failure, close errors included
+	Stopped  bool         // ended by Stop (signal) rather than by running out of input
+	Aborted  bool
+	Started  time.Time
+	Duration time.Duration
+	Degraded bool // something was dropped, failed per packet, or reported as lost
+}
+
+// Snapshot reads the counters; safe while running.
+func (x *Executor) Snapshot() Snapshot {
+	s := Snapshot{SourceEmitted: x.srcEmit.Load()}
+	for _, n := range x.nodes {
+		ns := NodeStats{
+			ID: n.pn.ID, Plugin: n.pn.Plugin, Kind: n.pn.Kind,
+			IsSource: n.source, IsSink: n.sink,
+			Consumed: n.consumed.Load(), Produced: n.produced.Load(), Errors: n.errors.Load(),
+			Batches: n.batches.Load(), BusyNs: n.busyNs.Load(), MaxNs: n.maxNs.Load(), Failed: n.failed.Load(),
+		}
+		if n.in != nil {
+			ns.InboxDropped = n.in.dropped.Load()
+			ns.InboxDepth = n.in.depth()
+		}
+		if m, ok := n.inst.(plugin.Metrics); ok {
+			ns.Extension = m.Metrics()
+		}
+		s.Nodes = append(s.Nodes, ns)
+	}
+	return s
+}
+
+func (x *Executor) result(closeErr error) *Result {
+	r := &Result{Snapshot: x.Snapshot(), Stopped: x.stopped.Load(), Aborted: x.aborted.Load(), Started: x.started, Duration: x.ended.Sub(x.started)}
+	x.mu.Lock()
+	r.Err = x.firstErr
+	r.Errors = append(r.Errors, x.errs...)
+	x.mu.Unlock()
+	for _, e := range unjoin(closeErr) {
+		var ne *NodeError
+		if errors.As(e, &ne) {
+			r.Errors = append(r.Errors, ne)
+			if r.Err == nil {
+				r.Err = ne
+			}
+		}
+	}
+	for _, n := range r.Nodes {
+		if n.InboxDropped > 0 || n.Errors > 0 {
+			r.Degraded = true
+		}
+		for _, m := range n.Extension {
+			if m.Loss && m.Value > 0 {
+				r.Degraded = true
+			}
+		}
+	}
+	return r
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
