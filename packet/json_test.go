@@ -56,3 +56,21 @@ func TestNewIDIsUUIDv4(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestDeriveCopiesMetaAndKeepsOriginal(t *testing.T) {
+	for _, n := range []int{0, 2, 5} {
+		meta := NewMap(n)
+		for i := 0; i < n; i++ {
+			meta.Set(string(rune('a'+i)), int64(i))
+		}
+		p := &Packet{ID: NewID(), TS: "t", Kind: "k", SourceID: "s", Payload: "x", Meta: meta}
+		q := Derive(p, 1)
+		q.Meta.Set("burst_seq", int64(7))
+		if q.ID == p.ID || len(q.ID) != 36 || q.TS != "t" || q.Payload != "x" || q.Meta.Len() != n+1 || p.Meta.Len() != n {
+			t.Errorf("n=%d: derived %+v from %+v", n, q, p)
+		}
+		if v, _ := q.Meta.Get("burst_seq"); v != int64(7) {
+			t.Errorf("n=%d: meta not set", n)
+		}
+	}
+}

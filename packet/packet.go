@@ -8,7 +8,6 @@ package packet
 
 import (
 	"encoding/hex"
-	"math/rand/v2"
 	"time"
 )
 
@@ -56,15 +55,9 @@ func (p *Packet) MetaValue(key string) (any, bool) { return p.Meta.Get(key) }
 // per-thread ChaCha8 generator (math/rand/v2), which is seeded from the OS
 // and is far cheaper per call than a getrandom syscall.
 func NewID() string {
-	var u [16]byte
-	a, b := rand.Uint64(), rand.Uint64()
-	for i := 0; i < 8; i++ {
-		u[i] = byte(a >> (8 * i))
-		u[8+i] = byte(b >> (8 * i))
-	}
-	u[6] = (u[6] & 0x0f) | 0x40 // version 4
-	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
-	return FormatUUID(u)
+	var buf [36]byte
+	fillID(&buf)
+	return string(buf[:])
 }
 
 // FormatUUID renders 16 bytes in the canonical 8-4-4-4-12 lowercase form.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,6 +35,7 @@ type App struct {
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string) int {
+	tuneGC()
 	app := &App{
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
@@ -42,6 +44,16 @@ func Main(args []string) int {
 		HardExit: os.Exit,
 	}
 	return app.Run(args)
+}
+
+// tuneGC trades a little memory for throughput: packets are short-lived
+// and the live heap is small and bounded (bounded inboxes), so collecting
+// at 200% growth instead of 100% halves GC work for a few MiB. GOGC in the
+// environment still wins.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 }
 
 // Run executes args and returns the exit code.

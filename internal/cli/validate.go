@@ -71,6 +71,7 @@ Every problem is reported with file:line. A DIR/... argument checks every
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false)
 				if len(results) == 1 {
 					_ = enc.Encode(results[0])
 				} else {

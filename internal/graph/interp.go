@@ -162,6 +162,9 @@ func (ip *interpolator) env(args, path string) (any, error) {
 		return nil, fmt.Errorf("environment variable %q is not set (interpolation ${oc.env:%s}); set it or give a default: ${oc.env:%s,default}", name, name, name)
 	}
 	def = strings.TrimSpace(def)
+	if def == "" {
+		return "", nil // OmegaConf: an empty default is the empty string
+	}
 	if len(def) >= 2 && (def[0] == '\'' || def[0] == '"') && def[len(def)-1] == def[0] {
 		return def[1 : len(def)-1], nil
 	}

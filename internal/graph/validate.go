@@ -143,6 +143,7 @@ func (v *validator) validateV2() (*Plan, Diags) {
 			v.at(SevWarning, pn.Pos, fmt.Sprintf("node %q", pn.ID), "has no incoming edges and is not a source: it will never receive a packet")
 		}
 	}
+	sortDiags(v.diags)
 	if v.diags.HasErrors() {
 		return nil, v.diags
 	}
@@ -333,4 +334,9 @@ func cyclePath(comp []string, adj map[string][]string) []string {
 		path = append(path, nxt)
 		cur = nxt
 	}
+}
+
+// sortDiags orders diagnostics by line, keeping the check order on a line.
+func sortDiags(ds Diags) {
+	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Line < ds[j].Line })
 }

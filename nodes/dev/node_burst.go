@@ -34,9 +34,8 @@ type burst struct {
 
 func (b *burst) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
 	for i := int64(0); i < b.count; i++ {
-		meta := p.Meta.Clone(1)
-		meta.Set(b.key, i)
-		q := &packet.Packet{ID: packet.NewID(), TS: p.TS, Kind: p.Kind, SourceID: p.SourceID, Payload: p.Payload, Meta: meta, Nack: p.Nack}
+		q := packet.Derive(p, 1)
+		q.Meta.Set(b.key, i)
 		if err := out.Emit(q); err != nil {
 			return err
 		}

@@ -1,0 +1,312 @@
+package graph
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+func testRegistry() *plugin.Registry {
+	r := plugin.NewRegistry()
+	dev.Register(r)
+	return r
+}
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestScalarsFollowYAML11AsOmegaConf(t *testing.T) {
+	src := `
+a: yes
+b: No
+c: on
+d: OFF
+e: 010
+f: 0x10
+g: 1_000
+h: 1e3
+i: ~
+j: 0o17
+k: 2026-02-14
+l: "yes"
+m: 1.5
+n: -7
+o: .inf
+p: 1:30
+q: 99999999999999999999
+r: TRUE
+`
+	d, err := parseYAML([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := d.root.(*packet.Map)
+	want := map[string]any{
+		"a": true, "b": false, "c": true, "d": false, "e": int64(8), "f": int64(16), "g": int64(1000),
+		"h": 1000.0, "i": nil, "j": "0o17", "k": "2026-02-14", "l": "yes", "m": 1.5, "n": int64(-7),
+		"p": int64(90), "r": true,
+	}
+	for k, w := range want {
+		got, _ := m.Get(k)
+		if got != w {
+			t.Errorf("%s: got %#v, want %#v", k, got, w)
+		}
+	}
+	if o, _ := m.Get("o"); o != math.Inf(1) {
+		t.Errorf("o: got %v", o)
+	}
+	if q, _ := m.Get("q"); packet.PyStr(q) != "99999999999999999999" {
+		t.Errorf("q: big int lost: %v", q)
+	}
+}
+
+func TestInterpolation(t *testing.T) {
+	src := `
+version: 2
+vars: {name: cam7, n: 3}
+nodes:
+  - id: src
+    kind: source
+    plugin: ${oc.env:SRC_PLUGIN,schnitzel_stream.nodes.dev:StaticSource}
+    config:
+      packets:
+        - kind: ${oc.env:KIND}
+          source_id: ${vars.name}
+          payload:
+            n: ${vars.n}
+            fwd: ${oc.env:MISSING,false}
+            num: ${oc.env:MISSING,30}
+            empty: ${oc.env:MISSING,}
+            nul: ${oc.env:MISSING,null}
+            mixed: "id-${vars.name}-${vars.n}"
+            escaped: \${not}
+`
+	g, diags := Load("g.yaml", []byte(src), env(map[string]string{"KIND": "demo"}))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	n := g.Nodes[0]
+	if n.Plugin != "schnitzel_stream.nodes.dev:StaticSource" {
+		t.Errorf("plugin = %q", n.Plugin)
+	}
+	pk, _ := n.Config.Get("packets")
+	item := pk.([]any)[0].(*packet.Map)
+	if k, _ := item.Get("kind"); k != "demo" {
+		t.Errorf("kind = %#v", k)
+	}
+	if s, _ := item.Get("source_id"); s != "cam7" {
+		t.Errorf("source_id = %#v", s)
+	}
+	pl, _ := item.Get("payload")
+	p := pl.(*packet.Map)
+	for k, w := range map[string]any{"n": int64(3), "fwd": false, "num": int64(30), "empty": "", "nul": nil, "mixed": "id-cam7-3", "escaped": "${not}"} {
+		if got, _ := p.Get(k); got != w {
+			t.Errorf("%s = %#v, want %#v", k, got, w)
+		}
+	}
+}
+
+func TestInterpolationErrorsNameTheLine(t *testing.T) {
+	src := "version: 2\nnodes:\n  - id: a\n    kind: source\n    plugin: schnitzel_stream.nodes.dev:StaticSource\n    config:\n      packets: ${oc.env:NOPE}\n"
+	_, diags := Load("g.yaml", []byte(src), env(nil))
+	if !diags.HasErrors() {
+		t.Fatal("want an error")
+	}
+	d := diags.Errors()[0]
+	if d.Line != 7 || !strings.Contains(d.Msg, `"NOPE" is not set`) {
+		t.Errorf("got %s", d)
+	}
+}
+
+func TestVersionDetection(t *testing.T) {
+	cases := []struct {
+		src     string
+		version int
+		err     string
+	}{
+		{"nodes: []", 2, ""},
+		{"edges: []", 2, ""},
+		{"job: schnitzel_stream.jobs.x:Y", 1, ""},
+		{"job: a.b:C\nnodes: []", 0, "ambiguous"},
+		{"version: '2'\nnodes: []", 2, ""},
+		{"version: 3", 0, "unsupported graph spec version: 3"},
+		{"version: two", 0, "version must be int"},
+		{"- a\n- b", 0, "top-level must be a mapping"},
+		{"version: 1", 1, "requires 'job'"},
+	}
+	for _, c := range cases {
+		g, diags := Load("g.yaml", []byte(c.src), env(nil))
+		if c.err != "" {
+			if !strings.Contains(diags.Error(), c.err) {
+				t.Errorf("%q: want error %q, got %v", c.src, c.err, diags)
+			}
+			continue
+		}
+		if diags.HasErrors() || g.Version != c.version {
+			t.Errorf("%q: version %v diags %v", c.src, g, diags)
+		}
+	}
+}
+
+func TestValidationReportsEveryErrorWithLine(t *testing.T) {
+	src := `version: 2
+nodes:
+  - id: src
+    kind: source
+    plugin: schnitzel_stream.nodes.dev:StaticSource
+  - id: src
+    plugin: schnitzel_stream.nodes.dev:Identity
+  - id: out
+    kind: sink
+    plugin: schnitzel_stream.nodes.dev:PrintSink
+    config:
+      forward: maybe
+      prefx: "x"
+  - id: evil
+    plugin: bad.module:Thing
+  - id: typo
+    plugin: schnitzel_stream.nodes.dev:PrintSnk
+  - id: f
+    kind: source
+    plugin: schnitzel_stream.nodes.dev:FooSource
+  - id: bar
+    kind: sink
+    plugin: schnitzel_stream.nodes.dev:BarSink
+  - id: wrongkind
+    kind: Source
+    plugin: schnitzel_stream.nodes.dev:Identity
+edges:
+  - from: src
+    to: nowhere
+  - {from: f, to: bar}
+  - {src: out, dst: src}
+  - {from: src, to: out, from_port: 9bad}
+`
+	g, diags := Load("graph.yaml", []byte(src), env(nil))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	_, vd := Validate(g, testRegistry(), plugin.PolicyFromEnv(func(string) string { return "" }))
+	want := []string{
+		`graph.yaml:6: node "src": duplicate node_id: src (first defined at line 3)`,
+		`graph.yaml:12: node "out": config.forward: expected a boolean (true/false), got the string "maybe"`,
+		`graph.yaml:13: warning: node "out": config.prefx: unknown key "prefx" (ignored)`,
+		`graph.yaml:15: node "evil": plugin module is not allowed: bad.module`,
+		`graph.yaml:17: node "typo": plugin "schnitzel_stream.nodes.dev:PrintSnk" is not registered in this build (did you mean schnitzel_stream.nodes.dev:PrintSink?)`,
+		`graph.yaml:25: node "wrongkind": unsupported node kind: Source`,
+		`graph.yaml:29: edge src -> nowhere: unknown node "nowhere"`,
+		`graph.yaml:30: edge f -> bar: packet kind mismatch: f -> bar (['foo'] not compatible with ['bar'])`,
+		`edge out -> src: source node must not have incoming edges: src`,
+		`edge out -> src: sink node must not have outgoing edges: out`,
+		`graph.yaml:32: edge src.9bad -> out: edge from_port is not a valid identifier: 9bad`,
+	}
+	all := ""
+	for _, d := range vd {
+		all += d.String() + "\n"
+	}
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("missing %q in\n%s", w, all)
+		}
+	}
+	for _, d := range vd {
+		if d.Line == 0 {
+			t.Errorf("diagnostic without a line: %s", d)
+		}
+	}
+}
+
+func TestCycles(t *testing.T) {
+	base := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource"}
+  - {id: a, kind: %s, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: b, plugin: "schnitzel_stream.nodes.dev:Identity"}
+edges:
+  - {from: src, to: a}
+  - {from: a, to: b}
+  - {from: b, to: a}
+`
+	pol := plugin.Policy{AllowAll: true}
+	for kind, wantErr := range map[string]bool{"node": true, "delay": false, "initial": false} {
+		g, d := Load("g.yaml", []byte(strings.Replace(base, "%s", kind, 1)), env(nil))
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		plan, vd := Validate(g, testRegistry(), pol)
+		if wantErr {
+			if !strings.Contains(vd.Error(), "cycle without a delay/initial node: a -> b -> a") {
+				t.Errorf("kind %s: %v", kind, vd)
+			}
+		} else if plan == nil || !plan.Cyclic {
+			t.Errorf("kind %s: want a cyclic plan, got %v", kind, vd)
+		}
+	}
+}
+
+func TestAliasesAndRuntimeConfig(t *testing.T) {
+	src := `version: 2
+nodes:
+  - node_id: s
+    kind: source
+    plugin: schnitzel_stream.nodes.dev:StaticSource
+  - id: k
+    kind: sink
+    plugin: schnitzel_stream.nodes.dev:PrintSink
+    config:
+      __runtime__: {inbox_max: "2", inbox_overflow: " DROP_OLDEST "}
+      transport: inproc
+      prefix: "P "
+edges:
+  - {src: s, dst: k, from: ignored, to: ignored}
+`
+	g, d := Load("g.yaml", []byte(src), env(nil))
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	k := g.Nodes[1]
+	if g.Nodes[0].ID != "s" || g.Edges[0].From != "s" || g.Edges[0].To != "k" {
+		t.Errorf("aliases: %+v %+v", g.Nodes[0], g.Edges[0])
+	}
+	if k.Runtime.InboxMax != 2 || k.Runtime.Overflow != OverflowDropOldest || k.Transport != "inproc" {
+		t.Errorf("runtime: %+v transport %q", k.Runtime, k.Transport)
+	}
+	if _, has := k.Config.Get("__runtime__"); has {
+		t.Error("__runtime__ must be stripped from the plugin config")
+	}
+	if _, has := k.Config.Get("transport"); has {
+		t.Error("transport must be stripped from the plugin config")
+	}
+	if _, vd := Validate(g, testRegistry(), plugin.Policy{AllowAll: true}); vd.HasErrors() {
+		t.Error(vd)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	cases := []struct {
+		env    map[string]string
+		plugin string
+		ok     bool
+	}{
+		{nil, "schnitzel_stream.nodes.dev:X", true},
+		{nil, "ai.x:Y", true},
+		{nil, "other.x:Y", false},
+		{map[string]string{"ALLOWED_PLUGIN_PREFIXES": "acme"}, "acme.x:Y", true},
+		{map[string]string{"ALLOWED_PLUGIN_PREFIXES": "acme"}, "acmebad.x:Y", false},
+		{map[string]string{"ALLOWED_PLUGIN_PREFIXES": "acme"}, "schnitzel_stream.x:Y", false},
+		{map[string]string{"ALLOWED_PLUGIN_PREFIXES": " acme. , other. "}, "other.x:Y", true},
+		{map[string]string{"ALLOW_ALL_PLUGINS": " YES "}, "anything:Y", true},
+		{map[string]string{"ALLOW_ALL_PLUGINS": "0"}, "anything:Y", false},
+	}
+	for _, c := range cases {
+		p := plugin.PolicyFromEnv(func(k string) string { return c.env[k] })
+		if p.Allowed(c.plugin) != c.ok {
+			t.Errorf("%v %s: want %v", c.env, c.plugin, c.ok)
+		}
+	}
+}

@@ -1,0 +1,456 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// collector is a test sink that records what reaches it.
+type collector struct {
+	mu     sync.Mutex
+	got    []*packet.Packet
+	gate   chan struct{} // when set, Process waits for it to close
+	closed atomic.Int32
+}
+
+var (
+	sinksMu sync.Mutex
+	sinks   = map[string]*collector{}
+)
+
+func sinkFor(t *testing.T, id string) *collector {
+	sinksMu.Lock()
+	defer sinksMu.Unlock()
+	return sinks[t.Name()+"/"+id]
+}
+
+type collectCfg struct {
+	Gate bool   `yaml:"gate"`
+	Fail string `yaml:"fail"` // error | panic | drop: what to do with packets whose payload equals "bad"
+}
+
+type testNode struct {
+	c   *collector
+	cfg collectCfg
+}
+
+func (n *testNode) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
+	if n.c.gate != nil {
+		<-n.c.gate
+	}
+	if s, _ := p.Payload.(string); s == "bad" {
+		switch n.cfg.Fail {
+		case "error":
+			return errors.New("bad packet")
+		case "panic":
+			panic("boom")
+		case "drop":
+			return plugin.DropPacket(errors.New("cannot deliver"))
+		}
+	}
+	n.c.mu.Lock()
+	n.c.got = append(n.c.got, p)
+	n.c.mu.Unlock()
+	return nil
+}
+
+func (n *testNode) Close(context.Context) error { n.c.closed.Add(1); return nil }
+
+func (c *collector) packets() []*packet.Packet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*packet.Packet(nil), c.got...)
+}
+
+// countdown re-emits a packet on port "loop" with payload-1 while it is
+// > 0, and on port "done" when it reaches 0.
+type countdown struct{}
+
+func (countdown) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
+	n := p.Payload.(int64)
+	q := p.Copy()
+	if n > 0 {
+		q.Payload = n - 1
+		return out.EmitPort("loop", q)
+	}
+	return out.EmitPort("done", q)
+}
+
+func registry(t *testing.T) *plugin.Registry {
+	r := plugin.NewRegistry()
+	dev.Register(r)
+	plugin.Register(r, plugin.Spec[collectCfg]{
+		Name: "schnitzel_stream.test:Collect", Role: plugin.RoleSink,
+		New: func(c collectCfg, env plugin.Env) (any, error) {
+			col := &collector{}
+			if c.Gate {
+				col.gate = make(chan struct{})
+			}
+			sinksMu.Lock()
+			sinks[t.Name()+"/"+env.NodeID] = col
+			sinksMu.Unlock()
+			return &testNode{c: col, cfg: c}, nil
+		},
+	})
+	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:Countdown", Role: plugin.RoleNode, OutPorts: []string{"loop", "done"},
+		New: func(dev.Empty, plugin.Env) (any, error) { return countdown{}, nil },
+	})
+	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:FailBuild", Role: plugin.RoleNode,
+		New:  func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },
+	})
+	return r
+}
+
+func plan(t *testing.T, src string) *graph.Plan {
+	t.Helper()
+	g, d := graph.Load("t.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	p, vd := graph.Validate(g, registry(t), plugin.Policy{AllowAll: true})
+	if vd.HasErrors() {
+		t.Fatal(vd)
+	}
+	return p
+}
+
+func run(t *testing.T, src string, opts Options) (*Result, *Executor) {
+	t.Helper()
+	x, err := New(plan(t, src), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Result, 1)
+	go func() { done <- x.Run(context.Background()) }()
+	select {
+	case r := <-done:
+		return r, x
+	case <-time.After(30 * time.Second):
+		x.Abort()
+		t.Fatal("run did not finish")
+		return nil, nil
+	}
+}
+
+func metric(r *Result, id string) NodeStats {
+	for _, n := range r.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return NodeStats{}
+}
+
+const chain = `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: 1}]}}
+  - {id: burst, plugin: "schnitzel_stream.nodes.dev:BurstNode", config: {count: %d}}
+  - {id: id, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: burst}
+  - {from: burst, to: id}
+  - {from: id, to: out}
+`
+
+func TestChainDeliversInOrderWithCounts(t *testing.T) {
+	const n = 20000
+	r, _ := run(t, fmt.Sprintf(chain, n), Options{InboxMax: 64, BatchMax: 16})
+	if r.Err != nil || r.Degraded {
+		t.Fatalf("err %v degraded %v", r.Err, r.Degraded)
+	}
+	got := sinkFor(t, "out").packets()
+	if len(got) != n {
+		t.Fatalf("sink got %d packets, want %d", len(got), n)
+	}
+	for i, p := range got {
+		if v, _ := p.Meta.Get("burst_seq"); v != int64(i) {
+			t.Fatalf("packet %d has burst_seq %v: order lost", i, v)
+		}
+	}
+	if m := metric(r, "burst"); m.Consumed != 1 || m.Produced != n {
+		t.Errorf("burst counters %+v", m)
+	}
+	if m := metric(r, "out"); m.Consumed != n || !m.IsSink {
+		t.Errorf("sink counters %+v", m)
+	}
+	if r.SourceEmitted != 1 {
+		t.Errorf("source emitted %d", r.SourceEmitted)
+	}
+	if sinkFor(t, "out").closed.Load() != 1 {
+		t.Error("sink not closed exactly once")
+	}
+}
+
+func TestMaxEventsIsExact(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: a, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 0}}
+  - {id: b, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 0}}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: a, to: out}
+  - {from: b, to: out}
+`
+	for _, max := range []int64{1, 7, 5000} {
+		r, _ := run(t, src, Options{MaxEvents: max})
+		if got := int64(len(sinkFor(t, "out").packets())); got != max || r.SourceEmitted != max {
+			t.Errorf("max %d: sink got %d, source emitted %d", max, got, r.SourceEmitted)
+		}
+	}
+}
+
+func TestOverflowPolicies(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: 1}]}}
+  - {id: burst, plugin: "schnitzel_stream.nodes.dev:BurstNode", config: {count: 5}}
+  - id: out
+    kind: sink
+    plugin: "schnitzel_stream.test:Collect"
+    config: {__runtime__: {inbox_max: 2, inbox_overflow: %s}}
+edges:
+  - {from: src, to: burst}
+  - {from: burst, to: out}
+`
+	cases := []struct {
+		policy string
+		keep   []int64
+	}{
+		{"drop_new", []int64{0, 1}},
+		{"drop_oldest", []int64{3, 4}},
+	}
+	for _, c := range cases {
+		r, _ := run(t, fmt.Sprintf(src, c.policy), Options{})
+		var seqs []int64
+		for _, p := range sinkFor(t, "out").packets() {
+			v, _ := p.Meta.Get("burst_seq")
+			seqs = append(seqs, v.(int64))
+		}
+		if fmt.Sprint(seqs) != fmt.Sprint(c.keep) {
+			t.Errorf("%s: kept %v, want %v", c.policy, seqs, c.keep)
+		}
+		if m := metric(r, "out"); m.InboxDropped != 3 || !r.Degraded {
+			t.Errorf("%s: dropped %d degraded %v", c.policy, m.InboxDropped, r.Degraded)
+		}
+	}
+	r, _ := run(t, fmt.Sprintf(src, "error"), Options{})
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "inbox overflow: node=out max=2 policy=error (src=burst)") {
+		t.Errorf("error policy: %v", r.Err)
+	}
+}
+
+func TestBlockIsLosslessBackpressure(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 3000}}
+  - id: out
+    kind: sink
+    plugin: "schnitzel_stream.test:Collect"
+    config: {gate: true, __runtime__: {inbox_max: 4}}
+edges:
+  - {from: src, to: out}
+`
+	x, err := New(plan(t, src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Result)
+	go func() { done <- x.Run(context.Background()) }()
+	// The sink is gated: the source must be held back by backpressure.
+	deadline := time.Now().Add(5 * time.Second)
+	for x.Snapshot().SourceEmitted < 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if e := x.Snapshot().SourceEmitted; e > 2*4+1 { // one batch taken by the sink, one queued, one blocked push
+		t.Errorf("source ran ahead of a blocked sink: %d emitted with inbox_max 4", e)
+	}
+	close(sinkFor(t, "out").gate)
+	r := <-done
+	if got := len(sinkFor(t, "out").packets()); got != 3000 || r.Degraded {
+		t.Errorf("got %d of 3000, degraded %v", got, r.Degraded)
+	}
+}
+
+func TestNodeErrorAndPanicAreAttributedAndTheGraphDrains(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: ok}, {payload: bad}, {payload: ok}]}}
+  - {id: forever, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 0}}
+  - {id: fragile, kind: sink, plugin: "schnitzel_stream.test:Collect", config: {fail: %s, __runtime__: {inbox_max: 2}}}
+  - {id: other, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: fragile}
+  - {from: forever, to: fragile}
+  - {from: forever, to: other}
+`
+	for _, mode := range []string{"error", "panic"} {
+		r, _ := run(t, fmt.Sprintf(src, mode), Options{})
+		if r.Err == nil || r.Err.NodeID != "fragile" {
+			t.Fatalf("%s: want failure of node fragile, got %v", mode, r.Err)
+		}
+		if mode == "panic" && !strings.Contains(r.Err.Error(), "panic: boom") {
+			t.Errorf("panic not reported: %v", r.Err)
+		}
+		for _, id := range []string{"fragile", "other"} {
+			if sinkFor(t, id).closed.Load() != 1 {
+				t.Errorf("%s: node %s not closed", mode, id)
+			}
+		}
+	}
+}
+
+func TestPacketErrorDegradesAndNacks(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: ok}, {payload: bad}, {payload: ok}]}}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect", config: {fail: drop}}
+edges:
+  - {from: src, to: out}
+`
+	r, _ := run(t, src, Options{})
+	if r.Err != nil || !r.Degraded || metric(r, "out").Errors != 1 || len(sinkFor(t, "out").packets()) != 2 {
+		t.Errorf("err %v degraded %v errors %d", r.Err, r.Degraded, metric(r, "out").Errors)
+	}
+}
+
+func TestStopDrainsAndClosesEverything(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 0}}
+  - {id: mid, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: mid}
+  - {from: mid, to: out}
+`
+	x, err := New(plan(t, src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Result)
+	go func() { done <- x.Run(context.Background()) }()
+	for x.Snapshot().SourceEmitted < 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	x.Stop()
+	r := <-done
+	got := int64(len(sinkFor(t, "out").packets()))
+	if !r.Stopped || r.Err != nil || got != r.SourceEmitted {
+		t.Errorf("stopped %v err %v: sink got %d of %d emitted (in-flight packets lost)", r.Stopped, r.Err, got, r.SourceEmitted)
+	}
+	if sinkFor(t, "out").closed.Load() != 1 {
+		t.Error("sink not closed")
+	}
+}
+
+func TestPortsRouteAndCyclesRun(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: 3}, {payload: 0}, {payload: 5}]}}
+  - {id: loop, kind: delay, plugin: "schnitzel_stream.test:Countdown"}
+  - {id: finished, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: loop}
+  - {from: loop, to: loop, from_port: loop}
+  - {from: loop, to: finished, from_port: done}
+`
+	r, _ := run(t, src, Options{})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	got := sinkFor(t, "finished").packets()
+	if len(got) != 3 {
+		t.Fatalf("finished got %d packets, want 3", len(got))
+	}
+	for _, p := range got {
+		if p.Payload != int64(0) {
+			t.Errorf("packet left the loop early: %v", p.Payload)
+		}
+	}
+	if m := metric(r, "loop"); m.Consumed != 4+1+6 {
+		t.Errorf("loop consumed %d, want 11", m.Consumed)
+	}
+}
+
+func TestFanOutFanIn(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: a, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 500}}
+  - {id: b, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0, count: 300}}
+  - {id: x, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: y, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: a, to: x}
+  - {from: a, to: y}
+  - {from: b, to: y}
+  - {from: x, to: out}
+  - {from: y, to: out}
+`
+	r, _ := run(t, src, Options{BatchMax: 7})
+	if got := len(sinkFor(t, "out").packets()); got != 500*2+300 {
+		t.Errorf("out got %d, want 1300", got)
+	}
+	if metric(r, "y").Consumed != 800 {
+		t.Errorf("y consumed %d", metric(r, "y").Consumed)
+	}
+}
+
+func TestConstructorFailureClosesBuiltNodes(t *testing.T) {
+	src := `version: 2
+nodes:
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+  - {id: broken, plugin: "schnitzel_stream.test:FailBuild"}
+edges:
+  - {from: broken, to: out}
+`
+	_, err := New(plan(t, src), Options{})
+	var ne *NodeError
+	if !errors.As(err, &ne) || ne.NodeID != "broken" || ne.Phase != "build" {
+		t.Fatalf("want build error of node broken, got %v", err)
+	}
+	if sinkFor(t, "out").closed.Load() != 1 {
+		t.Error("a node built before the failure was not closed")
+	}
+}
+
+func TestPrintSinkOutput(t *testing.T) {
+	src := `version: 2
+nodes:
+  - id: src
+    kind: source
+    plugin: schnitzel_stream.nodes.dev:StaticSource
+    config:
+      packets:
+        - {kind: demo, source_id: demo01, ts: "2026-01-01T00:00:00Z", payload: {message: "héllo", value: 1, r: 0.5}}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.nodes.dev:PrintSink", config: {prefix: "DEV "}}
+edges:
+  - {from: src, to: out}
+`
+	var buf bytes.Buffer
+	r, _ := run(t, src, Options{Stdout: &buf})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	line := buf.String()
+	want := `", "ts": "2026-01-01T00:00:00Z", "kind": "demo", "source_id": "demo01", "payload": {"message": "h\u00e9llo", "value": 1, "r": 0.5}, "meta": {}}` + "\n"
+	if !strings.HasPrefix(line, `DEV {"packet_id": "`) || !strings.HasSuffix(line, want) {
+		t.Errorf("got %q", line)
+	}
+}
