@@ -74,3 +74,23 @@ func TestDeriveCopiesMetaAndKeepsOriginal(t *testing.T) {
 		}
 	}
 }
+
+func TestDeriveSeqBoxesTheInteger(t *testing.T) {
+	p := &Packet{ID: NewID(), Meta: MapOf("a", "x")}
+	var qs []*Packet
+	for i := int64(0); i < 1000; i++ {
+		qs = append(qs, DeriveSeq(p, "burst_seq", i*1_000_003))
+	}
+	for i, q := range qs {
+		v, _ := q.Meta.Get("burst_seq")
+		if n, ok := v.(int64); !ok || n != int64(i)*1_000_003 {
+			t.Fatalf("packet %d: burst_seq = %#v", i, v)
+		}
+		if got := string(AppendJSON(nil, q.Meta, Compact)); got != `{"a":"x","burst_seq":`+PyStr(int64(i)*1_000_003)+`}` {
+			t.Fatalf("json %s", got)
+		}
+	}
+	if q := DeriveSeq(&Packet{Meta: MapOf("a", 1, "b", 2, "c", 3)}, "k", 5); q.Meta.Len() != 4 {
+		t.Fatal("large meta fallback")
+	}
+}

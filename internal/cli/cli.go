@@ -83,7 +83,6 @@ func (a *App) Run(args []string) int {
 type logOptions struct {
 	format string
 	level  string
-	file   string
 }
 
 func (o *logOptions) register(cmd *cobra.Command) {

@@ -41,11 +41,14 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 	} else {
 		g, diags = graph.LoadFile(path, a.LookupEnv)
 	}
-	if g == nil || diags.HasErrors() {
+	if g == nil {
 		return nil, diags, exitcode.New(exitcode.Usage, nil)
 	}
+	// Validate even when loading found problems, so that one pass reports
+	// every error in the file.
 	plan, vdiags := graph.Validate(g, a.Registry, plugin.PolicyFromEnv(a.Getenv))
 	diags = append(diags, vdiags...)
+	graph.SortDiags(diags)
 	if plan == nil || diags.HasErrors() || (strict && len(diags) > 0) {
 		return nil, diags, exitcode.New(exitcode.Usage, nil)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 func LoadFile(path string, getenv func(string) (string, bool)) (*Graph, Diags) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		msg := err.Error()
+		var msg string
 		if errors.Is(err, os.ErrNotExist) {
 			msg = "graph spec not found: " + path
 		} else {
@@ -73,7 +74,8 @@ func Load(file string, data []byte, getenv func(string) (string, bool)) (*Graph,
 	ip := &interpolator{root: root, getenv: getenv, active: map[string]bool{}}
 	ip.resolveTree(root, "")
 	for _, e := range ip.errs {
-		l.errf(e.path, e.path, "%s", e.msg)
+		subject, rest := subjectOf(root, e.path)
+		l.errf(e.path, subject, "%s: %s", rest, e.msg)
 	}
 
 	g.Version = l.version(root)
@@ -167,16 +169,39 @@ func (l *loader) configMap(m *packet.Map, key, path string) *packet.Map {
 	return cm
 }
 
+var nodePath = regexp.MustCompile(`^(nodes|edges)\[(\d+)\](?:\.(.*))?$`)
+
+// subjectOf names what a raw value path belongs to, for messages made
+// before the model exists: node "id" (or nodes[i]) and the rest of the path.
+func subjectOf(root *packet.Map, path string) (string, string) {
+	m := nodePath.FindStringSubmatch(path)
+	if m == nil {
+		return "", path
+	}
+	i, _ := strconv.Atoi(m[2])
+	subject := fmt.Sprintf("%s[%d]", m[1], i)
+	if list, ok := root.Get(m[1]); ok {
+		if items, ok := list.([]any); ok && i < len(items) {
+			if item, ok := items[i].(*packet.Map); ok {
+				if id, ok := item.GetString("id"); ok && m[1] == "nodes" {
+					subject = fmt.Sprintf("node %q", id)
+				}
+			}
+		}
+	}
+	return subject, m[3]
+}
+
 func describe(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "null"
 	case bool:
-		return "a boolean"
+		return "the boolean " + packet.PyStr(x)
 	case int64, *big.Int:
-		return "an integer"
+		return "the integer " + packet.PyStr(x)
 	case float64:
-		return "a number"
+		return "the number " + packet.PyStr(x)
 	case string:
 		return fmt.Sprintf("the string %q", x)
 	case []any:

@@ -143,7 +143,7 @@ func (v *validator) validateV2() (*Plan, Diags) {
 			v.at(SevWarning, pn.Pos, fmt.Sprintf("node %q", pn.ID), "has no incoming edges and is not a source: it will never receive a packet")
 		}
 	}
-	sortDiags(v.diags)
+	SortDiags(v.diags)
 	if v.diags.HasErrors() {
 		return nil, v.diags
 	}
@@ -336,7 +336,7 @@ func cyclePath(comp []string, adj map[string][]string) []string {
 	}
 }
 
-// sortDiags orders diagnostics by line, keeping the check order on a line.
-func sortDiags(ds Diags) {
+// SortDiags orders diagnostics by line, keeping the check order on a line.
+func SortDiags(ds Diags) {
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Line < ds[j].Line })
 }

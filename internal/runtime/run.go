@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	rt "runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -314,9 +313,6 @@ func (x *Executor) runNode(n *node) {
 				x.checkQuiescent()
 			}
 		}
-		if !n.source && n.failed.Load() {
-			// drain nothing more; inbox is in discard mode
-		}
 	}()
 	if s, ok := n.inst.(plugin.Starter); ok {
 		if err := s.Start(x.nodeCtx); err != nil {
@@ -552,6 +548,3 @@ func (x *Executor) closeOrder() []*node {
 	slices.Reverse(order)
 	return order
 }
-
-// GOMAXPROCS is exposed for the report.
-func gomaxprocs() int { return rt.GOMAXPROCS(0) }

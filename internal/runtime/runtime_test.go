@@ -110,7 +110,7 @@ func registry(t *testing.T) *plugin.Registry {
 	})
 	plugin.Register(r, plugin.Spec[dev.Empty]{
 		Name: "schnitzel_stream.test:FailBuild", Role: plugin.RoleNode,
-		New:  func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },
+		New: func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },
 	})
 	return r
 }

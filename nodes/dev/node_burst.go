@@ -34,8 +34,7 @@ type burst struct {
 
 func (b *burst) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
 	for i := int64(0); i < b.count; i++ {
-		q := packet.Derive(p, 1)
-		q.Meta.Set(b.key, i)
+		q := packet.DeriveSeq(p, b.key, i)
 		if err := out.Emit(q); err != nil {
 			return err
 		}

@@ -1,0 +1,53 @@
+package pathscmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
+)
+
+func run(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	cmd := NewCommand(func(k string) string { return env[k] })
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestPathsJSON(t *testing.T) {
+	out, err := run(t, map[string]string{"HOME": "/home/u"}, "--json", "--user", "--os", "linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p paths.Paths
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.State != "/home/u/.local/state/schnitzel-stream" || p.Scope != paths.User {
+		t.Errorf("%+v", p)
+	}
+}
+
+func TestPathsText(t *testing.T) {
+	out, err := run(t, nil, "--os", "windows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"os        windows (system)", `state     C:\ProgramData\SchnitzelStream\state`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPathsUserWithoutHome(t *testing.T) {
+	if _, err := run(t, nil, "--user", "--os", "darwin"); err == nil {
+		t.Error("want error without HOME")
+	}
+}

@@ -1,0 +1,186 @@
+package servicecmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
+)
+
+type recHost struct {
+	admin bool
+	calls []string
+}
+
+func (h *recHost) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	h.calls = append(h.calls, strings.Join(append([]string{name}, args...), " "))
+	return nil, nil
+}
+func (h *recHost) LookPath(f string) (string, error) { return "/usr/bin/" + f, nil }
+func (h *recHost) IsAdmin() bool                     { return h.admin }
+func (h *recHost) LookupUser(string) (int, int, error) {
+	return os.Getuid(), os.Getgid(), nil
+}
+
+type env struct {
+	dir, graph, bin string
+	host            *recHost
+	root            string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{dir: dir, graph: filepath.Join(dir, "g.yaml"), bin: filepath.Join(dir, "schnitzel"), host: &recHost{admin: true}}
+	os.WriteFile(e.graph, []byte("version: 2\n"), 0o644)
+	os.WriteFile(e.bin, []byte("#!/bin/sh\n"), 0o755)
+	return e
+}
+
+func (e *env) run(t *testing.T, validate Validator, args ...string) (string, string, error) {
+	t.Helper()
+	in := &service.Installer{Host: e.host, GOOS: "linux", Root: e.root}
+	cmd := NewCommand(Options{Validate: validate, GOOS: "linux", Installer: in,
+		Getenv:     func(k string) string { return map[string]string{"HOME": "/home/op"}[k] },
+		Executable: func() (string, error) { return e.bin, nil }})
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errb.String(), err
+}
+
+func code(err error) int {
+	var ee *exitcode.Error
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestRenderSystemdHost(t *testing.T) {
+	e := setup(t)
+	var validated string
+	out, _, err := e.run(t, func(p string) error { validated = p; return nil },
+		"render", "--graph", e.graph, "--", "--log-file", "/var/log/schnitzel-stream/s.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if validated != e.graph {
+		t.Errorf("validator got %q", validated)
+	}
+	want := "ExecStart=" + e.bin + " --graph " + e.graph + " --log-file /var/log/schnitzel-stream/s.log\n"
+	if !strings.Contains(out, want) || !strings.Contains(out, "User=schnitzel") {
+		t.Errorf("unit lacks %q:\n%s", want, out)
+	}
+	if len(e.host.calls) != 0 {
+		t.Errorf("render touched the system: %v", e.host.calls)
+	}
+}
+
+func TestRenderOtherOSJSON(t *testing.T) {
+	e := setup(t)
+	out, _, err := e.run(t, nil, "render", "--manager", "taskscheduler", "--graph", `D:\g.yaml`, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def service.Definition
+	if err := json.Unmarshal([]byte(out), &def); err != nil {
+		t.Fatal(err)
+	}
+	if def.Manager != service.TaskScheduler || !strings.Contains(def.Content, `<Command>C:\Program Files\Schnitzel\schnitzel.exe</Command>`) {
+		t.Errorf("%+v", def)
+	}
+}
+
+func TestBadInputExit2(t *testing.T) {
+	e := setup(t)
+	invalid := func(string) error { return errors.New("node src: unknown plugin x") }
+	tests := []struct {
+		name     string
+		validate Validator
+		args     []string
+		want     string
+	}{
+		{"unknown manager", nil, []string{"render", "--manager", "upstart", "--graph", "g"}, "unknown service manager"},
+		{"missing graph", nil, []string{"install", "--graph", "/nonexistent/g.yaml"}, "fix: pass --graph"},
+		{"invalid graph", invalid, []string{"install", "--graph", "GRAPH"}, "unknown plugin x"},
+		{"no root", nil, []string{"install", "--graph", "GRAPH"}, "administrator rights"},
+		{"missing binary", nil, []string{"install", "--graph", "GRAPH", "--binary", "/nope/schnitzel"}, "binary /nope/schnitzel"},
+		{"windows on linux", nil, []string{"install", "--manager", "windows", "--graph", `C:\g.yaml`}, "render --manager windows"},
+		{"stray args", nil, []string{"render", "--graph", "GRAPH", "extra"}, "after --"},
+		{"status of other os", nil, []string{"status", "--manager", "launchd"}, "cannot query"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.host.admin = tt.name != "no root"
+			e.root = t.TempDir()
+			args := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				args[i] = strings.ReplaceAll(a, "GRAPH", e.graph)
+			}
+			// File checks run under Root: mirror the real graph and binary.
+			for _, p := range []string{e.graph, e.bin} {
+				os.MkdirAll(filepath.Join(e.root, filepath.Dir(p)), 0o755)
+				data, _ := os.ReadFile(p)
+				os.WriteFile(filepath.Join(e.root, p), data, 0o755)
+			}
+			_, _, err := e.run(t, tt.validate, args...)
+			if code(err) != exitcode.Usage || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v (code %d), want exit 2 with %q", err, code(err), tt.want)
+			}
+		})
+	}
+}
+
+func TestInstallAndStatusUser(t *testing.T) {
+	e := setup(t)
+	e.host.admin = false
+	// Everything the installer touches goes under a temporary root; the
+	// graph and binary are mirrored there.
+	e.root = t.TempDir()
+	for _, p := range []string{e.graph, e.bin} {
+		os.MkdirAll(filepath.Join(e.root, filepath.Dir(p)), 0o755)
+		data, _ := os.ReadFile(p)
+		os.WriteFile(filepath.Join(e.root, p), data, 0o755)
+	}
+	_, stderr, err := e.run(t, nil, "install", "--user", "--graph", e.graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "start it with: schnitzel service start --manager systemd --name schnitzel --user") {
+		t.Errorf("stderr: %s", stderr)
+	}
+	unit := filepath.Join(e.root, "/home/op/.config/systemd/user/schnitzel.service")
+	if _, err := os.Stat(unit); err != nil {
+		t.Fatalf("unit not written under the test root: %v", err)
+	}
+	out, _, err := e.run(t, nil, "status", "--user", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st service.State
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Installed {
+		t.Errorf("status after install: %+v", st)
+	}
+	if _, _, err := e.run(t, nil, "uninstall", "--user"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(unit); err == nil {
+		t.Error("unit left after uninstall")
+	}
+}

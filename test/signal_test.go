@@ -1,0 +1,154 @@
+//go:build !windows
+
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const tickerGraph = `version: 2
+nodes:
+  - {id: tick, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0.001, count: 0}}
+  - {id: mid, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.nodes.dev:PrintSink", config: {prefix: "T "}}
+edges:
+  - {from: tick, to: mid}
+  - {from: mid, to: out}
+`
+
+// startTicker starts a never-ending graph and waits until it has printed.
+func startTicker(t *testing.T, extra ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "g.yaml"), []byte(tickerGraph), 0o644)
+	cmd := exec.Command(bin, append([]string{"--graph", "g.yaml", "--report-json"}, extra...)...)
+	cmd.Dir = dir
+	pr, pw := io.Pipe()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = pw, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if !once {
+				once = true
+				close(first)
+			}
+		}
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); pw.Close() })
+	select {
+	case <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no output: %s", errb.String())
+	}
+	cmd.Stdout = nil
+	t.Cleanup(func() {})
+	go func() { cmd.Wait(); pw.Close() }()
+	return cmd, &out, &errb
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for cmd.ProcessState == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("process did not exit")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+func TestSIGTERMDrainsClosesAndReports(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd, out, errb := startTicker(t)
+		time.Sleep(100 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		if code := waitExit(t, cmd); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", sig, code, errb.String())
+		}
+		time.Sleep(50 * time.Millisecond) // let the reader finish
+		ls := lines(out.String())
+		rep := lastReport(t, out.String())
+		printed := int64(len(ls) - 1)
+		if rep.Status != "ok" || rep.Metrics["node.out.consumed"] != printed || rep.Metrics["packets.source_emitted_total"] != printed {
+			t.Errorf("%v: printed %d, report %v (every emitted packet must drain to the sink)", sig, printed, rep.Metrics)
+		}
+	}
+}
+
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	// A sink that cannot keep up: 1 ms per packet, source as fast as it can,
+	// large inboxes; the first signal starts a long drain.
+	os.WriteFile(filepath.Join(dir, "g.yaml"), []byte(strings.Replace(tickerGraph, "interval_sec: 0.001", "interval_sec: 0", 1)), 0o644)
+	cmd := exec.Command(bin, "--graph", "g.yaml", "--inbox-max", "1000000")
+	cmd.Dir = dir
+	cmd.Stdout = &slowWriter{}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	code := waitExit(t, cmd)
+	if code != 1 || !strings.Contains(errb.String(), "second signal") {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+}
+
+type slowWriter struct{}
+
+func (slowWriter) Write(b []byte) (int, error) { time.Sleep(time.Millisecond); return len(b), nil }
+
+func TestMetricsEndpoint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd, _, errb := startTicker(t, "--metrics-addr", addr)
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if strings.Contains(body, `schnitzel_node_consumed_packets_total{node="out"`) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, `schnitzel_node_consumed_packets_total{node="out",plugin="schnitzel_stream.nodes.dev:PrintSink"}`) {
+		t.Errorf("metrics:\n%s\nstderr:\n%s", body, errb.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
