@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+)
+
+type inner struct {
+	Mode string `yaml:"mode" enum:"a,b"`
+}
+
+type cfg struct {
+	Name    string            `yaml:"name" required:"true" doc:"the name"`
+	Count   int               `yaml:"count"`
+	Ratio   float64           `yaml:"ratio"`
+	On      bool              `yaml:"on"`
+	Tags    []string          `yaml:"tags"`
+	Headers map[string]string `yaml:"headers"`
+	Raw     any               `yaml:"raw"`
+	Obj     *packet.Map       `yaml:"obj"`
+	Opt     *int              `yaml:"opt"`
+	Inner   inner             `yaml:"inner"`
+}
+
+func (c *cfg) Validate() error {
+	if c.Count < 0 {
+		return Errorf("count", "must be >= 0")
+	}
+	return nil
+}
+
+func entry() *Entry {
+	r := NewRegistry()
+	Register(r, Spec[cfg]{
+		Name: "schnitzel_stream.test:T", Role: RoleNode, Defaults: cfg{Count: 3, Inner: inner{Mode: "a"}},
+		New: func(c cfg, _ Env) (any, error) { return c, nil },
+	})
+	e, _ := r.Lookup("schnitzel_stream.test:T")
+	return e
+}
+
+func TestDecodeTypedWithDefaults(t *testing.T) {
+	e := entry()
+	in := packet.MapOf("name", "x", "ratio", int64(2), "on", "False", "tags", []any{"a", int64(1)},
+		"headers", packet.MapOf("k", "v"), "raw", []any{true}, "obj", packet.MapOf("z", nil), "opt", "7",
+		"inner", packet.MapOf("mode", "b"), "extra", int64(1))
+	dec, warns, errs := e.Decode(in)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	c := dec.(cfg)
+	if c.Name != "x" || c.Count != 3 || c.Ratio != 2 || c.On || strings.Join(c.Tags, ",") != "a,1" ||
+		c.Headers["k"] != "v" || c.Obj.Len() != 1 || c.Opt == nil || *c.Opt != 7 || c.Inner.Mode != "b" {
+		t.Errorf("decoded %+v", c)
+	}
+	if len(warns) != 1 || warns[0].Path != "extra" {
+		t.Errorf("warnings %v", warns)
+	}
+}
+
+func TestDecodeErrorsAllReported(t *testing.T) {
+	e := entry()
+	in := packet.MapOf("count", "many", "ratio", "x", "on", "maybe", "tags", "notalist", "inner", packet.MapOf("mode", "c"))
+	_, _, errs := e.Decode(in)
+	var got []string
+	for _, fe := range errs {
+		got = append(got, fe.Error())
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		`config.name: required key is missing`,
+		`config.count: expected an integer, got the string "many"`,
+		`config.ratio: expected a number, got the string "x"`,
+		`config.on: expected a boolean (true/false), got the string "maybe"`,
+		`config.tags: expected a list, got a string`,
+		`config.inner.mode: must be one of a, b, got "c"`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in\n%s", want, all)
+		}
+	}
+	_, _, errs = e.Decode(packet.MapOf("name", "x", "count", int64(-1)))
+	if len(errs) != 1 || errs[0].Error() != "config.count: must be >= 0" {
+		t.Errorf("Validate: %v", errs)
+	}
+}
+
+func TestSpecDocsFields(t *testing.T) {
+	e := entry()
+	var keys []string
+	for _, f := range e.Fields {
+		keys = append(keys, f.Key)
+	}
+	if strings.Join(keys, ",") != "name,count,ratio,on,tags,headers,raw,obj,opt,inner.mode" {
+		t.Errorf("fields %v", keys)
+	}
+	if e.Fields[0].Doc != "the name" || !e.Fields[0].Required || e.Fields[1].Default != 3 {
+		t.Errorf("field docs %+v %+v", e.Fields[0], e.Fields[1])
+	}
+}
+
+func TestRegisterRejectsDuplicatesAndBadNames(t *testing.T) {
+	for name, f := range map[string]func(){
+		"duplicate": func() {
+			r := NewRegistry()
+			s := Spec[cfg]{Name: "a.b:C", Role: RoleNode, New: func(cfg, Env) (any, error) { return nil, nil }}
+			Register(r, s)
+			Register(r, s)
+		},
+		"malformed": func() {
+			Register(NewRegistry(), Spec[cfg]{Name: "no colon", Role: RoleNode, New: func(cfg, Env) (any, error) { return nil, nil }})
+		},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
