@@ -89,6 +89,17 @@ func (d *decoder) decodeStruct(v reflect.Value, cfg *packet.Map, path string) {
 	}
 }
 
+// shown describes a bad value for an error message: its type and value.
+func shown(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case nil, *packet.Map, []any:
+		return typeName(v)
+	}
+	return typeName(v) + " " + packet.PyStr(v)
+}
+
 func typeName(v any) string {
 	switch v.(type) {
 	case nil:
@@ -165,14 +176,14 @@ func (d *decoder) decodeValue(v reflect.Value, raw any, path string) {
 	case reflect.Bool:
 		b, ok := ParseBool(raw)
 		if !ok {
-			d.errf(path, "expected a boolean (true/false), got %s %s", typeName(raw), packet.PyStr(raw))
+			d.errf(path, "expected a boolean (true/false), got %s", shown(raw))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		n, ok := toInt(raw)
 		if !ok {
-			d.errf(path, "expected an integer, got %s %s", typeName(raw), packet.PyStr(raw))
+			d.errf(path, "expected an integer, got %s", shown(raw))
 			return
 		}
 		if v.OverflowInt(n) {
@@ -183,7 +194,7 @@ func (d *decoder) decodeValue(v reflect.Value, raw any, path string) {
 	case reflect.Float64, reflect.Float32:
 		f, ok := toFloat(raw)
 		if !ok {
-			d.errf(path, "expected a number, got %s %s", typeName(raw), packet.PyStr(raw))
+			d.errf(path, "expected a number, got %s", shown(raw))
 			return
 		}
 		v.SetFloat(f)
