@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -452,5 +453,37 @@ edges:
 	want := `", "ts": "2026-01-01T00:00:00Z", "kind": "demo", "source_id": "demo01", "payload": {"message": "h\u00e9llo", "value": 1, "r": 0.5}, "meta": {}}` + "\n"
 	if !strings.HasPrefix(line, `DEV {"packet_id": "`) || !strings.HasSuffix(line, want) {
 		t.Errorf("got %q", line)
+	}
+}
+
+func TestMemoryStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: -short")
+	}
+	const n = 1_000_000
+	x, err := New(plan(t, fmt.Sprintf(strings.Replace(chain, "schnitzel_stream.test:Collect", "schnitzel_stream.nodes.dev:Identity", 1), n)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Result)
+	go func() { done <- x.Run(context.Background()) }()
+	var peak uint64
+	var ms goruntime.MemStats
+	for {
+		select {
+		case r := <-done:
+			if r.Err != nil || metric(r, "out").Consumed != n {
+				t.Fatalf("err %v consumed %d", r.Err, metric(r, "out").Consumed)
+			}
+			// A run that kept its packets would need > 250 MiB here.
+			if peak > 64<<20 {
+				t.Errorf("heap in use peaked at %d MiB for %d packets: memory grows with packets", peak>>20, n)
+			}
+			t.Logf("peak heap in use %.1f MiB for %d packets", float64(peak)/(1<<20), n)
+			return
+		case <-time.After(20 * time.Millisecond):
+			goruntime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		}
 	}
 }
