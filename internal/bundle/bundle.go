@@ -1,9 +1,12 @@
-// Package bundle registers every first-party node into one registry. A
-// custom binary is a different import list here.
+// Package bundle registers every first-party node and job into one
+// registry. A custom binary is a different import list here.
 package bundle
 
 import (
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/legacy"
+	visionnodes "github.com/schnitzel-stream/schnitzel/packs/vision/nodes"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -11,5 +14,8 @@ import (
 func Registry() *plugin.Registry {
 	r := plugin.NewRegistry()
 	dev.Register(r)
+	video.Register(r)
+	visionnodes.Register(r)
+	legacy.Register(r)
 	return r
 }

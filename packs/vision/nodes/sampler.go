@@ -1,0 +1,59 @@
+package nodes
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// SamplerConfig is EveryNthFrameSamplerNode's config.
+type SamplerConfig struct {
+	EveryN int64 `yaml:"every_n" doc:"Keep one frame in every_n; values below 1 count as 1."`
+	Offset int64 `yaml:"offset" doc:"Keep frames whose frame_idx - offset is a multiple of every_n."`
+}
+
+func registerSampler(r *plugin.Registry) {
+	name, aliases := names("video", "EveryNthFrameSamplerNode")
+	plugin.Register(r, plugin.Spec[SamplerConfig]{
+		Name: name, Aliases: aliases,
+		Role: plugin.RoleNode, In: []string{"frame"}, Out: []string{"frame"},
+		Summary: "Keep every Nth frame by payload.frame_idx; drop the rest.",
+		Description: "A frame is kept iff (frame_idx - offset) mod every_n == 0; kept packets pass unchanged. " +
+			"A payload without an integer frame_idx drops that packet (counted as a node failure). " +
+			"Metrics: kept_total, dropped_total. Dropped frames are not released: a node that receives a " +
+			"frame does not own a reference to it (package frame), and the source recycles what it never handed over.",
+		Defaults: SamplerConfig{EveryN: 1},
+		New: func(c SamplerConfig, _ plugin.Env) (any, error) {
+			return &sampler{every: max(1, c.EveryN), offset: c.Offset}, nil
+		},
+	})
+}
+
+type sampler struct {
+	every, offset int64
+	kept, dropped atomic.Int64
+}
+
+func (s *sampler) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
+	_, idx, err := frameIdx(p)
+	if err != nil {
+		return err
+	}
+	if (idx-s.offset)%s.every != 0 {
+		s.dropped.Add(1)
+		return nil
+	}
+	s.kept.Add(1)
+	return out.Emit(p)
+}
+
+func (s *sampler) Metrics() []plugin.Metric {
+	return []plugin.Metric{{Name: "kept_total", Value: s.kept.Load()}, {Name: "dropped_total", Value: s.dropped.Load()}}
+}
+
+var (
+	_ plugin.Processor = (*sampler)(nil)
+	_ plugin.Metrics   = (*sampler)(nil)
+)

@@ -1,0 +1,126 @@
+package nodes_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/jpeg"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
+)
+
+// TestVideoToSnapshotsThroughRuntime decodes a real video with the ffmpeg
+// source and runs sampler → mock detector → builder → zones → dedup →
+// snapshot → print through the runtime: the snapshots are JPEGs of the
+// decoded frames, written only for events that dedup accepted.
+func TestVideoToSnapshotsThroughRuntime(t *testing.T) {
+	for _, b := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not in PATH: install ffmpeg to run this test", b)
+		}
+	}
+	dir := t.TempDir()
+	mp4 := filepath.Join(dir, "clip.mp4")
+	// A solid red 64x48 clip: colours survive the BGR → JPEG path recognisably.
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+		"-i", "color=c=red:s=64x48:r=24:d=1", "-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	snaps := filepath.Join(dir, "snaps")
+	g := `version: 2
+nodes:
+  - {id: video, kind: source, plugin: schnitzel_stream.packs.vision.nodes:OpenCvVideoFileSource,
+     config: {path: "` + mp4 + `", source_id: cam01, max_frames: 12, start_ts: "2026-02-14T00:00:00Z"}}
+  - {id: sample, kind: node, plugin: schnitzel_stream.packs.vision.nodes:EveryNthFrameSamplerNode, config: {every_n: 3}}
+  - {id: detect, kind: node, plugin: schnitzel_stream.packs.vision.nodes:MockDetectorNode,
+     config: {track_id: 1, bbox: {x1: 2, y1: 2, x2: 4, y2: 4}}}
+  - {id: events, kind: node, plugin: schnitzel_stream.packs.vision.nodes:ProtocolV02EventBuilderNode, config: {site_id: S001}}
+  - {id: dedup, kind: node, plugin: schnitzel_stream.packs.vision.nodes:DedupPolicyNode, config: {cooldown_sec: 3600}}
+  - {id: snap, kind: node, plugin: schnitzel_stream.packs.vision.nodes:EventSnapshotNode,
+     config: {base_dir: "` + snaps + `", public_prefix: /snapshots}}
+  - {id: out, kind: sink, plugin: schnitzel_stream.nodes.dev:PrintSink, config: {prefix: "EV "}}
+edges:
+  - {from: video, to: sample}
+  - {from: sample, to: detect}
+  - {from: detect, to: events}
+  - {from: events, to: dedup}
+  - {from: dedup, to: snap}
+  - {from: snap, to: out}
+`
+	gf := filepath.Join(dir, "g.yaml")
+	if err := os.WriteFile(gf, []byte(g), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := registry()
+	video.Register(reg)
+	var stdout, stderr bytes.Buffer
+	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
+		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}
+	if code := app.Run([]string{"--graph", gf, "--report-json"}); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	var events []string
+	var rep struct {
+		Metrics map[string]int64 `json:"metrics"`
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if strings.HasPrefix(l, "EV ") {
+			events = append(events, l)
+		} else if err := json.Unmarshal([]byte(l), &rep); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+	}
+	// 12 frames, every 3rd sampled = 4 detections of track 1; dedup keeps the first.
+	if len(events) != 1 {
+		t.Fatalf("%d events:\n%s", len(events), stdout.String())
+	}
+	checks := map[string]int64{
+		"node.sample.kept_total": 4, "node.sample.dropped_total": 8, "node.detect.emitted_total": 4,
+		"node.dedup.accepted_total": 1, "node.dedup.dropped_total": 3, "node.snap.written_total": 1,
+	}
+	for k, v := range checks {
+		if rep.Metrics[k] != v {
+			t.Errorf("%s = %d, want %d", k, rep.Metrics[k], v)
+		}
+	}
+	var ev struct {
+		Payload struct {
+			SnapshotPath string `json:"snapshot_path"`
+		} `json:"payload"`
+		Meta map[string]any `json:"meta"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(events[0], "EV ")), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Payload.SnapshotPath != "/snapshots/S001/cam01/2026-02-14T00_00_00_00_00_1.jpg" {
+		t.Fatalf("snapshot_path %q", ev.Payload.SnapshotPath)
+	}
+	if _, has := ev.Meta["frame"]; has {
+		t.Fatal("meta.frame reached the sink")
+	}
+	f, err := os.Open(filepath.Join(snaps, "S001", "cam01", "2026-02-14T00_00_00_00_00_1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := jpeg.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 64 || b.Dy() != 48 {
+		t.Fatalf("snapshot size %v", b)
+	}
+	r, gr, bl, _ := img.At(32, 24).RGBA()
+	if r>>8 < 200 || gr>>8 > 60 || bl>>8 > 60 {
+		t.Fatalf("snapshot pixel (%d,%d,%d), want red", r>>8, gr>>8, bl>>8)
+	}
+	entries, _ := os.ReadDir(filepath.Join(snaps, "S001", "cam01"))
+	if len(entries) != 1 {
+		t.Fatalf("%d files in the snapshot dir, want 1", len(entries))
+	}
+}

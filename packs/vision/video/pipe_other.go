@@ -1,0 +1,11 @@
+//go:build !linux
+
+package video
+
+import "os"
+
+// growPipe is a no-op where pipe capacity cannot be changed.
+func growPipe(*os.File) {}
+
+// childMaxRSS is unknown here.
+func childMaxRSS(*os.ProcessState) int64 { return 0 }

@@ -1,0 +1,86 @@
+package video
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// probeInfo is what ffprobe says about a file's first video stream.
+type probeInfo struct {
+	Width, Height int
+	FPS           float64 // avg_frame_rate, else r_frame_rate; 0 when unknown
+	Duration      float64 // seconds; 0 when unknown
+}
+
+// probeFile checks with ffprobe that path holds a decodable video stream.
+// Errors say what is wrong with the file in ffprobe's words.
+func probeFile(ctx context.Context, path string) (probeInfo, error) {
+	bin, err := exec.LookPath("ffprobe")
+	if err != nil {
+		return probeInfo{}, ErrFFprobeNotFound
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=width,height,avg_frame_rate,r_frame_rate:format=duration",
+		"-of", "json", "file:"+path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return probeInfo{}, fmt.Errorf("not a readable video: %s", msg)
+	}
+	var doc struct {
+		Streams []struct {
+			Width  int    `json:"width"`
+			Height int    `json:"height"`
+			Avg    string `json:"avg_frame_rate"`
+			Real   string `json:"r_frame_rate"`
+		} `json:"streams"`
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return probeInfo{}, fmt.Errorf("read ffprobe output: %w", err)
+	}
+	if len(doc.Streams) == 0 || doc.Streams[0].Width <= 0 || doc.Streams[0].Height <= 0 {
+		return probeInfo{}, errors.New("not a video: no video stream")
+	}
+	st := doc.Streams[0]
+	info := probeInfo{Width: st.Width, Height: st.Height, FPS: ratio(st.Avg)}
+	if info.FPS == 0 {
+		info.FPS = ratio(st.Real)
+	}
+	info.Duration, _ = strconv.ParseFloat(doc.Format.Duration, 64)
+	return info, nil
+}
+
+// ratio parses "24000/1001"; 0 for "0/0" or junk.
+func ratio(s string) float64 {
+	n, d, ok := strings.Cut(s, "/")
+	if !ok {
+		f, _ := strconv.ParseFloat(s, 64)
+		return f
+	}
+	a, err1 := strconv.ParseFloat(n, 64)
+	b, err2 := strconv.ParseFloat(d, 64)
+	if err1 != nil || err2 != nil || b == 0 {
+		return 0
+	}
+	return a / b
+}

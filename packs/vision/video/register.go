@@ -1,0 +1,56 @@
+// Package video holds the vision pack's frame sources: video files, RTSP
+// cameras and webcams, decoded by an ffmpeg child process into bgr24
+// frames (package frame). No cgo: ffmpeg and ffprobe must be on PATH.
+package video
+
+import "github.com/schnitzel-stream/schnitzel/plugin"
+
+const (
+	seedMod = "schnitzel_stream.nodes.video:"
+	headMod = "schnitzel_stream.packs.vision.nodes:"
+	headPy  = "schnitzel_stream.packs.vision.nodes.video:"
+)
+
+// Register adds the video sources to r.
+func Register(r *plugin.Registry) {
+	plugin.Register(r, plugin.Spec[FileConfig]{
+		Name:    seedMod + "OpenCvVideoFileSource",
+		Aliases: []string{headMod + "OpenCvVideoFileSource", headPy + "OpenCvVideoFileSource"},
+		Role:    plugin.RoleSource,
+		Out:     []string{"frame"},
+		Summary: "Decode a video file into frame packets (payload {frame, frame_idx}).",
+		Description: "Runs `ffmpeg` (on PATH) and reads raw bgr24 frames from its stdout; ffprobe checks the file at " +
+			"start, so a missing, unreadable or non-video file fails the graph before it runs. Meta carries frame_idx, " +
+			"pos_msec (the frame's position in the file) and idempotency_key `frame:{source_id}:{frame_idx}`. With " +
+			"`start_ts`, ts = start_ts + position (reproducible runs); with `loop` the positions of later passes " +
+			"continue after the previous pass, so ts never goes back.",
+		Defaults: FileConfig{},
+		New:      newFileSource,
+	})
+	plugin.Register(r, plugin.Spec[RTSPConfig]{
+		Name:    headMod + "OpenCvRtspSource",
+		Aliases: []string{headPy + "OpenCvRtspSource"},
+		Role:    plugin.RoleSource,
+		Out:     []string{"frame"},
+		Summary: "Read an RTSP camera into frame packets, reconnecting with bounded exponential backoff.",
+		Description: "One ffmpeg process per connection. An open failure or a lost or stalled stream (no frame for " +
+			"read_timeout_sec) is retried after reconnect_backoff_sec, doubling up to reconnect_backoff_max_sec; waits " +
+			"end at once on shutdown. Meta carries frame_idx, epoch (connections that delivered frames) and " +
+			"idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`; ts is the wall clock when the frame was read. " +
+			"Metrics: reconnect_total, open_failures_total, stream_lost_total, skipped_total, decoded_total, emitted_total.",
+		Defaults: rtspDefaults,
+		New:      newRTSPSource,
+	})
+	plugin.Register(r, plugin.Spec[WebcamConfig]{
+		Name:    headMod + "OpenCvWebcamSource",
+		Aliases: []string{headPy + "OpenCvWebcamSource"},
+		Role:    plugin.RoleSource,
+		Out:     []string{"frame"},
+		Summary: "Read a local camera (v4l2, avfoundation, dshow) into frame packets, reopening it with backoff.",
+		Description: "Linux opens /dev/video{camera_index} through v4l2, macOS the avfoundation device, Windows the " +
+			"DirectShow device of that index. A missing device is an open failure naming the camera, retried like " +
+			"RTSP. Meta carries frame_idx, camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
+		Defaults: webcamDefaults,
+		New:      newWebcamSource,
+	})
+}

@@ -1,0 +1,329 @@
+package video
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// liveConfig holds the settings RTSP and webcam sources share; their
+// config structs carry the keys (the decoder has no inline structs).
+type liveConfig struct {
+	SourceID               string
+	MaxFrames              int64
+	Reconnect              bool
+	ReconnectBackoffSec    float64
+	ReconnectBackoffMaxSec float64
+	ReconnectMaxAttempts   int64
+	FPS                    float64
+	OpenTimeoutSec         float64
+	ReadTimeoutSec         float64
+	LatestOnly             bool
+}
+
+// minBackoff keeps a zero backoff (upstream's tests use 0) from turning
+// reconnects into a busy loop.
+const minBackoff = 50 * time.Millisecond
+
+func (c *liveConfig) validate() error {
+	switch {
+	case c.MaxFrames < 0:
+		return plugin.Errorf("max_frames", "must be >= 0 (0 = no limit), got %d", c.MaxFrames)
+	case c.ReconnectBackoffSec < 0:
+		return plugin.Errorf("reconnect_backoff_sec", "must be >= 0, got %v", c.ReconnectBackoffSec)
+	case c.ReconnectBackoffMaxSec < 0:
+		return plugin.Errorf("reconnect_backoff_max_sec", "must be >= 0, got %v", c.ReconnectBackoffMaxSec)
+	case c.ReconnectMaxAttempts < 0:
+		return plugin.Errorf("reconnect_max_attempts", "must be >= 0 (0 = unlimited), got %d", c.ReconnectMaxAttempts)
+	case c.FPS < 0:
+		return plugin.Errorf("fps", "must be >= 0 (0 = source rate), got %v", c.FPS)
+	case c.OpenTimeoutSec <= 0:
+		return plugin.Errorf("open_timeout_sec", "must be > 0, got %v", c.OpenTimeoutSec)
+	case c.ReadTimeoutSec <= 0:
+		return plugin.Errorf("read_timeout_sec", "must be > 0, got %v", c.ReadTimeoutSec)
+	}
+	return nil
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// backoff returns the waits between attempts: base, 2*base, ... up to max
+// (upstream's doubling, without jitter), never below minBackoff.
+type backoff struct {
+	base, max, cur time.Duration
+}
+
+func newBackoff(baseSec, maxSec float64) backoff {
+	b := max(seconds(baseSec), minBackoff)
+	return backoff{base: b, max: max(seconds(maxSec), b), cur: b}
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.base }
+
+// liveSource drives a camera: one ffmpeg process per session, reopened with
+// backoff after failures. The RTSP and webcam nodes differ only in how they
+// build ffmpeg's input and what they name in logs.
+type liveSource struct {
+	cfg  liveConfig
+	env  plugin.Env
+	kind string // "rtsp", "webcam": log and error wording
+	// input builds ffmpeg's input arguments for one attempt; an error (a
+	// missing device) counts as a failed open.
+	input func(ctx context.Context) ([]string, error)
+	// describe names the camera for logs and errors, secrets masked.
+	describe  string
+	extraMeta func(m *packet.Map)
+	tool      tool
+	started   bool
+
+	decodedN     atomic.Int64
+	emitted      atomic.Int64
+	skipped      atomic.Int64
+	reconnects   atomic.Int64
+	openFailures atomic.Int64
+	streamLosses atomic.Int64
+}
+
+func (s *liveSource) Start(ctx context.Context) error {
+	t, err := findFFmpeg(ctx)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", s.kind, s.cfg.SourceID, err)
+	}
+	s.tool, s.started = t, true
+	return nil
+}
+
+func (s *liveSource) Close(context.Context) error { return nil }
+
+func (s *liveSource) Metrics() []plugin.Metric {
+	return []plugin.Metric{
+		{Name: "emitted_total", Value: s.emitted.Load()},
+		{Name: "decoded_total", Value: s.decodedN.Load()},
+		{Name: "skipped_total", Value: s.skipped.Load()},
+		{Name: "reconnect_total", Value: s.reconnects.Load()},
+		{Name: "open_failures_total", Value: s.openFailures.Load()},
+		{Name: "stream_lost_total", Value: s.streamLosses.Load()},
+	}
+}
+
+// sessionResult says how a session ended.
+type sessionResult struct {
+	frames int64         // frames emitted in this session
+	lived  time.Duration // from the first frame to the end
+	stop   bool          // max_frames, downstream stop or ctx: end the run
+	err    error         // why the stream failed or ended
+}
+
+func (s *liveSource) Run(ctx context.Context, out plugin.Emitter) error {
+	if !s.started {
+		if err := s.Start(ctx); err != nil {
+			return err
+		}
+	}
+	log := s.env.Logger.With("camera", s.cfg.SourceID, "input", s.describe)
+	bo := newBackoff(s.cfg.ReconnectBackoffSec, s.cfg.ReconnectBackoffMaxSec)
+	var (
+		epoch    int64
+		failures int64 // consecutive failed opens
+	)
+	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if attempt > 0 {
+			wait := bo.next()
+			s.reconnects.Add(1)
+			log.Info("reconnecting", "in", wait.String(), "attempt", failures+1)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+		}
+		r := s.session(ctx, out, &epoch)
+		if r.stop || ctx.Err() != nil {
+			return nil
+		}
+		cause := "stream ended"
+		if r.err != nil {
+			cause = r.err.Error()
+		}
+		if r.frames > 0 {
+			failures = 0
+			bo.reset()
+			s.streamLosses.Add(1)
+			if !s.cfg.Reconnect {
+				// Upstream ends a non-reconnecting camera quietly.
+				log.Warn("stream lost; reconnect is off, source ends", "cause", cause)
+				return nil
+			}
+			log.Warn("stream lost", "cause", cause, "frames", r.frames, "lived", r.lived.Round(time.Millisecond).String())
+			continue
+		}
+		failures++
+		s.openFailures.Add(1)
+		if !s.cfg.Reconnect {
+			return fmt.Errorf("%s %s: cannot open %s: %s", s.kind, s.cfg.SourceID, s.describe, cause)
+		}
+		if s.cfg.ReconnectMaxAttempts > 0 && failures >= s.cfg.ReconnectMaxAttempts {
+			return fmt.Errorf("%s %s: cannot open %s after %d attempts: %s", s.kind, s.cfg.SourceID, s.describe, failures, cause)
+		}
+		log.Warn("open failed", "cause", cause, "attempt", failures)
+	}
+}
+
+// session runs one ffmpeg process until the stream fails or the run stops.
+func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int64) sessionResult {
+	var r sessionResult
+	input, err := s.input(ctx)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	dec, err := startDecoder(ctx, s.tool, decodeSpec{input: input, fps: s.cfg.FPS, mask: maskURL})
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer dec.stop()
+
+	// The watchdog kills ffmpeg when the first frame takes longer than the
+	// open timeout or a later one longer than the read timeout; the reads
+	// then fail and the session ends as a failure, never hanging.
+	watchdog := time.AfterFunc(seconds(s.cfg.OpenTimeoutSec), func() {
+		dec.stalled.Store(true)
+		dec.kill()
+	})
+	defer watchdog.Stop()
+
+	g, err := dec.awaitGeometry(ctx)
+	if err != nil {
+		r.err = err
+		if dec.stalled.Load() {
+			r.err = dec.failure(err)
+		}
+		return r
+	}
+	pool := frame.NewPool(g.W, g.H)
+	ch := make(chan decoded, 1)
+	pumpErr := make(chan error, 1)
+	readTimeout := seconds(s.cfg.ReadTimeoutSec)
+	go func() {
+		pumpErr <- dec.pump(pool, ch, s.cfg.LatestOnly, pumpHooks{
+			nextIndex: func() int64 { return s.decodedN.Add(1) - 1 },
+			frame: func(skipped bool) {
+				watchdog.Reset(readTimeout)
+				if skipped {
+					s.skipped.Add(1)
+				}
+			},
+			blocked:   func() { watchdog.Stop() },
+			unblocked: func() { watchdog.Reset(readTimeout) },
+		})
+	}()
+	drain := func() {
+		dec.kill()
+		for it := range ch {
+			it.f.Release()
+		}
+		<-pumpErr
+	}
+
+	var first time.Time
+	for {
+		var it decoded
+		var ok bool
+		select {
+		case it, ok = <-ch:
+		case <-ctx.Done():
+			drain()
+			r.stop = true
+			return r
+		}
+		if !ok {
+			break
+		}
+		if r.frames == 0 {
+			*epoch++
+			first = time.Now()
+		}
+		it.f.PTS = it.pts
+		if math.IsNaN(it.pts) && g.FPS > 0 {
+			it.f.PTS = float64(it.f.Index) / g.FPS
+		}
+		if err := out.Emit(s.packet(it, *epoch)); err != nil {
+			it.f.Release()
+			drain()
+			r.stop = true
+			return r
+		}
+		r.frames++
+		r.lived = time.Since(first)
+		if n := s.emitted.Add(1); s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
+			drain()
+			r.stop = true
+			return r
+		}
+	}
+	if !first.IsZero() {
+		r.lived = time.Since(first)
+	}
+	err = <-pumpErr
+	if ctx.Err() != nil {
+		r.stop = true
+		return r
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = dec.failure(err)
+		return r
+	}
+	if err := dec.finish(); err != nil {
+		r.err = err
+	} else if dec.stalled.Load() {
+		r.err = dec.failure(nil)
+	}
+	return r
+}
+
+// packet builds HEAD's live frame packet: payload {frame, frame_idx}, meta
+// {frame_idx, [camera_index,] epoch, idempotency_key}, ts = when the frame
+// was read (wall clock).
+func (s *liveSource) packet(it decoded, epoch int64) *packet.Packet {
+	idx := it.f.Index
+	meta := packet.NewMap(4)
+	meta.Set("frame_idx", idx)
+	if s.extraMeta != nil {
+		s.extraMeta(meta)
+	}
+	meta.Set("epoch", epoch)
+	meta.Set("idempotency_key", fmt.Sprintf("frame:%s:%d:%d", s.cfg.SourceID, epoch, idx))
+	payload := packet.NewMap(2)
+	payload.Set("frame", it.f)
+	payload.Set("frame_idx", idx)
+	p := packet.New("frame", s.cfg.SourceID, payload, packet.FormatTS(it.at), nil)
+	p.Meta = meta
+	return p
+}
+
+var (
+	_ plugin.Source  = (*liveSource)(nil)
+	_ plugin.Starter = (*liveSource)(nil)
+	_ plugin.Closer  = (*liveSource)(nil)
+	_ plugin.Metrics = (*liveSource)(nil)
+)

@@ -1,0 +1,142 @@
+package video
+
+import (
+	"io"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+)
+
+func TestLogState(t *testing.T) {
+	// Trimmed from ffmpeg 5.1 with -loglevel level+info and showinfo.
+	log := `[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 't.mp4':
+[info]   Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 1920x1080 [SAR 1:1 DAR 16:9], 43 kb/s, 24 fps, 24 tbr, 12288 tbn (default)
+[Parsed_showinfo_0 @ 0x55af3defe000] [info] config in time_base: 1/12288, frame_rate: 24/1
+[Parsed_showinfo_0 @ 0x55af3defe000] [info] n:   0 pts:      0 pts_time:0       pos:       48 fmt:yuv420p sar:1/1 s:320x240 i:P iskey:1 type:I
+[Parsed_showinfo_0 @ 0x55af3defe000] [info] color_range:unknown color_space:unknown
+[info] Output #0, rawvideo, to 'pipe:':
+[info]   Stream #0:0(und): Video: rawvideo (BGR[24] / 0x18524742), bgr24(pc, gbr/unknown/unknown, progressive), 320x240 [SAR 1:1 DAR 4:3], q=2-31, 44236 kb/s, 23.98 fps, 24 tbn (default)
+[Parsed_showinfo_0 @ 0x55af3defe000] [info] n:   1 pts:    512 pts_time:0.0416667 pos:     1234 fmt:yuv420p sar:1/1 s:320x240 i:P iskey:0 type:P
+[Parsed_showinfo_0 @ 0x55af3defe000] [info] n:   2 pts:NOPTS pts_time:NOPTS
+[h264 @ 0x1] [warning] co located POCs unavailable
+[tcp @ 0x2] [error] Connection to tcp://cam:554?timeout=0 failed: Connection refused
+[error] rtsp://u:pw@cam:554/x: Connection refused
+`
+	s := newLogState(maskURL)
+	s.consume(strings.NewReader(log))
+	g, n, done, _ := s.snapshot()
+	if g == nil || *g != (geometry{W: 320, H: 240, FPS: 23.98}) {
+		t.Fatalf("geometry %+v (the output stream's, not the input's)", g)
+	}
+	if n != 3 || !done {
+		t.Fatalf("pts queued %d, done %v", n, done)
+	}
+	want := []float64{0, 512.0 / 12288}
+	for _, w := range want {
+		if v, ok := s.popPTS(); !ok || v != w {
+			t.Fatalf("pts %v, want %v", v, w)
+		}
+	}
+	if v, ok := s.popPTS(); !ok || !math.IsNaN(v) {
+		t.Fatalf("NOPTS frame: %v %v", v, ok)
+	}
+	if _, ok := s.popPTS(); ok {
+		t.Fatal("queue not empty")
+	}
+	wantCause := "Connection to tcp://cam:554?timeout=0 failed: Connection refused; rtsp://u:***@cam:554/x: Connection refused"
+	if got := s.cause(); got != wantCause {
+		t.Errorf("cause %q\nwant  %q", got, wantCause)
+	}
+}
+
+func TestLogStateWarningsOnlyAndHugeLines(t *testing.T) {
+	s := newLogState(nil)
+	huge := "[Parsed_showinfo_0 @ 0x1] [info] User Data=" + strings.Repeat("ab", 100<<10) + "\n"
+	s.consume(strings.NewReader(huge + "[mov @ 0x1] [warning] something odd\n"))
+	if got := s.cause(); got != "something odd" {
+		t.Errorf("cause %.200q", got)
+	}
+}
+
+func TestLogStateUntaggedFallback(t *testing.T) {
+	s := newLogState(maskURL)
+	s.consume(strings.NewReader("[info] Input #0, lavfi\nUnrecognized option 'fps_mode'.\n[info]   Metadata:\n"))
+	if got := s.cause(); got != "Unrecognized option 'fps_mode'." {
+		t.Errorf("cause %q", got)
+	}
+}
+
+func TestParseStreamLine(t *testing.T) {
+	cases := map[string]geometry{
+		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24, 1280x720, q=2-31, 663552 kb/s, 30 fps, 30 tbn":   {1280, 720, 30},
+		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24(progressive), 640x360 [SAR 1:1 DAR 16:9], 1k fps": {640, 360, 1000},
+		"  Stream #0:0: Video: rawvideo, bgr24, 64x48":                                                                  {64, 48, 0},
+	}
+	for in, want := range cases {
+		if g, ok := parseStreamLine(in); !ok || g != want {
+			t.Errorf("parseStreamLine(%q) = %+v %v, want %+v", in, g, ok, want)
+		}
+	}
+	if _, ok := parseStreamLine("Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742)"); ok {
+		t.Error("parsed a line without a size")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := newBackoff(1, 5)
+	var got []time.Duration
+	for i := 0; i < 5; i++ {
+		got = append(got, b.next())
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("waits %v, want %v", got, want)
+		}
+	}
+	b.reset()
+	if b.next() != time.Second {
+		t.Fatal("reset did not restart at base")
+	}
+	// Zero (upstream's tests) is floored: never a busy loop.
+	z := newBackoff(0, 0)
+	if d := z.next(); d != minBackoff {
+		t.Fatalf("zero backoff waits %v, want %v", d, minBackoff)
+	}
+}
+
+// TestReadFrameWithoutPTS: when ffmpeg's frame-time lines never come, only
+// the first frame waits for them; later frames do not pay a timeout each.
+func TestReadFrameWithoutPTS(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		w.Write(make([]byte, 3*4*2*3)) // three 4x2 frames
+		w.Close()
+	}()
+	d := &decoder{stdout: r, log: newLogState(nil)} // log never done, no pts
+	pool := frame.NewPool(4, 2)
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		it, err := d.readFrame(pool.Get())
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !math.IsNaN(it.pts) {
+			t.Fatalf("frame %d pts %v, want NaN (unknown)", i, it.pts)
+		}
+	}
+	if el := time.Since(start); el > 1900*time.Millisecond {
+		t.Errorf("3 frames took %v: each waited for a missing pts line", el)
+	}
+	if _, err := d.readFrame(pool.Get()); err != io.EOF {
+		t.Errorf("after the last frame: %v, want io.EOF", err)
+	}
+}
