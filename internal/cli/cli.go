@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/bundle"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/ops/logfile"
+	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -81,16 +84,42 @@ func (a *App) Run(args []string) int {
 
 // logOptions are the logging flags shared by commands that run graphs.
 type logOptions struct {
-	format string
-	level  string
+	format     string
+	level      string
+	file       string
+	maxSizeMB  int
+	maxBackups int
 }
 
 func (o *logOptions) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&o.format, "log-format", "text", "log format on stderr: text or json")
 	cmd.PersistentFlags().StringVar(&o.level, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.PersistentFlags().StringVar(&o.file, "log-file", "", "write logs to this file (rotated by size) instead of stderr")
+	cmd.PersistentFlags().IntVar(&o.maxSizeMB, "log-max-size-mb", logfile.DefaultMaxSizeMB, "with --log-file: rotate when the file reaches this size")
+	cmd.PersistentFlags().IntVar(&o.maxBackups, "log-max-backups", logfile.DefaultMaxBackups, "with --log-file: rotated files to keep")
 }
 
-func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
+// logger builds the logger: stderr, or a rotating --log-file; secrets in
+// URLs (user:password@, token=...) are masked either way. The returned
+// closer flushes and closes the log file.
+func (o *logOptions) logger(stderr io.Writer) (*slog.Logger, func(), error) {
+	w, closer := stderr, func() {}
+	if o.file != "" {
+		f, err := logfile.Open(logfile.Options{Path: o.file, MaxSizeMB: o.maxSizeMB, MaxBackups: o.maxBackups})
+		if err != nil {
+			return nil, nil, exitcode.Errorf(exitcode.Usage, "--log-file: %v", err)
+		}
+		w, closer = f, func() { _ = f.Close() }
+	}
+	h, err := o.handler(w)
+	if err != nil {
+		closer()
+		return nil, nil, err
+	}
+	return slog.New(logfile.NewMaskingHandler(h)), closer, nil
+}
+
+func (o *logOptions) handler(w io.Writer) (slog.Handler, error) {
 	var lvl slog.Level
 	switch strings.ToLower(o.level) {
 	case "debug":
@@ -107,9 +136,9 @@ func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
 	hopts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(o.format) {
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return slog.NewTextHandler(w, hopts), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return slog.NewJSONHandler(w, hopts), nil
 	}
 	return nil, exitcode.Errorf(exitcode.Usage, "--log-format must be text or json, got %q", o.format)
 }
@@ -131,7 +160,12 @@ Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
 		SilenceErrors: true,
 		Version:       Version,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runGraph(cmd, ro)
+			// Under launchd or the Windows SCM, RunAsService applies the
+			// service's environment and turns an SCM stop into ctx
+			// cancellation; elsewhere it just calls the run.
+			return service.RunAsService(context.Background(), func(ctx context.Context) error {
+				return a.runGraph(ctx, cmd, ro)
+			})
 		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

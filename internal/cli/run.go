@@ -18,6 +18,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/internal/ops/sdnotify"
 	"github.com/schnitzel-stream/schnitzel/internal/report"
 	"github.com/schnitzel-stream/schnitzel/internal/runtime"
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -67,7 +68,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.BoolVar(&o.loop, "loop", false, "v1 legacy job: loop the video file")
 }
 
-func (a *App) runGraph(cmd *cobra.Command, o *runOptions) error {
+func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) error {
 	if cmd.Flags().Changed("source-type") {
 		switch o.sourceType {
 		case "file", "rtsp", "webcam", "plugin":
@@ -78,10 +79,11 @@ func (a *App) runGraph(cmd *cobra.Command, o *runOptions) error {
 	if o.maxEvents < 0 {
 		return exitcode.Errorf(exitcode.Usage, "--max-events must be >= 0, got %d", o.maxEvents)
 	}
-	logger, err := o.logger(a.Stderr)
+	logger, closeLog, err := o.logger(a.Stderr)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	plan, diags, err := a.load(o.graph, o.strict)
 	printDiags(a.Stderr, diags)
 	if err != nil {
@@ -101,12 +103,12 @@ func (a *App) runGraph(cmd *cobra.Command, o *runOptions) error {
 		graphName = plan.Graph.File
 	}
 	if plan.Graph.Version == 1 {
-		return a.runJob(cmd, o, plan, logger)
+		return a.runJob(ctx, cmd, o, plan, logger)
 	}
-	return a.runV2(o, plan, graphName, logger)
+	return a.runV2(ctx, o, plan, graphName, logger)
 }
 
-func (a *App) runV2(o *runOptions, plan *graph.Plan, graphName string, logger *slog.Logger) error {
+func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, graphName string, logger *slog.Logger) error {
 	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, Logger: logger, Stdout: a.Stdout})
 	if err != nil {
 		var ne *runtime.NodeError
@@ -127,12 +129,17 @@ func (a *App) runV2(o *runOptions, plan *graph.Plan, graphName string, logger *s
 	}
 	defer stopMetrics()
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	go a.watchSignals(ctx, x.Stop, logger)
 
+	// Under systemd (Type=notify): ready once the nodes are built and the
+	// metrics port is bound; watchdog pings while the runtime is alive.
+	_, _ = sdnotify.Notify(sdnotify.Ready)
+	go sdnotify.RunWatchdog(ctx, nil)
 	logger.Debug("graph started", "graph", graphName, "nodes", len(plan.Nodes))
 	res := x.Run(ctx)
+	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	rep := report.FromResult(graphName, res)
 	if err := a.emitReport(o, rep, len(plan.Nodes), len(plan.Graph.Edges)); err != nil {
 		return err
@@ -213,7 +220,7 @@ func (a *App) emitReport(o *runOptions, rep *report.Report, nodes, edges int) er
 	return nil
 }
 
-func (a *App) runJob(cmd *cobra.Command, o *runOptions, plan *graph.Plan, logger *slog.Logger) error {
+func (a *App) runJob(parent context.Context, cmd *cobra.Command, o *runOptions, plan *graph.Plan, logger *slog.Logger) error {
 	if a.Getenv("SCHNITZEL_STREAM_SILENCE_LEGACY_WARNING") == "" {
 		fmt.Fprintln(a.Stderr, "WARNING: running a v1 job graph (legacy runtime). Set SCHNITZEL_STREAM_SILENCE_LEGACY_WARNING=1 to silence this warning.")
 	}
@@ -231,9 +238,10 @@ func (a *App) runJob(cmd *cobra.Command, o *runOptions, plan *graph.Plan, logger
 		Logger: logger.With("job", plan.Job.Name), GraphDir: filepath.Dir(plan.Graph.File),
 		Metrics: func(name string, v int64) { metrics.Set(name, v) },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	go a.watchSignals(ctx, cancel, logger)
+	_, _ = sdnotify.Notify(sdnotify.Ready)
 	start := time.Now()
 	job := plan.Job.New()
 	err := job.Run(ctx, env)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -129,6 +130,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 				where = "the " + string(cfg.Manager) + " manager"
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "installed %s service %s (%s)\n", cfg.Manager, def.Name, where)
+			fmt.Fprintf(cmd.ErrOrStderr(), "working directory: %s (relative paths in the graph resolve there)\n", cfg.Paths.State)
 			if cfg.Manager == service.Launchd {
 				fmt.Fprintln(cmd.ErrOrStderr(), "launchd started it (RunAtLoad); check with: schnitzel service status --manager launchd")
 			} else {
@@ -255,6 +257,15 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, withGraph bo
 			}
 			cfg.Binary = exe
 		}
+		// The service runs with its env file loaded, so validate the graph
+		// (${oc.env:...} references) with it loaded too.
+		envFile := cfg.EnvFile
+		if envFile == "" {
+			envFile = p.EnvFile
+		}
+		if err := service.LoadEnvFile(envFile); err != nil {
+			return cfg, exitcode.Errorf(exitcode.Usage, "%v\n  fix: write KEY=VALUE lines in %s", err, envFile)
+		}
 		if err := checkGraph(cfg.Graph, o.Validate); err != nil {
 			return cfg, err
 		}
@@ -298,6 +309,9 @@ func wrap(err error) error {
 	if errors.Is(err, service.ErrUsage) {
 		return exitcode.New(exitcode.Usage, err)
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		return exitcode.Errorf(exitcode.Usage, "%v\n  fix: run it with the rights to write there (root / an elevated prompt), or use --user", err)
+	}
 	return exitcode.New(exitcode.Runtime, err)
 }
 
@@ -307,4 +321,3 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
-

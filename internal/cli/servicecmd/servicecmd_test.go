@@ -184,3 +184,33 @@ func TestInstallAndStatusUser(t *testing.T) {
 		t.Error("unit left after uninstall")
 	}
 }
+
+func TestWrapPermission(t *testing.T) {
+	err := wrap(&os.PathError{Op: "open", Path: "/etc/x", Err: os.ErrPermission})
+	if code(err) != exitcode.Usage || !strings.Contains(err.Error(), "fix:") {
+		t.Errorf("%v", err)
+	}
+	if code(wrap(errors.New("systemctl failed"))) != exitcode.Runtime {
+		t.Error("runtime failure not exit 1")
+	}
+}
+
+func TestValidateSeesEnvFile(t *testing.T) {
+	e := setup(t)
+	envFile := filepath.Join(e.dir, "svc.env")
+	os.WriteFile(envFile, []byte("SCHNITZEL_TEST_CAMERA_URL=rtsp://cam/1\n"), 0o600)
+	t.Setenv("SCHNITZEL_TEST_CAMERA_URL", "")
+	var seen string
+	_, _, err := e.run(t, func(string) error { seen = os.Getenv("SCHNITZEL_TEST_CAMERA_URL"); return nil },
+		"render", "--graph", e.graph, "--env-file", envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != "rtsp://cam/1" {
+		t.Errorf("validator saw %q", seen)
+	}
+	os.WriteFile(envFile, []byte("broken line\n"), 0o600)
+	if _, _, err := e.run(t, nil, "render", "--graph", e.graph, "--env-file", envFile); code(err) != exitcode.Usage {
+		t.Errorf("broken env file: %v", err)
+	}
+}

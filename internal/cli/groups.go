@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli/doctorcmd"
+	"github.com/schnitzel-stream/schnitzel/internal/cli/pathscmd"
+	"github.com/schnitzel-stream/schnitzel/internal/cli/servicecmd"
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
+)
+
+func init() {
+	extraCommands = append(extraCommands,
+		func(*App) *cobra.Command { return pathscmd.Command() },
+		func(a *App) *cobra.Command { return servicecmd.Command(a.validatePath) },
+		func(a *App) *cobra.Command { return doctorcmd.Command(a.validatePath, a.graphPlugins) },
+	)
+}
+
+// validatePath validates a graph file for the ops commands (service,
+// doctor): nil when it would run, else every error with file:line.
+func (a *App) validatePath(path string) error {
+	_, diags, err := a.load(path, false)
+	if err == nil {
+		return nil
+	}
+	var msgs []string
+	for _, d := range diags.Errors() {
+		msgs = append(msgs, d.String())
+	}
+	if len(msgs) == 0 {
+		return err
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// graphPlugins lists the plugin strings a graph uses (its job for v1).
+func (a *App) graphPlugins(path string) ([]string, error) {
+	g, diags := graph.LoadFile(path, a.LookupEnv)
+	if g == nil {
+		return nil, diags
+	}
+	if g.Version == 1 {
+		return []string{g.Job}, nil
+	}
+	var out []string
+	for _, n := range g.Nodes {
+		out = append(out, n.Plugin)
+	}
+	return out, nil
+}

@@ -1,0 +1,315 @@
+package doctor
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
+	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
+)
+
+// deployment makes config/state/logs directories under a temp dir.
+func deployment(t *testing.T) paths.Paths {
+	t.Helper()
+	root := t.TempDir()
+	p := paths.Paths{OS: "linux", Scope: paths.System, Config: filepath.Join(root, "etc"),
+		State: filepath.Join(root, "state"), Logs: filepath.Join(root, "logs")}
+	for _, d := range []string{p.Config, p.State, p.Logs} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func plentyOfDisk(string) (uint64, uint64, error) { return 100 << 30, 200 << 30, nil }
+
+func find(t *testing.T, r Report, name string) Check {
+	t.Helper()
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %s in %+v", name, r.Checks)
+	return Check{}
+}
+
+func writeGraph(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "graph.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const durableGraph = `version: 2
+nodes:
+  - id: src
+    kind: source
+    plugin: schnitzel_stream.nodes.dev:StaticSource
+  - id: queue
+    kind: sink
+    plugin: schnitzel_stream.nodes.durable_sqlite:SqliteQueueSink
+    config:
+      path: ${oc.env:SCHNITZEL_TEST_QDIR,outputs/queues}/q.sqlite3
+edges: [{from: src, to: queue}]
+`
+
+func TestHealthyDeployment(t *testing.T) {
+	p := deployment(t)
+	graph := writeGraph(t, p.Config, durableGraph)
+	// A healthy queue file where the graph names it, relative to the state dir.
+	qdir := filepath.Join(p.State, "outputs", "queues")
+	os.MkdirAll(qdir, 0o750)
+	makeDB(t, filepath.Join(qdir, "q.sqlite3"), 50)
+	var validated string
+	r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
+		Getenv:   func(string) string { return "" },
+		Validate: func(g string) error { validated = g; return nil },
+		Service: func(context.Context) (service.State, error) {
+			return service.State{Manager: service.Systemd, Name: "schnitzel", Installed: true, Running: true}, nil
+		},
+		MetricsAddr: "127.0.0.1:0",
+	})
+	if r.Status != OK || r.Failed() {
+		t.Fatalf("status %s: %+v", r.Status, r.Checks)
+	}
+	if validated != graph {
+		t.Errorf("validator not called with the graph: %q", validated)
+	}
+	if c := find(t, r, "queue.queue"); !strings.Contains(c.Message, "passes integrity_check") {
+		t.Errorf("queue check: %+v", c)
+	}
+	if c := find(t, r, "ffmpeg"); c.Message != "not needed by this graph" {
+		t.Errorf("ffmpeg check: %+v", c)
+	}
+}
+
+func TestQueueEnvInterpolationAndMissingFile(t *testing.T) {
+	p := deployment(t)
+	graph := writeGraph(t, p.Config, durableGraph)
+	abs := filepath.Join(t.TempDir(), "elsewhere")
+	r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
+		Getenv: func(k string) string { return map[string]string{"SCHNITZEL_TEST_QDIR": abs}[k] }})
+	c := find(t, r, "queue.queue")
+	if c.Status != OK || !strings.Contains(c.Message, filepath.Join(abs, "q.sqlite3")+" does not exist yet") {
+		t.Errorf("%+v", c)
+	}
+}
+
+func makeDB(t *testing.T, path string, rows int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"PRAGMA journal_mode=WAL",
+		"CREATE TABLE packets (id INTEGER PRIMARY KEY, body TEXT)",
+		"CREATE INDEX packets_body ON packets(body)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < rows; i++ {
+		if _, err := db.Exec("INSERT INTO packets(body) VALUES (?)", fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 200))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCorruptQueue(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, path string)
+	}{
+		{"not a database", func(t *testing.T, path string) {
+			os.WriteFile(path, []byte(strings.Repeat("garbage ", 1000)), 0o644)
+		}},
+		{"damaged pages", func(t *testing.T, path string) {
+			makeDB(t, path, 2000)
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fi, _ := f.Stat()
+			// Scribble over the middle of the file (b-tree pages), keeping
+			// the header so the file still opens as a database.
+			junk := []byte(strings.Repeat("\xff\x00\x13", 4096))
+			if _, err := f.WriteAt(junk, fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := deployment(t)
+			graph := writeGraph(t, p.Config, durableGraph)
+			qdir := filepath.Join(p.State, "outputs", "queues")
+			os.MkdirAll(qdir, 0o750)
+			tt.corrupt(t, filepath.Join(qdir, "q.sqlite3"))
+			r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
+				Getenv: func(string) string { return "" }})
+			c := find(t, r, "queue.queue")
+			if c.Status != Fail || c.Fix == "" || !r.Failed() {
+				t.Errorf("corrupt queue: %+v (report %s)", c, r.Status)
+			}
+			r = Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
+				Getenv: func(string) string { return "" }, QueueCheck: "quick"})
+			if c := find(t, r, "queue.queue"); c.Status != Fail {
+				t.Errorf("quick_check missed the corruption: %+v", c)
+			}
+		})
+	}
+}
+
+func TestMissingAndUnwritableDirs(t *testing.T) {
+	p := deployment(t)
+	os.RemoveAll(p.Logs)
+	if os.Geteuid() == 0 {
+		// root writes through permission bits; /sys refuses even root.
+		if probeWrite("/sys") == nil {
+			t.Skip("no directory here is unwritable for root")
+		}
+		p.State = "/sys"
+	} else if err := os.Chmod(p.State, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	r := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r, "dir.logs"); c.Status != Fail || !strings.Contains(c.Message, "does not exist") || c.Fix == "" {
+		t.Errorf("missing logs: %+v", c)
+	}
+	if c := find(t, r, "dir.state"); c.Status != Fail || !strings.Contains(c.Message, "not writable") {
+		t.Errorf("unwritable state: %+v", c)
+	}
+	if c := find(t, r, "dir.config"); c.Status != OK {
+		t.Errorf("config: %+v", c)
+	}
+	if !r.Failed() {
+		t.Error("report not failed")
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := Run(context.Background(), Options{Paths: deployment(t), DiskFree: plentyOfDisk, MetricsAddr: ln.Addr().String()})
+	if c := find(t, r, "metrics_port"); c.Status != Fail || !strings.Contains(c.Message, ln.Addr().String()) {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestFFmpegNeeded(t *testing.T) {
+	p := deployment(t)
+	graph := writeGraph(t, p.Config, `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.video:OpenCvVideoFileSource", config: {path: a.mp4}}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.nodes.dev:PrintSink"}
+edges: [{from: src, to: out}]
+`)
+	none := func(string) (string, error) { return "", errors.New("not found") }
+	r := Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk, LookPath: none})
+	if c := find(t, r, "ffmpeg"); c.Status != Fail || !strings.Contains(c.Message, "OpenCvVideoFileSource") {
+		t.Errorf("%+v", c)
+	}
+	// The injected plugin list wins over the YAML scan.
+	r = Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk, LookPath: none,
+		Plugins: func(string) ([]string, error) { return []string{"dev.print"}, nil }})
+	if c := find(t, r, "ffmpeg"); c.Status != OK {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestGraphInvalid(t *testing.T) {
+	p := deployment(t)
+	graph := writeGraph(t, p.Config, "version: 2\nnodes: []\n")
+	r := Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk,
+		Validate: func(string) error { return errors.New("plugin evil.x is not allowed") }})
+	if c := find(t, r, "graph"); c.Status != Fail || !strings.Contains(c.Message, "not allowed") || c.Fix == "" {
+		t.Errorf("%+v", c)
+	}
+	r = Run(context.Background(), Options{Graph: filepath.Join(p.Config, "nope.yaml"), Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r, "graph"); c.Status != Fail {
+		t.Errorf("%+v", c)
+	}
+	bad := writeGraph(t, p.Config, "nodes: [\n")
+	r = Run(context.Background(), Options{Graph: bad, Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r, "graph"); c.Status != Fail {
+		t.Errorf("broken YAML without validator: %+v", c)
+	}
+}
+
+func TestDiskThresholds(t *testing.T) {
+	tests := []struct {
+		free, total uint64
+		want        Status
+	}{
+		{50 << 20, 100 << 30, Fail},
+		{500 << 20, 100 << 30, Warn},
+		{4 << 30, 100 << 30, Warn}, // 4%
+		{20 << 30, 100 << 30, OK},
+	}
+	for _, tt := range tests {
+		c := diskCheck(Options{DiskFree: func(string) (uint64, uint64, error) { return tt.free, tt.total, nil }}, "disk.state", "/x")
+		if c.Status != tt.want {
+			t.Errorf("free %d of %d: %s, want %s", tt.free, tt.total, c.Status, tt.want)
+		}
+	}
+	if free, total, err := diskFree(t.TempDir()); err != nil || total == 0 || free > total {
+		t.Errorf("real statfs: %d of %d, %v", free, total, err)
+	}
+}
+
+func TestServiceCheck(t *testing.T) {
+	for _, tt := range []struct {
+		st   service.State
+		err  error
+		want Status
+	}{
+		{service.State{Installed: true, Running: true}, nil, OK},
+		{service.State{Installed: true, Detail: "failed"}, nil, Warn},
+		{service.State{}, nil, Warn},
+		{service.State{}, errors.New("boom"), Warn},
+	} {
+		c := serviceCheck(context.Background(), Options{Service: func(context.Context) (service.State, error) { return tt.st, tt.err }})
+		if c.Status != tt.want {
+			t.Errorf("%+v: %s", tt.st, c.Status)
+		}
+	}
+}
+
+func TestEnvFileCheck(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.env")
+	if c := envFileCheck(path); c.Status != OK || !strings.Contains(c.Message, "optional") {
+		t.Errorf("missing: %+v", c)
+	}
+	os.WriteFile(path, []byte("A=1\nB='x y'\n"), 0o640)
+	if c := envFileCheck(path); c.Status != OK || !strings.Contains(c.Message, "2 variables") {
+		t.Errorf("good: %+v", c)
+	}
+	os.WriteFile(path, []byte("A=1\nnot a line\n"), 0o640)
+	if c := envFileCheck(path); c.Status != Fail || !strings.Contains(c.Message, "s.env:2") {
+		t.Errorf("bad: %+v", c)
+	}
+	os.WriteFile(path, []byte("TOKEN=x\n"), 0o644)
+	os.Chmod(path, 0o644)
+	if c := envFileCheck(path); c.Status != Warn {
+		t.Errorf("world-readable: %+v", c)
+	}
+}

@@ -1,0 +1,126 @@
+package logfile
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOpenRotatesAndKeepsBackups(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs", "nested")
+	path := filepath.Join(dir, "schnitzel.log")
+	w, err := Open(Options{Path: path, MaxSizeMB: 1, MaxBackups: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	chunk := bytes.Repeat([]byte("x"), 600*1024)
+	chunk[len(chunk)-1] = '\n'
+	// 6 × 600 KiB with a 1 MiB limit: a rotation every second write.
+	for i := 0; i < 6; i++ {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	// Old backups are removed by a background goroutine: poll.
+	deadline := time.Now().Add(5 * time.Second)
+	var backups []string
+	for {
+		backups, _ = filepath.Glob(filepath.Join(dir, "schnitzel-*.log"))
+		if len(backups) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(backups) != 2 {
+		t.Fatalf("backups = %v, want 2 kept", backups)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 1<<20 {
+		t.Errorf("live file is %d bytes, over the 1 MiB limit", fi.Size())
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("live file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"empty", Options{}, "empty path"},
+		{"is dir", Options{Path: dir}, "is a directory"},
+		{"parent is file", Options{Path: filepath.Join(file, "x.log")}, "create directory"},
+		{"negative size", Options{Path: filepath.Join(dir, "a.log"), MaxSizeMB: -1}, "must be positive"},
+		{"negative backups", Options{Path: filepath.Join(dir, "a.log"), MaxBackups: -1}, "must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Open(tt.o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMaskString(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://admin:***@10.0.0.5:554/stream1"},
+		{"opening https://ghp_abc123@github.com/x failed", "opening https://***@github.com/x failed"},
+		{"http://h/api?token=abc&x=1", "http://h/api?token=***&x=1"},
+		{"http://h/api?x=1&access_token=abc#f", "http://h/api?x=1&access_token=***#f"},
+		{"http://h/?API_KEY=k1;sig=zz", "http://h/?API_KEY=***;sig=***"},
+		{"http://h/?password=p&user=u", "http://h/?password=***&user=u"},
+		{"Authorization: Bearer eyJhbGciOi.J9.x-y_z", "Authorization: Bearer ***"},
+		{"plain message, nothing secret", "plain message, nothing secret"},
+		{"mail a@b.com", "mail a@b.com"},
+		{"two urls rtsp://a:b@h1 and rtsp://c:d@h2", "two urls rtsp://a:***@h1 and rtsp://c:***@h2"},
+	}
+	for _, tt := range tests {
+		if got := MaskString(tt.in); got != tt.want {
+			t.Errorf("MaskString(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+type stringer struct{ s string }
+
+func (s stringer) String() string { return s.s }
+
+func TestMaskingHandler(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(NewMaskingHandler(slog.NewTextHandler(&buf, nil)))
+	log = log.With("url", "rtsp://u:p1@cam").WithGroup("g")
+	log.Info("connect to http://x/?token=t2 failed",
+		"err", errors.New("dial rtsp://u:p3@cam: refused"),
+		"s", stringer{"http://a:p4@h"},
+		slog.Group("inner", "u", "https://q:p5@h"),
+		"n", 3)
+	out := buf.String()
+	for _, secret := range []string{"p1", "t2", "p3", "p4", "p5"} {
+		if strings.Contains(out, secret+"@") || strings.Contains(out, "="+secret) {
+			t.Errorf("secret %q leaked: %s", secret, out)
+		}
+	}
+	for _, want := range []string{"url=rtsp://u:***@cam", "token=***", "g.n=3", "g.inner.u=https://q:***@h"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q: %s", want, out)
+		}
+	}
+}

@@ -1,0 +1,7 @@
+//go:build windows
+
+package service
+
+import "golang.org/x/sys/windows"
+
+func isAdmin() bool { return windows.GetCurrentProcessToken().IsElevated() }
