@@ -89,6 +89,15 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// Stopper is implemented by nodes that wait on their own (retry backoff,
+// polling). Stopping is called once, from another goroutine, when a graceful
+// stop begins: the node should stop waiting, finish or give back (nack) what
+// it holds, so that the drain completes within a service's stop timeout. It
+// must not block.
+type Stopper interface {
+	Stopping()
+}
+
 // Metric is a node's own counter, reported as node.<id>.<Name>.
 type Metric struct {
 	Name  string

@@ -63,6 +63,29 @@ type node struct {
 	batches  atomic.Int64
 	busyNs   atomic.Int64 // time inside Process/ProcessBatch
 	maxNs    atomic.Int64 // slowest single call
+
+	// Per-packet failures are counted; the log gets the first one and
+	// then at most one line per logEvery with the count in between, so an
+	// outage does not flood stderr.
+	lastLog    time.Time
+	suppressed int64
+}
+
+const logEvery = 10 * time.Second
+
+// warnPacket logs a per-packet failure, rate-limited. Only the node's own
+// goroutine calls it.
+func (n *node) warnPacket(msg string, count int, err error, attrs ...any) {
+	now := time.Now()
+	if !n.lastLog.IsZero() && now.Sub(n.lastLog) < logEvery {
+		n.suppressed += int64(count)
+		return
+	}
+	if n.suppressed > 0 {
+		attrs = append(attrs, "suppressed_since_last", n.suppressed)
+	}
+	n.logger.Warn(msg, append(attrs, "packets", count, "err", err)...)
+	n.lastLog, n.suppressed = now, 0
 }
 
 type outEdge struct {
@@ -227,6 +250,11 @@ func buildNode(pn *graph.PlanNode, env plugin.Env) (inst any, err error) {
 func (x *Executor) Stop() {
 	if x.stopped.CompareAndSwap(false, true) {
 		x.log.Info("stopping: sources stop, in-flight packets drain")
+		for _, n := range x.nodes {
+			if s, ok := n.inst.(plugin.Stopper); ok {
+				s.Stopping()
+			}
+		}
 	}
 	x.srcCancel()
 }
@@ -379,7 +407,7 @@ func (x *Executor) process(n *node, em *emitter) {
 				for _, pk := range batch {
 					nack(pk, pe.Err)
 				}
-				n.logger.Warn("batch failed", "packets", len(batch), "err", pe.Err)
+				n.warnPacket("batch failed", len(batch), pe.Err)
 				err = nil
 			}
 		default:
@@ -395,7 +423,7 @@ func (x *Executor) process(n *node, em *emitter) {
 				if pe := (*plugin.PacketError)(nil); errors.As(err, &pe) {
 					n.errors.Add(1)
 					nack(it.p, pe.Err)
-					n.logger.Warn("packet failed", "packet_id", it.p.ID, "err", pe.Err)
+					n.warnPacket("packet failed", 1, pe.Err, "packet_id", it.p.ID)
 					err = nil
 					continue
 				}
