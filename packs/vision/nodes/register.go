@@ -33,6 +33,7 @@ func Register(r *plugin.Registry) {
 	registerZonePolicy(r)
 	registerDedupPolicy(r)
 	registerSnapshot(r)
+	registerModelAdapter(r) // ModelAdapterDetectorNode, YoloV8DetectorNode, OpenCvBboxDisplaySink
 }
 
 // frameIdx returns payload.frame_idx of a frame packet, or an error that

@@ -1,0 +1,67 @@
+package detect
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+)
+
+// Encoder turns frames into request images, reusing its buffers from
+// frame to frame (one Encoder per node; not safe for concurrent use).
+type Encoder struct {
+	Format  string // FormatJPEG or FormatBGR24
+	Quality int    // JPEG quality 1..100
+
+	rgba *image.RGBA
+	buf  bytes.Buffer
+	pix  []byte
+}
+
+// Encode returns the image bytes of f in the encoder's format. The slice
+// is valid until the next call.
+func (e *Encoder) Encode(f *frame.Frame) ([]byte, error) {
+	if f == nil || f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Stride*(f.Height-1)+3*f.Width {
+		return nil, fmt.Errorf("frame has no pixels")
+	}
+	switch e.Format {
+	case FormatBGR24:
+		row := 3 * f.Width
+		if f.Stride == row {
+			return f.Pix[:row*f.Height], nil // already packed: no copy
+		}
+		e.pix = e.pix[:0]
+		for y := 0; y < f.Height; y++ {
+			e.pix = append(e.pix, f.Pix[y*f.Stride:y*f.Stride+row]...)
+		}
+		return e.pix, nil
+	case FormatJPEG:
+		if e.rgba == nil || e.rgba.Rect.Dx() != f.Width || e.rgba.Rect.Dy() != f.Height {
+			e.rgba = image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
+		}
+		BGRToRGBA(e.rgba, f)
+		e.buf.Reset()
+		q := e.Quality
+		if q < 1 || q > 100 {
+			q = 90
+		}
+		if err := jpeg.Encode(&e.buf, e.rgba, &jpeg.Options{Quality: q}); err != nil {
+			return nil, fmt.Errorf("jpeg: %w", err)
+		}
+		return e.buf.Bytes(), nil
+	}
+	return nil, fmt.Errorf("unknown image format %q", e.Format)
+}
+
+// BGRToRGBA copies f's pixels into dst, which must be f's size.
+func BGRToRGBA(dst *image.RGBA, f *frame.Frame) {
+	for y := 0; y < f.Height; y++ {
+		src := f.Pix[y*f.Stride : y*f.Stride+3*f.Width]
+		d := dst.Pix[y*dst.Stride : y*dst.Stride+4*f.Width]
+		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
+			d[j], d[j+1], d[j+2], d[j+3] = src[i+2], src[i+1], src[i], 0xff
+		}
+	}
+}

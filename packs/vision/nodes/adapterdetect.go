@@ -1,0 +1,431 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/detect"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// ClassMapEntry maps an adapter class (by id or name) to the protocol's
+// event fields, as upstream's class_map YAML did.
+type ClassMapEntry struct {
+	ClassID    *int64 `yaml:"class_id" json:"class_id,omitempty" doc:"Adapter class id this entry matches."`
+	Class      string `yaml:"class" json:"class,omitempty" doc:"Adapter class name this entry matches (case-insensitive), instead of or besides class_id."`
+	EventType  string `yaml:"event_type" json:"event_type,omitempty" doc:"event_type of matching detections."`
+	ObjectType string `yaml:"object_type" json:"object_type,omitempty" doc:"object_type of matching detections."`
+	Severity   string `yaml:"severity" json:"severity,omitempty" doc:"severity of matching detections."`
+}
+
+// ModelAdapterConfig is ModelAdapterDetectorNode's config.
+type ModelAdapterConfig struct {
+	Command              []string       `yaml:"command" doc:"Adapter program and arguments, e.g. [python3, scripts/adapters/reference_adapter.py]; started at Start, one request per frame on its stdin (docs/detector-adapter.md). Exactly one of command and url."`
+	URL                  string         `yaml:"url" doc:"HTTP adapter: each frame is POSTed here (image as body, request JSON in the X-Schnitzel-Request header)."`
+	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
+	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter: jpeg, or bgr24 (raw pixels, width*height*3 bytes)."`
+	JPEGQuality          int64          `yaml:"jpeg_quality" doc:"JPEG quality (1-100) for input_format jpeg."`
+	TimeoutSec           float64        `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer; a late frame is dropped and counted (timeouts_total)."`
+	StartupTimeoutSec    float64        `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start, while the adapter loads its model."`
+	MaxRestarts          int64          `yaml:"max_restarts" doc:"Restarts in a row without a good answer before the run fails; 0: a crash ends the run; negative: no limit."`
+	RestartBackoffSec    float64        `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
+	RestartBackoffMaxSec float64        `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
+	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
+	Params               *packet.Map    `yaml:"params" doc:"Passed verbatim to the adapter in every request header (params), e.g. a model path."`
+
+	ConfidenceThreshold float64         `yaml:"confidence_threshold" doc:"Detections below this confidence are dropped (filtered_total)."`
+	ClassMapPath        string          `yaml:"class_map_path" doc:"YAML file with a class_map list (upstream's configs/model_class_map.yaml format), read at start; replaces class_map."`
+	ClassMap            []ClassMapEntry `yaml:"class_map" doc:"Maps adapter classes to event_type/object_type/severity; detections of an unmapped class without their own object_type are dropped (unmapped_total). Default: class 0 -> ZONE_INTRUSION/PERSON/LOW, as upstream."`
+	EventType           string          `yaml:"event_type" doc:"event_type when neither the class map nor the adapter gives one."`
+	Severity            string          `yaml:"severity" doc:"severity when neither the class map nor the adapter gives one."`
+}
+
+// Validate checks the transport choice and numbers.
+func (c *ModelAdapterConfig) Validate() error {
+	t := transportOf(c)
+	return t.validate(true)
+}
+
+// transport is the adapter part of both detector configs.
+type transport struct {
+	command                             []string
+	url                                 string
+	env                                 map[string]any
+	format                              string
+	quality                             int
+	timeout, startup, backoff, backoffM float64
+	maxRestarts, maxTimeouts            int64
+	params                              *packet.Map
+}
+
+func transportOf(c *ModelAdapterConfig) transport {
+	return transport{c.Command, strings.TrimSpace(c.URL), c.Env, c.InputFormat, int(c.JPEGQuality), c.TimeoutSec,
+		c.StartupTimeoutSec, c.RestartBackoffSec, c.RestartBackoffMaxSec, c.MaxRestarts, c.MaxTimeouts, c.Params}
+}
+
+// validate checks the keys; need says whether command/url is mandatory
+// (YOLO defers that to Start, so HEAD graphs validate without an adapter).
+func (t transport) validate(need bool) error {
+	switch {
+	case len(t.command) > 0 && t.url != "":
+		return plugin.Errorf("command", "set either command or url, not both")
+	case need && len(t.command) == 0 && t.url == "":
+		return plugin.Errorf("command", "set command (the adapter program) or url (an HTTP adapter); see docs/detector-adapter.md")
+	case len(t.command) > 0 && strings.TrimSpace(t.command[0]) == "":
+		return plugin.Errorf("command[0]", "must name the adapter program")
+	case t.url != "" && !strings.HasPrefix(t.url, "http://") && !strings.HasPrefix(t.url, "https://"):
+		return plugin.Errorf("url", "must start with http:// or https://, got %q", t.url)
+	case t.timeout <= 0:
+		return plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.timeout))
+	case t.startup < 0:
+		return plugin.Errorf("startup_timeout_sec", "must be >= 0")
+	case t.quality < 1 || t.quality > 100:
+		return plugin.Errorf("jpeg_quality", "must be between 1 and 100, got %d", t.quality)
+	case t.backoff <= 0 || t.backoffM < t.backoff:
+		return plugin.Errorf("restart_backoff_sec", "must be > 0 and <= restart_backoff_max_sec")
+	}
+	for k, v := range t.env {
+		switch v.(type) {
+		case string, int64, float64, bool:
+		default:
+			return plugin.Errorf("env."+k, "must be a scalar, got %s", packet.PyStr(v))
+		}
+	}
+	return nil
+}
+
+func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// adapterClient is what a detector node needs from a transport.
+type adapterClient interface {
+	Start() error
+	Detect(ctx context.Context, req *detect.Request, img []byte) ([]detect.Detection, error)
+	Close(ctx context.Context) error
+	Name() string
+	Restarts() int64
+}
+
+// runner drives one adapter for a detector node: encoding, the request,
+// and counting and reporting every failure (each drops only its packet).
+type runner struct {
+	class, node string
+	env         plugin.Env
+	t           transport
+	client      adapterClient
+	params      json.RawMessage
+
+	mu  sync.Mutex // serialises the encoder (Process may run concurrently)
+	enc detect.Encoder
+
+	requests, timeouts, garbage, crashes, adapterErrs atomic.Int64
+}
+
+func newRunner(class string, t transport, params *packet.Map, penv plugin.Env) *runner {
+	r := &runner{class: class, node: penv.NodeID, env: penv, t: t}
+	if params != nil && params.Len() > 0 {
+		r.params = packet.AppendJSON(nil, params, packet.Compact)
+	}
+	r.enc = detect.Encoder{Format: t.format, Quality: t.quality}
+	// The client is built here (cheap: nothing starts before Start) so that
+	// Metrics, called from other goroutines, never sees it change.
+	switch {
+	case t.url != "":
+		r.client = &detect.HTTP{URL: t.url, Timeout: secs(t.timeout), Client: &http.Client{}}
+	case len(t.command) > 0:
+		env := make([]string, 0, len(t.env))
+		for k, v := range t.env {
+			s := packet.PyStr(v)
+			if b, ok := v.(bool); ok {
+				s = strconv.FormatBool(b) // "true", not Python's "True"
+			}
+			env = append(env, k+"="+s)
+		}
+		r.client = detect.NewProcess(detect.ProcessConfig{
+			Command: t.command, Env: env,
+			Timeout: secs(t.timeout), StartupTimeout: secs(t.startup),
+			MaxRestarts: int(t.maxRestarts), BackoffMin: secs(t.backoff), BackoffMax: secs(t.backoffM),
+			MaxTimeouts: int(t.maxTimeouts), Logger: penv.Logger,
+		})
+	}
+	return r
+}
+
+func (r *runner) start() error {
+	if r.client == nil {
+		return fmt.Errorf("%s %q: no adapter: set command or url", r.class, r.node)
+	}
+	if err := r.client.Start(); err != nil {
+		return fmt.Errorf("%s %q: %w", r.class, r.node, err)
+	}
+	return nil
+}
+
+func (r *runner) close(ctx context.Context) error {
+	if r.client == nil {
+		return nil
+	}
+	return r.client.Close(ctx)
+}
+
+// detect sends the frame of a frame packet to the adapter. A nil error
+// with nil detections means the adapter saw nothing.
+func (r *runner) detect(ctx context.Context, p *packet.Packet, payload *packet.Map, idx int64) (*frame.Frame, []detect.Detection, error) {
+	v, _ := payload.Get("frame")
+	fr, ok := v.(*frame.Frame)
+	if !ok || fr == nil {
+		return nil, nil, plugin.DropPacket(fmt.Errorf("%s %q: payload.frame holds no decoded frame (got %s); feed it from a video source",
+			r.class, r.node, packet.PyStr(v)))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	img, err := r.enc.Encode(fr)
+	if err != nil {
+		return nil, nil, plugin.DropPacket(fmt.Errorf("%s %q: frame %d: %w", r.class, r.node, idx, err))
+	}
+	req := detect.Request{Width: fr.Width, Height: fr.Height, Format: r.t.format, FrameIdx: idx,
+		SourceID: p.SourceID, TS: p.TS, Params: r.params}
+	r.requests.Add(1)
+	dets, err := r.client.Detect(ctx, &req, img)
+	if err == nil {
+		return fr, dets, nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	err = fmt.Errorf("%s %q: frame %d: %w", r.class, r.node, idx, err)
+	if errors.Is(err, detect.ErrGaveUp) {
+		return nil, nil, err // ends the run: the adapter cannot be kept alive
+	}
+	switch detect.KindOf(err) {
+	case detect.KindTimeout:
+		r.timeouts.Add(1)
+	case detect.KindGarbage:
+		r.garbage.Add(1)
+	case detect.KindCrashed:
+		r.crashes.Add(1)
+	default:
+		r.adapterErrs.Add(1)
+	}
+	// The runtime logs dropped packets (rate-limited) with this message.
+	return nil, nil, plugin.DropPacket(err)
+}
+
+func (r *runner) metrics() []plugin.Metric {
+	var restarts int64
+	if r.client != nil {
+		restarts = r.client.Restarts()
+	}
+	return []plugin.Metric{
+		{Name: "requests_total", Value: r.requests.Load()},
+		{Name: "adapter_restarts_total", Value: restarts},
+		{Name: "timeouts_total", Value: r.timeouts.Load(), Loss: true},
+		{Name: "garbage_total", Value: r.garbage.Load(), Loss: true},
+		{Name: "adapter_crashes_total", Value: r.crashes.Load(), Loss: true},
+		{Name: "adapter_errors_total", Value: r.adapterErrs.Load(), Loss: true},
+	}
+}
+
+const adapterDoc = "The adapter protocol (docs/detector-adapter.md): per frame one JSON header line {id, width, height, " +
+	"format, bytes, frame_idx, source_id, ts, params} then `bytes` raw image bytes on the adapter's stdin; one JSON " +
+	"line {id, detections: [{bbox: {x1,y1,x2,y2}, confidence, class_id?, class_name?, object_type?, event_type?, " +
+	"severity?, track_id?}]} or {id, error} back on its stdout. With url, the image is POSTed and the header travels " +
+	"in X-Schnitzel-Request. A timeout, a crash, garbage output or an adapter error drops only that frame " +
+	"(plugin.DropPacket: counted, run degraded) and is logged with the node id and the adapter's command or URL; " +
+	"a crashed or hung process restarts on the next frame after a doubling backoff (adapter_restarts_total); " +
+	"max_restarts restarts in a row without a good answer end the run."
+
+func registerModelAdapter(r *plugin.Registry) {
+	plugin.Register(r, plugin.Spec[ModelAdapterConfig]{
+		Name: headPack + "ModelAdapterDetectorNode",
+		Role: plugin.RoleNode, In: []string{"frame"}, Out: []string{"detection"},
+		Stability: plugin.Beta,
+		Summary:   "Detect objects with an external model adapter (a child process or an HTTP server); one detection packet per object.",
+		Description: "Emits the packets MockDetectorNode emits, so ProtocolV02EventBuilderNode, zones and dedup work " +
+			"unchanged: kind detection, the frame's source_id and ts, meta = the frame's plus frame_idx and meta.frame " +
+			"(for EventSnapshotNode), payload bbox (clipped to the frame, truncated to integers; empty boxes dropped), " +
+			"confidence, event_type, object_type, severity, track_id. Fields come from class_map (by class_id or class " +
+			"name), else from the adapter's own object_type/event_type/severity, else event_type/severity of the config; " +
+			"track_id is the adapter's, else a counter 0,1,2,... per node (upstream's adapters without tracker). " +
+			adapterDoc + " Metrics: emitted_total, filtered_total, unmapped_total, requests_total, adapter_restarts_total, " +
+			"timeouts_total, garbage_total, adapter_crashes_total, adapter_errors_total.",
+		Defaults: ModelAdapterConfig{
+			InputFormat: detect.FormatJPEG, JPEGQuality: 90, TimeoutSec: 5, StartupTimeoutSec: 60,
+			MaxRestarts: 5, RestartBackoffSec: 0.5, RestartBackoffMaxSec: 10, MaxTimeouts: 3,
+			ClassMap:  []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
+			EventType: "ZONE_INTRUSION", Severity: "LOW",
+		},
+		New: func(c ModelAdapterConfig, env plugin.Env) (any, error) {
+			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", transportOf(&c), c.Params, env)}, nil
+		},
+	})
+	registerYolo(r)
+	registerDisplay(r)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+type adapterDetector struct {
+	cfg                         ModelAdapterConfig
+	run                         *runner
+	track                       atomic.Int64
+	emitted, filtered, unmapped atomic.Int64
+}
+
+func (d *adapterDetector) Start(context.Context) error {
+	if p := strings.TrimSpace(d.cfg.ClassMapPath); p != "" {
+		m, err := loadClassMap(p)
+		if err != nil {
+			return fmt.Errorf("ModelAdapterDetectorNode %q: class_map_path: %w", d.run.node, err)
+		}
+		d.cfg.ClassMap = m
+	}
+	return d.run.start()
+}
+
+// loadClassMap reads upstream's class map file: {class_map: [{class_id,
+// event_type, object_type, severity}]}. Unlike upstream, a file that is
+// missing, malformed or empty is an error, not a silent fallback.
+func loadClassMap(path string) ([]ClassMapEntry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		ClassMap []ClassMapEntry `yaml:"class_map"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(doc.ClassMap) == 0 {
+		return nil, fmt.Errorf("%s: no class_map entries", path)
+	}
+	for i, e := range doc.ClassMap {
+		if e.ClassID == nil && e.Class == "" {
+			return nil, fmt.Errorf("%s: class_map[%d]: needs class_id or class", path, i)
+		}
+	}
+	return doc.ClassMap, nil
+}
+
+func (d *adapterDetector) Close(ctx context.Context) error { return d.run.close(ctx) }
+
+func (d *adapterDetector) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
+	payload, idx, err := frameIdx(p)
+	if err != nil {
+		return err
+	}
+	fr, dets, err := d.run.detect(ctx, p, payload, idx)
+	if err != nil {
+		return err
+	}
+	ts := p.TS
+	if ts == "" {
+		ts = packet.Now()
+	}
+	for i := range dets {
+		det := d.toPayload(&dets[i], fr)
+		if det == nil {
+			continue
+		}
+		meta := p.Meta.Clone(2)
+		meta.Set("frame_idx", idx)
+		meta.Set(FrameMetaKey, fr)
+		if err := out.Emit(&packet.Packet{ID: packet.NewID(), TS: ts, Kind: "detection", SourceID: p.SourceID, Payload: det, Meta: meta}); err != nil {
+			return err
+		}
+		d.emitted.Add(1)
+	}
+	return nil
+}
+
+// toPayload builds the detection payload, or nil (counted) when the
+// detection is filtered out.
+func (d *adapterDetector) toPayload(det *detect.Detection, fr *frame.Frame) *packet.Map {
+	if det.Confidence < d.cfg.ConfidenceThreshold {
+		d.filtered.Add(1)
+		return nil
+	}
+	x1, y1, x2, y2, ok := clipBox(det.BBox, fr.Width, fr.Height)
+	if !ok {
+		d.filtered.Add(1)
+		return nil
+	}
+	eventType, objectType, severity := det.EventType, det.ObjectType, det.Severity
+	if e := d.lookup(det); e != nil {
+		eventType, objectType, severity = or(e.EventType, eventType), or(e.ObjectType, objectType), or(e.Severity, severity)
+	} else if objectType == "" {
+		d.unmapped.Add(1)
+		return nil
+	}
+	var track int64
+	if det.TrackID != nil {
+		track = *det.TrackID
+	} else {
+		track = d.track.Add(1) - 1
+	}
+	return packet.MapOf(
+		"bbox", packet.MapOf("x1", x1, "y1", y1, "x2", x2, "y2", y2),
+		"confidence", det.Confidence,
+		"event_type", or(eventType, d.cfg.EventType),
+		"object_type", objectType,
+		"severity", or(severity, d.cfg.Severity),
+		"track_id", track,
+	)
+}
+
+func (d *adapterDetector) lookup(det *detect.Detection) *ClassMapEntry {
+	for i := range d.cfg.ClassMap {
+		e := &d.cfg.ClassMap[i]
+		if e.ClassID != nil && det.ClassID != nil && *e.ClassID == *det.ClassID {
+			return e
+		}
+		if e.Class != "" && strings.EqualFold(e.Class, det.ClassName) {
+			return e
+		}
+	}
+	return nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// clipBox clips b to the frame and truncates to integers (upstream's ONNX
+// adapter did both); an empty result is not a box.
+func clipBox(b detect.BBox, w, h int) (x1, y1, x2, y2 int64, ok bool) {
+	c := func(v float64, hi int) int64 { return int64(math.Trunc(math.Max(0, math.Min(v, float64(hi))))) }
+	x1, y1, x2, y2 = c(b.X1, w), c(b.Y1, h), c(b.X2, w), c(b.Y2, h)
+	return x1, y1, x2, y2, x2 > x1 && y2 > y1
+}
+
+func (d *adapterDetector) Metrics() []plugin.Metric {
+	return append([]plugin.Metric{
+		{Name: "emitted_total", Value: d.emitted.Load()},
+		{Name: "filtered_total", Value: d.filtered.Load()},
+		{Name: "unmapped_total", Value: d.unmapped.Load()},
+	}, d.run.metrics()...)
+}
+
+var (
+	_ plugin.Starter   = (*adapterDetector)(nil)
+	_ plugin.Closer    = (*adapterDetector)(nil)
+	_ plugin.Processor = (*adapterDetector)(nil)
+	_ plugin.Metrics   = (*adapterDetector)(nil)
+)
