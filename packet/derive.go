@@ -6,13 +6,13 @@ import (
 	"unsafe"
 )
 
-// derived3 holds a packet, its meta and its id in one allocation: hot
+// derived holds a packet, its meta and its id in one allocation: hot
 // paths (BurstNode) make millions of packets, and one allocation instead of
 // four halves their cost.
-type derived3 struct {
+type derived struct {
 	p    Packet
 	m    Map
-	kv   [3]KV
+	kv   [2]KV // 2 keeps the struct in the 256-byte size class
 	id   [36]byte
 	ival int64
 }
@@ -22,13 +22,13 @@ type derived3 struct {
 // extra more keys.
 func Derive(p *Packet, extra int) *Packet {
 	n := p.Meta.Len() + extra
-	if n > len(derived3{}.kv) {
+	if n > len(derived{}.kv) {
 		q := p.Copy()
 		q.ID = NewID()
 		q.Meta = p.Meta.Clone(extra)
 		return q
 	}
-	d := &derived3{p: *p}
+	d := &derived{p: *p}
 	d.m.kv = d.kv[:p.Meta.Len():len(d.kv)]
 	copy(d.m.kv, p.Meta.Entries())
 	d.p.Meta = &d.m
@@ -63,13 +63,13 @@ func fillID(buf *[36]byte) {
 // the same allocation (BurstNode's burst_seq): boxing an int64 into an
 // interface would otherwise cost one more allocation per packet.
 func DeriveSeq(p *Packet, key string, seq int64) *Packet {
-	if p.Meta.Len()+1 > len(derived3{}.kv) {
+	if p.Meta.Len()+1 > len(derived{}.kv) {
 		q := Derive(p, 1)
 		q.Meta.Set(key, seq)
 		return q
 	}
 	q := Derive(p, 1)
-	d := (*derived3)(unsafe.Pointer(q)) // q is the first field of a derived3
+	d := (*derived)(unsafe.Pointer(q)) // q is the first field of a derived
 	d.ival = seq
 	d.m.Set(key, boxInt(&d.ival))
 	return q
