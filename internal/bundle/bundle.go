@@ -4,6 +4,8 @@ package bundle
 
 import (
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/nodes/durable"
+	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/legacy"
 	visionnodes "github.com/schnitzel-stream/schnitzel/packs/vision/nodes"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
@@ -14,6 +16,8 @@ import (
 func Registry() *plugin.Registry {
 	r := plugin.NewRegistry()
 	dev.Register(r)
+	durable.Register(r)
+	ionodes.Register(r)
 	video.Register(r)
 	visionnodes.Register(r)
 	legacy.Register(r)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/doctorcmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/pathscmd"
+	"github.com/schnitzel-stream/schnitzel/internal/cli/queuecmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/servicecmd"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
 )
@@ -15,6 +16,7 @@ import (
 func init() {
 	extraCommands = append(extraCommands,
 		func(*App) *cobra.Command { return pathscmd.Command() },
+		func(*App) *cobra.Command { return queuecmd.Command() },
 		func(a *App) *cobra.Command { return servicecmd.Command(a.validatePath) },
 		func(a *App) *cobra.Command { return doctorcmd.Command(a.validatePath, a.graphPlugins) },
 	)

@@ -1,0 +1,139 @@
+package queuecmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/packet"
+)
+
+func run(args ...string) (stdout, stderr string, code int, err error) {
+	cmd := Command()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err = cmd.Execute()
+	code = 0
+	if err != nil {
+		code = exitcode.Runtime
+		var ee *exitcode.Error
+		if errors.As(err, &ee) {
+			code = ee.Code
+		}
+	}
+	return out.String(), errb.String(), code, err
+}
+
+// fixture makes a queue with 3 rows, one of them dead-lettered.
+func fixture(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := queue.Open(p, queue.Options{MaxAttempts: 1, Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		r, _ := queue.RecordOf(packet.New("demo", "demo01", packet.MapOf("value", int64(i)), "", nil), "")
+		if _, err := q.Enqueue(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := q.Lease(ctx, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Nack(ctx, queue.Ref{Seq: ms[0].Seq}, errors.New("http 400")); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestStatsPeekDeadRequeuePurge(t *testing.T) {
+	p := fixture(t)
+	out, _, code, err := run("stats", "--path", p, "--json", "--check")
+	if code != 0 {
+		t.Fatalf("stats: %v", err)
+	}
+	var s struct {
+		queue.Stats
+		Integrity []string
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Rows != 2 || s.Dead != 1 || s.Integrity[0] != "ok" {
+		t.Fatalf("stats %s", out)
+	}
+	out, _, _, _ = run("stats", "--path", p)
+	if !regexp.MustCompile(`(?m)^rows\s+2\s`).MatchString(out) || !regexp.MustCompile(`(?m)^dead\s+1$`).MatchString(out) {
+		t.Fatalf("text stats %s", out)
+	}
+
+	out, _, code, _ = run("peek", "--path", p, "--limit", "1", "--json")
+	var ents []queue.Entry
+	if code != 0 || json.Unmarshal([]byte(out), &ents) != nil || len(ents) != 1 || ents[0].Seq != 2 {
+		t.Fatalf("peek: %d %s", code, out)
+	}
+	out, _, _, _ = run("peek", "--path", p, "--after", "2")
+	if !strings.Contains(out, "seq=3 ") || strings.Contains(out, "seq=2 ") {
+		t.Fatalf("peek --after: %s", out)
+	}
+	out, _, _, _ = run("dead", "--path", p)
+	if !strings.Contains(out, "seq=1 ") || !strings.Contains(out, "last_error=gave up after 1 failed attempts; last: http 400") {
+		t.Fatalf("dead: %s", out)
+	}
+	out, _, code, _ = run("requeue", "--path", p, "--all", "--json")
+	if code != 0 || !strings.Contains(out, `"requeued": 1`) {
+		t.Fatalf("requeue: %s", out)
+	}
+	out, _, code, _ = run("purge", "--path", p, "--queued", "--dead")
+	if code != 0 || out != "purged 3 queued rows, 0 dead letters, 0 remembered keys\n" {
+		t.Fatalf("purge: %q", out)
+	}
+}
+
+func TestQueueCmdErrors(t *testing.T) {
+	dir := t.TempDir()
+	notQueue := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notQueue, bytes.Repeat([]byte("not sqlite "), 500), 0o644)
+	missing := filepath.Join(dir, "missing.sqlite3")
+	p := fixture(t)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"stats"}, 2, "--path is required"},
+		{[]string{"stats", "--path", missing}, 2, missing + ": open: queue file does not exist"},
+		{[]string{"peek", "--path", notQueue}, 1, notQueue},
+		{[]string{"peek", "--path", p, "--limit", "0"}, 2, "--limit must be > 0"},
+		{[]string{"requeue", "--path", p}, 2, "either --seq"},
+		{[]string{"requeue", "--path", p, "--all", "--seq", "1"}, 2, "either --seq"},
+		{[]string{"purge", "--path", p}, 2, "say what to purge"},
+		{[]string{"stats", "--path", dir}, 2, "is a directory"},
+	}
+	for _, tc := range tests {
+		_, _, code, err := run(tc.args...)
+		if code != tc.code || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: code %d err %v; want code %d and %q", tc.args, code, err, tc.code, tc.want)
+		}
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatal("a queue command created a missing queue file")
+	}
+}

@@ -1,0 +1,402 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// crash drops a handle's connection without releasing its leases, as a
+// killed process would.
+func crash(t *testing.T, q *Queue) {
+	t.Helper()
+	if !q.opts.Private {
+		t.Fatal("crash needs a Private handle")
+	}
+	q.closed.Store(true)
+	if err := q.c.close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeaseExpiryAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	a, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, a, rec(1), rec(2))
+	if got := mustLease(t, a, 10, 100*time.Millisecond); len(got) != 2 {
+		t.Fatalf("leased %d", len(got))
+	}
+	crash(t, a)
+
+	b, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := mustLease(t, b, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("rows of a live lease handed out: %v", seqsOf(got))
+	}
+	var got []Message
+	eventually(t, 5*time.Second, "lease expiry", func() bool {
+		got = mustLease(t, b, 10, time.Minute)
+		return len(got) > 0
+	})
+	if !slices.Equal(seqsOf(got), []int64{1, 2}) || got[0].Attempt != 2 {
+		t.Fatalf("after expiry got %v attempt %d", seqsOf(got), got[0].Attempt)
+	}
+	ents, _ := b.Peek(context.Background(), 0, 10)
+	if !strings.Contains(ents[0].LastError, "lease expired") {
+		t.Fatalf("last_error %q", ents[0].LastError)
+	}
+}
+
+func TestCloseReleasesLeasesWithoutAttempt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	a, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, a, rec(1))
+	mustLease(t, a, 1, time.Hour)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Upstream's drain graph without ack replays the rows on every run:
+	// a clean stop must give them back at once, not after the lease.
+	b, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := mustLease(t, b, 1, time.Hour)
+	if len(got) != 1 || got[0].Attempt != 1 {
+		t.Fatalf("after clean close: %v", got)
+	}
+}
+
+func TestNackBackoffThenDeadLetter(t *testing.T) {
+	backends(t, func(t *testing.T, open func(Options) *Queue) {
+		ctx := context.Background()
+		q := open(Options{MaxAttempts: 3, RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 40 * time.Millisecond})
+		mustEnqueue(t, q, recKey(1, "poison"), recKey(2, "good"))
+		for attempt := 1; attempt <= 3; attempt++ {
+			var m []Message
+			eventually(t, 5*time.Second, "retry after backoff", func() bool {
+				m = mustLease(t, q, 1, time.Minute)
+				if len(m) == 1 && m[0].Key == "good" {
+					q.Ack(ctx, Ref{Seq: m[0].Seq})
+					m = nil
+				}
+				return len(m) == 1
+			})
+			if m[0].Attempt != attempt {
+				t.Fatalf("attempt %d, want %d", m[0].Attempt, attempt)
+			}
+			st, err := q.Nack(ctx, Ref{Seq: m[0].Seq}, fmt.Errorf("receiver said 400 (try %d)", attempt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Acked
+			if attempt == 3 {
+				want = Dead
+			} else if got := mustLease(t, q, 2, time.Minute); len(got) > 0 && got[0].Key == "poison" {
+				t.Fatalf("nacked row offered again before its backoff: %v", seqsOf(got))
+			} else if len(got) > 0 {
+				q.Ack(ctx, Ref{Seq: got[0].Seq})
+			}
+			if st != want {
+				t.Fatalf("nack %d: %v, want %v", attempt, st, want)
+			}
+		}
+		dead, err := q.Dead(ctx, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dead) != 1 || dead[0].Key != "poison" || dead[0].Attempts != 3 || !strings.Contains(dead[0].LastError, "400 (try 3)") {
+			t.Fatalf("dead letters %+v", dead)
+		}
+		if q.Depth() != 0 {
+			t.Fatalf("depth %d", q.Depth())
+		}
+		var progress []int64
+		n, skipped, err := q.Requeue(ctx, nil, func(done, total int64) { progress = append(progress, done, total) })
+		if err != nil || n != 1 || skipped != 0 {
+			t.Fatalf("requeue: %d %d %v", n, skipped, err)
+		}
+		if !slices.Equal(progress, []int64{1, 1}) {
+			t.Fatalf("progress %v", progress)
+		}
+		got := mustLease(t, q, 10, time.Minute)
+		if len(got) != 1 || got[0].Key != "poison" || got[0].Attempt != 1 || got[0].Seq <= dead[0].Seq {
+			t.Fatalf("requeued row: %+v", got)
+		}
+	})
+}
+
+func TestPoisonRowDoesNotBlockDrain(t *testing.T) {
+	backends(t, func(t *testing.T, open func(Options) *Queue) {
+		q := open(Options{})
+		mustEnqueue(t, q, rec(1), rec(2), rec(3))
+		// Corrupt row 2 the way a foreign writer could.
+		err := q.do(context.Background(), true, func(tx *txn) error {
+			_, err := tx.exec(`UPDATE packets SET payload_json = '{"broken": ' WHERE seq = 2`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := mustLease(t, q, 3, time.Minute)
+		if !slices.Equal(seqsOf(got), []int64{1, 3}) {
+			t.Fatalf("leased %v, want [1 3]", seqsOf(got))
+		}
+		dead, _ := q.Dead(context.Background(), 0, 10)
+		if len(dead) != 1 || dead[0].Seq != 2 || !strings.Contains(dead[0].LastError, "undecodable row: payload_json") {
+			t.Fatalf("dead %+v", dead)
+		}
+	})
+}
+
+func TestCrashLoopingRowEndsDead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	opts := Options{Private: true, MaxAttempts: 2}
+	q, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, q, rec(1))
+	for i := 0; i < 2; i++ {
+		eventually(t, 5*time.Second, "row offered", func() bool { return len(mustLease(t, q, 1, time.Millisecond)) == 1 })
+		crash(t, q)
+		if q, err = Open(path, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer q.Close()
+	// The second expiry is the second failed attempt: the next lease
+	// parks the row instead of handing it out.
+	eventually(t, 5*time.Second, "row to be dead-lettered", func() bool {
+		if got := mustLease(t, q, 1, time.Minute); len(got) != 0 {
+			t.Fatalf("row that crashed its reader twice delivered again: %v", seqsOf(got))
+		}
+		d, _ := q.Dead(context.Background(), 0, 1)
+		return len(d) == 1
+	})
+	dead, _ := q.Dead(context.Background(), 0, 1)
+	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "lease expired") {
+		t.Fatalf("dead %+v", dead)
+	}
+}
+
+// TestTwoReadersNeverShare leases concurrently from handles with their own
+// connections (as two processes would) and from one shared handle.
+func TestTwoReadersNeverShare(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const total = 600
+	var recs []Record
+	for i := 0; i < total; i++ {
+		recs = append(recs, rec(i))
+	}
+	mustEnqueue(t, w, recs...)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := Open(path, Options{Private: r%2 == 0})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer h.Close()
+			for {
+				ms, err := h.Lease(context.Background(), 7, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ms) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, m := range ms {
+					seen[m.Seq]++
+				}
+				mu.Unlock()
+				var rs []Ref
+				for _, m := range ms {
+					rs = append(rs, Ref{Seq: m.Seq})
+				}
+				if _, err := h.Ack(context.Background(), rs...); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != total {
+		t.Fatalf("%d distinct rows delivered, want %d", len(seen), total)
+	}
+	for s, n := range seen {
+		if n != 1 {
+			t.Fatalf("row %d delivered %d times", s, n)
+		}
+	}
+}
+
+// TestHelperLeaseProcess is the child of TestTwoProcessesNeverShare.
+func TestHelperLeaseProcess(t *testing.T) {
+	path := os.Getenv("QUEUE_TEST_LEASE_PATH")
+	if path == "" {
+		t.Skip("helper process only")
+	}
+	q, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for {
+		ms, err := q.Lease(context.Background(), 5, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			return
+		}
+		var rs []Ref
+		for _, m := range ms {
+			fmt.Fprintf(out, "SEQ %d\n", m.Seq)
+			rs = append(rs, Ref{Seq: m.Seq})
+		}
+		if _, err := q.Ack(context.Background(), rs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestTwoProcessesNeverShare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 400
+	var recs []Record
+	for i := 0; i < total; i++ {
+		recs = append(recs, rec(i))
+	}
+	mustEnqueue(t, w, recs...)
+	w.Close()
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	for i := 0; i < 2; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLeaseProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "QUEUE_TEST_LEASE_PATH="+path)
+		var b strings.Builder
+		cmd.Stdout = &b
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+		outs = append(outs, &b)
+	}
+	seen := map[int64]int{}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v", i, err)
+		}
+		for _, line := range strings.Split(outs[i].String(), "\n") {
+			if s, ok := strings.CutPrefix(line, "SEQ "); ok {
+				n, _ := strconv.ParseInt(s, 10, 64)
+				seen[n]++
+			}
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct rows delivered, want %d", len(seen), total)
+	}
+	for s, n := range seen {
+		if n != 1 {
+			t.Fatalf("row %d delivered %d times across processes", s, n)
+		}
+	}
+	// Both rows tables must be empty and the file sound.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM packets`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows left %d %v", n, err)
+	}
+	_ = errors.New
+}
+
+// TestAckCompaction: acked rows vanish for readers at once and from the
+// packets table (which the Python project reads) when the writer is idle
+// or closes.
+func TestAckCompaction(t *testing.T) {
+	backends(t, func(t *testing.T, open func(Options) *Queue) {
+		ctx := context.Background()
+		q := open(Options{})
+		r1 := rec(1)
+		mustEnqueue(t, q, r1, rec(2), rec(3))
+		ms := mustLease(t, q, 3, time.Minute)
+		q.Release(ctx, ms[2].Seq)
+		if st, _ := q.Ack(ctx, refs(ms[0].Seq, ms[1].Seq, ms[0].Seq)...); st[2] != Missing {
+			t.Fatalf("second ack of one row: %v", st)
+		}
+		if got := mustLease(t, q, 10, time.Minute); !slices.Equal(seqsOf(got), []int64{3}) {
+			t.Fatalf("after ack leased %v", seqsOf(got))
+		}
+		if st, _ := q.Nack(ctx, Ref{Seq: ms[0].Seq}, nil); st != Missing {
+			t.Fatalf("nack of an acked row: %v", st)
+		}
+		raw := func() (n int) {
+			q.do(ctx, false, func(tx *txn) error { return tx.queryRow(`SELECT COUNT(*) FROM packets`).Scan(&n) })
+			return
+		}
+		if s, _ := q.Stats(ctx); s.Rows != 1 || s.AckedPending != 2 || s.DedupKeys != 2 {
+			t.Fatalf("stats before compaction %+v", s)
+		}
+		q.Ack(ctx, refs(3)...)
+		// All rows acked: compaction (a cheap truncate) runs as soon as the
+		// writer is idle, not compactAfter later.
+		eventually(t, compactAfter/2, "idle compaction", func() bool { return raw() == 0 })
+		s, _ := q.Stats(ctx)
+		if s.Rows != 0 || s.AckedPending != 0 || s.DedupKeys != 3 {
+			t.Fatalf("stats %+v", s)
+		}
+		if !mustEnqueue(t, q, r1)[0].Duplicate {
+			t.Fatal("key of a compacted row forgotten")
+		}
+	})
+}

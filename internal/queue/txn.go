@@ -1,0 +1,689 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+)
+
+// txn is the writer goroutine's view of one transaction (or, for reads,
+// of the connection).
+type txn struct {
+	c    *core
+	conn *sql.Conn
+	ctx  context.Context
+	now  time.Time
+
+	dRows, dBytes int64 // depth change made by this transaction
+	dPending      int64 // acked rows added (+) or compacted (-) by this transaction
+	floor         int64 // new lease floor (0: unchanged)
+	lowerFloor    bool  // a row may have become available again: reset the floor
+	recounted     bool  // depth was recounted inside this transaction
+	newRows       bool  // rows were added (wake readers)
+	committedOps  []*op // enqueue ops, for counters after commit
+}
+
+func (t *txn) nowMs() int64 { return t.now.UnixMilli() }
+
+func (t *txn) stmt(q string) (*sql.Stmt, error) {
+	if s, ok := t.c.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := t.conn.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	t.c.stmts[q] = s
+	return s, nil
+}
+
+func (t *txn) exec(q string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(t.ctx, args...)
+}
+
+func (t *txn) queryRow(q string, args ...any) *sql.Row {
+	s, err := t.stmt(q)
+	if err != nil {
+		// Surface the prepare error through Scan.
+		return t.conn.QueryRowContext(t.ctx, q, args...)
+	}
+	return s.QueryRowContext(t.ctx, args...)
+}
+
+func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(t.ctx, args...)
+}
+
+func (t *txn) begin() error {
+	_, err := t.conn.ExecContext(t.ctx, "BEGIN IMMEDIATE")
+	return err
+}
+
+func (t *txn) commit() error {
+	_, err := t.conn.ExecContext(t.ctx, "COMMIT")
+	return err
+}
+
+func (t *txn) rollback() {
+	// Fails harmlessly when SQLite already rolled back (e.g. SQLITE_FULL).
+	_, _ = t.conn.ExecContext(context.Background(), "ROLLBACK")
+}
+
+// prepare runs at the start of every write transaction: notices other
+// connections' writes and does periodic upkeep.
+func (t *txn) prepare() error {
+	var dv int64
+	if err := t.conn.QueryRowContext(t.ctx, "PRAGMA data_version").Scan(&dv); err != nil {
+		return err
+	}
+	if dv != t.c.dataVersion {
+		t.c.dataVersion = dv
+		t.c.depthStale.Store(true)
+		t.c.floor = 0 // another connection may have released or requeued rows
+	}
+	if t.now.Sub(t.c.floorAt) >= floorReset {
+		// Leases expire and backoffs end without any event: look at the
+		// whole queue again now and then.
+		t.c.floor = 0
+		t.c.floorAt = t.now
+	}
+	if t.now.Sub(t.c.lastMaint) >= maintEvery {
+		if err := t.maintain(); err != nil {
+			return err
+		}
+		t.c.lastMaint = t.now
+	}
+	return nil
+}
+
+// floorReset is how often leases rescan from the queue head, so rows whose
+// lease expired or whose retry delay ended are seen.
+const floorReset = time.Second
+
+// maintEvery is how often write transactions prune expired dedup keys,
+// old dead letters and state rows whose packet another program deleted.
+const maintEvery = time.Minute
+
+func (t *txn) maintain() error {
+	if _, err := t.exec(`DELETE FROM schnitzel_queue_dedup WHERE until <= ?`, t.nowMs()); err != nil {
+		return err
+	}
+	if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE seq NOT IN (SELECT seq FROM packets)`); err != nil {
+		return err
+	}
+	return t.pruneDead(t.c.deadRetention)
+}
+
+// pruneDead applies a handle's dead-letter retention.
+func (t *txn) pruneDead(retention time.Duration) error {
+	if retention < 0 {
+		return nil
+	}
+	_, err := t.exec(`DELETE FROM schnitzel_queue_dead WHERE dead_at < ?`, t.now.Add(-retention).UnixMilli())
+	return err
+}
+
+// recount reads the true depth (and bytes when asked or already tracked).
+// Depth excludes acked rows waiting for compaction; bytes include them
+// until compaction deletes them.
+func (t *txn) recount(withBytes bool) error {
+	c := t.c
+	withBytes = withBytes || c.bytesKnown
+	var rows, bytes, acked int64
+	var err error
+	if withBytes {
+		err = t.conn.QueryRowContext(t.ctx, `SELECT COUNT(*), COALESCE(SUM(`+sizeSQL+`),0) FROM packets`).Scan(&rows, &bytes)
+	} else {
+		err = t.conn.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM packets`).Scan(&rows)
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.conn.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM schnitzel_queue_state s JOIN packets p ON p.seq = s.seq WHERE s.acked = 1`).Scan(&acked); err != nil {
+		return err
+	}
+	c.pending = acked - t.dPending
+	rows -= acked
+	// The recount already includes this transaction's own changes.
+	c.rows.Store(rows - t.dRows)
+	if withBytes {
+		c.bytes.Store(bytes - t.dBytes)
+		c.bytesKnown = true
+	}
+	c.depthStale.Store(false)
+	c.depthAt.Store(time.Now().UnixNano())
+	t.recounted = true
+	return nil
+}
+
+// applied publishes a committed transaction's effects.
+func (t *txn) applied() {
+	c := t.c
+	switch {
+	case t.lowerFloor:
+		c.floor = 0
+	case t.floor > 0:
+		c.floor = t.floor
+	}
+	c.rows.Add(t.dRows)
+	c.bytes.Add(t.dBytes)
+	if c.pending == 0 && t.dPending > 0 {
+		c.pendingSince = t.now
+	}
+	c.pending += t.dPending
+	for _, o := range t.committedOps {
+		for _, r := range o.res[o.mark:o.next] {
+			switch {
+			case r.Duplicate:
+				o.h.duplicates.Add(1)
+				if r.Conflict {
+					o.h.conflicts.Add(1)
+				}
+			default:
+				o.h.enqueued.Add(1)
+			}
+		}
+	}
+	if t.newRows {
+		c.signalChanged()
+	}
+}
+
+func (t *txn) depth() (int64, int64) { return t.c.rows.Load() + t.dRows, t.c.bytes.Load() + t.dBytes }
+
+// insertSQL stores a row unless its key is queued (the unique index) or
+// remembered from an acked row: one statement per row.
+const insertSQL = `INSERT OR IGNORE INTO packets (enqueued_at, idempotency_key, packet_id, ts, kind, source_id, payload_json, meta_json)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM schnitzel_queue_dedup WHERE key = ?2 AND until > ?9)`
+
+// dedupHit looks r's key up among the keys of acked rows.
+func (t *txn) dedupHit(r *Record) (int64, bool, error) {
+	var seq int64
+	err := t.queryRow(`SELECT seq FROM schnitzel_queue_dedup WHERE key = ? AND until > ?`, r.Key, t.nowMs()).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return seq, err == nil, err
+}
+
+// enqueue stores o's remaining records, as many as the bounds allow.
+func (t *txn) enqueue(o *op) error {
+	h := o.h
+	opts := h.opts
+	if o.res == nil {
+		o.res = make([]Result, len(o.recs))
+	}
+	t.committedOps = append(t.committedOps, o)
+	bounded := opts.MaxRows > 0 || opts.MaxBytes > 0
+	if bounded && (t.c.depthStale.Load() || (opts.MaxBytes > 0 && !t.c.bytesKnown)) && !t.recounted {
+		if err := t.recount(opts.MaxBytes > 0); err != nil {
+			return err
+		}
+	}
+	enqAt := packet.FormatTS(t.now)
+	for o.next < len(o.recs) {
+		r := &o.recs[o.next]
+		size := r.size(enqAt)
+		if bounded {
+			rows, bytes := t.depth()
+			over := func() bool {
+				return (opts.MaxRows > 0 && rows+1 > opts.MaxRows) || (opts.MaxBytes > 0 && bytes+size > opts.MaxBytes)
+			}
+			if over() && t.c.pending+t.dPending > 0 {
+				// Acked rows still take bytes: delete them first.
+				if err := t.compact(); err != nil {
+					return err
+				}
+				rows, bytes = t.depth()
+			}
+			if over() {
+				// A duplicate needs no room.
+				if seq, ok, err := t.dedupHit(r); err != nil {
+					return err
+				} else if ok {
+					o.res[o.next] = Result{Seq: seq, Duplicate: true}
+					o.next++
+					continue
+				}
+				if res, found, _, err := t.existing(r); err != nil {
+					return err
+				} else if found {
+					o.res[o.next] = res
+					o.next++
+					continue
+				}
+				if opts.MaxBytes > 0 && size > opts.MaxBytes {
+					o.err = &Error{Path: h.path, Op: "enqueue", Kind: ErrTooLarge,
+						Err: fmt.Errorf("record %d of the batch (packet_id=%s) is %d bytes, max_bytes is %d", o.next, r.PacketID, size, opts.MaxBytes)}
+					return nil
+				}
+				if opts.Overflow != OverflowDropOldest {
+					o.blocked = true
+					return nil
+				}
+				for over() {
+					dropped, err := t.dropOldest()
+					if err != nil {
+						return err
+					}
+					if !dropped {
+						break
+					}
+					h.dropped.Add(1)
+					rows, bytes = t.depth()
+				}
+			}
+		}
+		res, err := t.exec(insertSQL, enqAt, r.Key, r.PacketID, r.TS, r.Kind, r.SourceID, r.Payload, r.Meta, t.nowMs())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			dup, found, stale, err := t.existing(r)
+			if err != nil {
+				return err
+			}
+			if stale {
+				// The key belongs to an acked row awaiting compaction
+				// whose dedup window is over (or off): compact, then store.
+				if err := t.compact(); err != nil {
+					return err
+				}
+				if res, err = t.exec(insertSQL, enqAt, r.Key, r.PacketID, r.TS, r.Kind, r.SourceID, r.Payload, r.Meta, t.nowMs()); err != nil {
+					return err
+				}
+				if n, err = res.RowsAffected(); err != nil {
+					return err
+				}
+			} else if found {
+				o.res[o.next] = dup
+			} else if seq, ok, err := t.dedupHit(r); err != nil {
+				return err
+			} else if ok {
+				o.res[o.next] = Result{Seq: seq, Duplicate: true}
+			} else {
+				return fmt.Errorf("idempotency row not found after conflict (key=%s packet_id=%s)", r.Key, r.PacketID)
+			}
+		}
+		if n == 1 {
+			seq, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			o.res[o.next] = Result{Seq: seq}
+			t.dRows++
+			t.dBytes += size
+			t.newRows = true
+		}
+		o.next++
+	}
+	return nil
+}
+
+// existing looks up a queued row holding r's key. stale reports an acked
+// row awaiting compaction whose key is no longer remembered.
+func (t *txn) existing(r *Record) (res Result, found, stale bool, err error) {
+	var seq int64
+	var payload string
+	var acked int
+	var until sql.NullInt64
+	err = t.queryRow(`SELECT p.seq, p.payload_json, COALESCE(s.acked, 0), s.acked_until FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq WHERE p.idempotency_key = ?`, r.Key).
+		Scan(&seq, &payload, &acked, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Result{}, false, false, nil
+	}
+	if err != nil {
+		return Result{}, false, false, err
+	}
+	if acked == 1 && (!until.Valid || until.Int64 <= t.nowMs()) {
+		return Result{}, false, true, nil
+	}
+	return Result{Seq: seq, Duplicate: true, Conflict: payload != r.Payload}, true, false, nil
+}
+
+// dropOldest deletes the oldest queued row.
+func (t *txn) dropOldest() (bool, error) {
+	var seq, size int64
+	err := t.queryRow(`SELECT seq, `+sizeSQL+` FROM packets ORDER BY seq LIMIT 1`).Scan(&seq, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := t.exec(`DELETE FROM packets WHERE seq = ?`, seq); err != nil {
+		return false, err
+	}
+	if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE seq = ?`, seq); err != nil {
+		return false, err
+	}
+	t.dRows--
+	t.dBytes -= size
+	return true, nil
+}
+
+const leaseSQL = `SELECT p.seq, p.enqueued_at, COALESCE(p.idempotency_key, ''), p.packet_id, p.ts, p.kind, p.source_id, p.payload_json, p.meta_json,
+  COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL
+FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq
+WHERE p.seq >= ?3 AND (s.seq IS NULL OR (s.acked = 0 AND (s.lease_until IS NULL OR s.lease_until <= ?1) AND s.not_before <= ?1))
+ORDER BY p.seq LIMIT ?2`
+
+type rowData struct {
+	seq                                         int64
+	enq, key, pid, ts, kind, src, payload, meta string
+	attempts                                    int
+	leaseUntil                                  sql.NullInt64
+	lastErr                                     string
+	fresh                                       bool // no state row yet
+}
+
+// lease hands up to n available rows to owner for d.
+func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
+	var out []Message
+	until := t.now.Add(d).UnixMilli()
+	for len(out) < n {
+		rows, err := t.query(leaseSQL, t.nowMs(), n-len(out), t.c.floor)
+		if err != nil {
+			return nil, err
+		}
+		var batch []rowData
+		for rows.Next() {
+			var r rowData
+			if err := rows.Scan(&r.seq, &r.enq, &r.key, &r.pid, &r.ts, &r.kind, &r.src, &r.payload, &r.meta, &r.attempts, &r.leaseUntil, &r.lastErr, &r.fresh); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		// Every row below the last one examined is now leased, acked or
+		// otherwise unavailable: the next lease starts there instead of
+		// stepping over acked rows awaiting compaction again.
+		t.floor = batch[len(batch)-1].seq + 1
+		killed := 0
+		var fresh []byte // JSON array of never-leased seqs: one INSERT for all of them
+		for _, r := range batch {
+			if r.leaseUntil.Valid {
+				// Its reader neither acked, nacked nor released it in
+				// time: it crashed or is too slow. That is a failed attempt.
+				r.attempts++
+				r.lastErr = fmt.Sprintf("lease expired at %s without ack", time.UnixMilli(r.leaseUntil.Int64).UTC().Format(time.RFC3339))
+			}
+			if r.attempts >= h.opts.MaxAttempts {
+				if err := t.kill(r.seq, r.attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", r.attempts, r.lastErr)); err != nil {
+					return nil, err
+				}
+				killed++
+				continue
+			}
+			p, derr := decodeRow(r.pid, r.ts, r.kind, r.src, r.payload, r.meta)
+			if derr != nil {
+				// A poison row must not fail every drain: park it.
+				if err := t.kill(r.seq, r.attempts, "undecodable row: "+derr.Error()); err != nil {
+					return nil, err
+				}
+				killed++
+				continue
+			}
+			if r.fresh {
+				fresh = appendSeq(fresh, r.seq)
+			} else if _, err := t.exec(`UPDATE schnitzel_queue_state SET attempts = ?, lease_until = ?, lease_owner = ?, last_error = NULLIF(?, '') WHERE seq = ?`,
+				r.attempts, until, h.owner, r.lastErr, r.seq); err != nil {
+				return nil, err
+			}
+			out = append(out, Message{Seq: r.seq, Attempt: r.attempts + 1, EnqueuedAt: r.enq, Key: r.key, Packet: p})
+		}
+		if fresh != nil {
+			if _, err := t.exec(`INSERT INTO schnitzel_queue_state (seq, attempts, lease_until, lease_owner, not_before) SELECT value, 0, ?, ?, 0 FROM json_each(?)`,
+				until, h.owner, string(append(fresh, ']'))); err != nil {
+				return nil, err
+			}
+		}
+		if killed == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// kill moves a queued row to the dead-letter table.
+func (t *txn) kill(seq int64, attempts int, reason string) error {
+	if _, err := t.exec(`INSERT OR REPLACE INTO schnitzel_queue_dead (seq, enqueued_at, idempotency_key, packet_id, ts, kind, source_id, payload_json, meta_json, attempts, last_error, dead_at)
+SELECT seq, enqueued_at, idempotency_key, packet_id, ts, kind, source_id, payload_json, meta_json, ?, ?, ? FROM packets WHERE seq = ?`,
+		attempts, reason, t.nowMs(), seq); err != nil {
+		return err
+	}
+	var size int64
+	err := t.queryRow(`DELETE FROM packets WHERE seq = ? RETURNING `+sizeSQL, seq).Scan(&size)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if err == nil {
+		t.dRows--
+		t.dBytes -= size
+	}
+	_, err = t.exec(`DELETE FROM schnitzel_queue_state WHERE seq = ?`, seq)
+	return err
+}
+
+// AckStatus is the outcome of acking or nacking one row.
+type AckStatus int
+
+// Outcomes.
+const (
+	Acked   AckStatus = iota // the row was deleted (ack) or scheduled for retry (nack)
+	Missing                  // no such queued row: acked before, dropped, purged or dead
+	Foreign                  // the reference names another queue file
+	Invalid                  // seq <= 0
+	Dead                     // nack: the row ran out of attempts and is now a dead letter
+)
+
+func (s AckStatus) String() string {
+	return [...]string{"acked", "missing", "foreign", "invalid", "dead"}[s]
+}
+
+// Ref names a row: its seq and, when known, the id of the queue it came
+// from (carried in the durable meta block).
+type Ref struct {
+	Seq     int64
+	QueueID string
+}
+
+func (t *txn) check(r Ref) (AckStatus, bool) {
+	if r.QueueID != "" && r.QueueID != t.c.id {
+		return Foreign, false
+	}
+	if r.Seq <= 0 {
+		return Invalid, false
+	}
+	return Acked, true
+}
+
+// ack marks rows acknowledged: committed, hidden from readers, counted
+// out of the depth. compact deletes them later in bulk.
+func (t *txn) ack(h *Queue, refs []Ref, out []AckStatus) error {
+	var until any // NULL: key not remembered
+	if h.opts.DedupWindow > 0 {
+		until = t.now.Add(h.opts.DedupWindow).UnixMilli()
+	}
+	// One statement for the whole batch: per-row statements cost more
+	// than the b-tree work they do.
+	var seqs []byte
+	for i, r := range refs {
+		st, ok := t.check(r)
+		out[i] = st
+		if ok {
+			seqs = appendSeq(seqs, r.Seq)
+		}
+	}
+	if seqs == nil {
+		return nil
+	}
+	rows, err := t.query(`INSERT INTO schnitzel_queue_state (seq, attempts, acked, acked_until)
+SELECT p.seq, 0, 1, ?1 FROM json_each(?2) AS j CROSS JOIN packets AS p ON p.seq = j.value WHERE true
+ON CONFLICT(seq) DO UPDATE SET acked = 1, acked_until = ?1, lease_until = NULL, lease_owner = NULL WHERE acked = 0
+RETURNING seq`, until, string(append(seqs, ']')))
+	if err != nil {
+		return err
+	}
+	done := map[int64]bool{}
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		done[s] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, r := range refs {
+		if out[i] != Acked {
+			continue
+		}
+		if done[r.Seq] {
+			delete(done, r.Seq) // a second ref to the same row finds it acked
+			t.dRows--
+			t.dPending++
+			continue
+		}
+		out[i] = Missing
+	}
+	return nil
+}
+
+// appendSeq adds n to a JSON array under construction ("[1,2").
+func appendSeq(b []byte, n int64) []byte {
+	if b == nil {
+		b = append(b, '[')
+	} else {
+		b = append(b, ',')
+	}
+	return strconv.AppendInt(b, n, 10)
+}
+
+// compactEvery is how many acked rows wait before they are deleted in one
+// transaction (sooner when the writer is idle, or at close).
+const compactEvery = 1 << 20
+
+// compact deletes acked rows, remembering their keys for the dedup window.
+func (t *txn) compact() error {
+	if t.c.pending+t.dPending <= 0 {
+		return nil
+	}
+	if _, err := t.exec(`INSERT OR REPLACE INTO schnitzel_queue_dedup (key, seq, until)
+SELECT p.idempotency_key, p.seq, s.acked_until FROM schnitzel_queue_state s JOIN packets p ON p.seq = s.seq
+WHERE s.acked = 1 AND s.acked_until IS NOT NULL AND p.idempotency_key IS NOT NULL
+ORDER BY p.idempotency_key`); err != nil { // key order: each b-tree page is filled once, not revisited per key
+		return err
+	}
+	if t.c.bytesKnown {
+		var size int64
+		if err := t.queryRow(`SELECT COALESCE(SUM(` + sizeSQL + `),0) FROM packets WHERE seq IN (SELECT seq FROM schnitzel_queue_state WHERE acked = 1)`).Scan(&size); err != nil {
+			return err
+		}
+		t.dBytes -= size
+	}
+	var live int
+	if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq WHERE COALESCE(s.acked, 0) = 0)`).Scan(&live); err != nil {
+		return err
+	}
+	if live == 0 {
+		// Everything is acked (a drained queue): an unconditional DELETE
+		// lets SQLite drop whole pages instead of unlinking every index
+		// entry. AUTOINCREMENT still never reuses a seq.
+		if _, err := t.exec(`DELETE FROM packets`); err != nil {
+			return err
+		}
+		if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE acked = 1`); err != nil {
+			return err
+		}
+	} else {
+		if _, err := t.exec(`DELETE FROM packets WHERE seq IN (SELECT seq FROM schnitzel_queue_state WHERE acked = 1)`); err != nil {
+			return err
+		}
+		if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE acked = 1`); err != nil {
+			return err
+		}
+	}
+	t.dPending = -t.c.pending
+	return nil
+}
+
+func (t *txn) nack(h *Queue, r Ref, reason string) (AckStatus, error) {
+	st, ok := t.check(r)
+	if !ok {
+		return st, nil
+	}
+	var attempts int
+	err := t.queryRow(`SELECT COALESCE(s.attempts, 0) FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq WHERE p.seq = ? AND COALESCE(s.acked, 0) = 0`, r.Seq).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Missing, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	attempts++
+	if attempts >= h.opts.MaxAttempts {
+		return Dead, t.kill(r.Seq, attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", attempts, reason))
+	}
+	delay := h.opts.RetryBackoff
+	for i := 1; i < attempts && delay < h.opts.RetryBackoffMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, h.opts.RetryBackoffMax)
+	t.lowerFloor = true
+	_, err = t.exec(`INSERT INTO schnitzel_queue_state (seq, attempts, lease_until, lease_owner, not_before, last_error) VALUES (?, ?, NULL, NULL, ?, ?)
+ON CONFLICT(seq) DO UPDATE SET attempts = excluded.attempts, lease_until = NULL, lease_owner = NULL, not_before = excluded.not_before, last_error = excluded.last_error`,
+		r.Seq, attempts, t.now.Add(delay).UnixMilli(), reason)
+	return Acked, err
+}
+
+// release gives leased rows back without counting an attempt.
+func (t *txn) release(owner string, seqs []int64) error {
+	for _, s := range seqs {
+		if _, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL WHERE seq = ? AND lease_owner = ?`, s, owner); err != nil {
+			return err
+		}
+	}
+	t.newRows = t.newRows || len(seqs) > 0
+	t.lowerFloor = true
+	return nil
+}
+
+func (t *txn) releaseOwner(owner string) error {
+	res, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?`, owner)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		t.newRows = true
+		t.lowerFloor = true
+	}
+	return nil
+}

@@ -1,0 +1,233 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// AckConfig is SqliteQueueAckSink's config.
+type AckConfig struct {
+	Path           string  `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory: the file the packets were read from."`
+	MetaKey        string  `yaml:"meta_key" doc:"Meta key holding the durable block ({seq, queue_id, ...}) the source attached."`
+	Forward        bool    `yaml:"forward" doc:"Emit each packet (unchanged) after its ack is committed."`
+	DedupWindowSec float64 `yaml:"dedup_window_sec" doc:"How long an acked row's idempotency key stays known, so a replayed packet is not stored again; negative disables (upstream forgets the key at ack)."`
+}
+
+// Validate implements the plugin config check.
+func (c *AckConfig) Validate() error { return checkPath(c.Path) }
+
+func registerAck(r *plugin.Registry) {
+	plugin.Register(r, plugin.Spec[AckConfig]{
+		Name:    mod + "SqliteQueueAckSink",
+		Role:    plugin.RoleSink,
+		In:      []string{"*"},
+		Out:     []string{"*"},
+		Summary: "Delete (ack) the queue rows of packets that reached it; one commit per batch.",
+		Description: `
+Reads meta[meta_key].seq and deletes that row of its own file; the row's key stays known for
+dedup_window_sec. A block with another queue_id (or, for blocks without one, another path) is
+refused: upstream would delete an unrelated row with the same seq. A packet without a valid
+block is counted in ack_invalid_total, logged and dropped (upstream aborts the run); an
+already-deleted row is counted in ack_missing_total.`,
+		Defaults: AckConfig{MetaKey: "durable", DedupWindowSec: 86400},
+		New: func(c AckConfig, env plugin.Env) (any, error) {
+			return &ackSink{cfg: c, env: env}, nil
+		},
+	})
+}
+
+type ackSink struct {
+	cfg  AckConfig
+	env  plugin.Env
+	q    *queue.Queue
+	warn warnLimiter
+
+	acked, missing, invalid, foreign atomic.Int64
+
+	refs []queue.Ref
+	pkts []*packet.Packet
+
+	// With forward: false acks are pipelined: the next batch is taken
+	// while earlier acks commit, and the writer commits them together.
+	// An ack not yet committed at a crash only means a redelivery.
+	inflight     []ackFlight
+	inflightRows int
+}
+
+type ackFlight struct {
+	p    *queue.AckPending
+	pkts []*packet.Packet
+	refs []queue.Ref
+}
+
+const maxInflightAcks = 32768
+
+func (a *ackSink) Start(context.Context) error {
+	dedup := secs(a.cfg.DedupWindowSec)
+	if a.cfg.DedupWindowSec < 0 {
+		dedup = -1
+	}
+	q, err := queue.Open(a.cfg.Path, queue.Options{DedupWindow: dedup})
+	if err != nil {
+		return err
+	}
+	a.q = q
+	return nil
+}
+
+var errNoBlock = errors.New("no durable block")
+
+// ref reads the durable block of p.
+func (a *ackSink) ref(p *packet.Packet) (queue.Ref, error) {
+	raw, ok := p.Meta.Get(a.cfg.MetaKey)
+	if !ok {
+		return queue.Ref{}, fmt.Errorf("%w: meta[%q] is missing", errNoBlock, a.cfg.MetaKey)
+	}
+	m, ok := raw.(*packet.Map)
+	if !ok {
+		return queue.Ref{}, fmt.Errorf("%w: meta[%q] is not a mapping", errNoBlock, a.cfg.MetaKey)
+	}
+	seqRaw, _ := m.Get("seq")
+	seq, ok := seqRaw.(int64)
+	if !ok {
+		return queue.Ref{}, fmt.Errorf("%w: meta[%q].seq is %s, not an integer", errNoBlock, a.cfg.MetaKey, packet.PyStr(seqRaw))
+	}
+	qid, _ := m.GetString("queue_id")
+	if qid == "" {
+		// Written by the Python project: compare the file instead.
+		if path, ok := m.GetString("path"); ok && !sameFile(path, a.cfg.Path) {
+			qid = "path:" + path // cannot match our id: refused as foreign
+		}
+	}
+	return queue.Ref{Seq: seq, QueueID: qid}, nil
+}
+
+func (a *ackSink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
+	return a.ProcessBatch(ctx, []*packet.Packet{p}, out)
+}
+
+// ProcessBatch acks the whole batch in one transaction.
+func (a *ackSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plugin.Emitter) error {
+	a.refs, a.pkts = a.refs[:0], a.pkts[:0]
+	for _, p := range batch {
+		r, err := a.ref(p)
+		if err != nil {
+			a.invalid.Add(1)
+			if a.warn.allow() {
+				a.env.Logger.Warn("packet dropped: cannot ack it", "path", a.cfg.Path, "packet_id", p.ID, "err", err)
+			}
+			continue
+		}
+		a.refs = append(a.refs, r)
+		a.pkts = append(a.pkts, p)
+	}
+	if len(a.refs) == 0 {
+		return a.settle(false)
+	}
+	if !a.cfg.Forward {
+		refs := append([]queue.Ref(nil), a.refs...)
+		pkts := append([]*packet.Packet(nil), a.pkts...)
+		pend, err := a.q.AckAsync(refs)
+		if err != nil {
+			return err
+		}
+		a.inflight = append(a.inflight, ackFlight{p: pend, pkts: pkts, refs: refs})
+		a.inflightRows += len(refs)
+		return a.settle(false)
+	}
+	st, err := a.q.Ack(context.Background(), a.refs...) // an ack is never abandoned halfway through shutdown
+	if err != nil {
+		return err
+	}
+	a.count(st, a.refs, a.pkts)
+	for i, p := range a.pkts {
+		if st[i] == queue.Invalid || st[i] == queue.Foreign {
+			continue
+		}
+		if err := out.Emit(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle collects finished pipelined acks (all of them when all is set).
+func (a *ackSink) settle(all bool) error {
+	for len(a.inflight) > 0 {
+		f := a.inflight[0]
+		if !all && a.inflightRows <= maxInflightAcks {
+			select {
+			case <-f.p.Done():
+			default:
+				return nil
+			}
+		}
+		st, err := f.p.Wait()
+		a.inflight = a.inflight[1:]
+		a.inflightRows -= len(f.refs)
+		if err != nil {
+			return err
+		}
+		a.count(st, f.refs, f.pkts)
+	}
+	return nil
+}
+
+func (a *ackSink) count(st []queue.AckStatus, refs []queue.Ref, pkts []*packet.Packet) {
+	for i, s := range st {
+		switch s {
+		case queue.Acked:
+			a.acked.Add(1)
+		case queue.Missing:
+			a.missing.Add(1)
+		case queue.Invalid:
+			a.invalid.Add(1)
+		case queue.Foreign:
+			a.foreign.Add(1)
+			if a.warn.allow() {
+				a.env.Logger.Warn("packet dropped: its durable block names another queue file",
+					"path", a.cfg.Path, "packet_id", pkts[i].ID, "seq", refs[i].Seq)
+			}
+		}
+	}
+}
+
+// Close waits for pipelined acks, then closes the queue.
+func (a *ackSink) Close(context.Context) error {
+	if a.q == nil {
+		return nil
+	}
+	err := a.settle(true)
+	if cerr := a.q.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (a *ackSink) Metrics() []plugin.Metric {
+	var depth int64
+	if a.q != nil {
+		depth = a.q.Depth()
+	}
+	return []plugin.Metric{
+		{Name: "acked_total", Value: a.acked.Load()},
+		{Name: "queue_depth", Value: depth},
+		{Name: "ack_invalid_total", Value: a.invalid.Load(), Loss: true},
+		{Name: "ack_missing_total", Value: a.missing.Load()},
+		{Name: "ack_foreign_total", Value: a.foreign.Load(), Loss: true},
+	}
+}
+
+var (
+	_ plugin.BatchProcessor = (*ackSink)(nil)
+	_ plugin.Processor      = (*ackSink)(nil)
+	_ plugin.Starter        = (*ackSink)(nil)
+	_ plugin.Closer         = (*ackSink)(nil)
+	_ plugin.Metrics        = (*ackSink)(nil)
+)

@@ -1,0 +1,245 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// SinkConfig is SqliteQueueSink's config.
+type SinkConfig struct {
+	Path        string `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory; parent directories are created."`
+	Forward     bool   `yaml:"forward" doc:"Emit each packet after its row is committed, with the durable meta block (seq of the new or existing row)."`
+	MetaKey     string `yaml:"meta_key" doc:"Meta key of the durable block on forwarded packets."`
+	Synchronous string `yaml:"synchronous" doc:"SQLite synchronous level: FULL (a row is on disk when the sink moves on) or NORMAL (faster; a power cut may lose the last commits, never corrupt the file)."`
+	MaxRows     int64  `yaml:"max_rows" doc:"Bound on queued rows; 0 is unbounded."`
+	MaxBytes    int64  `yaml:"max_bytes" doc:"Bound on the queued rows' stored bytes; 0 is unbounded."`
+	Overflow    string `yaml:"overflow" enum:"block,drop_oldest" doc:"At a bound: block (wait for the reader to make room; backpressure reaches the sources) or drop_oldest (delete the oldest rows; counted in dropped_total)."`
+}
+
+// Validate implements the plugin config check.
+func (c *SinkConfig) Validate() error {
+	if err := checkPath(c.Path); err != nil {
+		return err
+	}
+	if c.MaxRows < 0 || c.MaxBytes < 0 {
+		return plugin.Errorf("max_rows", "max_rows and max_bytes must be >= 0")
+	}
+	return checkSync(&c.Synchronous)
+}
+
+func registerSink(r *plugin.Registry) {
+	plugin.Register(r, plugin.Spec[SinkConfig]{
+		Name:    mod + "SqliteQueueSink",
+		Role:    plugin.RoleSink,
+		In:      []string{"*"},
+		Out:     []string{"*"},
+		Summary: "Store packets durably in a SQLite queue file (group commit; idempotent by key).",
+		Description: `
+Each batch the runtime hands over is written in one transaction; the sink moves on only after
+the commit (synchronous FULL: on disk). The idempotency key is meta.idempotency_key, else the
+packet id: a key already queued, or acked within the reader's dedup window, is not stored twice
+(counted in dedup_total; enqueued_total counts both, as upstream). Payload and meta must be
+JSON (upstream P7.1): other packets are dropped, nacked and counted in rejected_total.
+The file's packets table is upstream's, so the Python project can drain it.`,
+		Defaults: SinkConfig{MetaKey: "durable", Synchronous: "FULL", Overflow: queue.OverflowBlock},
+		New: func(c SinkConfig, env plugin.Env) (any, error) {
+			return &sink{cfg: c, env: env, path: pyPath(c.Path)}, nil
+		},
+	})
+}
+
+type sink struct {
+	cfg  SinkConfig
+	env  plugin.Env
+	path string // meta block form
+	q    *queue.Queue
+	warn warnLimiter
+
+	enqueued, dedup, conflicts, rejected atomic.Int64
+	recs                                 []queue.Record
+	keep                                 []*packet.Packet
+
+	// Pipelined commits (forward: false, unbounded queue): batches are
+	// handed to the writer and the sink takes the next batch while they
+	// commit, so the writer commits several batches in one transaction.
+	// Close waits for all of them; a failed commit fails the next call.
+	pipelined    bool
+	inflight     []flight
+	inflightRows int
+}
+
+type flight struct {
+	p    *queue.Pending
+	recs []queue.Record
+	pkts []*packet.Packet
+}
+
+// maxInflightRows bounds the rows handed to the writer but not yet
+// committed (memory, and what a crash can take with it).
+const maxInflightRows = 32768
+
+func (s *sink) Start(context.Context) error {
+	q, err := queue.Open(s.cfg.Path, queue.Options{
+		Synchronous: s.cfg.Synchronous, MaxRows: s.cfg.MaxRows, MaxBytes: s.cfg.MaxBytes, Overflow: s.cfg.Overflow,
+	})
+	if err != nil {
+		return err
+	}
+	s.q = q
+	s.pipelined = !s.cfg.Forward && s.cfg.MaxRows == 0 && s.cfg.MaxBytes == 0
+	return nil
+}
+
+func (s *sink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
+	return s.ProcessBatch(ctx, []*packet.Packet{p}, out)
+}
+
+// ProcessBatch commits the whole batch in one transaction (shared with
+// whatever else waits on the file).
+func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plugin.Emitter) error {
+	s.recs, s.keep = s.recs[:0], s.keep[:0]
+	for _, p := range batch {
+		r, err := queue.RecordOf(p, "")
+		if err != nil {
+			// One bad packet must not sink the batch: drop it, tell its
+			// origin, count the loss.
+			s.rejected.Add(1)
+			if s.warn.allow() {
+				s.env.Logger.Warn("packet not stored", "path", s.cfg.Path, "packet_id", p.ID, "err", err)
+			}
+			if p.Nack != nil {
+				p.Nack(err)
+			}
+			continue
+		}
+		s.recs = append(s.recs, r)
+		s.keep = append(s.keep, p)
+	}
+	if len(s.recs) == 0 {
+		return s.settle(false)
+	}
+	if s.pipelined {
+		recs := append([]queue.Record(nil), s.recs...)
+		pkts := append([]*packet.Packet(nil), s.keep...)
+		pend, err := s.q.EnqueueAsync(recs)
+		if err != nil {
+			return err
+		}
+		s.enqueued.Add(int64(len(recs)))
+		s.inflight = append(s.inflight, flight{p: pend, recs: recs, pkts: pkts})
+		s.inflightRows += len(recs)
+		return s.settle(false)
+	}
+	res, err := s.q.EnqueueBatch(ctx, s.recs)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Shutdown while waiting for room: the packets were not
+			// stored; nack them so a durable origin offers them again.
+			return plugin.DropPacket(pathErr(s.cfg.Path, err))
+		}
+		return err
+	}
+	s.enqueued.Add(int64(len(res)))
+	s.count(res, s.recs, s.keep)
+	if !s.cfg.Forward {
+		return nil
+	}
+	for i, p := range s.keep {
+		if err := out.Emit(withBlock(p, s.cfg.MetaKey, block(s.path, res[i].Seq, s.env.NodeID, s.q.ID(), 0))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count updates the dedup counters for committed results.
+func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Packet) {
+	for i, r := range res {
+		if r.Duplicate {
+			s.dedup.Add(1)
+			if r.Conflict {
+				s.conflicts.Add(1)
+				if s.warn.allow() {
+					s.env.Logger.Warn("duplicate idempotency key with a different payload: kept the queued row, discarded this one",
+						"path", s.cfg.Path, "key", recs[i].Key, "seq", r.Seq, "packet_id", pkts[i].ID)
+				}
+			}
+		}
+	}
+}
+
+// settle collects finished pipelined commits: all of them when all is
+// set, else those already done plus the oldest while too many rows are in
+// flight.
+func (s *sink) settle(all bool) error {
+	var firstErr error
+	for len(s.inflight) > 0 {
+		f := s.inflight[0]
+		if !all && s.inflightRows <= maxInflightRows {
+			select {
+			case <-f.p.Done():
+			default:
+				return firstErr
+			}
+		}
+		res, err := f.p.Wait()
+		s.inflight = s.inflight[1:]
+		s.inflightRows -= len(f.recs)
+		if err != nil {
+			// Rows of this batch are not stored: tell their origins.
+			for _, p := range f.pkts {
+				if p.Nack != nil {
+					p.Nack(err)
+				}
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%d packets were not stored: %w", len(f.pkts), err)
+			}
+			continue
+		}
+		s.count(res, f.recs, f.pkts)
+	}
+	return firstErr
+}
+
+// Close waits for every pipelined commit, then closes the queue.
+func (s *sink) Close(context.Context) error {
+	if s.q == nil {
+		return nil
+	}
+	err := s.settle(true)
+	if cerr := s.q.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *sink) Metrics() []plugin.Metric {
+	var depth, dropped int64
+	if s.q != nil {
+		depth = s.q.Depth()
+		dropped = s.q.Counters().Dropped
+	}
+	return []plugin.Metric{
+		{Name: "enqueued_total", Value: s.enqueued.Load()},
+		{Name: "queue_depth", Value: depth},
+		{Name: "dedup_total", Value: s.dedup.Load()},
+		{Name: "dedup_conflict_total", Value: s.conflicts.Load(), Loss: true},
+		{Name: "dropped_total", Value: dropped, Loss: true},
+		{Name: "rejected_total", Value: s.rejected.Load(), Loss: true},
+	}
+}
+
+var (
+	_ plugin.BatchProcessor = (*sink)(nil)
+	_ plugin.Processor      = (*sink)(nil)
+	_ plugin.Starter        = (*sink)(nil)
+	_ plugin.Closer         = (*sink)(nil)
+	_ plugin.Metrics        = (*sink)(nil)
+)

@@ -1,0 +1,225 @@
+package durable
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
+
+// SourceConfig is SqliteQueueSource's config.
+type SourceConfig struct {
+	Path               string  `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory."`
+	Limit              int     `yaml:"limit" doc:"Rows per read. Without follow or drain the source reads one batch of this many rows and ends, as upstream; 0 or less reads nothing."`
+	DeleteOnEmit       bool    `yaml:"delete_on_emit" doc:"Delete rows once the runtime accepted them (at-most-once downstream; rows not accepted, e.g. past --max-events, stay queued)."`
+	MetaKey            string  `yaml:"meta_key" doc:"Meta key of the durable block ({queue, path, seq, node_id, queue_id, attempt}) on emitted packets."`
+	Follow             bool    `yaml:"follow" doc:"Keep reading for ever: an always-on forwarder. Wakes at once on rows enqueued in this process and polls the file every poll_interval_sec for other writers."`
+	Drain              bool    `yaml:"drain" doc:"Without follow: read batches until the queue has no available row, then end (instead of upstream's single batch)."`
+	PollIntervalSec    float64 `yaml:"poll_interval_sec" doc:"With follow: how often an idle source looks for rows written by other processes."`
+	LeaseSec           float64 `yaml:"lease_sec" doc:"How long a read row stays hidden from other readers awaiting its ack; an expired lease counts as a failed attempt and the row is offered again."`
+	MaxAttempts        int     `yaml:"max_attempts" doc:"Failed attempts (nacks, expired leases) after which a row moves to the dead-letter table."`
+	RetryBackoffSec    float64 `yaml:"retry_backoff_sec" doc:"Delay before a nacked row is offered again; doubles per failed attempt."`
+	RetryBackoffMaxSec float64 `yaml:"retry_backoff_max_sec" doc:"Upper bound of the retry delay."`
+	DedupWindowSec     float64 `yaml:"dedup_window_sec" doc:"With delete_on_emit: how long a deleted row's key stays known so a replay is not stored again; negative disables."`
+	DeadRetentionSec   float64 `yaml:"dead_retention_sec" doc:"How long dead letters are kept; negative keeps them until purged."`
+}
+
+// Validate implements the plugin config check.
+func (c *SourceConfig) Validate() error {
+	if err := checkPath(c.Path); err != nil {
+		return err
+	}
+	if c.Follow && c.Limit <= 0 {
+		return plugin.Errorf("limit", "must be > 0 with follow: true")
+	}
+	if c.LeaseSec <= 0 {
+		return plugin.Errorf("lease_sec", "must be > 0")
+	}
+	if c.PollIntervalSec <= 0 {
+		return plugin.Errorf("poll_interval_sec", "must be > 0")
+	}
+	if c.MaxAttempts < 1 {
+		return plugin.Errorf("max_attempts", "must be >= 1")
+	}
+	if c.RetryBackoffSec < 0 || c.RetryBackoffMaxSec < 0 {
+		return plugin.Errorf("retry_backoff_sec", "retry delays must be >= 0")
+	}
+	return nil
+}
+
+func registerSource(r *plugin.Registry) {
+	plugin.Register(r, plugin.Spec[SourceConfig]{
+		Name:    mod + "SqliteQueueSource",
+		Role:    plugin.RoleSource,
+		Out:     []string{"*"},
+		Summary: "Emit queued packets from a SQLite queue file, under a lease, for an ack sink to delete.",
+		Description: `
+Rows are leased, not just read: no other reader (node or process) gets them until they are acked
+(SqliteQueueAckSink), nacked (a failed packet: retried with backoff, dead-lettered after
+max_attempts), or the lease expires. On a clean stop the source gives its unacked rows back at
+once, so a drain graph without an ack replays them on the next run, as upstream.
+By default the source reads one batch of limit rows and ends, as upstream's run(); drain: true
+reads until nothing is left, follow: true never ends. Emitted packets keep their stored packet_id
+and ts and carry meta[meta_key] = {queue, path, seq, node_id, queue_id, attempt}.`,
+		Defaults: SourceConfig{
+			Limit: 100, MetaKey: "durable", PollIntervalSec: 1, LeaseSec: 300, MaxAttempts: 5,
+			RetryBackoffSec: 1, RetryBackoffMaxSec: 300, DedupWindowSec: 86400, DeadRetentionSec: 7 * 86400,
+		},
+		New: func(c SourceConfig, env plugin.Env) (any, error) {
+			return &source{cfg: c, env: env, path: pyPath(c.Path)}, nil
+		},
+	})
+}
+
+type source struct {
+	cfg  SourceConfig
+	env  plugin.Env
+	path string
+	q    *queue.Queue
+	warn warnLimiter
+
+	emitted, nacked, deadByNack atomic.Int64
+}
+
+func (s *source) Start(context.Context) error {
+	dedup := secs(s.cfg.DedupWindowSec)
+	if s.cfg.DedupWindowSec < 0 {
+		dedup = -1
+	}
+	ret := secs(s.cfg.DeadRetentionSec)
+	if s.cfg.DeadRetentionSec < 0 {
+		ret = -1
+	}
+	q, err := queue.Open(s.cfg.Path, queue.Options{
+		MaxAttempts: s.cfg.MaxAttempts, RetryBackoff: secs(s.cfg.RetryBackoffSec), RetryBackoffMax: secs(s.cfg.RetryBackoffMaxSec),
+		DedupWindow: dedup, DeadRetention: ret,
+	})
+	if err != nil {
+		return err
+	}
+	s.q = q
+	return nil
+}
+
+func (s *source) Run(ctx context.Context, out plugin.Emitter) error {
+	if s.cfg.Limit <= 0 {
+		return nil // upstream: read(limit<=0) returns nothing
+	}
+	lease := secs(s.cfg.LeaseSec)
+	var acks []queue.Ref
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		msgs, err := s.q.Lease(ctx, s.cfg.Limit, lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if len(msgs) == 0 {
+			if !s.cfg.Follow {
+				return nil
+			}
+			s.q.Wait(ctx, secs(s.cfg.PollIntervalSec))
+			continue
+		}
+		acks = acks[:0]
+		for i, m := range msgs {
+			p := s.packet(m)
+			if err := out.Emit(p); err != nil {
+				// Not taken (stop or --max-events): give the rest back
+				// untouched, and settle what was taken.
+				var rest []int64
+				for _, r := range msgs[i:] {
+					rest = append(rest, r.Seq)
+				}
+				if rerr := s.q.Release(context.Background(), rest...); rerr != nil {
+					s.env.Logger.Warn("releasing unread rows failed; they return after lease_sec", "path", s.cfg.Path, "err", rerr)
+				}
+				return s.deleteEmitted(acks)
+			}
+			s.emitted.Add(1)
+			if s.cfg.DeleteOnEmit {
+				acks = append(acks, queue.Ref{Seq: m.Seq})
+			}
+		}
+		if err := s.deleteEmitted(acks); err != nil {
+			return err
+		}
+		if !s.cfg.Follow && !s.cfg.Drain {
+			return nil
+		}
+	}
+}
+
+// deleteEmitted applies delete_on_emit to rows the runtime accepted.
+func (s *source) deleteEmitted(refs []queue.Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	_, err := s.q.Ack(context.Background(), refs...)
+	return err
+}
+
+// packet rebuilds the stored packet with the durable block and a Nack that
+// schedules the row's retry.
+func (s *source) packet(m queue.Message) *packet.Packet {
+	p := m.Packet
+	if p.Meta == nil {
+		p.Meta = packet.NewMap(1)
+	}
+	p.Meta.Set(s.cfg.MetaKey, block(s.path, m.Seq, s.env.NodeID, s.q.ID(), m.Attempt))
+	ref := queue.Ref{Seq: m.Seq, QueueID: s.q.ID()}
+	var once sync.Once
+	p.Nack = func(reason error) {
+		// Fan-out copies share this func: one failure is one attempt.
+		once.Do(func() {
+			st, err := s.q.Nack(context.Background(), ref, reason)
+			switch {
+			case err != nil:
+				if s.warn.allow() {
+					s.env.Logger.Warn("nack failed; the row returns after its lease", "path", s.cfg.Path, "seq", m.Seq, "err", err)
+				}
+			case st == queue.Dead:
+				s.nacked.Add(1)
+				s.deadByNack.Add(1)
+				s.env.Logger.Warn("row moved to the dead-letter table", "path", s.cfg.Path, "seq", m.Seq, "attempts", m.Attempt, "err", reason)
+			case st == queue.Acked:
+				s.nacked.Add(1)
+			}
+		})
+	}
+	return p
+}
+
+func (s *source) Close(context.Context) error {
+	if s.q == nil {
+		return nil
+	}
+	return s.q.Close()
+}
+
+func (s *source) Metrics() []plugin.Metric {
+	var depth int64
+	if s.q != nil {
+		depth = s.q.Depth()
+	}
+	return []plugin.Metric{
+		{Name: "emitted_total", Value: s.emitted.Load()},
+		{Name: "queue_depth", Value: depth},
+		{Name: "nacked_total", Value: s.nacked.Load()},
+		{Name: "dead_lettered_total", Value: s.deadByNack.Load(), Loss: true},
+	}
+}
+
+var (
+	_ plugin.Source  = (*source)(nil)
+	_ plugin.Starter = (*source)(nil)
+	_ plugin.Closer  = (*source)(nil)
+	_ plugin.Metrics = (*source)(nil)
+)

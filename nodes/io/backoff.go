@@ -1,0 +1,67 @@
+package ionodes
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// backoffWait is the wait before retry n (n = 1 for the first retry): the
+// upstream schedule base, 2·base, 4·base, ... capped at max, with "equal
+// jitter": a uniform draw in [d/2, d] where u in [0, 1) is the random
+// draw. The upper bound is upstream's fixed wait, so we never wait longer
+// than upstream; the lower half spreads a fleet of forwarders that all saw
+// the same outage, so they do not retry in lock step.
+func backoffWait(n int, base, max time.Duration, u float64) time.Duration {
+	if base <= 0 {
+		return 0 // upstream: a zero backoff never sleeps
+	}
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	return half + time.Duration(u*float64(d-half))
+}
+
+// retryAfter parses a Retry-After header (delay seconds or an HTTP date);
+// 0 when absent or unparsable.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// sleepCtx waits d or until ctx ends, whichever is first; it reports
+// whether the full wait happened.
+func sleepCtx(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,68 @@
+package ionodes
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
+)
+
+// BenchmarkJSONLSink measures lines per second by fsync policy and batch
+// size: the batch policy is where group commit pays.
+func BenchmarkJSONLSink(b *testing.B) {
+	for _, pol := range []string{"never", "batch", "always"} {
+		for _, size := range []int{1, 64, 256} {
+			b.Run(fmt.Sprintf("fsync=%s/batch=%d", pol, size), func(b *testing.B) {
+				path := filepath.Join(b.TempDir(), "b.jsonl")
+				s := buildJSONL(b, "path", path, "fsync", pol)
+				defer plugintest.Close(b, s)
+				batch := make([]*packet.Packet, size)
+				for i := range batch {
+					batch[i] = fixedPacket(i)
+				}
+				line, _ := appendRecord(nil, batch[0], true, jsonStyle{indent: -1})
+				b.SetBytes(int64(len(line)+1) * int64(size))
+				b.ReportAllocs()
+				c := &plugintest.Collector{}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := s.ProcessBatch(context.Background(), batch, c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "lines/s")
+			})
+		}
+	}
+}
+
+// BenchmarkHTTPSink measures sequential posts per second to a loopback
+// server over the sink's keep-alive connection, side by side with a new
+// connection per post (what a client without reuse pays).
+func BenchmarkHTTPSink(b *testing.B) {
+	for _, keepAlive := range []bool{true, false} {
+		b.Run(fmt.Sprintf("keepalive=%v", keepAlive), func(b *testing.B) {
+			srv := newReceiver(b, always(http.StatusOK))
+			n := plugintest.Build(b, testRegistry(), httpSinkName, "sink", packet.MapOf("url", srv.srv.URL))
+			plugintest.Start(b, n)
+			defer plugintest.Close(b, n)
+			s := n.(*httpSink)
+			s.transport.DisableKeepAlives = !keepAlive
+			p := fixedPacket(1)
+			c := &plugintest.Collector{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.Process(context.Background(), p, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
+			b.ReportMetric(float64(srv.newConns.Load())/float64(b.N), "conns/post")
+		})
+	}
+}
