@@ -124,7 +124,6 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
-
 func TestMetricsEndpoint(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
