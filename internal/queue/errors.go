@@ -10,18 +10,17 @@ import (
 // Kinds of queue failure, for errors.Is. Every error the package returns
 // names the queue file.
 var (
-	ErrNotQueue     = errors.New("not a schnitzel queue")
-	ErrCorrupt      = errors.New("file is not an SQLite database or is corrupt")
-	ErrReadOnly     = errors.New("queue file is not writable")
-	ErrFull         = errors.New("disk or database full; nothing of this commit was written")
-	ErrNewerSchema  = errors.New("queue file was written by a newer schnitzel")
-	ErrClosed       = errors.New("queue is closed")
-	ErrTooLarge     = errors.New("record larger than max_bytes")
-	ErrNotExist     = errors.New("queue file does not exist")
-	ErrEmptyKey     = errors.New("idempotency key is empty")
-	ErrNotPortable  = errors.New("packet is not JSON-portable")
-	ErrBusy         = errors.New("queue file is locked by another process (busy timeout)")
-	errTxnConflicts = errors.New("transaction failed")
+	ErrNotQueue    = errors.New("not a schnitzel queue")
+	ErrCorrupt     = errors.New("file is not an SQLite database or is corrupt")
+	ErrReadOnly    = errors.New("queue file is not writable")
+	ErrFull        = errors.New("disk or database full; nothing of this commit was written")
+	ErrNewerSchema = errors.New("queue file was written by a newer schnitzel")
+	ErrClosed      = errors.New("queue is closed")
+	ErrTooLarge    = errors.New("record larger than max_bytes")
+	ErrNotExist    = errors.New("queue file does not exist")
+	ErrEmptyKey    = errors.New("idempotency key is empty")
+	ErrNotPortable = errors.New("packet is not JSON-portable")
+	ErrBusy        = errors.New("queue file is locked by another process (busy timeout)")
 )
 
 // Error is a failure of one operation on one queue file.

@@ -80,7 +80,7 @@ type logBuf struct {
 func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func runJob(t *testing.T, root string, args plugin.JobArgs, env map[string]string) (error, map[string]int64, *logBuf) {
+func runJob(t *testing.T, root string, args plugin.JobArgs, env map[string]string) (map[string]int64, *logBuf, error) {
 	t.Helper()
 	logs := &logBuf{}
 	metrics := map[string]int64{}
@@ -91,7 +91,8 @@ func runJob(t *testing.T, root string, args plugin.JobArgs, env map[string]strin
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return (&Job{}).Run(ctx, je), metrics, logs
+	err := (&Job{}).Run(ctx, je)
+	return metrics, logs, err
 }
 
 func readJSONL(t *testing.T, path string) []map[string]any {
@@ -126,7 +127,7 @@ func TestGoldenMockRun(t *testing.T) {
 	clip := video24(t, dir, "2")
 	out := filepath.Join(dir, "out", "events.jsonl")
 	snaps := filepath.Join(dir, "snapshots")
-	err, metrics, logs := runJob(t, root, plugin.JobArgs{Video: clip, OutputJSONL: out, MaxEvents: 5}, map[string]string{
+	metrics, logs, err := runJob(t, root, plugin.JobArgs{Video: clip, OutputJSONL: out, MaxEvents: 5}, map[string]string{
 		"AI_MODEL_MODE": "mock", "AI_EVENTS_SNAPSHOT_BASE_DIR": snaps, "AI_EVENTS_SNAPSHOT_PUBLIC_PREFIX": "/snapshots",
 	})
 	if err != nil {
@@ -201,7 +202,7 @@ func TestMaxEventsThreeAndDryRun(t *testing.T) {
 	if z, _ := json.Marshal(evs[0]["zone"]); string(z) != `{"inside":false,"zone_id":"Z0"}` {
 		t.Errorf("zone %s", z)
 	}
-	err, _, logs := runJob(t, root, plugin.JobArgs{Video: clip, DryRun: true, MaxEvents: 2},
+	_, logs, err := runJob(t, root, plugin.JobArgs{Video: clip, DryRun: true, MaxEvents: 2},
 		map[string]string{"AI_MODEL_MODE": "mock", "AI_ZONES_SOURCE": "none"})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +232,7 @@ func TestStartupErrors(t *testing.T) {
 		{"bad post url", plugin.JobArgs{SourceType: "rtsp"}, map[string]string{"AI_MODEL_MODE": "mock", "AI_EVENTS_POST_URL": "backend/api"}, "events.post_url"},
 	}
 	for _, c := range cases {
-		err, _, _ := runJob(t, root, c.args, c.env)
+		_, _, err := runJob(t, root, c.args, c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err %v, want %q", c.name, err, c.want)
 		}

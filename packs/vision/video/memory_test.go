@@ -14,13 +14,12 @@ import (
 // sink is an Emitter that drops what it gets, optionally releasing the
 // frame (a sink that owns it), and samples the heap as it goes.
 type sink struct {
-	release  bool
-	n        atomic.Int64
-	every    int64
-	skip     int64 // samples before this frame count are warm-up
-	maxHeap  uint64
-	minHeap  uint64
-	lastSeen *packet.Packet
+	release bool
+	n       atomic.Int64
+	every   int64
+	skip    int64 // samples before this frame count are warm-up
+	maxHeap uint64
+	minHeap uint64
 }
 
 func (s *sink) Emit(p *packet.Packet) error {

@@ -150,7 +150,7 @@ func TestRTSPServerRestart(t *testing.T) {
 	srv.close()
 	pub.stop()
 	eventually(t, 15*time.Second, "refused reconnects", func() bool { return metric(n, "open_failures_total") >= 2 })
-	srv = startRTSPServer(t, addr)
+	_ = startRTSPServer(t, addr) // closed by its t.Cleanup
 	pub = startPublisher(t, url)
 	rec.waitFor(t, 30*time.Second, "frames after the restart", func(p []*packet.Packet) bool { return epochOf(p[len(p)-1]) == 2 })
 	if err := stop(); err != nil {
