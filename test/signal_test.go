@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,64 +29,113 @@ edges:
   - {from: mid, to: out}
 `
 
+// proc is a started child whose exit code arrives on exited.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan int
+}
+
+// start starts cmd and reaps it in the background.
+func start(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan int, 1)}
+	go func() {
+		cmd.Wait()
+		p.exited <- cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return p
+}
+
+func waitExit(t *testing.T, p *proc) int {
+	t.Helper()
+	select {
+	case code := <-p.exited:
+		return code
+	case <-time.After(20 * time.Second):
+		t.Fatal("process did not exit")
+		return -1
+	}
+}
+
 // startTicker starts a never-ending graph and waits until it has printed.
-func startTicker(t *testing.T, extra ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+func startTicker(t *testing.T, extra ...string) (*proc, *lockedBuffer, *bytes.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "g.yaml"), []byte(tickerGraph), 0o644)
 	cmd := exec.Command(bin, append([]string{"--graph", "g.yaml", "--report-json"}, extra...)...)
 	cmd.Dir = dir
-	pr, pw := io.Pipe()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = pw, &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{done: make(chan struct{})}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	first := make(chan struct{})
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	first := make(chan struct{})
+	// Read stdout to its end before Wait (StdoutPipe's rule).
 	go func() {
-		sc := bufio.NewScanner(pr)
+		defer close(out.done)
+		sc := bufio.NewScanner(stdout)
 		once := false
 		for sc.Scan() {
-			out.WriteString(sc.Text() + "\n")
+			out.write(sc.Text() + "\n")
 			if !once {
 				once = true
 				close(first)
 			}
 		}
 	}()
-	t.Cleanup(func() { cmd.Process.Kill(); pw.Close() })
+	p := &proc{cmd: cmd, exited: make(chan int, 1)}
+	go func() {
+		<-out.done
+		cmd.Wait()
+		p.exited <- cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
 	select {
 	case <-first:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no output: %s", errb.String())
 	}
-	cmd.Stdout = nil
-	t.Cleanup(func() {})
-	go func() { cmd.Wait(); pw.Close() }()
-	return cmd, &out, &errb
+	return p, out, &errb
 }
 
-func waitExit(t *testing.T, cmd *exec.Cmd) int {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for cmd.ProcessState == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("process did not exit")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cmd.ProcessState.ExitCode()
+// lockedBuffer collects a child's stdout from a reader goroutine.
+type lockedBuffer struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	done chan struct{}
+}
+
+func (l *lockedBuffer) write(s string) {
+	l.mu.Lock()
+	l.b.WriteString(s)
+	l.mu.Unlock()
+}
+
+// String waits until stdout is closed, then returns all of it.
+func (l *lockedBuffer) String() string {
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestSIGTERMDrainsClosesAndReports(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd, out, errb := startTicker(t)
+		p, out, errb := startTicker(t)
 		time.Sleep(100 * time.Millisecond)
-		cmd.Process.Signal(sig)
-		if code := waitExit(t, cmd); code != 0 {
+		p.cmd.Process.Signal(sig)
+		if code := waitExit(t, p); code != 0 {
 			t.Fatalf("%v: exit %d\n%s", sig, code, errb.String())
 		}
-		time.Sleep(50 * time.Millisecond) // let the reader finish
 		ls := lines(out.String())
 		rep := lastReport(t, out.String())
 		printed := int64(len(ls) - 1)
@@ -108,18 +158,16 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	defer pr.Close()
 	cmd.Stdout = pw
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	errb := &lockedBuffer{done: make(chan struct{})}
+	close(errb.done)
+	cmd.Stderr = writerFunc(func(b []byte) (int, error) { errb.write(string(b)); return len(b), nil })
+	p := start(t, cmd)
 	pw.Close()
-	go cmd.Wait()
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
 	time.Sleep(100 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
-	code := waitExit(t, cmd)
+	code := waitExit(t, p)
 	if code != 1 || !strings.Contains(errb.String(), "second signal") {
 		t.Errorf("exit %d: %s", code, errb.String())
 	}
@@ -132,7 +180,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd, _, errb := startTicker(t, "--metrics-addr", addr)
+	p, _, errb := startTicker(t, "--metrics-addr", addr)
 	var body string
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -150,8 +198,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	if !strings.Contains(body, `schnitzel_node_consumed_packets_total{node="out",plugin="schnitzel_stream.nodes.dev:PrintSink"}`) {
 		t.Errorf("metrics:\n%s\nstderr:\n%s", body, errb.String())
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if code := waitExit(t, cmd); code != 0 {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, p); code != 0 {
 		t.Errorf("exit %d", code)
 	}
 }
@@ -172,10 +220,7 @@ edges:
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go cmd.Wait()
+	p := start(t, cmd)
 	// Wait until rows are being committed, then stop.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -189,7 +234,7 @@ edges:
 	}
 	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
-	if code := waitExit(t, cmd); code != 0 {
+	if code := waitExit(t, p); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	rep := lastReport(t, out.String())
@@ -205,3 +250,7 @@ edges:
 		t.Errorf("report: status %s enqueued %d emitted %d; file has %d rows", rep.Status, enq, rep.Metrics["packets.source_emitted_total"], st.Rows)
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
