@@ -28,19 +28,25 @@ var (
 // AppendPacket appends the packet as upstream's PrintSink renders it: an
 // object with keys packet_id, ts, kind, source_id, payload, meta.
 func AppendPacket(b []byte, p *Packet, st Style) []byte {
-	b = append(b, `{"packet_id`...)
-	b = append(b, '"')
-	b = append(b, st.Key...)
-	b = AppendString(b, p.ID)
-	b = appendKey(b, "ts", st)
-	b = AppendString(b, p.TS)
-	b = appendKey(b, "kind", st)
-	b = AppendString(b, p.Kind)
-	b = appendKey(b, "source_id", st)
-	b = AppendString(b, p.SourceID)
-	b = appendKey(b, "payload", st)
+	f := spacedKeys
+	switch st {
+	case Spaced:
+	case Compact:
+		f = compactKeys
+	default:
+		f = keysFor(st)
+	}
+	b = append(b, f[0]...)
+	b = appendStringBody(b, p.ID)
+	b = append(b, f[1]...)
+	b = appendStringBody(b, p.TS)
+	b = append(b, f[2]...)
+	b = appendStringBody(b, p.Kind)
+	b = append(b, f[3]...)
+	b = appendStringBody(b, p.SourceID)
+	b = append(b, f[4]...)
 	b = AppendJSON(b, p.Payload, st)
-	b = appendKey(b, "meta", st)
+	b = append(b, f[5]...)
 	if p.Meta == nil {
 		b = append(b, "{}"...)
 	} else {
@@ -49,10 +55,21 @@ func AppendPacket(b []byte, p *Packet, st Style) []byte {
 	return append(b, '}')
 }
 
-func appendKey(b []byte, k string, st Style) []byte {
-	b = append(b, st.Item...)
-	b = AppendString(b, k)
-	return append(b, st.Key...)
+// packetKeys are the constant parts of a packet object between its values,
+// quotes of the string values included.
+type packetKeys [6]string
+
+var spacedKeys, compactKeys = keysFor(Spaced), keysFor(Compact)
+
+func keysFor(st Style) *packetKeys {
+	return &packetKeys{
+		`{"packet_id"` + st.Key + `"`,
+		`"` + st.Item + `"ts"` + st.Key + `"`,
+		`"` + st.Item + `"kind"` + st.Key + `"`,
+		`"` + st.Item + `"source_id"` + st.Key + `"`,
+		`"` + st.Item + `"payload"` + st.Key,
+		st.Item + `"meta"` + st.Key,
+	}
 }
 
 // AppendJSON appends v as Python's json.dumps would.
@@ -156,8 +173,33 @@ const hexdigits = "0123456789abcdef"
 // escaping.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendStringBody(b, s)
+	return append(b, '"')
+}
+
+// appendStringBody appends s escaped, without the quotes.
+func appendStringBody(b []byte, s string) []byte {
 	start := 0
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
 	for i := 0; i < len(s); {
+		// Skip plain bytes 8 at a time (word-at-a-time tests from "Bit
+		// Twiddling Hacks": any byte >= 0x80, < 0x20, or equal to '"',
+		// '\\' or 0x7f stops the fast path), then one at a time.
+		for i+8 <= len(s) {
+			w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			q, bs, del := w^(lsb*'"'), w^(lsb*'\\'), w^(lsb*0x7f)
+			if (w|(w-lsb*0x20)&^w|(q-lsb)&^q|(bs-lsb)&^bs|(del-lsb)&^del)&msb != 0 {
+				break
+			}
+			i += 8
+		}
+		for i < len(s) && plainASCII[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
 			i++
@@ -198,9 +240,17 @@ func AppendString(b []byte, s string) []byte {
 		i += size
 		start = i
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }
+
+// plainASCII marks the bytes a JSON string holds as they are under
+// ensure_ascii: printable ASCII other than '"' and '\\'.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func appendU(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexdigits[r>>12&0xf], hexdigits[r>>8&0xf], hexdigits[r>>4&0xf], hexdigits[r&0xf])

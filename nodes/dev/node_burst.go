@@ -30,11 +30,12 @@ func registerBurst(r *plugin.Registry) {
 type burst struct {
 	count int64
 	key   string
+	slab  packet.Slab // only the node's goroutine derives packets
 }
 
 func (b *burst) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
 	for i := int64(0); i < b.count; i++ {
-		q := packet.DeriveSeq(p, b.key, i)
+		q := b.slab.DeriveSeq(p, b.key, i)
 		if err := out.Emit(q); err != nil {
 			return err
 		}
