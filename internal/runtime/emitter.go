@@ -12,9 +12,10 @@ import (
 // each input batch); sources hand each packet over at once, so that a slow
 // source's packet never waits in a buffer.
 type emitter struct {
-	x      *Executor
-	n      *node
-	source bool
+	x        *Executor
+	n        *node
+	source   bool
+	produced int64 // not yet added to n.produced (one atomic add per flush)
 }
 
 func (em *emitter) Emit(p *packet.Packet) error { return em.EmitPort("", p) }
@@ -40,13 +41,21 @@ func (em *emitter) EmitPort(port string, p *packet.Packet) error {
 	} else if x.aborted.Load() {
 		return plugin.ErrStop
 	}
-	em.n.produced.Add(1)
+	em.produced++
+	if em.source {
+		em.n.produced.Add(em.produced)
+		em.produced = 0
+	}
 	for _, o := range em.n.out {
 		if o.port != port {
 			continue
 		}
 		o.buf = append(o.buf, item{p: p, port: o.toPort})
 		if em.source || len(o.buf) >= x.opts.BatchMax {
+			if em.produced > 0 {
+				em.n.produced.Add(em.produced)
+				em.produced = 0
+			}
 			if err := em.flush(o); err != nil {
 				return err
 			}
@@ -79,6 +88,10 @@ func (em *emitter) flush(o *outEdge) error {
 }
 
 func (em *emitter) flushAll() {
+	if em.produced > 0 {
+		em.n.produced.Add(em.produced)
+		em.produced = 0
+	}
 	for _, o := range em.n.out {
 		if err := em.flush(o); err != nil && !errors.Is(err, plugin.ErrStop) {
 			em.x.fail(em.n, "emit", err)

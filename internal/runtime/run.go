@@ -402,7 +402,7 @@ func (x *Executor) process(n *node, em *emitter) {
 				batch = append(batch, it.p)
 			}
 			err = x.call(func() error { return bp.ProcessBatch(ctx, batch, em) })
-			if pe := (*plugin.PacketError)(nil); errors.As(err, &pe) {
+			if pe := (*plugin.PacketError)(nil); err != nil && errors.As(err, &pe) {
 				n.errors.Add(int64(len(batch)))
 				for _, pk := range batch {
 					nack(pk, pe.Err)
@@ -420,7 +420,7 @@ func (x *Executor) process(n *node, em *emitter) {
 				} else {
 					err = x.call(func() error { return bp.ProcessBatch(ctx, []*packet.Packet{it.p}, em) })
 				}
-				if pe := (*plugin.PacketError)(nil); errors.As(err, &pe) {
+				if pe := (*plugin.PacketError)(nil); err != nil && errors.As(err, &pe) {
 					n.errors.Add(1)
 					nack(it.p, pe.Err)
 					n.warnPacket("packet failed", 1, pe.Err, "packet_id", it.p.ID)
