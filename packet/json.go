@@ -401,3 +401,29 @@ func appendRepr(b []byte, v any) []byte {
 	}
 	return append(b, PyStr(v)...)
 }
+
+// Truthy is Python's bool() for JSON-like values: upstream decides "is
+// there an idempotency key" this way, so we must too.
+func Truthy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		return x != ""
+	case int64:
+		return x != 0
+	case int:
+		return x != 0
+	case float64:
+		return x != 0
+	case *big.Int:
+		return x != nil && x.Sign() != 0
+	case []any:
+		return len(x) > 0
+	case *Map:
+		return x.Len() > 0
+	}
+	return true
+}

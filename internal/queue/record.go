@@ -41,7 +41,7 @@ type Result struct {
 func Key(p *packet.Packet, explicit string) (string, error) {
 	raw := explicit
 	if raw == "" {
-		if v, ok := p.Meta.Get("idempotency_key"); ok && truthy(v) {
+		if v, ok := p.Meta.Get("idempotency_key"); ok && packet.Truthy(v) {
 			raw = packet.PyStr(v)
 		} else {
 			raw = p.ID
@@ -52,31 +52,6 @@ func Key(p *packet.Packet, explicit string) (string, error) {
 		return "", fmt.Errorf("%w (kind=%s source_id=%s)", ErrEmptyKey, p.Kind, p.SourceID)
 	}
 	return k, nil
-}
-
-// truthy is Python's bool() for JSON-like values.
-func truthy(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case string:
-		return x != ""
-	case int64:
-		return x != 0
-	case int:
-		return x != 0
-	case float64:
-		return x != 0
-	case *big.Int:
-		return x.Sign() != 0
-	case []any:
-		return len(x) > 0
-	case *packet.Map:
-		return x.Len() > 0
-	}
-	return true
 }
 
 // RecordOf encodes p as a row: Python-compatible compact JSON (the bytes

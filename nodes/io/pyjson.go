@@ -317,28 +317,3 @@ func (st jsonStyle) record(b []byte, p *packet.Packet, bodyPacket bool) ([]byte,
 }
 
 var emptyMap = packet.NewMap(0)
-
-// truthy is Python's bool() for JSON-like values.
-func truthy(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case string:
-		return x != ""
-	case int64:
-		return x != 0
-	case int:
-		return x != 0
-	case float64:
-		return x != 0
-	case *big.Int:
-		return x != nil && x.Sign() != 0
-	case *packet.Map:
-		return x.Len() > 0
-	case []any:
-		return len(x) > 0
-	}
-	return true
-}

@@ -244,7 +244,7 @@ func (s *httpSink) Close(context.Context) error {
 // packet_id): Python truthiness, then str(). Both parts are persisted by
 // the durable queue, so a replayed packet carries the same key.
 func idempotencyKey(p *packet.Packet) string {
-	if v, ok := p.Meta.Get("idempotency_key"); ok && truthy(v) {
+	if v, ok := p.Meta.Get("idempotency_key"); ok && packet.Truthy(v) {
 		return packet.PyStr(v)
 	}
 	return p.ID

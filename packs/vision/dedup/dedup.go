@@ -47,7 +47,7 @@ func (s *Store) now() time.Time {
 func Key(payload *packet.Map) (string, bool) {
 	cam, _ := payload.Get("camera_id")
 	et, _ := payload.Get("event_type")
-	if !truthy(cam) || !truthy(et) {
+	if !packet.Truthy(cam) || !packet.Truthy(et) {
 		return "", false
 	}
 	track := "na"
@@ -146,23 +146,3 @@ func (s *Store) prune() {
 
 // Len returns the number of keys held.
 func (s *Store) Len() int { return len(s.last) }
-
-func truthy(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case string:
-		return x != ""
-	case bool:
-		return x
-	case int64:
-		return x != 0
-	case float64:
-		return x != 0
-	case *packet.Map:
-		return x.Len() > 0
-	case []any:
-		return len(x) > 0
-	}
-	return true
-}

@@ -284,7 +284,7 @@ func validate(cfg *packet.Map) error {
 	if v, ok := cfg.Get("source"); ok && v != nil {
 		gs, isMap := v.(*packet.Map)
 		if !isMap {
-			if truthy(v) {
+			if packet.Truthy(v) {
 				return errors.New("source must be mapping")
 			}
 		} else {
@@ -438,30 +438,9 @@ func nonBlank(v any) bool {
 // is set or truthy).
 func cameraID(cam *packet.Map) string {
 	for _, k := range []string{"id", "camera_id"} {
-		if v, ok := cam.Get(k); ok && truthy(v) {
+		if v, ok := cam.Get(k); ok && packet.Truthy(v) {
 			return packet.PyStr(v)
 		}
 	}
 	return ""
-}
-
-// truthy is Python's truthiness for JSON-like values.
-func truthy(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case int64:
-		return x != 0
-	case float64:
-		return x != 0
-	case string:
-		return x != ""
-	case []any:
-		return len(x) > 0
-	case *packet.Map:
-		return x.Len() > 0
-	}
-	return true
 }

@@ -111,7 +111,7 @@ func (c *conv) str(m *packet.Map, key, def string) string {
 // optStr is m.get(key) or None, as a string ("" for None or falsy).
 func (c *conv) optStr(m *packet.Map, key string) string {
 	v, _ := m.Get(key)
-	if !truthy(v) {
+	if !packet.Truthy(v) {
 		return ""
 	}
 	return packet.PyStr(v)
@@ -175,7 +175,7 @@ func (c *conv) bool(m *packet.Map, key string, def bool) bool {
 	if !ok {
 		return def
 	}
-	return truthy(v)
+	return packet.Truthy(v)
 }
 
 // repoPath resolves a config path against the project root.
@@ -209,7 +209,7 @@ func selectCamera(cams []*packet.Map, id, preferType string) (*packet.Map, error
 	}
 	enabled := func(c *packet.Map) bool {
 		v, ok := c.Get("enabled")
-		return !ok || truthy(v)
+		return !ok || packet.Truthy(v)
 	}
 	if preferType != "" {
 		for _, c := range cams {
