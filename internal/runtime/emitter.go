@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -105,19 +106,5 @@ type overflowError struct {
 }
 
 func (e *overflowError) Error() string {
-	return "inbox overflow: node=" + e.node + " max=" + itoa(e.max) + " policy=error (src=" + e.src + ")"
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	return string(b[n:])
+	return "inbox overflow: node=" + e.node + " max=" + strconv.Itoa(e.max) + " policy=error (src=" + e.src + ")"
 }

@@ -2,6 +2,7 @@ package dev
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -33,22 +34,9 @@ func (c *StaticConfig) Validate() error {
 }
 
 func itemPath(i int, key string) string {
-	return "packets[" + itoa(i) + "]." + key
+	return "packets[" + strconv.Itoa(i) + "]." + key
 }
 
-func itoa(i int) string {
-	var b [20]byte
-	n := len(b)
-	if i == 0 {
-		return "0"
-	}
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	return string(b[n:])
-}
 
 func registerStatic(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[StaticConfig]{
