@@ -37,7 +37,6 @@ func itemPath(i int, key string) string {
 	return "packets[" + strconv.Itoa(i) + "]." + key
 }
 
-
 func registerStatic(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[StaticConfig]{
 		Name:    mod + "StaticSource",
