@@ -207,24 +207,7 @@ func appendStringBody(b []byte, s string) []byte {
 		}
 		b = append(b, s[start:i]...)
 		if c < utf8.RuneSelf {
-			switch c {
-			case '"':
-				b = append(b, `\"`...)
-			case '\\':
-				b = append(b, `\\`...)
-			case '\n':
-				b = append(b, `\n`...)
-			case '\r':
-				b = append(b, `\r`...)
-			case '\t':
-				b = append(b, `\t`...)
-			case '\b':
-				b = append(b, `\b`...)
-			case '\f':
-				b = append(b, `\f`...)
-			default:
-				b = appendU(b, rune(c))
-			}
+			b = appendASCIIEscape(b, c)
 			i++
 			start = i
 			continue
@@ -241,6 +224,62 @@ func appendStringBody(b []byte, s string) []byte {
 		start = i
 	}
 	return append(b, s[start:]...)
+}
+
+// appendASCIIEscape appends the JSON escape of an ASCII byte that cannot
+// stand as it is: '"', '\\', a C0 control or DEL (Python's escapes).
+func appendASCIIEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"':
+		return append(b, `\"`...)
+	case '\\':
+		return append(b, `\\`...)
+	case '\n':
+		return append(b, `\n`...)
+	case '\r':
+		return append(b, `\r`...)
+	case '\t':
+		return append(b, `\t`...)
+	case '\b':
+		return append(b, `\b`...)
+	case '\f':
+		return append(b, `\f`...)
+	}
+	return appendU(b, rune(c))
+}
+
+// AppendStringUTF8 appends s as a JSON string the way json.dumps does with
+// ensure_ascii=False: only '"', '\\' and C0 controls are escaped; everything
+// else, DEL and U+2028 included, is written as UTF-8. Invalid UTF-8 (which
+// a Python str cannot hold) becomes U+FFFD.
+func AppendStringUTF8(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, "\ufffd"...)
+				i++
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		b = append(b, s[start:i]...)
+		b = appendASCIIEscape(b, c)
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // plainASCII marks the bytes a JSON string holds as they are under

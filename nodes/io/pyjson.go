@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
@@ -105,7 +104,7 @@ func (st jsonStyle) str(b []byte, s string) []byte {
 	if st.ascii {
 		return packet.AppendString(b, s)
 	}
-	return appendStringUTF8(b, s)
+	return packet.AppendStringUTF8(b, s)
 }
 
 func (st jsonStyle) value(b []byte, v any, level int) ([]byte, error) {
@@ -220,59 +219,6 @@ func (st jsonStyle) reflectValue(b []byte, v any, level int) ([]byte, error) {
 	}
 	return b, &notJSONError{v: v}
 }
-
-// appendStringUTF8 appends s as json.dumps(..., ensure_ascii=False) does:
-// only '"', '\\' and C0 controls are escaped; everything else, DEL and
-// U+2028 included, is written as UTF-8. Invalid UTF-8 (which a Python str
-// cannot hold) becomes U+FFFD.
-func appendStringUTF8(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, "\ufffd"...)
-				i++
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, `\"`...)
-		case '\\':
-			b = append(b, `\\`...)
-		case '\n':
-			b = append(b, `\n`...)
-		case '\r':
-			b = append(b, `\r`...)
-		case '\t':
-			b = append(b, `\t`...)
-		case '\b':
-			b = append(b, `\b`...)
-		case '\f':
-			b = append(b, `\f`...)
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexdigit[c>>4], hexdigit[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexdigit = "0123456789abcdef"
 
 // appendRecord serialises what upstream's sinks write for a packet: the
 // payload (body: payload) or the envelope {packet_id, ts, kind, source_id,

@@ -91,7 +91,7 @@ func TestAppendPyJSONGoTypes(t *testing.T) {
 }
 
 func TestAppendStringUTF8InvalidBytes(t *testing.T) {
-	got := string(appendStringUTF8(nil, "a\xffb"))
+	got := string(packet.AppendStringUTF8(nil, "a\xffb"))
 	if got != "\"a\ufffdb\"" {
 		t.Errorf("got %q", got)
 	}
