@@ -72,7 +72,7 @@ func TestJSONLSinkBytesMatchUpstream(t *testing.T) {
 
 // TestJSONLSinkCrossCheckUpstream runs upstream's own JsonlSink on the same
 // packets when SCHNITZEL_UPSTREAM_SRC points at its src directory (for
-// example /work/upstream/head/src) and compares the files byte for byte.
+// example <python checkout>/src) and compares the files byte for byte.
 func TestJSONLSinkCrossCheckUpstream(t *testing.T) {
 	src := os.Getenv("SCHNITZEL_UPSTREAM_SRC")
 	py, err := exec.LookPath("/usr/bin/python3")
