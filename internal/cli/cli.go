@@ -39,6 +39,7 @@ type App struct {
 // Main runs the command line and returns the process exit code.
 func Main(args []string) int {
 	tuneGC()
+	growStdoutPipe()
 	app := &App{
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
