@@ -89,7 +89,7 @@ func (countdown) Process(_ context.Context, p *packet.Packet, out plugin.Emitter
 	return out.EmitPort("done", q)
 }
 
-func registry(t *testing.T) *plugin.Registry {
+func registry(t testing.TB) *plugin.Registry {
 	r := plugin.NewRegistry()
 	dev.Register(r)
 	plugin.Register(r, plugin.Spec[collectCfg]{
@@ -116,7 +116,7 @@ func registry(t *testing.T) *plugin.Registry {
 	return r
 }
 
-func plan(t *testing.T, src string) *graph.Plan {
+func plan(t testing.TB, src string) *graph.Plan {
 	t.Helper()
 	g, d := graph.Load("t.yaml", []byte(src), func(string) (string, bool) { return "", false })
 	if d.HasErrors() {

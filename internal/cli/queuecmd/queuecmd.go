@@ -129,10 +129,7 @@ func statsCmd() *cobra.Command {
 				return err
 			}
 			defer closeQ(q, &err)
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := cmdContext(cmd)
 			s, err := q.Stats(ctx)
 			if err != nil {
 				return classify(err)
@@ -202,10 +199,7 @@ func listCmd(use, short string, list func(*queue.Queue, context.Context, int64, 
 				return err
 			}
 			defer closeQ(q, &err)
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := cmdContext(cmd)
 			ents, err := list(q, ctx, after, limit)
 			if err != nil {
 				return classify(err)
@@ -279,10 +273,7 @@ func requeueCmd() *cobra.Command {
 				return err
 			}
 			defer closeQ(q, &err)
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := cmdContext(cmd)
 			report, finish := progress(cmd, "requeue")
 			n, skipped, err := q.Requeue(ctx, seqs, report)
 			finish()
@@ -322,10 +313,7 @@ func purgeCmd() *cobra.Command {
 				return err
 			}
 			defer closeQ(q, &err)
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := cmdContext(cmd)
 			report, finish := progress(cmd, "purge")
 			report(0, -1)
 			pc, err := q.Purge(ctx, w)
@@ -346,4 +334,13 @@ func purgeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&w.Dedup, "dedup", false, "forget the keys of acked rows (replays will be stored again)")
 	cmd.Flags().BoolVar(&everything, "all", false, "all of the above")
 	return cmd
+}
+
+// cmdContext is the command's context, or Background when it was run
+// without one (tests call RunE directly).
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
 }
