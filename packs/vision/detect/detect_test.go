@@ -282,12 +282,12 @@ func TestHTTP(t *testing.T) {
 
 func TestEncoder(t *testing.T) {
 	f := frame.New(8, 4)
-	for i := 0; i < len(f.Pix); i += 3 {
-		f.Pix[i+2] = 255 // red
+	for i := 0; i < len(f.BGR()); i += 3 {
+		f.BGR()[i+2] = 255 // red
 	}
 	raw := detect.Encoder{Format: detect.FormatBGR24}
 	b, err := raw.Encode(f)
-	if err != nil || &b[0] != &f.Pix[0] || len(b) != 96 {
+	if err != nil || &b[0] != &f.BGR()[0] || len(b) != 96 {
 		t.Fatalf("bgr24 should pass the packed pixels through: %d %v", len(b), err)
 	}
 	enc := detect.Encoder{Format: detect.FormatJPEG, Quality: 90}

@@ -17,26 +17,17 @@ type Encoder struct {
 
 	rgba *image.RGBA
 	buf  bytes.Buffer
-	pix  []byte
 }
 
 // Encode returns the image bytes of f in the encoder's format. The slice
 // is valid until the next call.
 func (e *Encoder) Encode(f *frame.Frame) ([]byte, error) {
-	if f == nil || f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Stride*(f.Height-1)+3*f.Width {
+	if !f.HasPixels() {
 		return nil, fmt.Errorf("frame has no pixels")
 	}
 	switch e.Format {
 	case FormatBGR24:
-		row := 3 * f.Width
-		if f.Stride == row {
-			return f.Pix[:row*f.Height], nil // already packed: no copy
-		}
-		e.pix = e.pix[:0]
-		for y := 0; y < f.Height; y++ {
-			e.pix = append(e.pix, f.Pix[y*f.Stride:y*f.Stride+row]...)
-		}
-		return e.pix, nil
+		return f.BGR()[:3*f.Width*f.Height], nil // packed already: no copy
 	case FormatJPEG:
 		if e.rgba == nil || e.rgba.Rect.Dx() != f.Width || e.rgba.Rect.Dy() != f.Height {
 			e.rgba = image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
@@ -57,8 +48,9 @@ func (e *Encoder) Encode(f *frame.Frame) ([]byte, error) {
 
 // BGRToRGBA copies f's pixels into dst, which must be f's size.
 func BGRToRGBA(dst *image.RGBA, f *frame.Frame) {
+	pix := f.BGR()
 	for y := 0; y < f.Height; y++ {
-		src := f.Pix[y*f.Stride : y*f.Stride+3*f.Width]
+		src := pix[y*f.Stride : y*f.Stride+3*f.Width]
 		d := dst.Pix[y*dst.Stride : y*dst.Stride+4*f.Width]
 		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
 			d[j], d[j+1], d[j+2], d[j+3] = src[i+2], src[i+1], src[i], 0xff

@@ -1,6 +1,7 @@
 // Package frame holds the in-process video frame payload of the vision pack:
-// packed 8-bit BGR pixels (OpenCV's layout, so pixel maths ported from
-// upstream reads the same bytes) with the frame's position in its stream.
+// the pixels as decoded (yuv420p from video sources), packed 8-bit BGR on
+// demand (OpenCV's layout, so pixel maths ported from upstream reads the
+// same bytes), and the frame's position in its stream.
 //
 // A frame packet (kind "frame") carries a *packet.Map payload
 // {"frame": *Frame, "frame_idx": int64}, as upstream's video sources do.
@@ -21,8 +22,8 @@
 // built for: downstream nodes never Release, and memory stays flat because
 // the collector reclaims frames nobody references any more. Sources Release
 // the frames they decoded but never handed over (skipped live frames, a
-// packet refused at shutdown), which is where reuse pays off. Pix stays valid
-// for as long as you hold the *Frame and nobody broke that rule.
+// packet refused at shutdown), which is where reuse pays off. Raw and BGR
+// stay valid for as long as you hold the *Frame and nobody broke that rule.
 package frame
 
 import (
@@ -35,27 +36,102 @@ import (
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
-// PixFmtBGR24 is the only pixel format sources produce: 3 bytes per pixel,
-// blue, green, red.
-const PixFmtBGR24 = "bgr24"
+// Pixel formats of a frame's native buffer.
+const (
+	// PixFmtBGR24 is packed 8-bit blue, green, red: OpenCV's layout and
+	// what BGR returns.
+	PixFmtBGR24 = "bgr24"
+	// PixFmtYUV420P is planar Y, then Cb, then Cr at half resolution in
+	// both directions (rows of ceil(W/2), ceil(H/2) rows): what H.264 and
+	// most camera codecs decode to. Video sources ship it as is, half the
+	// bytes of bgr24 and no colour conversion in ffmpeg; BGR converts on
+	// first use, so a graph that never reads pixels never pays for it.
+	PixFmtYUV420P = "yuv420p"
+)
 
-// Frame is one decoded picture.
-type Frame struct {
-	Width, Height, Stride int     // Stride = bytes per row
-	PixFmt                string  // "bgr24"
-	Pix                   []byte  // len >= Stride*Height; pooled: valid until Release
-	Index                 int64   // frame index in the stream (0-based)
-	PTS                   float64 // seconds since stream start (live sources: since this connection's start)
-
-	pool *Pool
-	refs atomic.Int32
+// Color says how a yuv420p frame's samples map to RGB.
+type Color struct {
+	BT709     bool // matrix: BT.709 (HD) when set, else BT.601
+	FullRange bool // samples use 0-255 (JPEG, "pc"), else 16-235/240 ("tv")
 }
 
-// New returns an unpooled frame of the given size with one reference.
+// Frame is one decoded picture. Its pixels live in a native buffer (Raw,
+// in PixFmt); BGR gives them as packed bgr24 whatever the native format.
+type Frame struct {
+	Width, Height int
+	Stride        int     // bytes per row of BGR(): 3*Width
+	PixFmt        string  // native format: PixFmtBGR24 or PixFmtYUV420P
+	Color         Color   // for yuv420p frames
+	Index         int64   // frame index in the stream (0-based)
+	PTS           float64 // seconds since stream start (live sources: since this connection's start)
+
+	raw     []byte // native pixels; pooled: valid until the last Release
+	bgr     []byte // converted on first BGR call (yuv420p frames)
+	bgrOnce sync.Once
+	pool    *Pool
+	refs    atomic.Int32
+}
+
+// New returns an unpooled bgr24 frame of the given size (all black) with
+// one reference.
 func New(w, h int) *Frame {
-	f := &Frame{Width: w, Height: h, Stride: 3 * w, PixFmt: PixFmtBGR24, Pix: make([]byte, 3*w*h)}
+	f := &Frame{Width: w, Height: h, Stride: 3 * w, PixFmt: PixFmtBGR24, raw: make([]byte, 3*w*h)}
 	f.refs.Store(1)
 	return f
+}
+
+// HasPixels reports whether the frame holds a whole picture (false for a
+// zero-size frame or after the last Release).
+func (f *Frame) HasPixels() bool {
+	return f != nil && f.Width > 0 && f.Height > 0 && f.raw != nil && len(f.raw) >= FrameSize(f.PixFmt, f.Width, f.Height)
+}
+
+// Raw returns the native pixel buffer (layout by PixFmt); nil once the
+// frame was released.
+func (f *Frame) Raw() []byte { return f.raw }
+
+// BGR returns the pixels as packed bgr24, Stride bytes a row. For a bgr24
+// frame that is the native buffer itself (writes show); a yuv420p frame is
+// converted once, on the first call, and later calls (from any goroutine)
+// share the result, which callers must treat as read-only. Nil once the
+// frame was released.
+func (f *Frame) BGR() []byte {
+	if f.PixFmt == PixFmtBGR24 {
+		return f.raw
+	}
+	f.bgrOnce.Do(func() {
+		if f.raw == nil {
+			return
+		}
+		var dst []byte
+		if f.pool != nil {
+			dst = f.pool.getBGR()
+		} else {
+			dst = make([]byte, 3*f.Width*f.Height)
+		}
+		yuv420ToBGR(dst, f.raw, f.Width, f.Height, f.Color)
+		f.bgr = dst
+	})
+	return f.bgr
+}
+
+// YCbCr returns a yuv420p frame's planes as an image view (no copy), nil
+// for other formats or a released frame. The view's sample values follow
+// f.Color, not JPEG's full-range BT.601, unless f.Color.FullRange and not
+// BT709.
+func (f *Frame) YCbCr() *image.YCbCr {
+	if f.PixFmt != PixFmtYUV420P || f.raw == nil {
+		return nil
+	}
+	cw, ch := chromaSize(f.Width, f.Height)
+	ys := f.Width * f.Height
+	cs := cw * ch
+	return &image.YCbCr{
+		Y: f.raw[:ys:ys], Cb: f.raw[ys : ys+cs : ys+cs], Cr: f.raw[ys+cs : ys+2*cs : ys+2*cs],
+		YStride: f.Width, CStride: cw,
+		SubsampleRatio: image.YCbCrSubsampleRatio420,
+		Rect:           image.Rect(0, 0, f.Width, f.Height),
+	}
 }
 
 // Retain adds a reference, for a holder that will Release it later (a
@@ -67,8 +143,8 @@ func (f *Frame) Retain() {
 	}
 }
 
-// Release drops a reference; the last one returns the pixel buffer to the
-// frame's pool and clears Pix, so a late reader fails loudly instead of
+// Release drops a reference; the last one returns the pixel buffers to the
+// frame's pool and clears them, so a late reader fails loudly instead of
 // seeing another frame's pixels. Releasing more often than referenced
 // panics.
 func (f *Frame) Release() {
@@ -79,10 +155,17 @@ func (f *Frame) Release() {
 	if n < 0 {
 		panic("frame: Release of a frame with no references")
 	}
-	if f.pool != nil && f.Pix != nil {
-		f.pool.put(f.Pix)
+	// Settle a conversion racing with the release before taking buffers.
+	f.bgrOnce.Do(func() {})
+	if f.pool != nil {
+		if f.raw != nil {
+			f.pool.put(f.raw)
+		}
+		if f.bgr != nil {
+			f.pool.putBGR(f.bgr)
+		}
 	}
-	f.Pix = nil
+	f.raw, f.bgr = nil, nil
 }
 
 // At returns the pixel at (x, y). It panics outside the frame, as slice
@@ -92,7 +175,7 @@ func (f *Frame) At(x, y int) (b, g, r uint8) {
 		panic(fmt.Sprintf("frame: At(%d, %d) outside %dx%d", x, y, f.Width, f.Height))
 	}
 	i := y*f.Stride + 3*x
-	p := f.Pix[i : i+3 : i+3]
+	p := f.BGR()[i : i+3 : i+3]
 	return p[0], p[1], p[2]
 }
 
@@ -101,8 +184,9 @@ func (f *Frame) At(x, y int) (b, g, r uint8) {
 // path for *image.RGBA.
 func (f *Frame) Image() image.Image {
 	img := image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
+	pix := f.BGR()
 	for y := 0; y < f.Height; y++ {
-		src := f.Pix[y*f.Stride : y*f.Stride+3*f.Width]
+		src := pix[y*f.Stride : y*f.Stride+3*f.Width]
 		dst := img.Pix[y*img.Stride : y*img.Stride+4*f.Width]
 		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
 			dst[j], dst[j+1], dst[j+2], dst[j+3] = src[i+2], src[i+1], src[i], 0xff
@@ -118,7 +202,7 @@ func (f *Frame) AppendPyJSON(b []byte, _ packet.Style) []byte {
 	return packet.AppendString(b, f.String())
 }
 
-// String is "<frame 1280x720 bgr24 #12>".
+// String is "<frame 1280x720 yuv420p #12>" (the native format).
 func (f *Frame) String() string {
 	b := make([]byte, 0, 40)
 	b = append(b, "<frame "...)
@@ -137,25 +221,48 @@ func (f *Frame) String() string {
 // idle pool of 1080p frames holds about 25 MB.
 const maxFree = 4
 
-// Pool hands out frames of one size and takes their buffers back on the
-// last Release. It keeps at most maxFree idle buffers (more are left to
-// the garbage collector), so it never grows past what is in use. A plain
-// free list rather than a sync.Pool: reuse must not depend on GC timing.
-// Safe for concurrent use.
+// Pool hands out frames of one size and format and takes their buffers
+// back on the last Release (also the bgr24 buffers of converted yuv420p
+// frames). It keeps at most maxFree idle buffers of each kind (more are
+// left to the garbage collector), so it never grows past what is in use. A
+// plain free list rather than a sync.Pool: reuse must not depend on GC
+// timing. Safe for concurrent use.
 type Pool struct {
 	w, h, size int
+	pixFmt     string
+	color      Color
 	mu         sync.Mutex
 	free       [][]byte
+	bgrFree    [][]byte
 	allocs     atomic.Int64
 }
 
 // NewPool returns a pool of w x h bgr24 frames.
-func NewPool(w, h int) *Pool {
+func NewPool(w, h int) *Pool { return newPool(w, h, PixFmtBGR24, Color{}) }
+
+// NewYUV420Pool returns a pool of w x h yuv420p frames with colour c.
+func NewYUV420Pool(w, h int, c Color) *Pool { return newPool(w, h, PixFmtYUV420P, c) }
+
+func newPool(w, h int, pixFmt string, c Color) *Pool {
 	if w <= 0 || h <= 0 {
 		panic(fmt.Sprintf("frame: NewPool(%d, %d): size must be positive", w, h))
 	}
-	return &Pool{w: w, h: h, size: 3 * w * h}
+	return &Pool{w: w, h: h, size: FrameSize(pixFmt, w, h), pixFmt: pixFmt, color: c}
 }
+
+// FrameSize is the byte size of one w x h frame in pixFmt (0 if unknown).
+func FrameSize(pixFmt string, w, h int) int {
+	switch pixFmt {
+	case PixFmtBGR24:
+		return 3 * w * h
+	case PixFmtYUV420P:
+		cw, ch := chromaSize(w, h)
+		return w*h + 2*cw*ch
+	}
+	return 0
+}
+
+func chromaSize(w, h int) (int, int) { return (w + 1) / 2, (h + 1) / 2 }
 
 // Get returns a frame with one reference; its pixels are unspecified (a
 // reused buffer keeps an older frame's pixels until overwritten).
@@ -171,7 +278,7 @@ func (p *Pool) Get() *Frame {
 		pix = make([]byte, p.size)
 		p.allocs.Add(1)
 	}
-	f := &Frame{Width: p.w, Height: p.h, Stride: 3 * p.w, PixFmt: PixFmtBGR24, Pix: pix, pool: p}
+	f := &Frame{Width: p.w, Height: p.h, Stride: 3 * p.w, PixFmt: p.pixFmt, Color: p.color, raw: pix, pool: p}
 	f.refs.Store(1)
 	return f
 }
@@ -179,8 +286,11 @@ func (p *Pool) Get() *Frame {
 // Size returns the frame size of the pool.
 func (p *Pool) Size() (w, h int) { return p.w, p.h }
 
-// Allocs returns how many buffers the pool has allocated (reuse shows as
-// Allocs growing slower than frames handed out).
+// Format returns the pool's native pixel format and colour.
+func (p *Pool) Format() (string, Color) { return p.pixFmt, p.color }
+
+// Allocs returns how many native buffers the pool has allocated (reuse
+// shows as Allocs growing slower than frames handed out).
 func (p *Pool) Allocs() int64 { return p.allocs.Load() }
 
 func (p *Pool) put(pix []byte) {
@@ -190,6 +300,29 @@ func (p *Pool) put(pix []byte) {
 	p.mu.Lock()
 	if len(p.free) < maxFree {
 		p.free = append(p.free, pix)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Pool) getBGR() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.bgrFree); n > 0 {
+		b := p.bgrFree[n-1]
+		p.bgrFree[n-1] = nil
+		p.bgrFree = p.bgrFree[:n-1]
+		return b
+	}
+	return make([]byte, 3*p.w*p.h)
+}
+
+func (p *Pool) putBGR(b []byte) {
+	if len(b) != 3*p.w*p.h {
+		return
+	}
+	p.mu.Lock()
+	if len(p.bgrFree) < maxFree {
+		p.bgrFree = append(p.bgrFree, b)
 	}
 	p.mu.Unlock()
 }

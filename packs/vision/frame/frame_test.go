@@ -2,6 +2,7 @@ package frame
 
 import (
 	"image/color"
+	"sync"
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -11,7 +12,7 @@ func TestAtAndImage(t *testing.T) {
 	f := New(3, 2)
 	// Pixel (2, 1) is B=10 G=20 R=30; everything else stays zero.
 	i := 1*f.Stride + 3*2
-	f.Pix[i], f.Pix[i+1], f.Pix[i+2] = 10, 20, 30
+	f.Raw()[i], f.Raw()[i+1], f.Raw()[i+2] = 10, 20, 30
 	if b, g, r := f.At(2, 1); b != 10 || g != 20 || r != 30 {
 		t.Fatalf("At(2,1) = %d,%d,%d, want 10,20,30", b, g, r)
 	}
@@ -58,20 +59,20 @@ func TestPoolReuseAfterLastRelease(t *testing.T) {
 	a := p.Get()
 	a.Retain() // two owners
 	a.Release()
-	if a.Pix == nil {
+	if a.Raw() == nil {
 		t.Fatal("buffer returned while a reference was still held")
 	}
-	a.Pix[0] = 7
+	a.Raw()[0] = 7
 	a.Release()
-	if a.Pix != nil {
-		t.Fatal("Pix not cleared after the last Release")
+	if a.Raw() != nil {
+		t.Fatal("pixels not cleared after the last Release")
 	}
 	b := p.Get()
-	if len(b.Pix) != 48 || b.Width != 4 || b.Height != 4 || b.Stride != 12 || b.PixFmt != "bgr24" {
-		t.Fatalf("Get: %dx%d stride %d len %d %s", b.Width, b.Height, b.Stride, len(b.Pix), b.PixFmt)
+	if len(b.Raw()) != 48 || b.Width != 4 || b.Height != 4 || b.Stride != 12 || b.PixFmt != "bgr24" {
+		t.Fatalf("Get: %dx%d stride %d len %d %s", b.Width, b.Height, b.Stride, len(b.Raw()), b.PixFmt)
 	}
-	if p.Allocs() != 1 || b.Pix[0] != 7 {
-		t.Fatalf("allocs = %d, pix[0] = %d: buffer not reused", p.Allocs(), b.Pix[0])
+	if p.Allocs() != 1 || b.Raw()[0] != 7 {
+		t.Fatalf("allocs = %d, pix[0] = %d: buffer not reused", p.Allocs(), b.Raw()[0])
 	}
 }
 
@@ -79,7 +80,7 @@ func TestPoolBoundedUnderChurn(t *testing.T) {
 	p := NewPool(64, 64)
 	for i := 0; i < 1000; i++ {
 		f := p.Get()
-		f.Pix[0] = byte(i)
+		f.Raw()[0] = byte(i)
 		f.Release()
 	}
 	if n := p.Allocs(); n != 1 {
@@ -126,8 +127,72 @@ func TestMisuse(t *testing.T) {
 
 func BenchmarkImage720p(b *testing.B) {
 	f := New(1280, 720)
-	b.SetBytes(int64(len(f.Pix)))
+	b.SetBytes(int64(len(f.Raw())))
 	for b.Loop() {
 		_ = f.Image()
+	}
+}
+
+func TestYUV420Frame(t *testing.T) {
+	// 3x3: odd sizes round chroma up (2x2 chroma planes).
+	p := NewYUV420Pool(3, 3, Color{})
+	f := p.Get()
+	if got := len(f.Raw()); got != 9+2*4 {
+		t.Fatalf("raw len %d, want 17", got)
+	}
+	raw := f.Raw()
+	for i := range 9 {
+		raw[i] = 235 // limited-range white
+	}
+	for i := 9; i < 17; i++ {
+		raw[i] = 128 // no chroma
+	}
+	raw[0] = 16 // black top-left
+	if b, g, r := f.At(0, 0); b != 0 || g != 0 || r != 0 {
+		t.Errorf("black: %d,%d,%d", b, g, r)
+	}
+	if b, g, r := f.At(2, 2); b != 255 || g != 255 || r != 255 {
+		t.Errorf("white: %d,%d,%d", b, g, r)
+	}
+	if y := f.YCbCr(); y == nil || y.Bounds().Dx() != 3 || len(y.Cb) != 4 || y.CStride != 2 {
+		t.Fatalf("YCbCr view %+v", y)
+	}
+	if f.String() != "<frame 3x3 yuv420p #0>" {
+		t.Errorf("String %q", f.String())
+	}
+	bgr := f.BGR()
+	f.Release()
+	if f.HasPixels() || f.BGR() != nil || f.Raw() != nil {
+		t.Fatal("pixels still reachable after the last Release")
+	}
+	// Both buffers go back to the pool and are reused.
+	g := p.Get()
+	if p.Allocs() != 1 || &g.BGR()[0] != &bgr[0] {
+		t.Fatalf("allocs %d; bgr buffer reused: %v", p.Allocs(), &g.BGR()[0] == &bgr[0])
+	}
+}
+
+func TestBGRConcurrentFirstUse(t *testing.T) {
+	f := NewYUV420Pool(64, 48, Color{BT709: true}).Get()
+	var wg sync.WaitGroup
+	got := make([][]byte, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = f.BGR() }()
+	}
+	wg.Wait()
+	for i := range got {
+		if &got[i][0] != &got[0][0] {
+			t.Fatal("BGR converted more than once")
+		}
+	}
+}
+
+func BenchmarkYUV420ToBGR720p(b *testing.B) {
+	src := make([]byte, FrameSize(PixFmtYUV420P, 1280, 720))
+	dst := make([]byte, 3*1280*720)
+	b.SetBytes(int64(len(dst)))
+	for b.Loop() {
+		yuv420ToBGR(dst, src, 1280, 720, Color{})
 	}
 }

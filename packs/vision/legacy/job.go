@@ -423,7 +423,7 @@ func (p *pipeline) mockEvent(i int64) *packet.Map {
 }
 
 func (p *pipeline) snapshot(ev *packet.Map, fr *frame.Frame) {
-	if len(fr.Pix) < fr.Stride*fr.Height {
+	if !fr.HasPixels() {
 		return
 	}
 	str := func(k string) string { v, _ := ev.Get(k); return packet.PyStr(v) }

@@ -100,7 +100,7 @@ func (s *displaySink) Process(_ context.Context, p *packet.Packet, out plugin.Em
 	}
 	v, _ := payload.Get("frame")
 	fr, ok := v.(*frame.Frame)
-	if !ok || fr == nil || len(fr.Pix) < fr.Stride*fr.Height {
+	if !ok || !fr.HasPixels() {
 		return plugin.DropPacket(fmt.Errorf("OpenCvBboxDisplaySink %q: expected a decoded frame in payload.frame, got %s", s.env.NodeID, packet.PyStr(v)))
 	}
 	if s.cfg.OutputDir == "" {

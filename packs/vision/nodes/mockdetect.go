@@ -136,5 +136,5 @@ func (d *mockDetector) Metrics() []plugin.Metric {
 
 // FrameMetaKey is the meta key under which detectors hand the decoded
 // frame (*frame.Frame, in-process only) to EventSnapshotNode, which removes
-// it. JSON writers print it as a short "<frame WxH bgr24 #i>" string.
+// it. JSON writers print it as a short "<frame WxH yuv420p #i>" string.
 const FrameMetaKey = "frame"

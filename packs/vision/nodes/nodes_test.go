@@ -438,8 +438,8 @@ func TestSnapshotAfterDedup(t *testing.T) {
 	sn := build(t, snapN, packet.MapOf("base_dir", base, "public_prefix", "https://cdn.example/snap/"))
 
 	fr := frame.New(8, 4)
-	for i := range fr.Pix {
-		fr.Pix[i] = byte(i)
+	for i := range fr.BGR() {
+		fr.BGR()[i] = byte(i)
 	}
 	src := "../../x"
 	pk := func(idx int64, f any) *packet.Packet {

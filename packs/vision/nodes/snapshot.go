@@ -85,7 +85,7 @@ func (s *snapshotNode) Process(_ context.Context, p *packet.Packet, out plugin.E
 		ts = time.Now().Format("20060102_150405_000000")
 	}
 	rel := snapshot.Rel(str("site_id"), str("camera_id"), ts, str("track_id"))
-	if len(fr.Pix) < fr.Stride*fr.Height || fr.Width <= 0 || fr.Height <= 0 {
+	if !fr.HasPixels() {
 		return s.fail(c, out, fmt.Errorf("snapshot %s: frame has no pixels (%dx%d)", rel, fr.Width, fr.Height))
 	}
 	used, err := snapshot.Write(s.cfg.BaseDir, rel, fr.Image())

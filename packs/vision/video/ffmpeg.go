@@ -19,9 +19,9 @@ import (
 
 // Decoding runs ffmpeg as a child process, one per stream session:
 //
-//	ffmpeg <input> -map 0:v:0 -vf [fps=N,]showinfo -f rawvideo -pix_fmt bgr24 pipe:1
+//	ffmpeg <input> -map 0:v:0 -vf [fps=N,]showinfo -f rawvideo -pix_fmt yuv420p pipe:1
 //
-// stdout carries exactly W*H*3 bytes per frame, read into pooled buffers;
+// stdout carries exactly W*H + 2*ceil(W/2)*ceil(H/2) bytes per frame, read into pooled buffers;
 // stderr carries geometry, frame times and errors (stderr.go). No cgo: the
 // codecs live in the ffmpeg binary. Every started process is waited for
 // (no zombies) and killed when the run ends, the session stops early or
@@ -78,7 +78,10 @@ func (t tool) modern() bool { return t.major == 0 || t.major >= 5 }
 type decodeSpec struct {
 	input []string // input options ending with "-i", source
 	fps   float64  // > 0: resample with the fps filter
-	mask  func(string) string
+	// pixFmt is the pipe's format: frame.PixFmtYUV420P (default) or
+	// frame.PixFmtBGR24.
+	pixFmt string
+	mask   func(string) string
 }
 
 func (t tool) args(s decodeSpec) []string {
@@ -96,7 +99,15 @@ func (t tool) args(s decodeSpec) []string {
 	} else {
 		a = append(a, "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", vf+"showinfo", "-vsync", "passthrough")
 	}
-	return append(a, "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1")
+	// yuv420p by default: what the common codecs decode to, so ffmpeg
+	// converts nothing and the pipe carries half the bytes of bgr24;
+	// frames convert to BGR in-process only when a node reads pixels
+	// (frame.BGR).
+	pf := s.pixFmt
+	if pf == "" {
+		pf = frame.PixFmtYUV420P
+	}
+	return append(a, "-f", "rawvideo", "-pix_fmt", pf, "pipe:1")
 }
 
 // decoder is one running ffmpeg process.
@@ -250,8 +261,8 @@ type decoded struct {
 
 // readFrame fills f from stdout. io.EOF means a clean end of stream.
 func (d *decoder) readFrame(f *frame.Frame) (decoded, error) {
-	size := f.Stride * f.Height
-	if _, err := io.ReadFull(d.stdout, f.Pix[:size]); err != nil {
+	size := frame.FrameSize(f.PixFmt, f.Width, f.Height)
+	if _, err := io.ReadFull(d.stdout, f.Raw()[:size]); err != nil {
 		if err == io.EOF {
 			return decoded{}, io.EOF
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 )
 
 // probeInfo is what ffprobe says about a file's first video stream.
@@ -17,6 +19,19 @@ type probeInfo struct {
 	Width, Height int
 	FPS           float64 // avg_frame_rate, else r_frame_rate; 0 when unknown
 	Duration      float64 // seconds; 0 when unknown
+	PixFmt        string  // the decoder's pixel format, e.g. "yuv420p"
+}
+
+// transportFormat picks the pipe's pixel format for a stream decoding to
+// pixFmt: yuv420p when that loses nothing (4:2:0 8-bit, the usual camera
+// and H.264 output: no conversion, half the bytes), bgr24 otherwise (4:4:4
+// or 4:2:2 chroma would be thinned by a trip through yuv420p).
+func transportFormat(pixFmt string) string {
+	switch pixFmt {
+	case "yuv420p", "yuvj420p", "nv12", "nv21":
+		return frame.PixFmtYUV420P
+	}
+	return frame.PixFmtBGR24
 }
 
 // probeFile checks with ffprobe that path holds a decodable video stream.
@@ -29,7 +44,7 @@ func probeFile(ctx context.Context, path string) (probeInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-v", "error", "-select_streams", "v:0",
-		"-show_entries", "stream=width,height,avg_frame_rate,r_frame_rate:format=duration",
+		"-show_entries", "stream=width,height,pix_fmt,avg_frame_rate,r_frame_rate:format=duration",
 		"-of", "json", "file:"+path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -50,6 +65,7 @@ func probeFile(ctx context.Context, path string) (probeInfo, error) {
 			Height int    `json:"height"`
 			Avg    string `json:"avg_frame_rate"`
 			Real   string `json:"r_frame_rate"`
+			PixFmt string `json:"pix_fmt"`
 		} `json:"streams"`
 		Format struct {
 			Duration string `json:"duration"`
@@ -62,7 +78,7 @@ func probeFile(ctx context.Context, path string) (probeInfo, error) {
 		return probeInfo{}, errors.New("not a video: no video stream")
 	}
 	st := doc.Streams[0]
-	info := probeInfo{Width: st.Width, Height: st.Height, FPS: ratio(st.Avg)}
+	info := probeInfo{Width: st.Width, Height: st.Height, FPS: ratio(st.Avg), PixFmt: st.PixFmt}
 	if info.FPS == 0 {
 		info.FPS = ratio(st.Real)
 	}

@@ -19,7 +19,7 @@ func Register(r *plugin.Registry) {
 		Role:    plugin.RoleSource,
 		Out:     []string{"frame"},
 		Summary: "Decode a video file into frame packets (payload {frame, frame_idx}).",
-		Description: "Runs `ffmpeg` (on PATH) and reads raw bgr24 frames from its stdout; ffprobe checks the file at " +
+		Description: "Runs `ffmpeg` (on PATH) and reads raw frames from its stdout (yuv420p for 4:2:0 video, converted to BGR only when a node reads pixels; bgr24 otherwise); ffprobe checks the file at " +
 			"start, so a missing, unreadable or non-video file fails the graph before it runs. Meta carries frame_idx, " +
 			"pos_msec (the frame's position in the file) and idempotency_key `frame:{source_id}:{frame_idx}`. With " +
 			"`start_ts`, ts = start_ts + position (reproducible runs); with `loop` the positions of later passes " +

@@ -154,8 +154,9 @@ type passResult struct {
 func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.Pool, offset float64, pace *pacer) (passResult, error) {
 	var r passResult
 	dec, err := startDecoder(ctx, s.tool, decodeSpec{
-		input: []string{"-i", "file:" + s.path},
-		fps:   s.cfg.FPS,
+		input:  []string{"-i", "file:" + s.path},
+		fps:    s.cfg.FPS,
+		pixFmt: transportFormat(s.probe.PixFmt),
 	})
 	if err != nil {
 		return r, err
@@ -174,10 +175,8 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		}
 		return r, err
 	}
-	if *pool == nil {
-		*pool = frame.NewPool(g.W, g.H)
-	} else if w, h := (*pool).Size(); w != g.W || h != g.H {
-		*pool = frame.NewPool(g.W, g.H)
+	if *pool == nil || !g.same(*pool) {
+		*pool = g.pool()
 	}
 	fps := g.FPS
 	if s.cfg.FPS > 0 {

@@ -53,8 +53,8 @@ func TestFileSourceTestsrc(t *testing.T) {
 	}
 	for i, p := range pkts {
 		f := frameOf(t, p)
-		if f.Width != 320 || f.Height != 240 || f.Stride != 960 || len(f.Pix) < 960*240 || f.PixFmt != "bgr24" {
-			t.Fatalf("frame %d: %dx%d stride %d len %d %s", i, f.Width, f.Height, f.Stride, len(f.Pix), f.PixFmt)
+		if f.Width != 320 || f.Height != 240 || f.Stride != 960 || len(f.Raw()) != 320*240*3/2 || f.PixFmt != "yuv420p" || len(f.BGR()) != 960*240 {
+			t.Fatalf("frame %d: %dx%d stride %d len %d %s", i, f.Width, f.Height, f.Stride, len(f.Raw()), f.PixFmt)
 		}
 		if p.Kind != "frame" || p.SourceID != "cam01" || f.Index != int64(i) {
 			t.Fatalf("packet %d: kind %q source %q index %d", i, p.Kind, p.SourceID, f.Index)
@@ -85,10 +85,10 @@ func TestFileSourceTestsrc(t *testing.T) {
 		t.Errorf("last PTS = %v", f.PTS)
 	}
 	// testsrc frames differ from each other (moving pattern and counter).
-	if string(frameOf(t, pkts[0]).Pix) == string(frameOf(t, pkts[1]).Pix) {
+	if string(frameOf(t, pkts[0]).Raw()) == string(frameOf(t, pkts[1]).Raw()) {
 		t.Error("frames 0 and 1 have identical pixels")
 	}
-	if got := string(packet.AppendJSON(nil, pkts[3].Payload, packet.Spaced)); got != `{"frame": "<frame 320x240 bgr24 #3>", "frame_idx": 3}` {
+	if got := string(packet.AppendJSON(nil, pkts[3].Payload, packet.Spaced)); got != `{"frame": "<frame 320x240 yuv420p #3>", "frame_idx": 3}` {
 		t.Errorf("payload JSON = %s", got)
 	}
 	if metric(n, "emitted_total") != 48 || metric(n, "decoded_total") != 48 {

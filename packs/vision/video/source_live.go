@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 	"io"
 	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
-	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -196,7 +196,14 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		r.err = err
 		return r
 	}
-	dec, err := startDecoder(ctx, s.tool, decodeSpec{input: input, fps: s.cfg.FPS, mask: maskURL})
+	// Cameras stream 4:2:0 (H.264/H.265): yuv420p. Webcams deliver
+	// yuyv422 or MJPEG 4:2:2, which ffmpeg converts anyway: take bgr24
+	// and keep their chroma.
+	pf := frame.PixFmtYUV420P
+	if s.kind == "webcam" {
+		pf = frame.PixFmtBGR24
+	}
+	dec, err := startDecoder(ctx, s.tool, decodeSpec{input: input, fps: s.cfg.FPS, mask: maskURL, pixFmt: pf})
 	if err != nil {
 		r.err = err
 		return r
@@ -220,7 +227,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		}
 		return r
 	}
-	pool := frame.NewPool(g.W, g.H)
+	pool := g.pool()
 	ch := make(chan decoded, 1)
 	pumpErr := make(chan error, 1)
 	readTimeout := seconds(s.cfg.ReadTimeoutSec)

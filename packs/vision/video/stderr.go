@@ -2,6 +2,7 @@ package video
 
 import (
 	"bufio"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 	"io"
 	"math"
 	"regexp"
@@ -22,15 +23,34 @@ import (
 var (
 	reOutSize = regexp.MustCompile(`, (\d+)x(\d+)(?:[ ,\[]|$)`)
 	reOutFPS  = regexp.MustCompile(`, ([0-9.]+)(k?) fps`)
-	reTB      = regexp.MustCompile(`config in time_base: (\d+)/(\d+)`)
-	reInfo    = regexp.MustCompile(`\[(info|verbose|debug|trace)\]`)
-	rePTS     = regexp.MustCompile(`\bn: *\d+ +pts: *(-?\d+|NOPTS)`)
+	// "Video: <codec>[ (<tag>)], <pix_fmt>[(<range, colorspace, ...>)], WxH"
+	reOutFmt = regexp.MustCompile(`Video: [^,(]*(?:\([^)]*\))?[^,]*, (\w+)(?:\(([^)]*)\))?, \d+x\d+`)
+	reTB     = regexp.MustCompile(`config in time_base: (\d+)/(\d+)`)
+	reInfo   = regexp.MustCompile(`\[(info|verbose|debug|trace)\]`)
+	rePTS    = regexp.MustCompile(`\bn: *\d+ +pts: *(-?\d+|NOPTS)`)
 )
 
 // geometry is the raw output format of one ffmpeg process.
 type geometry struct {
-	W, H int
-	FPS  float64 // 0 when ffmpeg did not say
+	W, H   int
+	FPS    float64     // 0 when ffmpeg did not say
+	PixFmt string      // frame.PixFmtYUV420P or frame.PixFmtBGR24
+	Color  frame.Color // yuv420p: matrix and range ffmpeg tagged
+}
+
+// pool returns a frame pool for this output format.
+func (g geometry) pool() *frame.Pool {
+	if g.PixFmt == frame.PixFmtBGR24 {
+		return frame.NewPool(g.W, g.H)
+	}
+	return frame.NewYUV420Pool(g.W, g.H, g.Color)
+}
+
+// same reports whether frames of g fit a pool made for o.
+func (g geometry) same(p *frame.Pool) bool {
+	w, h := p.Size()
+	f, c := p.Format()
+	return w == g.W && h == g.H && f == g.PixFmt && c == g.Color
 }
 
 // logState collects what the stderr reader learnt. Its zero value is ready.
@@ -131,6 +151,7 @@ func (s *logState) line(l string) {
 // "Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24(pc, ...),
 // 320x240 [SAR 1:1 DAR 4:3], q=2-31, 44236 kb/s, 24 fps, 24 tbn".
 func parseStreamLine(l string) (geometry, bool) {
+	fm := reOutFmt.FindStringSubmatch(l)
 	_, l, _ = strings.Cut(l, "Video:")
 	m := reOutSize.FindStringSubmatch(l)
 	if m == nil {
@@ -141,7 +162,24 @@ func parseStreamLine(l string) (geometry, bool) {
 	if w <= 0 || h <= 0 {
 		return geometry{}, false
 	}
-	g := geometry{W: w, H: h}
+	g := geometry{W: w, H: h, PixFmt: frame.PixFmtYUV420P}
+	if fm != nil {
+		if fm[1] == frame.PixFmtBGR24 {
+			g.PixFmt = frame.PixFmtBGR24
+			fm[2] = "" // RGB has no matrix or range to apply
+		}
+		// "(tv, bt709, progressive)", "(pc, bt470bg/unknown/unknown)": the
+		// range, then colorspace[/primaries/transfer].
+		for _, tok := range strings.Split(fm[2], ", ") {
+			cs, _, _ := strings.Cut(tok, "/")
+			switch {
+			case tok == "pc":
+				g.Color.FullRange = true
+			case cs == "bt709":
+				g.Color.BT709 = true
+			}
+		}
+	}
 	if m := reOutFPS.FindStringSubmatch(l); m != nil {
 		g.FPS, _ = strconv.ParseFloat(m[1], 64)
 		if m[2] == "k" {

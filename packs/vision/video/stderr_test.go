@@ -29,7 +29,7 @@ func TestLogState(t *testing.T) {
 	s := newLogState(maskURL)
 	s.consume(strings.NewReader(log))
 	g, n, done, _ := s.snapshot()
-	if g == nil || *g != (geometry{W: 320, H: 240, FPS: 23.98}) {
+	if g == nil || *g != (geometry{W: 320, H: 240, FPS: 23.98, PixFmt: frame.PixFmtBGR24}) {
 		t.Fatalf("geometry %+v (the output stream's, not the input's)", g)
 	}
 	if n != 3 || !done {
@@ -71,10 +71,15 @@ func TestLogStateUntaggedFallback(t *testing.T) {
 }
 
 func TestParseStreamLine(t *testing.T) {
+	bgr, yuv := frame.PixFmtBGR24, frame.PixFmtYUV420P
 	cases := map[string]geometry{
-		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24, 1280x720, q=2-31, 663552 kb/s, 30 fps, 30 tbn":   {1280, 720, 30},
-		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24(progressive), 640x360 [SAR 1:1 DAR 16:9], 1k fps": {640, 360, 1000},
-		"  Stream #0:0: Video: rawvideo, bgr24, 64x48":                                                                  {64, 48, 0},
+		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24, 1280x720, q=2-31, 663552 kb/s, 30 fps, 30 tbn":                                               {1280, 720, 30, bgr, frame.Color{}},
+		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24(progressive), 640x360 [SAR 1:1 DAR 16:9], 1k fps":                                             {640, 360, 1000, bgr, frame.Color{}},
+		"  Stream #0:0: Video: rawvideo, bgr24, 64x48":                                                                                                              {64, 48, 0, bgr, frame.Color{}},
+		"  Stream #0:0(und): Video: rawvideo (I420 / 0x30323449), yuv420p(progressive), 1280x720 [SAR 1:1 DAR 16:9], q=2-31, 265420 kb/s, 24 fps, 24 tbn (default)": {1280, 720, 24, yuv, frame.Color{}},
+		"  Stream #0:0(und): Video: rawvideo (I420 / 0x30323449), yuv420p(tv, bt709, progressive), 320x240 [SAR 1:1 DAR 4:3], q=2-31, 22118 kb/s, 24 fps, 24 tbn":   {320, 240, 24, yuv, frame.Color{BT709: true}},
+		"  Stream #0:0: Video: rawvideo (I420 / 0x30323449), yuv420p(pc, bt470bg/unknown/unknown, progressive), 320x240, 25 fps":                                    {320, 240, 25, yuv, frame.Color{FullRange: true}},
+		"  Stream #0:0: Video: rawvideo (I420 / 0x30323449), yuv420p(tv, bt709/bt709/bt709), 1920x1080, 30 fps":                                                     {1920, 1080, 30, yuv, frame.Color{BT709: true}},
 	}
 	for in, want := range cases {
 		if g, ok := parseStreamLine(in); !ok || g != want {
