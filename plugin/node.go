@@ -98,6 +98,20 @@ type Stopper interface {
 	Stopping()
 }
 
+// Downstream is implemented by nodes that can spare work when they know the
+// node right after them: a video source that does not ship frames the
+// sampler behind it would drop anyway. After building the graph and before
+// Start, the runtime calls Downstream once with the instance of the next
+// node, when this node's output has exactly one edge, the next node has no
+// other input, the graph has no cycle and no --max-events budget counts
+// emits. The node type-asserts next against interfaces it understands and
+// ignores anything else. Whatever it does, its output must stay a superset
+// of what next keeps: next still receives and filters every packet sent,
+// so the graph's results do not change, only the work behind them.
+type Downstream interface {
+	Downstream(next any)
+}
+
 // Metric is a node's own counter, reported as node.<id>.<Name>.
 type Metric struct {
 	Name  string

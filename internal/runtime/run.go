@@ -209,6 +209,15 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 			n.out = append(n.out, &outEdge{e: e, dst: x.byID[e.To], port: port, toPort: e.ToPort})
 		}
 	}
+	// A --max-events budget counts emits, so a source that emitted fewer
+	// packets would let different ones through: no hints then.
+	if !plan.Cyclic && opts.MaxEvents == 0 {
+		for _, n := range x.nodes {
+			if d, ok := n.inst.(plugin.Downstream); ok && len(n.out) == 1 && inDegree[n.out[0].dst.pn.ID] == 1 {
+				d.Downstream(n.out[0].dst.inst)
+			}
+		}
+	}
 	return x, nil
 }
 

@@ -110,6 +110,16 @@ func registry(t testing.TB) *plugin.Registry {
 		New: func(dev.Empty, plugin.Env) (any, error) { return countdown{}, nil },
 	})
 	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:Hinted", Role: plugin.RoleSource,
+		New: func(_ dev.Empty, env plugin.Env) (any, error) {
+			h := &hinted{}
+			sinksMu.Lock()
+			hints[t.Name()+"/"+env.NodeID] = h
+			sinksMu.Unlock()
+			return h, nil
+		},
+	})
+	plugin.Register(r, plugin.Spec[dev.Empty]{
 		Name: "schnitzel_stream.test:FailBuild", Role: plugin.RoleNode,
 		New: func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },
 	})
@@ -485,5 +495,62 @@ func TestMemoryStaysFlat(t *testing.T) {
 			goruntime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapInuse)
 		}
+	}
+}
+
+// hinted is a source that records the Downstream hint it got.
+type hinted struct{ next []any }
+
+var hints = map[string]*hinted{}
+
+func (h *hinted) Downstream(next any)                       { h.next = append(h.next, next) }
+func (h *hinted) Run(context.Context, plugin.Emitter) error { return nil }
+
+func TestDownstreamHint(t *testing.T) {
+	cases := []struct {
+		name, graph string
+		opts        Options
+		want        bool
+	}{
+		{"one edge to a node with one input", `
+  - {id: src, kind: source, plugin: "schnitzel_stream.test:Hinted"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: out}`, Options{}, true},
+		{"fan-out", `
+  - {id: src, kind: source, plugin: "schnitzel_stream.test:Hinted"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+  - {id: out2, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: out}
+  - {from: src, to: out2}`, Options{}, false},
+		{"next has another input", `
+  - {id: src, kind: source, plugin: "schnitzel_stream.test:Hinted"}
+  - {id: other, kind: source, plugin: "schnitzel_stream.test:Hinted"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: out}
+  - {from: other, to: out}`, Options{}, false},
+		{"max-events budget", `
+  - {id: src, kind: source, plugin: "schnitzel_stream.test:Hinted"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: out}`, Options{MaxEvents: 5}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run(t, "version: 2\nnodes:"+tc.graph+"\n", tc.opts)
+			sinksMu.Lock()
+			h := hints[t.Name()+"/src"]
+			sinksMu.Unlock()
+			if got := len(h.next) == 1; got != tc.want {
+				t.Fatalf("hinted %d times, want hint %v", len(h.next), tc.want)
+			}
+			if tc.want {
+				if n, ok := h.next[0].(*testNode); !ok || n.c != sinkFor(t, "out") {
+					t.Fatalf("hint got %T, not the out node", h.next[0])
+				}
+			}
+		})
 	}
 }

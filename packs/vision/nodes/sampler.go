@@ -49,6 +49,10 @@ func (s *sampler) Process(_ context.Context, p *packet.Packet, out plugin.Emitte
 	return out.Emit(p)
 }
 
+// SampleEvery tells a video source in front of the sampler which frame
+// indices it keeps, so the decoder ships only those (see plugin.Downstream).
+func (s *sampler) SampleEvery() (every, offset int64) { return s.every, s.offset }
+
 func (s *sampler) Metrics() []plugin.Metric {
 	return []plugin.Metric{{Name: "kept_total", Value: s.kept.Load()}, {Name: "dropped_total", Value: s.dropped.Load()}}
 }

@@ -81,7 +81,11 @@ type decodeSpec struct {
 	// pixFmt is the pipe's format: frame.PixFmtYUV420P (default) or
 	// frame.PixFmtBGR24.
 	pixFmt string
-	mask   func(string) string
+	// every > 1: pass only frames n (0-based, after fps) with
+	// n mod every == first, ffmpeg's select filter; the rest are decoded
+	// but neither converted nor written.
+	every, first int64
+	mask         func(string) string
 }
 
 func (t tool) args(s decodeSpec) []string {
@@ -90,6 +94,10 @@ func (t tool) args(s decodeSpec) []string {
 	vf := ""
 	if s.fps > 0 {
 		vf = "fps=" + strconv.FormatFloat(s.fps, 'f', -1, 64) + ","
+	}
+	if s.every > 1 {
+		// n + every - first >= 0, so mod never sees a negative.
+		vf += fmt.Sprintf(`select=not(mod(n+%d\,%d)),`, s.every-s.first, s.every)
 	}
 	if t.modern() {
 		// Frames must reach us one to one with showinfo's lines:

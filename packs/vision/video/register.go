@@ -23,7 +23,10 @@ func Register(r *plugin.Registry) {
 			"start, so a missing, unreadable or non-video file fails the graph before it runs. Meta carries frame_idx, " +
 			"pos_msec (the frame's position in the file) and idempotency_key `frame:{source_id}:{frame_idx}`. With " +
 			"`start_ts`, ts = start_ts + position (reproducible runs); with `loop` the positions of later passes " +
-			"continue after the previous pass, so ts never goes back.",
+			"continue after the previous pass, so ts never goes back. When an EveryNthFrameSamplerNode is this source's only " +
+			"consumer (no loop, no --max-events), ffmpeg drops the frames the sampler would drop before they are converted " +
+			"or piped; the sampler's output is unchanged. Metrics: emitted_total, decoded_total (frames read from ffmpeg), " +
+			"sampled_out_total (frames dropped for the sampler, up to the last one shipped), passes_total.",
 		Defaults: FileConfig{},
 		New:      newFileSource,
 	})

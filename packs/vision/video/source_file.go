@@ -57,7 +57,12 @@ type fileSource struct {
 	probe   probeInfo
 	started bool
 
-	decodedN  atomic.Int64
+	// every > 1: ffmpeg ships only frames whose index is first mod every,
+	// the ones the sampler right after this source keeps (Downstream).
+	every, first int64
+
+	decodedN  atomic.Int64 // frames read from ffmpeg
+	lastIdx   atomic.Int64 // index of the last frame read; -1 before any
 	emitted   atomic.Int64
 	passes    atomic.Int64
 	ffmpegRSS atomic.Int64 // peak RSS of the decoder processes (benchmarks)
@@ -67,7 +72,8 @@ func newFileSource(c FileConfig, env plugin.Env) (any, error) {
 	if c.SourceID == "" {
 		c.SourceID = env.NodeID
 	}
-	s := &fileSource{cfg: c, env: env}
+	s := &fileSource{cfg: c, env: env, every: 1}
+	s.lastIdx.Store(-1)
 	if strings.TrimSpace(c.StartTS) != "" {
 		t, err := parseISO(c.StartTS)
 		if err != nil {
@@ -111,6 +117,30 @@ func (s *fileSource) Start(ctx context.Context) error {
 	s.env.Logger.Debug("video file opened", "path", abs, "size", fmt.Sprintf("%dx%d", s.probe.Width, s.probe.Height),
 		"fps", s.probe.FPS, "duration_sec", s.probe.Duration)
 	return nil
+}
+
+// indexSampler is a node that keeps only frames with frame_idx = offset
+// (mod every): EveryNthFrameSamplerNode.
+type indexSampler interface {
+	SampleEvery() (every, offset int64)
+}
+
+// Downstream lets ffmpeg drop, before colour conversion and the pipe, the
+// frames a sampler right after this source would drop: it still decodes
+// every frame (the codec needs them) but ships one in every_n. Frame
+// indices, times and the sampler's output stay the same. Not with loop,
+// whose passes would need the count of frames after the last kept one.
+func (s *fileSource) Downstream(next any) {
+	sm, ok := next.(indexSampler)
+	if !ok || s.cfg.Loop {
+		return
+	}
+	every, offset := sm.SampleEvery()
+	if every <= 1 {
+		return
+	}
+	s.every, s.first = every, ((offset%every)+every)%every
+	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "every_n", every, "first", s.first)
 }
 
 func (s *fileSource) Run(ctx context.Context, out plugin.Emitter) error {
@@ -157,6 +187,8 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		input:  []string{"-i", "file:" + s.path},
 		fps:    s.cfg.FPS,
 		pixFmt: transportFormat(s.probe.PixFmt),
+		every:  s.every,
+		first:  s.first,
 	})
 	if err != nil {
 		return r, err
@@ -188,8 +220,18 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	// One frame read ahead overlaps ffmpeg's pipe with downstream work.
 	ch := make(chan decoded, 1)
 	pumpErr := make(chan error, 1)
+	passStart := s.decodedN.Load() // no sampling with loop: index = frames read
+	nextIndex := func() int64 {
+		k := s.decodedN.Add(1) - 1
+		idx := k
+		if s.every > 1 {
+			idx = s.first + k*s.every
+		}
+		s.lastIdx.Store(idx)
+		return idx
+	}
 	go func() {
-		pumpErr <- dec.pump(*pool, ch, false, pumpHooks{nextIndex: func() int64 { return s.decodedN.Add(1) - 1 }})
+		pumpErr <- dec.pump(*pool, ch, false, pumpHooks{nextIndex: nextIndex})
 	}()
 	drain := func() {
 		dec.kill()
@@ -207,11 +249,18 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			r.stop = true
 			return r, nil
 		}
+		if s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
+			// Sampled in ffmpeg: the next kept frame lies past the limit.
+			it.f.Release()
+			drain()
+			r.stop = true
+			return r, nil
+		}
 		pts := it.pts
 		if math.IsNaN(pts) {
 			pts = 0
 			if fps > 0 {
-				pts = float64(r.frames) / fps
+				pts = float64(it.f.Index-passStart) / fps
 			}
 		}
 		last = pts
@@ -229,8 +278,8 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			return r, nil
 		}
 		r.frames++
-		n := s.emitted.Add(1)
-		if s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
+		s.emitted.Add(1)
+		if s.cfg.MaxFrames > 0 && it.f.Index+s.every >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
 			return r, nil
@@ -294,6 +343,9 @@ func (s *fileSource) Metrics() []plugin.Metric {
 	return []plugin.Metric{
 		{Name: "emitted_total", Value: s.emitted.Load()},
 		{Name: "decoded_total", Value: s.decodedN.Load()},
+		// Frames ffmpeg decoded but did not ship because the sampler after
+		// this source drops them (counted up to the last frame shipped).
+		{Name: "sampled_out_total", Value: s.lastIdx.Load() + 1 - s.decodedN.Load()},
 		{Name: "passes_total", Value: s.passes.Load()},
 	}
 }
@@ -331,8 +383,9 @@ func (p *pacer) wait(ctx context.Context, pts float64) bool {
 }
 
 var (
-	_ plugin.Source  = (*fileSource)(nil)
-	_ plugin.Starter = (*fileSource)(nil)
-	_ plugin.Closer  = (*fileSource)(nil)
-	_ plugin.Metrics = (*fileSource)(nil)
+	_ plugin.Source     = (*fileSource)(nil)
+	_ plugin.Starter    = (*fileSource)(nil)
+	_ plugin.Closer     = (*fileSource)(nil)
+	_ plugin.Metrics    = (*fileSource)(nil)
+	_ plugin.Downstream = (*fileSource)(nil)
 )
