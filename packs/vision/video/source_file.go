@@ -107,10 +107,21 @@ func (s *fileSource) Start(ctx context.Context) error {
 		return fmt.Errorf("video file %s is not readable: %w", abs, err)
 	}
 	f.Close()
-	if s.tool, err = findFFmpeg(ctx); err != nil {
-		return err
+	// ffmpeg -version and ffprobe are each a process start that loads
+	// every codec library: run them side by side.
+	type found struct {
+		t   tool
+		err error
 	}
-	if s.probe, err = probeFile(ctx, abs); err != nil {
+	ff := make(chan found, 1)
+	go func() { t, err := findFFmpeg(ctx); ff <- found{t, err} }()
+	s.probe, err = probeFile(ctx, abs)
+	f2 := <-ff
+	if f2.err != nil {
+		return f2.err
+	}
+	s.tool = f2.t
+	if err != nil {
 		return fmt.Errorf("video file %s: %w", abs, err)
 	}
 	s.started = true
