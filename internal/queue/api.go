@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -102,6 +103,40 @@ func (p *Pending) Wait() ([]Result, error) {
 // Rows that ran out of attempts, or whose JSON does not decode, are moved
 // to the dead-letter table instead of being returned.
 func (q *Queue) Lease(ctx context.Context, n int, d time.Duration) ([]Message, error) {
+	var out []Message
+	for len(out) < n {
+		want := n - len(out)
+		ms, err := q.LeaseUnloaded(ctx, want, d)
+		if err != nil {
+			return out, err
+		}
+		got := len(ms)
+		loaded, err := q.Load(ctx, ms)
+		if err != nil {
+			// Not handed out: give them back now rather than at expiry
+			// (which would count an attempt).
+			seqs := make([]int64, len(ms))
+			for i, m := range ms {
+				seqs[i] = m.Seq
+			}
+			_ = q.Release(context.Background(), seqs...)
+			return out, err
+		}
+		out = append(out, loaded...)
+		if got < want {
+			break // no more available rows
+		}
+	}
+	return out, nil
+}
+
+// LeaseUnloaded is Lease without reading the rows: the messages carry Seq
+// and Attempt only, and Load fills in the rest. The writer that leases
+// for every handle on the file then does only the bookkeeping, and a
+// reader can load and hand on part of its rows while the writer commits
+// the acks of earlier ones. Rows that ran out of attempts are moved to
+// the dead-letter table instead of being returned.
+func (q *Queue) LeaseUnloaded(ctx context.Context, n int, d time.Duration) ([]Message, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -115,6 +150,85 @@ func (q *Queue) Lease(ctx context.Context, n int, d time.Duration) ([]Message, e
 		return err
 	})
 	return out, wrap(q.path, "lease", err)
+}
+
+// Load reads the rows of messages leased by LeaseUnloaded (in msgs'
+// order, which is seq order) and returns them with EnqueuedAt, Key and
+// Packet set, reusing msgs' array. A row whose JSON does not decode is
+// moved to the dead-letter table and left out, as is a row that is gone
+// (purged, or dropped by drop_oldest). Rows are read on a connection of
+// their own, not by the writer goroutine.
+func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
+	if len(msgs) == 0 {
+		return msgs, nil
+	}
+	if q.closed.Load() {
+		return nil, &Error{Path: q.path, Op: "load", Kind: ErrClosed}
+	}
+	var seqs []byte
+	for _, m := range msgs {
+		seqs = appendSeq(seqs, m.Seq)
+	}
+	seqs = append(seqs, ']')
+	type dead struct {
+		m      Message
+		reason string
+	}
+	var poison []dead
+	out := msgs[:0]
+	i := 0 // msgs[i:] are not matched yet; rows come in msgs' order
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		var r struct {
+			seq                                         int64
+			enq, key, pid, ts, kind, src, payload, meta string
+		}
+		for rows.Next() {
+			if err := rows.Scan(&r.seq, &r.enq, &r.key, &r.pid, &r.ts, &r.kind, &r.src, &r.payload, &r.meta); err != nil {
+				return err
+			}
+			for i < len(msgs) && msgs[i].Seq != r.seq {
+				i++ // its row is gone
+			}
+			if i == len(msgs) {
+				return fmt.Errorf("load: row %d out of order", r.seq)
+			}
+			m := msgs[i]
+			i++
+			p, err := decodeRow(r.pid, r.ts, r.kind, r.src, r.payload, r.meta)
+			if err != nil {
+				// A poison row must not fail every drain: park it.
+				poison = append(poison, dead{m, "undecodable row: " + err.Error()})
+				continue
+			}
+			m.EnqueuedAt, m.Key, m.Packet = r.enq, r.key, p
+			out = append(out, m)
+		}
+		return rows.Err()
+	}
+	err := q.c.read(ctx, q, func(db interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}) error {
+		rows, err := db.QueryContext(ctx, loadSQL, string(seqs))
+		if err != nil {
+			return err
+		}
+		return scan(rows)
+	})
+	if err != nil {
+		return out, wrap(q.path, "load", err)
+	}
+	if len(poison) > 0 {
+		err = q.do(ctx, true, func(t *txn) error {
+			for _, d := range poison {
+				if err := t.bury(q.owner, d.m, d.reason); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return out, wrap(q.path, "load", err)
 }
 
 // Ack deletes acknowledged rows; their keys stay known for the dedup

@@ -329,7 +329,11 @@ type core struct {
 	syncLvl string
 	closed  bool
 
-	stmts map[string]*sql.Stmt // writer goroutine only
+	dsn       string
+	busy      time.Duration        // busy timeout for Load's connections
+	rdb       *sql.DB              // Load's connections (nil until first used, and for ":memory:"); guarded by mu
+	stmts     map[string]*sql.Stmt // writer goroutine only
+	chunkArgs []any                // insertChunk's argument buffer; writer goroutine only
 
 	// Depth cache: exact for our own commits; stale when data_version
 	// says another connection wrote.
@@ -389,6 +393,11 @@ func (c *core) close() error {
 		s.Close()
 	}
 	var errs []error
+	c.mu.Lock()
+	if c.rdb != nil {
+		errs = append(errs, c.rdb.Close())
+	}
+	c.mu.Unlock()
 	if c.key != ":memory:" {
 		// A passive checkpoint moves the WAL into the main file when no
 		// reader needs it, so a finished queue is one file again.
@@ -399,6 +408,40 @@ func (c *core) close() error {
 		return wrap(c.path, "close", err)
 	}
 	return nil
+}
+
+// read runs fn with Load's connection pool: WAL readers that do not wait
+// for the writer goroutine and see every committed transaction. An
+// in-memory queue has no second connection: fn then runs as a read on
+// the writer goroutine.
+func (c *core) read(ctx context.Context, h *Queue, fn func(db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) error) error {
+	if c.key == ":memory:" {
+		return h.do(ctx, false, func(t *txn) error { return fn(t.conn) })
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return &Error{Path: c.path, Op: "use", Kind: ErrClosed}
+	}
+	if c.rdb == nil {
+		sep := "?"
+		if strings.Contains(c.dsn, "?") {
+			sep = "&"
+		}
+		db, err := sql.Open("sqlite", fmt.Sprintf("%s%s_pragma=busy_timeout(%d)&_pragma=query_only(1)", c.dsn, sep, c.busy.Milliseconds()))
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		db.SetMaxOpenConns(4)
+		db.SetMaxIdleConns(4)
+		c.rdb = db
+	}
+	db := c.rdb
+	c.mu.Unlock()
+	return fn(db)
 }
 
 func (c *core) signalChanged() {
@@ -727,7 +770,7 @@ func openCore(path, key string, opts Options) (*core, error) {
 		return nil, wrap(path, "open", err)
 	}
 	c := &core{
-		path: path, key: key, db: db, conn: conn,
+		path: path, key: key, db: db, conn: conn, dsn: dsn, busy: opts.BusyTimeout,
 		reqs: make(chan *op, 256), kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		changed: make(chan struct{}), syncLvl: opts.Synchronous,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -209,6 +210,210 @@ func (t *txn) depth() (int64, int64) { return t.c.rows.Load() + t.dRows, t.c.byt
 const insertSQL = `INSERT OR IGNORE INTO packets (enqueued_at, idempotency_key, packet_id, ts, kind, source_id, payload_json, meta_json)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM schnitzel_queue_dedup WHERE key = ?2 AND until > ?9)`
 
+// insertChunkMax is the most rows one multi-row INSERT stores: one
+// statement per chunk instead of per row saves the per-statement work
+// (database/sql round trip, cursor setup and teardown, the sqlite_sequence
+// update of AUTOINCREMENT), which costs as much as the row's b-tree work.
+const insertChunkMax = 64
+
+// insertChunkSQL is insertSQL for k rows: ?1 is enqueued_at, ?2 now, then
+// seven anonymous parameters per row (numbered 3... as they follow ?1 and
+// ?2 in the text; numbered ones would make the driver's per-parameter
+// sqlite3_bind_parameter_name search a list as long as the statement's).
+// VALUES rows are inserted in order, so seqs follow the records' order as
+// with one statement per row.
+func insertChunkSQL(k int) string {
+	if q := chunkSQLs[k]; q != "" {
+		return q
+	}
+	return buildChunkSQL(k)
+}
+
+func buildChunkSQL(k int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT OR IGNORE INTO packets (enqueued_at, idempotency_key, packet_id, ts, kind, source_id, payload_json, meta_json)
+SELECT ?1, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (SELECT ?2 AS now) AS n CROSS JOIN (VALUES `)
+	for i := 0; i < k; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?)")
+	}
+	b.WriteString(`) AS v WHERE NOT EXISTS (SELECT 1 FROM schnitzel_queue_dedup WHERE key = v.column1 AND until > n.now)`)
+	return b.String()
+}
+
+// chunkSQLs holds insertChunkSQL for the chunk sizes chunkFits returns.
+var chunkSQLs = func() map[int]string {
+	m := map[int]string{}
+	for k := insertChunkMax; k >= 1; k /= 2 {
+		m[k] = buildChunkSQL(k)
+	}
+	return m
+}()
+
+// chunkFits returns how many of o's next records go into one multi-row
+// INSERT: a power of two up to insertChunkMax, so few statements are
+// prepared. A bounded queue takes the chunk only when all of it fits
+// (duplicates take no room, so this errs on the safe side); otherwise the
+// per-row path applies the overflow policy row by row.
+func (t *txn) chunkFits(o *op, enqAt string, bounded bool) (int, bool) {
+	k := insertChunkMax
+	for k > len(o.recs)-o.next {
+		k /= 2
+	}
+	if !bounded {
+		return k, true
+	}
+	opts := o.h.opts
+	rows, bytes := t.depth()
+	if opts.MaxRows > 0 && rows+int64(k) > opts.MaxRows {
+		return 0, false
+	}
+	if opts.MaxBytes > 0 {
+		for i := o.next; i < o.next+k; i++ {
+			bytes += o.recs[i].size(enqAt)
+		}
+		if bytes > opts.MaxBytes {
+			return 0, false
+		}
+	}
+	return k, true
+}
+
+// insertChunk stores o.recs[o.next:o.next+k] with one statement. When
+// every row is new (the common case) their seqs are the k seqs after the
+// previous maximum. Otherwise the stored rows are matched to records by
+// key, in order, and each record left over is resolved as a duplicate as
+// on the per-row path; a key held by an acked row awaiting compaction
+// (stale) undoes the chunk and stores it row by row, so that seqs keep
+// the records' order.
+func (t *txn) insertChunk(o *op, k int, enqAt string, lastSeq *int64) (redo bool, err error) {
+	before := *lastSeq
+	*lastSeq = -1
+	if before < 0 {
+		if err = t.queryRow(`SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'packets'), 0)`).Scan(&before); err != nil {
+			return false, err
+		}
+	}
+	recs := o.recs[o.next : o.next+k]
+	args := t.c.chunkArgs[:0]
+	args = append(args, enqAt, t.nowMs())
+	for i := range recs {
+		r := &recs[i]
+		args = append(args, r.Key, r.PacketID, r.TS, r.Kind, r.SourceID, r.Payload, r.Meta)
+	}
+	res, err := t.exec(insertChunkSQL(k), args...)
+	clear(args)
+	t.c.chunkArgs = args[:0]
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	out := o.res[o.next : o.next+k]
+	stored := func(i int, seq int64) {
+		out[i] = Result{Seq: seq}
+		t.dRows++
+		t.dBytes += recs[i].size(enqAt)
+		t.newRows = true
+	}
+	if n == int64(k) {
+		last, err := res.LastInsertId()
+		if err != nil {
+			return false, err
+		}
+		if last == before+int64(k) {
+			for i := range recs {
+				stored(i, before+1+int64(i))
+			}
+			*lastSeq = last
+			o.next += k
+			return false, nil
+		}
+	}
+	// Some rows were not stored (or seqs are not the expected run): find
+	// which records the new rows belong to.
+	type row struct {
+		seq int64
+		key string
+	}
+	var got []row
+	if n > 0 {
+		rows, err := t.query(`SELECT seq, idempotency_key FROM packets WHERE seq > ? ORDER BY seq`, before)
+		if err != nil {
+			return false, err
+		}
+		for rows.Next() {
+			var r row
+			var key sql.NullString
+			if err := rows.Scan(&r.seq, &key); err != nil {
+				rows.Close()
+				return false, err
+			}
+			r.key = key.String
+			got = append(got, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+	}
+	var left []int // records not stored, to resolve as duplicates
+	j := 0
+	for i := range recs {
+		if j < len(got) && got[j].key == recs[i].Key {
+			out[i] = Result{Seq: got[j].seq}
+			j++
+			continue
+		}
+		left = append(left, i)
+	}
+	if j != len(got) || int64(j) != n {
+		return false, fmt.Errorf("stored %d rows of %d, matched %d of %d new rows to records", n, k, j, len(got))
+	}
+	for _, i := range left {
+		r := &recs[i]
+		dup, found, stale, err := t.existing(r)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case stale:
+			// Undo the chunk (its rows are not counted yet), make the
+			// key free, store the records one by one in order.
+			if _, err := t.exec(`DELETE FROM packets WHERE seq > ?`, before); err != nil {
+				return false, err
+			}
+			clear(out)
+			if err := t.compact(); err != nil {
+				return false, err
+			}
+			return true, nil
+		case found:
+			out[i] = dup
+		default:
+			seq, ok, err := t.dedupHit(r)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				return false, fmt.Errorf("idempotency row not found after conflict (key=%s packet_id=%s)", r.Key, r.PacketID)
+			}
+			out[i] = Result{Seq: seq, Duplicate: true}
+		}
+	}
+	for i := range recs {
+		if !out[i].Duplicate {
+			stored(i, out[i].Seq)
+		}
+	}
+	o.next += k
+	return false, nil
+}
+
 // dedupHit looks r's key up among the keys of acked rows.
 func (t *txn) dedupHit(r *Record) (int64, bool, error) {
 	var seq int64
@@ -234,7 +439,22 @@ func (t *txn) enqueue(o *op) error {
 		}
 	}
 	enqAt := packet.FormatTS(t.now)
+	perRowUntil := 0     // records before this index take the per-row path
+	lastSeq := int64(-1) // the packets AUTOINCREMENT counter when known
 	for o.next < len(o.recs) {
+		if o.next >= perRowUntil {
+			if k, ok := t.chunkFits(o, enqAt, bounded); ok {
+				redo, err := t.insertChunk(o, k, enqAt, &lastSeq)
+				if err != nil {
+					return err
+				}
+				if redo {
+					perRowUntil = o.next + k
+				}
+				continue
+			}
+		}
+		lastSeq = -1 // the per-row path moves it
 		r := &o.recs[o.next]
 		size := r.size(enqAt)
 		if bounded {
@@ -379,38 +599,48 @@ func (t *txn) dropOldest() (bool, error) {
 	return true, nil
 }
 
-const leaseSQL = `SELECT p.seq, p.enqueued_at, COALESCE(p.idempotency_key, ''), p.packet_id, p.ts, p.kind, p.source_id, p.payload_json, p.meta_json,
-  COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL
+// leaseSQL finds available rows. It reads no row contents: the caller
+// loads them (Queue.Load) outside the writer goroutine.
+const leaseSQL = `SELECT p.seq, COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL
 FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq
 WHERE p.seq >= ?3 AND (s.seq IS NULL OR (s.acked = 0 AND (s.lease_until IS NULL OR s.lease_until <= ?1) AND s.not_before <= ?1))
 ORDER BY p.seq LIMIT ?2`
 
 type rowData struct {
-	seq                                         int64
-	enq, key, pid, ts, kind, src, payload, meta string
-	attempts                                    int
-	leaseUntil                                  sql.NullInt64
-	lastErr                                     string
-	fresh                                       bool // no state row yet
+	seq        int64
+	attempts   int
+	leaseUntil sql.NullInt64
+	lastErr    string
+	fresh      bool // no state row yet
 }
 
-// lease hands up to n available rows to owner for d.
+// leaseChunk is how many rows one lease query reads.
+const leaseChunk = 1024
+
+// lease hands up to n available rows to owner for d. The messages carry
+// Seq and Attempt only: Queue.Load reads the rows.
 func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
-	var out []Message
+	// Sized for the rows there probably are, so a big lease does not
+	// regrow it many times.
+	out := make([]Message, 0, max(0, min(int64(n), t.c.rows.Load()+t.dRows, 1<<20)))
 	until := t.now.Add(d).UnixMilli()
+	from := t.c.floor
+	batch := make([]rowData, 0, min(n, leaseChunk))
+	var fresh []byte // JSON array of never-leased seqs: one INSERT for all of them
 	for len(out) < n {
-		rows, err := t.query(leaseSQL, t.nowMs(), n-len(out), t.c.floor)
+		limit := min(n-len(out), leaseChunk)
+		rows, err := t.query(leaseSQL, t.nowMs(), limit, from)
 		if err != nil {
 			return nil, err
 		}
-		var batch []rowData
+		batch = batch[:0]
 		for rows.Next() {
-			var r rowData
-			if err := rows.Scan(&r.seq, &r.enq, &r.key, &r.pid, &r.ts, &r.kind, &r.src, &r.payload, &r.meta, &r.attempts, &r.leaseUntil, &r.lastErr, &r.fresh); err != nil {
+			batch = append(batch, rowData{})
+			r := &batch[len(batch)-1]
+			if err := rows.Scan(&r.seq, &r.attempts, &r.leaseUntil, &r.lastErr, &r.fresh); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			batch = append(batch, r)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -422,10 +652,11 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 		// Every row below the last one examined is now leased, acked or
 		// otherwise unavailable: the next lease starts there instead of
 		// stepping over acked rows awaiting compaction again.
-		t.floor = batch[len(batch)-1].seq + 1
-		killed := 0
-		var fresh []byte // JSON array of never-leased seqs: one INSERT for all of them
-		for _, r := range batch {
+		from = batch[len(batch)-1].seq + 1
+		t.floor = from
+		fresh = fresh[:0]
+		for i := range batch {
+			r := &batch[i]
 			if r.leaseUntil.Valid {
 				// Its reader neither acked, nacked nor released it in
 				// time: it crashed or is too slow. That is a failed attempt.
@@ -436,16 +667,6 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 				if err := t.kill(r.seq, r.attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", r.attempts, r.lastErr)); err != nil {
 					return nil, err
 				}
-				killed++
-				continue
-			}
-			p, derr := decodeRow(r.pid, r.ts, r.kind, r.src, r.payload, r.meta)
-			if derr != nil {
-				// A poison row must not fail every drain: park it.
-				if err := t.kill(r.seq, r.attempts, "undecodable row: "+derr.Error()); err != nil {
-					return nil, err
-				}
-				killed++
 				continue
 			}
 			if r.fresh {
@@ -454,19 +675,38 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 				r.attempts, until, h.owner, r.lastErr, r.seq); err != nil {
 				return nil, err
 			}
-			out = append(out, Message{Seq: r.seq, Attempt: r.attempts + 1, EnqueuedAt: r.enq, Key: r.key, Packet: p})
+			out = append(out, Message{Seq: r.seq, Attempt: r.attempts + 1})
 		}
-		if fresh != nil {
+		if len(fresh) > 0 {
+			fresh = append(fresh, ']')
 			if _, err := t.exec(`INSERT INTO schnitzel_queue_state (seq, attempts, lease_until, lease_owner, not_before) SELECT value, 0, ?, ?, 0 FROM json_each(?)`,
-				until, h.owner, string(append(fresh, ']'))); err != nil {
+				until, h.owner, string(fresh)); err != nil {
 				return nil, err
 			}
 		}
-		if killed == 0 {
-			break
+		if len(batch) < limit {
+			break // no more available rows
 		}
 	}
 	return out, nil
+}
+
+// loadSQL reads the rows of a JSON array of seqs, in its order.
+const loadSQL = `SELECT p.seq, p.enqueued_at, COALESCE(p.idempotency_key, ''), p.packet_id, p.ts, p.kind, p.source_id, p.payload_json, p.meta_json
+FROM json_each(?) AS j CROSS JOIN packets AS p ON p.seq = j.value`
+
+// bury moves a leased row that cannot be delivered (its JSON does not
+// decode) to the dead-letter table, unless it is no longer leased by
+// owner.
+func (t *txn) bury(owner string, m Message, reason string) error {
+	var leased int
+	if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM schnitzel_queue_state WHERE seq = ? AND lease_owner = ? AND acked = 0)`, m.Seq, owner).Scan(&leased); err != nil {
+		return err
+	}
+	if leased == 0 {
+		return nil
+	}
+	return t.kill(m.Seq, m.Attempt-1, reason)
 }
 
 // kill moves a queued row to the dead-letter table.
@@ -579,7 +819,7 @@ RETURNING seq`, until, string(append(seqs, ']')))
 
 // appendSeq adds n to a JSON array under construction ("[1,2").
 func appendSeq(b []byte, n int64) []byte {
-	if b == nil {
+	if len(b) == 0 {
 		b = append(b, '[')
 	} else {
 		b = append(b, ',')
@@ -591,15 +831,48 @@ func appendSeq(b []byte, n int64) []byte {
 // transaction (sooner when the writer is idle, or at close).
 const compactEvery = 1 << 20
 
+// untilSpread bounds how much longer than its dedup window compaction may
+// remember a key (see compact).
+const untilSpread = time.Second
+
 // compact deletes acked rows, remembering their keys for the dedup window.
 func (t *txn) compact() error {
 	if t.c.pending+t.dPending <= 0 {
 		return nil
 	}
-	if _, err := t.exec(`INSERT OR REPLACE INTO schnitzel_queue_dedup (key, seq, until)
+	all, err := t.allAcked()
+	if err != nil {
+		return err
+	}
+	remember := `INSERT OR REPLACE INTO schnitzel_queue_dedup (key, seq, until)
 SELECT p.idempotency_key, p.seq, s.acked_until FROM schnitzel_queue_state s JOIN packets p ON p.seq = s.seq
 WHERE s.acked = 1 AND s.acked_until IS NOT NULL AND p.idempotency_key IS NOT NULL
-ORDER BY p.idempotency_key`); err != nil { // key order: each b-tree page is filled once, not revisited per key
+ORDER BY p.idempotency_key` // key order: each b-tree page is filled once, not revisited per key
+	var args []any
+	if all {
+		// Every row is acked: the key index lists them in key order, so
+		// reading it saves sorting them.
+		remember = `INSERT OR REPLACE INTO schnitzel_queue_dedup (key, seq, until)
+SELECT p.idempotency_key, p.seq, s.acked_until FROM packets p INDEXED BY idx_packets_idempotency CROSS JOIN schnitzel_queue_state s ON s.seq = p.seq
+WHERE s.acked = 1 AND s.acked_until IS NOT NULL AND p.idempotency_key IS NOT NULL
+ORDER BY p.idempotency_key`
+		// When the rows were acked within a moment of each other, each
+		// key is remembered until the latest of their times: at most
+		// untilSpread longer than its own window, and no state row is
+		// looked up per key.
+		var lo, hi sql.NullInt64
+		var unremembered int64
+		if err := t.queryRow(`SELECT min(acked_until), max(acked_until), count(*) - count(acked_until) FROM schnitzel_queue_state WHERE acked = 1`).Scan(&lo, &hi, &unremembered); err != nil {
+			return err
+		}
+		if unremembered == 0 && lo.Valid && hi.Int64-lo.Int64 <= untilSpread.Milliseconds() {
+			remember = `INSERT OR REPLACE INTO schnitzel_queue_dedup (key, seq, until)
+SELECT idempotency_key, seq, ? FROM packets INDEXED BY idx_packets_idempotency
+WHERE idempotency_key IS NOT NULL ORDER BY idempotency_key`
+			args = append(args, hi.Int64)
+		}
+	}
+	if _, err := t.exec(remember, args...); err != nil {
 		return err
 	}
 	if t.c.bytesKnown {
@@ -609,18 +882,15 @@ ORDER BY p.idempotency_key`); err != nil { // key order: each b-tree page is fil
 		}
 		t.dBytes -= size
 	}
-	var live int
-	if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq WHERE COALESCE(s.acked, 0) = 0)`).Scan(&live); err != nil {
-		return err
-	}
-	if live == 0 {
-		// Everything is acked (a drained queue): an unconditional DELETE
-		// lets SQLite drop whole pages instead of unlinking every index
-		// entry. AUTOINCREMENT still never reuses a seq.
+	if all {
+		// Everything is acked (a drained queue): unconditional DELETEs
+		// let SQLite drop whole pages instead of unlinking every index
+		// entry. AUTOINCREMENT still never reuses a seq. The state rows
+		// left are those of acked rows and orphans.
 		if _, err := t.exec(`DELETE FROM packets`); err != nil {
 			return err
 		}
-		if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE acked = 1`); err != nil {
+		if _, err := t.exec(`DELETE FROM schnitzel_queue_state`); err != nil {
 			return err
 		}
 	} else {
@@ -633,6 +903,28 @@ ORDER BY p.idempotency_key`); err != nil { // key order: each b-tree page is fil
 	}
 	t.dPending = -t.c.pending
 	return nil
+}
+
+// allAcked reports whether every packets row is acked (awaiting
+// compaction). When this process's count says so and no other connection
+// wrote since it was taken, a row count confirms it cheaply; otherwise
+// every row is looked at.
+func (t *txn) allAcked() (bool, error) {
+	c := t.c
+	if !c.depthStale.Load() && c.rows.Load()+t.dRows == 0 {
+		var n int64
+		if err := t.queryRow(`SELECT COUNT(*) FROM packets`).Scan(&n); err != nil {
+			return false, err
+		}
+		if n == c.pending+t.dPending {
+			return true, nil
+		}
+	}
+	var live int
+	if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq WHERE COALESCE(s.acked, 0) = 0)`).Scan(&live); err != nil {
+		return false, err
+	}
+	return live == 0, nil
 }
 
 func (t *txn) nack(h *Queue, r Ref, reason string) (AckStatus, error) {

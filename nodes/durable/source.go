@@ -108,52 +108,157 @@ func (s *source) Run(ctx context.Context, out plugin.Emitter) error {
 	if s.cfg.Limit <= 0 {
 		return nil // upstream: read(limit<=0) returns nothing
 	}
-	lease := secs(s.cfg.LeaseSec)
 	var acks []queue.Ref
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		msgs, err := s.q.Lease(ctx, s.cfg.Limit, lease)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		got, err := s.read(ctx, out, &acks)
+		if err != nil || got < 0 {
+			return err // got < 0: the runtime stopped taking packets
 		}
-		if len(msgs) == 0 {
+		if got == 0 {
 			if !s.cfg.Follow {
 				return nil
 			}
 			s.q.Wait(ctx, secs(s.cfg.PollIntervalSec))
 			continue
 		}
-		acks = acks[:0]
-		for i, m := range msgs {
-			p := s.packet(m)
-			if err := out.Emit(p); err != nil {
-				// Not taken (stop or --max-events): give the rest back
-				// untouched, and settle what was taken.
-				var rest []int64
-				for _, r := range msgs[i:] {
-					rest = append(rest, r.Seq)
-				}
-				if rerr := s.q.Release(context.Background(), rest...); rerr != nil {
-					s.env.Logger.Warn("releasing unread rows failed; they return after lease_sec", "path", s.cfg.Path, "err", rerr)
-				}
-				return s.deleteEmitted(acks)
-			}
-			s.emitted.Add(1)
-			if s.cfg.DeleteOnEmit {
-				acks = append(acks, queue.Ref{Seq: m.Seq})
-			}
-		}
-		if err := s.deleteEmitted(acks); err != nil {
-			return err
-		}
 		if !s.cfg.Follow && !s.cfg.Drain {
 			return nil
 		}
+	}
+}
+
+// leasePart is the most rows one lease takes; loadPart is how many rows
+// are read and handed on at a time.
+const (
+	leasePart = 8192
+	loadPart  = 1024
+)
+
+// part is a run of leased rows, loaded (read and decoded) or not.
+type part struct {
+	msgs []queue.Message
+	err  error
+}
+
+// read is one read of up to limit rows in three stages: a goroutine
+// leases them part by part, a second one reads and decodes them, and
+// this one emits them; so leasing (the writer), reading (a reader
+// connection) and the runtime's work, including the acks of earlier rows,
+// overlap. It returns the rows emitted, or -1 when the runtime stopped
+// taking packets. Rows leased but not emitted are released.
+func (s *source) read(ctx context.Context, out plugin.Emitter, acks *[]queue.Ref) (int, error) {
+	lease := secs(s.cfg.LeaseSec)
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Every stage hands on everything it gets, and the next one drains
+	// its input until it is closed: rows are released by whichever stage
+	// holds them when the read stops.
+	leased := make(chan part, 1)
+	go func() {
+		defer close(leased)
+		n := 0
+		for n < s.cfg.Limit && hctx.Err() == nil {
+			want := min(s.cfg.Limit-n, leasePart)
+			msgs, err := s.q.LeaseUnloaded(hctx, want, lease)
+			if err != nil {
+				if hctx.Err() == nil {
+					leased <- part{err: err}
+				}
+				return
+			}
+			n += len(msgs)
+			if len(msgs) > 0 {
+				leased <- part{msgs: msgs}
+			}
+			if len(msgs) < want {
+				return // nothing more available now
+			}
+		}
+	}()
+	parts := make(chan part, 2)
+	go func() {
+		defer close(parts)
+		for pt := range leased {
+			held := pt.msgs
+			if pt.err != nil {
+				parts <- pt
+			}
+			for len(held) > 0 {
+				if hctx.Err() != nil {
+					s.release(held)
+					break
+				}
+				n := min(len(held), loadPart)
+				loaded, err := s.q.Load(context.Background(), held[:n:n])
+				if err != nil {
+					s.release(held)
+					parts <- part{err: err}
+					break
+				}
+				parts <- part{msgs: loaded}
+				held = held[n:]
+			}
+		}
+	}()
+	*acks = (*acks)[:0]
+	emitted := 0
+	var firstErr error
+	stopped := false
+	for pt := range parts {
+		if pt.err != nil {
+			firstErr = pt.err
+			cancel()
+			continue
+		}
+		if stopped || firstErr != nil {
+			s.release(pt.msgs)
+			continue
+		}
+		for i, m := range pt.msgs {
+			if err := out.Emit(s.packet(m)); err != nil {
+				// Not taken (stop or --max-events): give the rest back
+				// untouched, and settle what was taken.
+				s.release(pt.msgs[i:])
+				stopped = true
+				cancel()
+				break
+			}
+			emitted++
+			s.emitted.Add(1)
+			if s.cfg.DeleteOnEmit {
+				*acks = append(*acks, queue.Ref{Seq: m.Seq})
+			}
+		}
+	}
+	if err := s.deleteEmitted(*acks); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		if ctx.Err() != nil {
+			return emitted, nil
+		}
+		return emitted, firstErr
+	}
+	if stopped {
+		return -1, nil
+	}
+	return emitted, nil
+}
+
+// release gives leased rows back untouched.
+func (s *source) release(msgs []queue.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	seqs := make([]int64, len(msgs))
+	for i, m := range msgs {
+		seqs[i] = m.Seq
+	}
+	if err := s.q.Release(context.Background(), seqs...); err != nil {
+		s.env.Logger.Warn("releasing unread rows failed; they return after lease_sec", "path", s.cfg.Path, "err", err)
 	}
 }
 
