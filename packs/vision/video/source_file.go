@@ -61,11 +61,11 @@ type fileSource struct {
 	// the ones the sampler right after this source keeps (Downstream).
 	every, first int64
 
-	decodedN  atomic.Int64 // frames read from ffmpeg
-	lastIdx   atomic.Int64 // index of the last frame read; -1 before any
-	emitted   atomic.Int64
-	passes    atomic.Int64
-	ffmpegRSS atomic.Int64 // peak RSS of the decoder processes (benchmarks)
+	decodedN   atomic.Int64 // frames read from ffmpeg
+	sampledOut atomic.Int64 // frames ffmpeg dropped for the sampler, before the last one emitted
+	emitted    atomic.Int64
+	passes     atomic.Int64
+	ffmpegRSS  atomic.Int64 // peak RSS of the decoder processes (benchmarks)
 }
 
 func newFileSource(c FileConfig, env plugin.Env) (any, error) {
@@ -73,7 +73,6 @@ func newFileSource(c FileConfig, env plugin.Env) (any, error) {
 		c.SourceID = env.NodeID
 	}
 	s := &fileSource{cfg: c, env: env, every: 1}
-	s.lastIdx.Store(-1)
 	if strings.TrimSpace(c.StartTS) != "" {
 		t, err := parseISO(c.StartTS)
 		if err != nil {
@@ -234,13 +233,12 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	passStart := s.decodedN.Load() // no sampling with loop: index = frames read
 	nextIndex := func() int64 {
 		k := s.decodedN.Add(1) - 1
-		idx := k
 		if s.every > 1 {
-			idx = s.first + k*s.every
+			return s.first + k*s.every
 		}
-		s.lastIdx.Store(idx)
-		return idx
+		return k
 	}
+	prevIdx := passStart - 1 // index of the last frame emitted in this pass
 	go func() {
 		pumpErr <- dec.pump(*pool, ch, false, pumpHooks{nextIndex: nextIndex})
 	}()
@@ -290,6 +288,9 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		}
 		r.frames++
 		s.emitted.Add(1)
+		// Counted at emit, not at read: the reader runs ahead of a stop.
+		s.sampledOut.Add(it.f.Index - prevIdx - 1)
+		prevIdx = it.f.Index
 		if s.cfg.MaxFrames > 0 && it.f.Index+s.every >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
@@ -356,7 +357,7 @@ func (s *fileSource) Metrics() []plugin.Metric {
 		{Name: "decoded_total", Value: s.decodedN.Load()},
 		// Frames ffmpeg decoded but did not ship because the sampler after
 		// this source drops them (counted up to the last frame shipped).
-		{Name: "sampled_out_total", Value: s.lastIdx.Load() + 1 - s.decodedN.Load()},
+		{Name: "sampled_out_total", Value: s.sampledOut.Load()},
 		{Name: "passes_total", Value: s.passes.Load()},
 	}
 }
