@@ -19,6 +19,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/track"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -52,10 +53,20 @@ type ModelAdapterConfig struct {
 	ClassMap            []ClassMapEntry `yaml:"class_map" doc:"Maps adapter classes to event_type/object_type/severity; detections of an unmapped class without their own object_type are dropped (unmapped_total). Default: class 0 -> ZONE_INTRUSION/PERSON/LOW, as upstream."`
 	EventType           string          `yaml:"event_type" doc:"event_type when neither the class map nor the adapter gives one."`
 	Severity            string          `yaml:"severity" doc:"severity when neither the class map nor the adapter gives one."`
+
+	Tracker       string  `yaml:"tracker" enum:"none,iou,bytetrack" doc:"Track ids across frames: none (the adapter's track_id, else a counter: every detection a new id, so dedup never drops a repeat), iou (upstream's IoU tracker, one per source_id: a box overlapping a track's last box by at least tracker_iou keeps that track's id), or bytetrack (not built in: the IoU tracker, as upstream without its library). With a tracker the adapter's own track_id is replaced."`
+	TrackerIoU    float64 `yaml:"tracker_iou" doc:"IoU (0..1) a box needs with a track's last box to continue it (upstream TRACKER_IOU); a match needs some overlap even at 0."`
+	TrackerMaxAge int64   `yaml:"tracker_max_age" doc:"Frames in a row a track may go unmatched before its id is retired (>= 1; upstream TRACKER_MAX_AGE)."`
 }
 
 // Validate checks the transport choice and numbers.
 func (c *ModelAdapterConfig) Validate() error {
+	if !(c.TrackerIoU >= 0 && c.TrackerIoU <= 1) {
+		return plugin.Errorf("tracker_iou", "must be between 0 and 1, got %s", packet.PyFloat(c.TrackerIoU))
+	}
+	if c.TrackerMaxAge < 1 || c.TrackerMaxAge > math.MaxInt32 {
+		return plugin.Errorf("tracker_max_age", "must be a number of frames >= 1, got %d", c.TrackerMaxAge)
+	}
 	t := transportOf(c)
 	return t.validate(true)
 }
@@ -259,7 +270,11 @@ func registerModelAdapter(r *plugin.Registry) {
 			"(for EventSnapshotNode), payload bbox (clipped to the frame, truncated to integers; empty boxes dropped), " +
 			"confidence, event_type, object_type, severity, track_id. Fields come from class_map (by class_id or class " +
 			"name), else from the adapter's own object_type/event_type/severity, else event_type/severity of the config; " +
-			"track_id is the adapter's, else a counter 0,1,2,... per node (upstream's adapters without tracker). " +
+			"track_id: with tracker none the adapter's, else a counter 0,1,2,... per node (upstream's adapters without " +
+			"tracker); with tracker iou (or bytetrack, which is iou here) upstream's IoU tracker, one per source_id, " +
+			"assigns every id: each track in creation order takes the unmatched box of highest IoU (> 0 and >= " +
+			"tracker_iou), other boxes start new tracks (ids 0,1,2,... per source_id), tracks unmatched for more than " +
+			"tracker_max_age answered frames are retired. " +
 			adapterDoc + " Metrics: emitted_total, filtered_total, unmapped_total, requests_total, adapter_restarts_total, " +
 			"timeouts_total, garbage_total, adapter_crashes_total, adapter_errors_total.",
 		Defaults: ModelAdapterConfig{
@@ -267,6 +282,7 @@ func registerModelAdapter(r *plugin.Registry) {
 			MaxRestarts: 5, RestartBackoffSec: 0.5, RestartBackoffMaxSec: 10, MaxTimeouts: 3,
 			ClassMap:  []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
 			EventType: "ZONE_INTRUSION", Severity: "LOW",
+			Tracker: "none", TrackerIoU: track.Defaults.IoU, TrackerMaxAge: int64(track.Defaults.MaxAge),
 		},
 		New: func(c ModelAdapterConfig, env plugin.Env) (any, error) {
 			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", transportOf(&c), c.Params, env)}, nil
@@ -283,6 +299,9 @@ type adapterDetector struct {
 	run                         *runner
 	track                       atomic.Int64
 	emitted, filtered, unmapped atomic.Int64
+
+	tmu      sync.Mutex            // guards trackers
+	trackers map[string]*track.IoU // one per source_id (camera)
 }
 
 func (d *adapterDetector) Start(context.Context) error {
@@ -292,6 +311,9 @@ func (d *adapterDetector) Start(context.Context) error {
 			return fmt.Errorf("ModelAdapterDetectorNode %q: class_map_path: %w", d.run.node, err)
 		}
 		d.cfg.ClassMap = m
+	}
+	if d.cfg.Tracker == "bytetrack" {
+		d.run.env.Logger.Warn("ByteTrack is not built in; tracker bytetrack uses the IoU tracker", "node", d.run.node)
 	}
 	return d.run.start()
 }
@@ -336,11 +358,25 @@ func (d *adapterDetector) Process(ctx context.Context, p *packet.Packet, out plu
 	if ts == "" {
 		ts = packet.Now()
 	}
+	tracked := d.cfg.Tracker != "none" && d.cfg.Tracker != ""
+	payloads := make([]*packet.Map, 0, len(dets))
+	var boxes []track.Det
 	for i := range dets {
-		det := d.toPayload(&dets[i], fr)
-		if det == nil {
-			continue
+		if det, td := d.toPayload(&dets[i], fr, !tracked); det != nil {
+			payloads = append(payloads, det)
+			if tracked {
+				boxes = append(boxes, td)
+			}
 		}
+	}
+	if tracked {
+		// Every answered frame, also one without boxes, so tracks age.
+		d.assignTracks(p.SourceID, boxes)
+		for i, det := range payloads {
+			det.Set("track_id", boxes[i].TrackID) // every detection has a box, so an id
+		}
+	}
+	for _, det := range payloads {
 		meta := p.Meta.Clone(2)
 		meta.Set("frame_idx", idx)
 		meta.Set(FrameMetaKey, fr)
@@ -353,38 +389,58 @@ func (d *adapterDetector) Process(ctx context.Context, p *packet.Packet, out plu
 }
 
 // toPayload builds the detection payload, or nil (counted) when the
-// detection is filtered out.
-func (d *adapterDetector) toPayload(det *detect.Detection, fr *frame.Frame) *packet.Map {
+// detection is filtered out, and what a tracker needs of it. Without
+// withTrack the payload has no track_id yet (the tracker adds it).
+func (d *adapterDetector) toPayload(det *detect.Detection, fr *frame.Frame, withTrack bool) (*packet.Map, track.Det) {
 	if det.Confidence < d.cfg.ConfidenceThreshold {
 		d.filtered.Add(1)
-		return nil
+		return nil, track.Det{}
 	}
 	x1, y1, x2, y2, ok := clipBox(det.BBox, fr.Width, fr.Height)
 	if !ok {
 		d.filtered.Add(1)
-		return nil
+		return nil, track.Det{}
 	}
 	eventType, objectType, severity := det.EventType, det.ObjectType, det.Severity
 	if e := d.lookup(det); e != nil {
 		eventType, objectType, severity = or(e.EventType, eventType), or(e.ObjectType, objectType), or(e.Severity, severity)
 	} else if objectType == "" {
 		d.unmapped.Add(1)
-		return nil
+		return nil, track.Det{}
 	}
-	var track int64
-	if det.TrackID != nil {
-		track = *det.TrackID
-	} else {
-		track = d.track.Add(1) - 1
-	}
-	return packet.MapOf(
+	m := packet.MapOf(
 		"bbox", packet.MapOf("x1", x1, "y1", y1, "x2", x2, "y2", y2),
 		"confidence", det.Confidence,
 		"event_type", or(eventType, d.cfg.EventType),
 		"object_type", objectType,
 		"severity", or(severity, d.cfg.Severity),
-		"track_id", track,
 	)
+	if withTrack {
+		var id int64
+		if det.TrackID != nil {
+			id = *det.TrackID
+		} else {
+			id = d.track.Add(1) - 1
+		}
+		m.Set("track_id", id)
+	}
+	return m, track.Det{Box: track.Box{X1: float64(x1), Y1: float64(y1), X2: float64(x2), Y2: float64(y2)}, ObjectType: objectType}
+}
+
+// assignTracks runs the source's tracker over one frame's boxes (in the
+// order the adapter sent them) and sets their TrackID.
+func (d *adapterDetector) assignTracks(source string, dets []track.Det) {
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
+	tr := d.trackers[source]
+	if tr == nil {
+		if d.trackers == nil {
+			d.trackers = map[string]*track.IoU{}
+		}
+		tr = track.New(track.Config{IoU: d.cfg.TrackerIoU, MaxAge: int(d.cfg.TrackerMaxAge)})
+		d.trackers[source] = tr
+	}
+	tr.Update(dets)
 }
 
 func (d *adapterDetector) lookup(det *detect.Detection) *ClassMapEntry {

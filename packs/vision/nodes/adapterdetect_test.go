@@ -372,6 +372,10 @@ func TestModelAdapterConfigErrors(t *testing.T) {
 		{packet.MapOf("command", []any{"x"}, "timeout_sec", 0.0), "timeout_sec: must be > 0"},
 		{packet.MapOf("command", []any{"x"}, "input_format", "png"), "must be one of jpeg, bgr24"},
 		{packet.MapOf("command", []any{"x"}, "jpeg_quality", int64(0)), "jpeg_quality"},
+		{packet.MapOf("command", []any{"x"}, "tracker", "sort"), "config.tracker: must be one of none, iou, bytetrack"},
+		{packet.MapOf("command", []any{"x"}, "tracker", "iou", "tracker_iou", 1.5), "config.tracker_iou: must be between 0 and 1"},
+		{packet.MapOf("command", []any{"x"}, "tracker_iou", math.NaN()), "config.tracker_iou"},
+		{packet.MapOf("command", []any{"x"}, "tracker", "iou", "tracker_max_age", int64(0)), "config.tracker_max_age: must be a number of frames >= 1"},
 	}
 	for _, c := range cases {
 		if err := buildErr(adapterN, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
