@@ -40,6 +40,8 @@ func Register(r *plugin.Registry) {
 			"read_timeout_sec) is retried after reconnect_backoff_sec, doubling up to reconnect_backoff_max_sec; waits " +
 			"end at once on shutdown. Meta carries frame_idx, epoch (connections that delivered frames) and " +
 			"idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`; ts is the wall clock when the frame was read. " +
+			"When an EveryNthFrameSamplerNode is this source's only consumer (no --max-events), ffmpeg drops the frames " +
+			"the sampler would drop before they are converted or piped. " +
 			"Metrics: reconnect_total, open_failures_total, stream_lost_total, skipped_total, decoded_total, emitted_total.",
 		Defaults: rtspDefaults,
 		New:      newRTSPSource,
@@ -52,7 +54,8 @@ func Register(r *plugin.Registry) {
 		Summary: "Read a local camera (v4l2, avfoundation, dshow) into frame packets, reopening it with backoff.",
 		Description: "Linux opens /dev/video{camera_index} through v4l2, macOS the avfoundation device, Windows the " +
 			"DirectShow device of that index. A missing device is an open failure naming the camera, retried like " +
-			"RTSP. Meta carries frame_idx, camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
+			"RTSP (backoff, stall detection, sampling in ffmpeg for a sampler right behind it). Meta carries frame_idx, " +
+			"camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
 		Defaults: webcamDefaults,
 		New:      newWebcamSource,
 	})

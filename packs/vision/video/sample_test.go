@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -90,4 +91,76 @@ func TestFileSourceSamplesForDownstream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A camera with a sampler behind it: ffmpeg ships only the frames the
+// sampler keeps, indices still count the camera's frames, and max_frames
+// still means the first max_frames frames of the camera.
+func TestRTSPSamplesForDownstream(t *testing.T) {
+	needFFmpeg(t)
+	srv := startRTSPServer(t, "127.0.0.1:0")
+	pub := startPublisher(t, srv.url("cam"))
+	defer pub.stop()
+	srv.waitPublished(t)
+	n, _ := build(t, rtspName, rtspCfg(srv.url("cam"), "max_frames", 40, "latest_only", false))
+	n.(plugin.Downstream).Downstream(fakeSampler{every: 5, offset: 2})
+	rec := newRecorder(0)
+	stop, done := runSource(t, n, rec)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\npublisher: %s", err, pub.out)
+		}
+	case <-time.After(60 * time.Second):
+		stop()
+		t.Fatalf("no end in 60 s; got %d frames", len(rec.packets()))
+	}
+	var got []int64
+	for _, p := range rec.packets() {
+		got = append(got, frameOf(t, p).Index)
+	}
+	want := []int64{2, 7, 12, 17, 22, 27, 32, 37}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("frame indices %v, want %v", got, want)
+	}
+	if d := metric(n, "decoded_total"); d != int64(len(want)) {
+		t.Errorf("decoded_total = %d, want %d frames read from ffmpeg", d, len(want))
+	}
+	pub.stop()
+	noFFmpegChildren(t)
+}
+
+// Across a reconnect the sampled indices keep increasing and stay on the
+// sampler's grid.
+func TestRTSPSamplingAcrossReconnect(t *testing.T) {
+	needFFmpeg(t)
+	srv := startRTSPServer(t, "127.0.0.1:0")
+	url := srv.url("cam")
+	pub := startPublisher(t, url)
+	n, _ := build(t, rtspName, rtspCfg(url, "latest_only", false))
+	n.(plugin.Downstream).Downstream(fakeSampler{every: 3, offset: 1})
+	rec := newRecorder(0)
+	stop, _ := runSource(t, n, rec)
+	defer stop()
+	rec.waitFor(t, 30*time.Second, "first frames", func(p []*packet.Packet) bool { return len(p) >= 3 })
+	pub.stop()
+	eventually(t, 15*time.Second, "stream loss to be noticed", func() bool { return metric(n, "stream_lost_total") >= 1 })
+	before := len(rec.packets())
+	pub = startPublisher(t, url)
+	rec.waitFor(t, 30*time.Second, "frames of epoch 2", func(p []*packet.Packet) bool {
+		return len(p) > before+3 && epochOf(p[len(p)-1]) == 2
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	prev := int64(-1)
+	for i, p := range rec.packets() {
+		idx := frameOf(t, p).Index
+		if idx <= prev || (idx-1)%3 != 0 {
+			t.Fatalf("frame %d: index %d after %d (want increasing, = 1 mod 3)", i, idx, prev)
+		}
+		prev = idx
+	}
+	pub.stop()
+	noFFmpegChildren(t)
 }

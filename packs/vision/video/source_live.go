@@ -90,7 +90,12 @@ type liveSource struct {
 	tool      tool
 	started   bool
 
-	decodedN     atomic.Int64
+	// every > 1: ffmpeg ships only frames whose index is offset mod every,
+	// the ones the sampler right after this source keeps (Downstream).
+	every, offset int64
+	next          int64 // sampling: the index the next decoded frame gets
+
+	decodedN     atomic.Int64 // frames read from ffmpeg
 	emitted      atomic.Int64
 	skipped      atomic.Int64
 	reconnects   atomic.Int64
@@ -108,6 +113,24 @@ func (s *liveSource) Start(ctx context.Context) error {
 }
 
 func (s *liveSource) Close(context.Context) error { return nil }
+
+// Downstream lets ffmpeg drop the frames a sampler right after this source
+// would drop, before conversion and the pipe (see the file source). Frame
+// indices keep counting decoded frames within a connection; across a
+// reconnect they continue after the last frame shipped (the frames a lost
+// connection decoded after it are not known, and were lost anyway).
+func (s *liveSource) Downstream(next any) {
+	sm, ok := next.(indexSampler)
+	if !ok {
+		return
+	}
+	every, offset := sm.SampleEvery()
+	if every <= 1 {
+		return
+	}
+	s.every, s.offset = every, offset
+	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "camera", s.cfg.SourceID, "every_n", every)
+}
 
 func (s *liveSource) Metrics() []plugin.Metric {
 	return []plugin.Metric{
@@ -203,7 +226,15 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	if s.kind == "webcam" {
 		pf = frame.PixFmtBGR24
 	}
-	dec, err := startDecoder(ctx, s.tool, decodeSpec{input: input, fps: s.cfg.FPS, mask: maskURL, pixFmt: pf})
+	spec := decodeSpec{input: input, fps: s.cfg.FPS, mask: maskURL, pixFmt: pf}
+	// Sampling: the first frame of this connection is index base; keep n
+	// (0-based in this connection) with (base + n - offset) mod every == 0.
+	base := s.next
+	if s.every > 1 {
+		spec.every = s.every
+		spec.first = ((s.offset-base)%s.every + s.every) % s.every
+	}
+	dec, err := startDecoder(ctx, s.tool, spec)
 	if err != nil {
 		r.err = err
 		return r
@@ -231,9 +262,29 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	ch := make(chan decoded, 1)
 	pumpErr := make(chan error, 1)
 	readTimeout := seconds(s.cfg.ReadTimeoutSec)
+	nextIndex := func() int64 { return s.decodedN.Add(1) - 1 }
+	if s.every > 1 {
+		// Shipped frames are every_n frame intervals apart: a sparse
+		// stream is not a stalled one.
+		fps := g.FPS
+		if s.cfg.FPS > 0 {
+			fps = s.cfg.FPS
+		}
+		if fps <= 0 {
+			fps = 1
+		}
+		readTimeout += time.Duration(float64(s.every) / fps * float64(time.Second))
+		var k int64
+		nextIndex = func() int64 {
+			s.decodedN.Add(1)
+			idx := base + spec.first + k*s.every
+			k++
+			return idx
+		}
+	}
 	go func() {
 		pumpErr <- dec.pump(pool, ch, s.cfg.LatestOnly, pumpHooks{
-			nextIndex: func() int64 { return s.decodedN.Add(1) - 1 },
+			nextIndex: nextIndex,
 			frame: func(skipped bool) {
 				watchdog.Reset(readTimeout)
 				if skipped {
@@ -270,6 +321,13 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 			*epoch++
 			first = time.Now()
 		}
+		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
+			// Sampled in ffmpeg: the next kept frame lies past the limit.
+			it.f.Release()
+			drain()
+			r.stop = true
+			return r
+		}
 		it.f.PTS = it.pts
 		if math.IsNaN(it.pts) && g.FPS > 0 {
 			it.f.PTS = float64(it.f.Index) / g.FPS
@@ -282,7 +340,16 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		}
 		r.frames++
 		r.lived = time.Since(first)
-		if n := s.emitted.Add(1); s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
+		if s.every > 1 {
+			s.next = it.f.Index + 1
+		}
+		n := s.emitted.Add(1)
+		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index+s.every >= s.cfg.MaxFrames {
+			drain()
+			r.stop = true
+			return r
+		}
+		if s.every <= 1 && s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
 			return r
@@ -329,8 +396,9 @@ func (s *liveSource) packet(it decoded, epoch int64) *packet.Packet {
 }
 
 var (
-	_ plugin.Source  = (*liveSource)(nil)
-	_ plugin.Starter = (*liveSource)(nil)
-	_ plugin.Closer  = (*liveSource)(nil)
-	_ plugin.Metrics = (*liveSource)(nil)
+	_ plugin.Source     = (*liveSource)(nil)
+	_ plugin.Starter    = (*liveSource)(nil)
+	_ plugin.Closer     = (*liveSource)(nil)
+	_ plugin.Metrics    = (*liveSource)(nil)
+	_ plugin.Downstream = (*liveSource)(nil)
 )
