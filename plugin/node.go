@@ -108,8 +108,15 @@ type Stopper interface {
 // ignores anything else. Whatever it does, its output must stay a superset
 // of what next keeps: next still receives and filters every packet sent,
 // so the graph's results do not change, only the work behind them.
+//
+// The report must not change either: for every n packets it did not
+// produce because next would have dropped them, the node calls skipped(n)
+// (from any goroutine, before it emits the packet that follows them), and
+// the runtime counts them as produced by this node and consumed by next, as
+// if they had travelled. Telling next (so its own drop counters match) is
+// up to the two nodes.
 type Downstream interface {
-	Downstream(next any)
+	Downstream(next any, skipped func(n int64))
 }
 
 // Metric is a node's own counter, reported as node.<id>.<Name>.

@@ -214,11 +214,26 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 	if !plan.Cyclic && opts.MaxEvents == 0 {
 		for _, n := range x.nodes {
 			if d, ok := n.inst.(plugin.Downstream); ok && len(n.out) == 1 && inDegree[n.out[0].dst.pn.ID] == 1 {
-				d.Downstream(n.out[0].dst.inst)
+				d.Downstream(n.out[0].dst.inst, x.skipper(n, n.out[0].dst))
 			}
 		}
 	}
 	return x, nil
+}
+
+// skipper accounts packets a node did not produce because next would have
+// dropped them (plugin.Downstream) as if they had travelled.
+func (x *Executor) skipper(n, next *node) func(int64) {
+	return func(k int64) {
+		if k <= 0 {
+			return
+		}
+		if n.source {
+			x.srcEmit.Add(k)
+		}
+		n.produced.Add(k)
+		next.consumed.Add(k)
+	}
 }
 
 func dirOf(p string) string {

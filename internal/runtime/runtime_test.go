@@ -503,7 +503,10 @@ type hinted struct{ next []any }
 
 var hints = map[string]*hinted{}
 
-func (h *hinted) Downstream(next any)                       { h.next = append(h.next, next) }
+func (h *hinted) Downstream(next any, skipped func(int64)) {
+	h.next = append(h.next, next)
+	skipped(3) // three packets "dropped ahead": counted as if they had travelled
+}
 func (h *hinted) Run(context.Context, plugin.Emitter) error { return nil }
 
 func TestDownstreamHint(t *testing.T) {
@@ -539,7 +542,7 @@ edges:
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			run(t, "version: 2\nnodes:"+tc.graph+"\n", tc.opts)
+			r, _ := run(t, "version: 2\nnodes:"+tc.graph+"\n", tc.opts)
 			sinksMu.Lock()
 			h := hints[t.Name()+"/src"]
 			sinksMu.Unlock()
@@ -549,6 +552,9 @@ edges:
 			if tc.want {
 				if n, ok := h.next[0].(*testNode); !ok || n.c != sinkFor(t, "out") {
 					t.Fatalf("hint got %T, not the out node", h.next[0])
+				}
+				if src, out := metric(r, "src"), metric(r, "out"); r.SourceEmitted != 3 || src.Produced != 3 || out.Consumed != 3 || len(sinkFor(t, "out").packets()) != 0 {
+					t.Fatalf("skipped packets not accounted: source_emitted %d, src produced %d, out consumed %d", r.SourceEmitted, src.Produced, out.Consumed)
 				}
 			}
 		})

@@ -53,6 +53,10 @@ func (s *sampler) Process(_ context.Context, p *packet.Packet, out plugin.Emitte
 // indices it keeps, so the decoder ships only those (see plugin.Downstream).
 func (s *sampler) SampleEvery() (every, offset int64) { return s.every, s.offset }
 
+// DroppedAhead counts frames the source did not ship because this sampler
+// would have dropped them, so dropped_total reads as without the shortcut.
+func (s *sampler) DroppedAhead(n int64) { s.dropped.Add(n) }
+
 func (s *sampler) Metrics() []plugin.Metric {
 	return []plugin.Metric{{Name: "kept_total", Value: s.kept.Load()}, {Name: "dropped_total", Value: s.dropped.Load()}}
 }

@@ -85,11 +85,18 @@ type decodeSpec struct {
 	// n mod every == first, ffmpeg's select filter; the rest are decoded
 	// but neither converted nor written.
 	every, first int64
-	mask         func(string) string
+	// verbose logs at level verbose, for the closing statistics (frames
+	// decoded) that account for the frames select dropped at the end.
+	verbose bool
+	mask    func(string) string
 }
 
 func (t tool) args(s decodeSpec) []string {
-	a := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info"}
+	level := "level+info"
+	if s.verbose {
+		level = "level+verbose"
+	}
+	a := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", level}
 	a = append(a, s.input...)
 	vf := ""
 	if s.fps > 0 {

@@ -25,8 +25,9 @@ func Register(r *plugin.Registry) {
 			"`start_ts`, ts = start_ts + position (reproducible runs); with `loop` the positions of later passes " +
 			"continue after the previous pass, so ts never goes back. When an EveryNthFrameSamplerNode is this source's only " +
 			"consumer (no loop, no --max-events), ffmpeg drops the frames the sampler would drop before they are converted " +
-			"or piped; the sampler's output is unchanged. Metrics: emitted_total, decoded_total (frames read from ffmpeg), " +
-			"sampled_out_total (frames dropped for the sampler, up to the last one shipped), passes_total.",
+			"or piped; the sampler's output and the report are unchanged (frames not shipped count as emitted here and " +
+			"dropped by the sampler). Metrics: emitted_total, decoded_total, sampled_out_total (frames that took that " +
+			"shortcut), passes_total.",
 		Defaults: FileConfig{},
 		New:      newFileSource,
 	})

@@ -3,6 +3,7 @@ package video
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,9 +11,13 @@ import (
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
-type fakeSampler struct{ every, offset int64 }
+type fakeSampler struct {
+	every, offset int64
+	dropped       atomic.Int64
+}
 
-func (f fakeSampler) SampleEvery() (int64, int64) { return f.every, f.offset }
+func (f *fakeSampler) SampleEvery() (int64, int64) { return f.every, f.offset }
+func (f *fakeSampler) DroppedAhead(n int64)        { f.dropped.Add(n) }
 
 // With a sampler after it, the file source lets ffmpeg drop the frames the
 // sampler would drop. What survives the sampler must not change: the same
@@ -49,7 +54,9 @@ func TestFileSourceSamplesForDownstream(t *testing.T) {
 				}
 			}
 			n, _ := build(t, fileSrc, cfg())
-			n.(plugin.Downstream).Downstream(fakeSampler{tc.every, tc.offset})
+			fs := &fakeSampler{every: tc.every, offset: tc.offset}
+			var skipped atomic.Int64
+			n.(plugin.Downstream).Downstream(fs, func(k int64) { skipped.Add(k) })
 			if err := n.(plugin.Starter).Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -58,13 +65,23 @@ func TestFileSourceSamplesForDownstream(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := rec.packets()
-			if tc.every > 1 && !tc.loop && int64(len(all)) > tc.every && len(got) >= len(all) {
+			sampling := tc.every > 1 && !tc.loop && tc.fps == 0
+			if sampling && int64(len(all)) > tc.every && len(got) >= len(all) {
 				t.Fatalf("source shipped %d of %d frames: not sampled in ffmpeg", len(got), len(all))
 			}
-			// With loop (or every_n 1) nothing is sampled: the sampler
-			// filters everything itself.
-			if (tc.every <= 1 || tc.loop) && len(got) != len(all) {
+			// With loop or fps (or every_n 1) nothing is sampled: the
+			// sampler filters everything itself.
+			if !sampling && len(got) != len(all) {
 				t.Fatalf("shipped %d frames, want all %d", len(got), len(all))
+			}
+			// The report reads as without the shortcut: every frame the
+			// full decode emitted is shipped or accounted as dropped by
+			// the sampler.
+			all64 := int64(len(all))
+			if int64(len(got))+skipped.Load() != all64 || fs.dropped.Load() != skipped.Load() ||
+				metric(n, "emitted_total") != all64 || metric(n, "decoded_total") < all64 || metric(n, "sampled_out_total") != skipped.Load() {
+				t.Fatalf("accounting: shipped %d + skipped %d (sampler told %d), want %d; metrics %v",
+					len(got), skipped.Load(), fs.dropped.Load(), all64, n.(plugin.Metrics).Metrics())
 			}
 			var kept []*packet.Packet
 			for _, p := range got {
@@ -86,8 +103,8 @@ func TestFileSourceSamplesForDownstream(t *testing.T) {
 					t.Fatalf("frame %d (idx %d): pixels differ", i, a.Index)
 				}
 			}
-			if tc.every > 1 && !tc.loop && tc.maxFrames == 0 && metric(n, "sampled_out_total") == 0 {
-				t.Error("sampled_out_total = 0")
+			if sampling && all64 > tc.every && skipped.Load() == 0 {
+				t.Error("nothing accounted as sampled out")
 			}
 		})
 	}
@@ -103,7 +120,9 @@ func TestRTSPSamplesForDownstream(t *testing.T) {
 	defer pub.stop()
 	srv.waitPublished(t)
 	n, _ := build(t, rtspName, rtspCfg(srv.url("cam"), "max_frames", 40, "latest_only", false))
-	n.(plugin.Downstream).Downstream(fakeSampler{every: 5, offset: 2})
+	fs := &fakeSampler{every: 5, offset: 2}
+	var skipped atomic.Int64
+	n.(plugin.Downstream).Downstream(fs, func(k int64) { skipped.Add(k) })
 	rec := newRecorder(0)
 	stop, done := runSource(t, n, rec)
 	select {
@@ -123,8 +142,10 @@ func TestRTSPSamplesForDownstream(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("frame indices %v, want %v", got, want)
 	}
-	if d := metric(n, "decoded_total"); d != int64(len(want)) {
-		t.Errorf("decoded_total = %d, want %d frames read from ffmpeg", d, len(want))
+	// The camera's first 40 frames: 8 shipped, 32 accounted as dropped by
+	// the sampler (as they would have been without the shortcut).
+	if skipped.Load() != 32 || fs.dropped.Load() != 32 || metric(n, "emitted_total") != 40 || metric(n, "decoded_total") < 40 {
+		t.Errorf("accounting: skipped %d, sampler told %d, metrics %v", skipped.Load(), fs.dropped.Load(), n.(plugin.Metrics).Metrics())
 	}
 	pub.stop()
 	noFFmpegChildren(t)
@@ -138,7 +159,7 @@ func TestRTSPSamplingAcrossReconnect(t *testing.T) {
 	url := srv.url("cam")
 	pub := startPublisher(t, url)
 	n, _ := build(t, rtspName, rtspCfg(url, "latest_only", false))
-	n.(plugin.Downstream).Downstream(fakeSampler{every: 3, offset: 1})
+	n.(plugin.Downstream).Downstream(&fakeSampler{every: 3, offset: 1}, func(int64) {})
 	rec := newRecorder(0)
 	stop, _ := runSource(t, n, rec)
 	defer stop()
@@ -163,4 +184,25 @@ func TestRTSPSamplingAcrossReconnect(t *testing.T) {
 	}
 	pub.stop()
 	noFFmpegChildren(t)
+}
+
+// offGrid counts the frames select dropped between two shipped frames;
+// kept indices missing there were skipped for a newer frame (latest_only)
+// and are not the sampler's drops.
+func TestOffGrid(t *testing.T) {
+	cases := []struct{ every, offset, lo, hi, want int64 }{
+		{5, 2, 0, 10, 8},  // 2 and 7 kept
+		{5, 2, 3, 7, 4},   // none kept in 3..6
+		{5, 2, 7, 8, 0},   // 7 is kept
+		{5, 2, 3, 12, 8},  // 7 kept (skipped by latest_only), 12 excluded
+		{4, -1, 0, 8, 6},  // kept: 3, 7
+		{3, 1, 10, 10, 0}, // empty range
+		{1, 0, 0, 10, 0},  // no sampling
+	}
+	for _, c := range cases {
+		s := &liveSource{every: c.every, offset: c.offset}
+		if got := s.offGrid(c.lo, c.hi); got != c.want {
+			t.Errorf("every %d offset %d: offGrid(%d, %d) = %d, want %d", c.every, c.offset, c.lo, c.hi, got, c.want)
+		}
+	}
 }

@@ -60,9 +60,11 @@ type fileSource struct {
 	// every > 1: ffmpeg ships only frames whose index is first mod every,
 	// the ones the sampler right after this source keeps (Downstream).
 	every, first int64
+	sampler      indexSampler
+	skipFn       func(int64) // the runtime's account of frames not shipped
 
 	decodedN   atomic.Int64 // frames read from ffmpeg
-	sampledOut atomic.Int64 // frames ffmpeg dropped for the sampler, before the last one emitted
+	sampledOut atomic.Int64 // frames ffmpeg dropped for the sampler
 	emitted    atomic.Int64
 	passes     atomic.Int64
 	ffmpegRSS  atomic.Int64 // peak RSS of the decoder processes (benchmarks)
@@ -130,25 +132,30 @@ func (s *fileSource) Start(ctx context.Context) error {
 }
 
 // indexSampler is a node that keeps only frames with frame_idx = offset
-// (mod every): EveryNthFrameSamplerNode.
+// (mod every): EveryNthFrameSamplerNode. DroppedAhead tells it about frames
+// the source did not ship, so its counters read as without the shortcut.
 type indexSampler interface {
 	SampleEvery() (every, offset int64)
+	DroppedAhead(n int64)
 }
 
 // Downstream lets ffmpeg drop, before colour conversion and the pipe, the
 // frames a sampler right after this source would drop: it still decodes
 // every frame (the codec needs them) but ships one in every_n. Frame
-// indices, times and the sampler's output stay the same. Not with loop,
-// whose passes would need the count of frames after the last kept one.
-func (s *fileSource) Downstream(next any) {
+// indices, times, the sampler's output and the run report (frames not
+// shipped are accounted as emitted here and dropped by the sampler) stay
+// the same. Not with loop or fps, where the frames after the last kept one
+// cannot be counted from ffmpeg's statistics.
+func (s *fileSource) Downstream(next any, skipped func(int64)) {
 	sm, ok := next.(indexSampler)
-	if !ok || s.cfg.Loop {
+	if !ok || s.cfg.Loop || s.cfg.FPS > 0 {
 		return
 	}
 	every, offset := sm.SampleEvery()
 	if every <= 1 {
 		return
 	}
+	s.sampler, s.skipFn = sm, skipped
 	s.every, s.first = every, ((offset%every)+every)%every
 	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "every_n", every, "first", s.first)
 }
@@ -194,11 +201,12 @@ type passResult struct {
 func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.Pool, offset float64, pace *pacer) (passResult, error) {
 	var r passResult
 	dec, err := startDecoder(ctx, s.tool, decodeSpec{
-		input:  []string{"-i", "file:" + s.path},
-		fps:    s.cfg.FPS,
-		pixFmt: transportFormat(s.probe.PixFmt),
-		every:  s.every,
-		first:  s.first,
+		input:   []string{"-i", "file:" + s.path},
+		fps:     s.cfg.FPS,
+		pixFmt:  transportFormat(s.probe.PixFmt),
+		every:   s.every,
+		first:   s.first,
+		verbose: s.every > 1,
 	})
 	if err != nil {
 		return r, err
@@ -258,13 +266,16 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			r.stop = true
 			return r, nil
 		}
-		if s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
-			// Sampled in ffmpeg: the next kept frame lies past the limit.
+		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
+			// Sampled in ffmpeg: this frame lies past the limit, so every
+			// frame before the limit exists and would have been emitted.
+			s.dropAhead(s.cfg.MaxFrames - 1 - prevIdx)
 			it.f.Release()
 			drain()
 			r.stop = true
 			return r, nil
 		}
+		s.dropAhead(it.f.Index - prevIdx - 1)
 		pts := it.pts
 		if math.IsNaN(pts) {
 			pts = 0
@@ -287,11 +298,9 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			return r, nil
 		}
 		r.frames++
-		s.emitted.Add(1)
-		// Counted at emit, not at read: the reader runs ahead of a stop.
-		s.sampledOut.Add(it.f.Index - prevIdx - 1)
+		n := s.emitted.Add(1)
 		prevIdx = it.f.Index
-		if s.cfg.MaxFrames > 0 && it.f.Index+s.every >= s.cfg.MaxFrames {
+		if s.every <= 1 && s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
 			return r, nil
@@ -311,6 +320,17 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		}
 		return r, err
 	}
+	if s.every > 1 {
+		// The frames after the last kept one, from ffmpeg's statistics.
+		if total := dec.log.decodedFrames(); total > 0 {
+			if s.cfg.MaxFrames > 0 {
+				total = min(total, s.cfg.MaxFrames)
+			}
+			s.dropAhead(total - 1 - prevIdx)
+		} else {
+			s.env.Logger.Warn("ffmpeg did not report how many frames it decoded; frames after the last sampled one are not counted", "path", s.path)
+		}
+	}
 	if e := dec.log.errorLines(); e != "" {
 		// ffmpeg skips what it cannot decode and still exits 0: say so.
 		s.env.Logger.Warn("ffmpeg reported decode errors; damaged frames were skipped", "path", s.path, "errors", e)
@@ -321,6 +341,18 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		r.duration += 1 / fps
 	}
 	return r, nil
+}
+
+// dropAhead accounts n frames ffmpeg did not ship because the sampler would
+// drop them: emitted by this source and dropped by the sampler, as if they
+// had travelled.
+func (s *fileSource) dropAhead(n int64) {
+	if n <= 0 || s.every <= 1 {
+		return
+	}
+	s.sampledOut.Add(n)
+	s.skipFn(n)
+	s.sampler.DroppedAhead(n)
 }
 
 // packet builds upstream's frame packet: payload {frame, frame_idx}, meta
@@ -353,10 +385,11 @@ func (s *fileSource) Close(context.Context) error { return nil }
 
 func (s *fileSource) Metrics() []plugin.Metric {
 	return []plugin.Metric{
-		{Name: "emitted_total", Value: s.emitted.Load()},
-		{Name: "decoded_total", Value: s.decodedN.Load()},
+		{Name: "emitted_total", Value: s.emitted.Load() + s.sampledOut.Load()},
+		{Name: "decoded_total", Value: s.decodedN.Load() + s.sampledOut.Load()},
 		// Frames ffmpeg decoded but did not ship because the sampler after
-		// this source drops them (counted up to the last frame shipped).
+		// this source drops them; emitted_total includes them, as the
+		// sampler's dropped_total does.
 		{Name: "sampled_out_total", Value: s.sampledOut.Load()},
 		{Name: "passes_total", Value: s.passes.Load()},
 	}

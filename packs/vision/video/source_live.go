@@ -94,6 +94,9 @@ type liveSource struct {
 	// the ones the sampler right after this source keeps (Downstream).
 	every, offset int64
 	next          int64 // sampling: the index the next decoded frame gets
+	sampler       indexSampler
+	skipFn        func(int64)
+	sampledOut    atomic.Int64 // frames ffmpeg dropped for the sampler
 
 	decodedN     atomic.Int64 // frames read from ffmpeg
 	emitted      atomic.Int64
@@ -118,8 +121,10 @@ func (s *liveSource) Close(context.Context) error { return nil }
 // would drop, before conversion and the pipe (see the file source). Frame
 // indices keep counting decoded frames within a connection; across a
 // reconnect they continue after the last frame shipped (the frames a lost
-// connection decoded after it are not known, and were lost anyway).
-func (s *liveSource) Downstream(next any) {
+// connection decoded after it are not known, and were lost anyway). Frames
+// not shipped between shipped ones are accounted as emitted here and
+// dropped by the sampler, as if they had travelled.
+func (s *liveSource) Downstream(next any, skipped func(int64)) {
 	sm, ok := next.(indexSampler)
 	if !ok {
 		return
@@ -129,13 +134,15 @@ func (s *liveSource) Downstream(next any) {
 		return
 	}
 	s.every, s.offset = every, offset
+	s.sampler, s.skipFn = sm, skipped
 	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "camera", s.cfg.SourceID, "every_n", every)
 }
 
 func (s *liveSource) Metrics() []plugin.Metric {
 	return []plugin.Metric{
-		{Name: "emitted_total", Value: s.emitted.Load()},
-		{Name: "decoded_total", Value: s.decodedN.Load()},
+		{Name: "emitted_total", Value: s.emitted.Load() + s.sampledOut.Load()},
+		{Name: "decoded_total", Value: s.decodedN.Load() + s.sampledOut.Load()},
+		{Name: "sampled_out_total", Value: s.sampledOut.Load()},
 		{Name: "skipped_total", Value: s.skipped.Load()},
 		{Name: "reconnect_total", Value: s.reconnects.Load()},
 		{Name: "open_failures_total", Value: s.openFailures.Load()},
@@ -322,12 +329,15 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 			first = time.Now()
 		}
 		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
-			// Sampled in ffmpeg: the next kept frame lies past the limit.
+			// Sampled in ffmpeg: this frame lies past the limit, so every
+			// frame before it was decoded.
+			s.dropAhead(s.offGrid(s.next, s.cfg.MaxFrames))
 			it.f.Release()
 			drain()
 			r.stop = true
 			return r
 		}
+		s.dropAhead(s.offGrid(s.next, it.f.Index))
 		it.f.PTS = it.pts
 		if math.IsNaN(it.pts) && g.FPS > 0 {
 			it.f.PTS = float64(it.f.Index) / g.FPS
@@ -344,11 +354,6 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 			s.next = it.f.Index + 1
 		}
 		n := s.emitted.Add(1)
-		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index+s.every >= s.cfg.MaxFrames {
-			drain()
-			r.stop = true
-			return r
-		}
 		if s.every <= 1 && s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
@@ -373,6 +378,35 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		r.err = dec.failure(nil)
 	}
 	return r
+}
+
+// dropAhead accounts n frames ffmpeg did not ship for the sampler.
+func (s *liveSource) dropAhead(n int64) {
+	if n <= 0 || s.every <= 1 {
+		return
+	}
+	s.sampledOut.Add(n)
+	s.skipFn(n)
+	s.sampler.DroppedAhead(n)
+}
+
+// offGrid counts the indices in [lo, hi) the sampler does not keep: the
+// frames select dropped. Kept indices missing there were shipped but
+// skipped for a newer frame (latest_only), counted in skipped_total.
+func (s *liveSource) offGrid(lo, hi int64) int64 {
+	if s.every <= 1 || hi <= lo {
+		return 0
+	}
+	onGrid := floorDiv(hi-1-s.offset, s.every) - floorDiv(lo-1-s.offset, s.every)
+	return hi - lo - onGrid
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
 }
 
 // packet builds HEAD's live frame packet: payload {frame, frame_idx}, meta

@@ -27,7 +27,9 @@ var (
 	reOutFmt = regexp.MustCompile(`Video: [^,(]*(?:\([^)]*\))?[^,]*, (\w+)(?:\(([^)]*)\))?, \d+x\d+`)
 	reTB     = regexp.MustCompile(`config in time_base: (\d+)/(\d+)`)
 	reInfo   = regexp.MustCompile(`\[(info|verbose|debug|trace)\]`)
-	rePTS    = regexp.MustCompile(`\bn: *\d+ +pts: *(-?\d+|NOPTS)`)
+	// ffmpeg's closing statistics at -loglevel verbose.
+	reDecoded = regexp.MustCompile(`Input stream #\d+:\d+ \(video\): \d+ packets read \(\d+ bytes\); (\d+) frames decoded`)
+	rePTS     = regexp.MustCompile(`\bn: *\d+ +pts: *(-?\d+|NOPTS)`)
 )
 
 // geometry is the raw output format of one ffmpeg process.
@@ -65,6 +67,7 @@ type logState struct {
 	warns   []string // last [warning] lines, oldest first
 	last    string   // last other line: the reason when ffmpeg tagged none
 	done    bool     // stderr reached EOF
+	decoded int64    // frames the decoder produced, from the closing stats; -1 unknown
 	inOut   bool     // inside the "Output #0" block
 	mask    func(string) string
 }
@@ -75,7 +78,7 @@ func newLogState(mask func(string) string) *logState {
 	if mask == nil {
 		mask = func(s string) string { return s }
 	}
-	return &logState{changed: make(chan struct{}), mask: mask}
+	return &logState{changed: make(chan struct{}), mask: mask, decoded: -1}
 }
 
 // consume reads ffmpeg's stderr to EOF. ffmpeg blocks when its stderr pipe
@@ -127,6 +130,10 @@ func (s *logState) line(l string) {
 		return
 	}
 	switch {
+	case strings.Contains(l, "frames decoded"):
+		if m := reDecoded.FindStringSubmatch(l); m != nil {
+			s.decoded, _ = strconv.ParseInt(m[1], 10, 64)
+		}
 	case strings.Contains(l, "Output #0,"):
 		s.inOut = true
 	case s.inOut && s.geom == nil && strings.Contains(l, "Stream #0:") && strings.Contains(l, "Video:"):
@@ -213,6 +220,14 @@ func (s *logState) cause() string {
 		return strings.Join(s.warns, "; ")
 	}
 	return s.mask(s.last)
+}
+
+// decodedFrames returns how many frames the decoder produced, from
+// ffmpeg's closing statistics (-loglevel verbose), or -1.
+func (s *logState) decodedFrames() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.decoded
 }
 
 // errorLines returns ffmpeg's error lines only ("" when none).
