@@ -200,7 +200,7 @@ func TestOffGrid(t *testing.T) {
 		{1, 0, 0, 10, 0},  // no sampling
 	}
 	for _, c := range cases {
-		s := &liveSource{every: c.every, offset: c.offset}
+		s := &sampling{every: c.every, offset: c.offset}
 		if got := s.offGrid(c.lo, c.hi); got != c.want {
 			t.Errorf("every %d offset %d: offGrid(%d, %d) = %d, want %d", c.every, c.offset, c.lo, c.hi, got, c.want)
 		}

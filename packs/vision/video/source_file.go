@@ -57,24 +57,19 @@ type fileSource struct {
 	probe   probeInfo
 	started bool
 
-	// every > 1: ffmpeg ships only frames whose index is first mod every,
-	// the ones the sampler right after this source keeps (Downstream).
-	every, first int64
-	sampler      indexSampler
-	skipFn       func(int64) // the runtime's account of frames not shipped
+	sampling // ffmpeg drops what the sampler after this source would (Downstream)
 
-	decodedN   atomic.Int64 // frames read from ffmpeg
-	sampledOut atomic.Int64 // frames ffmpeg dropped for the sampler
-	emitted    atomic.Int64
-	passes     atomic.Int64
-	ffmpegRSS  atomic.Int64 // peak RSS of the decoder processes (benchmarks)
+	decodedN  atomic.Int64 // frames read from ffmpeg
+	emitted   atomic.Int64
+	passes    atomic.Int64
+	ffmpegRSS atomic.Int64 // peak RSS of the decoder processes (benchmarks)
 }
 
 func newFileSource(c FileConfig, env plugin.Env) (any, error) {
 	if c.SourceID == "" {
 		c.SourceID = env.NodeID
 	}
-	s := &fileSource{cfg: c, env: env, every: 1}
+	s := &fileSource{cfg: c, env: env, sampling: sampling{every: 1}}
 	if strings.TrimSpace(c.StartTS) != "" {
 		t, err := parseISO(c.StartTS)
 		if err != nil {
@@ -131,14 +126,6 @@ func (s *fileSource) Start(ctx context.Context) error {
 	return nil
 }
 
-// indexSampler is a node that keeps only frames with frame_idx = offset
-// (mod every): EveryNthFrameSamplerNode. DroppedAhead tells it about frames
-// the source did not ship, so its counters read as without the shortcut.
-type indexSampler interface {
-	SampleEvery() (every, offset int64)
-	DroppedAhead(n int64)
-}
-
 // Downstream lets ffmpeg drop, before colour conversion and the pipe, the
 // frames a sampler right after this source would drop: it still decodes
 // every frame (the codec needs them) but ships one in every_n. Frame
@@ -147,17 +134,10 @@ type indexSampler interface {
 // the same. Not with loop or fps, where the frames after the last kept one
 // cannot be counted from ffmpeg's statistics.
 func (s *fileSource) Downstream(next any, skipped func(int64)) {
-	sm, ok := next.(indexSampler)
-	if !ok || s.cfg.Loop || s.cfg.FPS > 0 {
+	if s.cfg.Loop || s.cfg.FPS > 0 || !s.attach(next, skipped) {
 		return
 	}
-	every, offset := sm.SampleEvery()
-	if every <= 1 {
-		return
-	}
-	s.sampler, s.skipFn = sm, skipped
-	s.every, s.first = every, ((offset%every)+every)%every
-	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "every_n", every, "first", s.first)
+	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "every_n", s.every, "offset", s.offset)
 }
 
 func (s *fileSource) Run(ctx context.Context, out plugin.Emitter) error {
@@ -205,7 +185,7 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		fps:     s.cfg.FPS,
 		pixFmt:  transportFormat(s.probe.PixFmt),
 		every:   s.every,
-		first:   s.first,
+		first:   s.firstFrom(0),
 		verbose: s.every > 1,
 	})
 	if err != nil {
@@ -242,7 +222,7 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	nextIndex := func() int64 {
 		k := s.decodedN.Add(1) - 1
 		if s.every > 1 {
-			return s.first + k*s.every
+			return s.firstFrom(0) + k*s.every
 		}
 		return k
 	}
@@ -341,18 +321,6 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		r.duration += 1 / fps
 	}
 	return r, nil
-}
-
-// dropAhead accounts n frames ffmpeg did not ship because the sampler would
-// drop them: emitted by this source and dropped by the sampler, as if they
-// had travelled.
-func (s *fileSource) dropAhead(n int64) {
-	if n <= 0 || s.every <= 1 {
-		return
-	}
-	s.sampledOut.Add(n)
-	s.skipFn(n)
-	s.sampler.DroppedAhead(n)
 }
 
 // packet builds upstream's frame packet: payload {frame, frame_idx}, meta

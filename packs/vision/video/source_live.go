@@ -90,13 +90,8 @@ type liveSource struct {
 	tool      tool
 	started   bool
 
-	// every > 1: ffmpeg ships only frames whose index is offset mod every,
-	// the ones the sampler right after this source keeps (Downstream).
-	every, offset int64
-	next          int64 // sampling: the index the next decoded frame gets
-	sampler       indexSampler
-	skipFn        func(int64)
-	sampledOut    atomic.Int64 // frames ffmpeg dropped for the sampler
+	sampling       // ffmpeg drops what the sampler after this source would (Downstream)
+	next     int64 // sampling: the index the next decoded frame gets
 
 	decodedN     atomic.Int64 // frames read from ffmpeg
 	emitted      atomic.Int64
@@ -125,17 +120,10 @@ func (s *liveSource) Close(context.Context) error { return nil }
 // not shipped between shipped ones are accounted as emitted here and
 // dropped by the sampler, as if they had travelled.
 func (s *liveSource) Downstream(next any, skipped func(int64)) {
-	sm, ok := next.(indexSampler)
-	if !ok {
+	if !s.attach(next, skipped) {
 		return
 	}
-	every, offset := sm.SampleEvery()
-	if every <= 1 {
-		return
-	}
-	s.every, s.offset = every, offset
-	s.sampler, s.skipFn = sm, skipped
-	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "camera", s.cfg.SourceID, "every_n", every)
+	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "camera", s.cfg.SourceID, "every_n", s.every)
 }
 
 func (s *liveSource) Metrics() []plugin.Metric {
@@ -239,7 +227,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	base := s.next
 	if s.every > 1 {
 		spec.every = s.every
-		spec.first = ((s.offset-base)%s.every + s.every) % s.every
+		spec.first = s.firstFrom(base)
 	}
 	dec, err := startDecoder(ctx, s.tool, spec)
 	if err != nil {
@@ -378,35 +366,6 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		r.err = dec.failure(nil)
 	}
 	return r
-}
-
-// dropAhead accounts n frames ffmpeg did not ship for the sampler.
-func (s *liveSource) dropAhead(n int64) {
-	if n <= 0 || s.every <= 1 {
-		return
-	}
-	s.sampledOut.Add(n)
-	s.skipFn(n)
-	s.sampler.DroppedAhead(n)
-}
-
-// offGrid counts the indices in [lo, hi) the sampler does not keep: the
-// frames select dropped. Kept indices missing there were shipped but
-// skipped for a newer frame (latest_only), counted in skipped_total.
-func (s *liveSource) offGrid(lo, hi int64) int64 {
-	if s.every <= 1 || hi <= lo {
-		return 0
-	}
-	onGrid := floorDiv(hi-1-s.offset, s.every) - floorDiv(lo-1-s.offset, s.every)
-	return hi - lo - onGrid
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // packet builds HEAD's live frame packet: payload {frame, frame_idx}, meta
