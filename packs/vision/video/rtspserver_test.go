@@ -35,15 +35,20 @@ type rtspServer struct {
 	sdp     []byte
 	readers map[*rtspReader]struct{}
 
-	paused    atomic.Bool  // drop media (a stalled camera)
-	forwarded atomic.Int64 // RTP packets written to readers
-	plays     atomic.Int64 // PLAY requests answered
+	paused       atomic.Bool  // drop media (a stalled camera)
+	forwarded    atomic.Int64 // RTP packets written to readers
+	forwardedUDP atomic.Int64 // of which as UDP datagrams
+	plays        atomic.Int64 // PLAY requests answered
 }
 
 type rtspReader struct {
 	c        net.Conn
 	wmu      *sync.Mutex
 	rtp, rtc byte
+	// UDP readers (RTP/AVP with client_port): media goes as datagrams
+	// from udpRTP/udpRTCP to the reader's ports instead of interleaved.
+	udpRTP, udpRTCP *net.UDPConn
+	toRTP, toRTCP   *net.UDPAddr
 }
 
 // startRTSPServer listens on addr ("127.0.0.1:0" for a free port).
@@ -135,6 +140,13 @@ func (s *rtspServer) handle(c net.Conn) {
 		}
 	}()
 	var rtpCh, rtcpCh byte
+	var udp *rtspReader // a reader's UDP sockets between SETUP and PLAY
+	defer func() {
+		if udp != nil {
+			udp.udpRTP.Close()
+			udp.udpRTCP.Close()
+		}
+	}()
 	for {
 		b, err := br.Peek(1)
 		if err != nil {
@@ -201,6 +213,23 @@ func (s *rtspServer) handle(c net.Conn) {
 			}
 		case "SETUP":
 			tr := h.Get("Transport")
+			if i := strings.Index(tr, "client_port="); i >= 0 && !publisher && !strings.Contains(tr, "TCP") {
+				var x, y int
+				fmt.Sscanf(tr[i+len("client_port="):], "%d-%d", &x, &y)
+				host := c.RemoteAddr().(*net.TCPAddr).IP
+				u := &rtspReader{toRTP: &net.UDPAddr{IP: host, Port: x}, toRTCP: &net.UDPAddr{IP: host, Port: y}}
+				var err1, err2 error
+				u.udpRTP, err1 = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				u.udpRTCP, err2 = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err1 != nil || err2 != nil {
+					status = "500 Internal Server Error"
+					break
+				}
+				udp = u
+				extra = fmt.Sprintf("Transport: RTP/AVP;unicast;client_port=%d-%d;server_port=%d-%d\r\nSession: 12345678;timeout=60\r\n",
+					x, y, u.udpRTP.LocalAddr().(*net.UDPAddr).Port, u.udpRTCP.LocalAddr().(*net.UDPAddr).Port)
+				break
+			}
 			if !strings.Contains(tr, "TCP") {
 				status = "461 Unsupported Transport"
 				break
@@ -222,6 +251,9 @@ func (s *rtspServer) handle(c net.Conn) {
 		case "PLAY":
 			extra = "Session: 12345678\r\n"
 			reader = &rtspReader{c: c, wmu: wmu, rtp: rtpCh, rtc: rtcpCh}
+			if udp != nil {
+				reader.udpRTP, reader.udpRTCP, reader.toRTP, reader.toRTCP = udp.udpRTP, udp.udpRTCP, udp.toRTP, udp.toRTCP
+			}
 		case "GET_PARAMETER", "SET_PARAMETER":
 		case "TEARDOWN":
 			_ = write([]byte("RTSP/1.0 200 OK\r\nCSeq: " + h.Get("CSeq") + "\r\n\r\n"))
@@ -256,6 +288,17 @@ func (s *rtspServer) forward(rtcp bool, pkt []byte) {
 	}
 	s.mu.Unlock()
 	for _, r := range rs {
+		if r.udpRTP != nil {
+			conn, to := r.udpRTP, r.toRTP
+			if rtcp {
+				conn, to = r.udpRTCP, r.toRTCP
+			}
+			if _, err := conn.WriteToUDP(pkt, to); err == nil && !rtcp {
+				s.forwarded.Add(1)
+				s.forwardedUDP.Add(1)
+			}
+			continue
+		}
 		ch := r.rtp
 		if rtcp {
 			ch = r.rtc

@@ -27,57 +27,66 @@ func rtspCfg(url string, kv ...any) *packet.Map {
 	return cfgOf(append(base, kv...)...)
 }
 
+// TestRTSPReadFrames reads a camera over both transports: RTP interleaved
+// in the RTSP connection (tcp) and RTP datagrams (udp).
 func TestRTSPReadFrames(t *testing.T) {
-	needFFmpeg(t)
-	srv := startRTSPServer(t, "127.0.0.1:0")
-	pub := startPublisher(t, srv.url("cam"))
-	srv.waitPublished(t)
-	n, _ := build(t, rtspName, rtspCfg(srv.url("cam"), "max_frames", 10))
-	rec := newRecorder(0)
-	stop, done := runSource(t, n, rec)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\npublisher: %s", err, pub.out)
-		}
-	case <-time.After(30 * time.Second):
-		stop()
-		t.Fatalf("no 10 frames in 30 s; got %d\npublisher: %s", len(rec.packets()), pub.out)
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) {
+			needFFmpeg(t)
+			srv := startRTSPServer(t, "127.0.0.1:0")
+			pub := startPublisher(t, srv.url("cam"))
+			srv.waitPublished(t)
+			n, _ := build(t, rtspName, rtspCfg(srv.url("cam"), "max_frames", 10, "transport", transport))
+			rec := newRecorder(0)
+			stop, done := runSource(t, n, rec)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run: %v\npublisher: %s", err, pub.out)
+				}
+			case <-time.After(30 * time.Second):
+				stop()
+				t.Fatalf("no 10 frames in 30 s; got %d\npublisher: %s", len(rec.packets()), pub.out)
+			}
+			pkts := rec.packets()
+			if len(pkts) != 10 {
+				t.Fatalf("got %d frames, want max_frames 10", len(pkts))
+			}
+			prev := int64(-1)
+			for _, p := range pkts {
+				f := frameOf(t, p)
+				if f.Width != 320 || f.Height != 240 {
+					t.Fatalf("frame %dx%d", f.Width, f.Height)
+				}
+				if p.Kind != "frame" || p.SourceID != "cam1" || epochOf(p) != 1 {
+					t.Fatalf("packet kind %q source %q epoch %d", p.Kind, p.SourceID, epochOf(p))
+				}
+				if f.Index <= prev {
+					t.Fatalf("frame_idx not increasing: %d after %d", f.Index, prev)
+				}
+				prev = f.Index
+				key, _ := p.Meta.Get("idempotency_key")
+				if want := "frame:cam1:1:" + itoa(f.Index); key != want {
+					t.Fatalf("idempotency_key %v, want %s", key, want)
+				}
+			}
+			// The test pattern is not a flat picture.
+			f := frameOf(t, pkts[9])
+			b0, g0, r0 := f.At(10, 10)
+			b1, g1, r1 := f.At(300, 200)
+			if b0 == b1 && g0 == g1 && r0 == r1 {
+				t.Errorf("pixels at (10,10) and (300,200) are equal: %d %d %d", b0, g0, r0)
+			}
+			if transport == "udp" && srv.forwardedUDP.Load() == 0 {
+				t.Error("no RTP datagram sent: the stream did not go over UDP")
+			}
+			if metric(n, "reconnect_total") != 0 || metric(n, "emitted_total") != 10 {
+				t.Errorf("metrics %v", n.(plugin.Metrics).Metrics())
+			}
+			pub.stop()
+			noFFmpegChildren(t)
+		})
 	}
-	pkts := rec.packets()
-	if len(pkts) != 10 {
-		t.Fatalf("got %d frames, want max_frames 10", len(pkts))
-	}
-	prev := int64(-1)
-	for _, p := range pkts {
-		f := frameOf(t, p)
-		if f.Width != 320 || f.Height != 240 {
-			t.Fatalf("frame %dx%d", f.Width, f.Height)
-		}
-		if p.Kind != "frame" || p.SourceID != "cam1" || epochOf(p) != 1 {
-			t.Fatalf("packet kind %q source %q epoch %d", p.Kind, p.SourceID, epochOf(p))
-		}
-		if f.Index <= prev {
-			t.Fatalf("frame_idx not increasing: %d after %d", f.Index, prev)
-		}
-		prev = f.Index
-		key, _ := p.Meta.Get("idempotency_key")
-		if want := "frame:cam1:1:" + itoa(f.Index); key != want {
-			t.Fatalf("idempotency_key %v, want %s", key, want)
-		}
-	}
-	// The test pattern is not a flat picture.
-	f := frameOf(t, pkts[9])
-	b0, g0, r0 := f.At(10, 10)
-	b1, g1, r1 := f.At(300, 200)
-	if b0 == b1 && g0 == g1 && r0 == r1 {
-		t.Errorf("pixels at (10,10) and (300,200) are equal: %d %d %d", b0, g0, r0)
-	}
-	if metric(n, "reconnect_total") != 0 || metric(n, "emitted_total") != 10 {
-		t.Errorf("metrics %v", n.(plugin.Metrics).Metrics())
-	}
-	pub.stop()
-	noFFmpegChildren(t)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
