@@ -365,3 +365,19 @@ func (p *publisher) stop() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }
+
+// runToEnd runs a live source until it ends by itself (max_frames), failing
+// with the publisher's output when it errs or takes longer than d.
+func runToEnd(t testing.TB, n any, rec *recorder, d time.Duration, pub *publisher) {
+	t.Helper()
+	stop, done := runSource(t, n, rec)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\npublisher: %s", err, pub.out)
+		}
+	case <-time.After(d):
+		stop()
+		t.Fatalf("source did not end within %v; got %d frames\npublisher: %s", d, len(rec.packets()), pub.out)
+	}
+}

@@ -124,16 +124,7 @@ func TestRTSPSamplesForDownstream(t *testing.T) {
 	var skipped atomic.Int64
 	n.(plugin.Downstream).Downstream(fs, func(k int64) { skipped.Add(k) })
 	rec := newRecorder(0)
-	stop, done := runSource(t, n, rec)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\npublisher: %s", err, pub.out)
-		}
-	case <-time.After(60 * time.Second):
-		stop()
-		t.Fatalf("no end in 60 s; got %d frames", len(rec.packets()))
-	}
+	runToEnd(t, n, rec, 60*time.Second, pub)
 	var got []int64
 	for _, p := range rec.packets() {
 		got = append(got, frameOf(t, p).Index)

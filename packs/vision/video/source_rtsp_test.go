@@ -38,16 +38,7 @@ func TestRTSPReadFrames(t *testing.T) {
 			srv.waitPublished(t)
 			n, _ := build(t, rtspName, rtspCfg(srv.url("cam"), "max_frames", 10, "transport", transport))
 			rec := newRecorder(0)
-			stop, done := runSource(t, n, rec)
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("run: %v\npublisher: %s", err, pub.out)
-				}
-			case <-time.After(30 * time.Second):
-				stop()
-				t.Fatalf("no 10 frames in 30 s; got %d\npublisher: %s", len(rec.packets()), pub.out)
-			}
+			runToEnd(t, n, rec, 30*time.Second, pub)
 			pkts := rec.packets()
 			if len(pkts) != 10 {
 				t.Fatalf("got %d frames, want max_frames 10", len(pkts))
