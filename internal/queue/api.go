@@ -115,11 +115,7 @@ func (q *Queue) Lease(ctx context.Context, n int, d time.Duration) ([]Message, e
 		if err != nil {
 			// Not handed out: give them back now rather than at expiry
 			// (which would count an attempt).
-			seqs := make([]int64, len(ms))
-			for i, m := range ms {
-				seqs[i] = m.Seq
-			}
-			_ = q.Release(context.Background(), seqs...)
+			_ = q.ReleaseMessages(context.Background(), ms)
 			return out, err
 		}
 		out = append(out, loaded...)
@@ -206,9 +202,7 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 		}
 		return rows.Err()
 	}
-	err := q.c.read(ctx, q, func(db interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	}) error {
+	err := q.c.read(ctx, q, func(db queryer) error {
 		rows, err := db.QueryContext(ctx, loadSQL, string(seqs))
 		if err != nil {
 			return err
@@ -298,4 +292,13 @@ func (q *Queue) Release(ctx context.Context, seqs ...int64) error {
 		return nil
 	}
 	return wrap(q.path, "release", q.do(ctx, true, func(t *txn) error { return t.release(q.owner, seqs) }))
+}
+
+// ReleaseMessages is Release for leased messages.
+func (q *Queue) ReleaseMessages(ctx context.Context, msgs []Message) error {
+	seqs := make([]int64, len(msgs))
+	for i, m := range msgs {
+		seqs[i] = m.Seq
+	}
+	return q.Release(ctx, seqs...)
 }

@@ -410,13 +410,16 @@ func (c *core) close() error {
 	return nil
 }
 
+// queryer is what read hands out: a *sql.DB, or the writer's *sql.Conn.
+type queryer interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
 // read runs fn with Load's connection pool: WAL readers that do not wait
 // for the writer goroutine and see every committed transaction. An
 // in-memory queue has no second connection: fn then runs as a read on
 // the writer goroutine.
-func (c *core) read(ctx context.Context, h *Queue, fn func(db interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) error) error {
+func (c *core) read(ctx context.Context, h *Queue, fn func(db queryer) error) error {
 	if c.key == ":memory:" {
 		return h.do(ctx, false, func(t *txn) error { return fn(t.conn) })
 	}

@@ -121,11 +121,8 @@ func (c *core) initSchema(ctx context.Context, opts Options) error {
 		}
 	}
 	if len(tables) == 0 {
-		// A new file: larger pages than SQLite's 4 KiB make bulk
-		// enqueue and drain much cheaper (fewer pages and b-tree levels
-		// to walk, split and log per row), for a little more WAL written
-		// by a commit of a few rows. Must precede the first write (the
-		// switch to WAL); an existing file keeps its page size.
+		// A new file (see newFilePageSize). Must precede the first write
+		// (the switch to WAL); an existing file keeps its page size.
 		if err := x(fmt.Sprintf("PRAGMA page_size=%d", newFilePageSize)); err != nil {
 			return err
 		}
@@ -219,24 +216,16 @@ func (c *core) createTables(ctx context.Context) error {
 }
 
 func (c *core) tables(ctx context.Context) ([]string, error) {
-	rows, err := c.conn.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return c.names(ctx, `SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 }
 
 func (c *core) columns(ctx context.Context, table string) ([]string, error) {
-	rows, err := c.conn.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
+	return c.names(ctx, "SELECT name FROM pragma_table_info(?)", table)
+}
+
+// names runs a query of one text column and returns its values.
+func (c *core) names(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := c.conn.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -250,14 +250,7 @@ func (s *source) read(ctx context.Context, out plugin.Emitter, acks *[]queue.Ref
 
 // release gives leased rows back untouched.
 func (s *source) release(msgs []queue.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	seqs := make([]int64, len(msgs))
-	for i, m := range msgs {
-		seqs[i] = m.Seq
-	}
-	if err := s.q.Release(context.Background(), seqs...); err != nil {
+	if err := s.q.ReleaseMessages(context.Background(), msgs); err != nil {
 		s.env.Logger.Warn("releasing unread rows failed; they return after lease_sec", "path", s.cfg.Path, "err", err)
 	}
 }
