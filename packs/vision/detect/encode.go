@@ -32,7 +32,7 @@ func (e *Encoder) Encode(f *frame.Frame) ([]byte, error) {
 		if e.rgba == nil || e.rgba.Rect.Dx() != f.Width || e.rgba.Rect.Dy() != f.Height {
 			e.rgba = image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
 		}
-		BGRToRGBA(e.rgba, f)
+		f.CopyRGBA(e.rgba)
 		e.buf.Reset()
 		q := e.Quality
 		if q < 1 || q > 100 {
@@ -44,16 +44,4 @@ func (e *Encoder) Encode(f *frame.Frame) ([]byte, error) {
 		return e.buf.Bytes(), nil
 	}
 	return nil, fmt.Errorf("unknown image format %q", e.Format)
-}
-
-// BGRToRGBA copies f's pixels into dst, which must be f's size.
-func BGRToRGBA(dst *image.RGBA, f *frame.Frame) {
-	pix := f.BGR()
-	for y := 0; y < f.Height; y++ {
-		src := pix[y*f.Stride : y*f.Stride+3*f.Width]
-		d := dst.Pix[y*dst.Stride : y*dst.Stride+4*f.Width]
-		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
-			d[j], d[j+1], d[j+2], d[j+3] = src[i+2], src[i+1], src[i], 0xff
-		}
-	}
 }

@@ -105,8 +105,9 @@ func (f *Frame) BGR() []byte {
 		}
 		var dst []byte
 		if f.pool != nil {
-			dst = f.pool.getBGR()
-		} else {
+			dst = f.pool.bgr.get()
+		}
+		if dst == nil {
 			dst = make([]byte, 3*f.Width*f.Height)
 		}
 		yuv420ToBGR(dst, f.raw, f.Width, f.Height, f.Color)
@@ -158,12 +159,8 @@ func (f *Frame) Release() {
 	// Settle a conversion racing with the release before taking buffers.
 	f.bgrOnce.Do(func() {})
 	if f.pool != nil {
-		if f.raw != nil {
-			f.pool.put(f.raw)
-		}
-		if f.bgr != nil {
-			f.pool.putBGR(f.bgr)
-		}
+		f.pool.raw.put(f.raw)
+		f.pool.bgr.put(f.bgr)
 	}
 	f.raw, f.bgr = nil, nil
 }
@@ -184,15 +181,21 @@ func (f *Frame) At(x, y int) (b, g, r uint8) {
 // path for *image.RGBA.
 func (f *Frame) Image() image.Image {
 	img := image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
+	f.CopyRGBA(img)
+	return img
+}
+
+// CopyRGBA writes the frame's pixels into dst, which must be f's size (a
+// canvas or encoder buffer reused across frames).
+func (f *Frame) CopyRGBA(dst *image.RGBA) {
 	pix := f.BGR()
 	for y := 0; y < f.Height; y++ {
 		src := pix[y*f.Stride : y*f.Stride+3*f.Width]
-		dst := img.Pix[y*img.Stride : y*img.Stride+4*f.Width]
+		d := dst.Pix[y*dst.Stride : y*dst.Stride+4*f.Width]
 		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
-			dst[j], dst[j+1], dst[j+2], dst[j+3] = src[i+2], src[i+1], src[i], 0xff
+			d[j], d[j+1], d[j+2], d[j+3] = src[i+2], src[i+1], src[i], 0xff
 		}
 	}
-	return img
 }
 
 // AppendPyJSON writes the frame as a short JSON string summary, never its
@@ -228,13 +231,44 @@ const maxFree = 4
 // plain free list rather than a sync.Pool: reuse must not depend on GC
 // timing. Safe for concurrent use.
 type Pool struct {
-	w, h, size int
-	pixFmt     string
-	color      Color
-	mu         sync.Mutex
-	free       [][]byte
-	bgrFree    [][]byte
-	allocs     atomic.Int64
+	w, h     int
+	pixFmt   string
+	color    Color
+	raw, bgr freeList // native buffers; bgr24 buffers of converted frames
+	allocs   atomic.Int64
+}
+
+// freeList keeps up to maxFree idle buffers of one size.
+type freeList struct {
+	mu   sync.Mutex
+	size int
+	bufs [][]byte
+}
+
+// get returns an idle buffer, or nil when there is none.
+func (l *freeList) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.bufs)
+	if n == 0 {
+		return nil
+	}
+	b := l.bufs[n-1]
+	l.bufs[n-1] = nil
+	l.bufs = l.bufs[:n-1]
+	return b
+}
+
+// put keeps b for reuse if it has the list's size and there is room.
+func (l *freeList) put(b []byte) {
+	if len(b) != l.size {
+		return
+	}
+	l.mu.Lock()
+	if len(l.bufs) < maxFree {
+		l.bufs = append(l.bufs, b)
+	}
+	l.mu.Unlock()
 }
 
 // NewPool returns a pool of w x h bgr24 frames.
@@ -247,7 +281,8 @@ func newPool(w, h int, pixFmt string, c Color) *Pool {
 	if w <= 0 || h <= 0 {
 		panic(fmt.Sprintf("frame: NewPool(%d, %d): size must be positive", w, h))
 	}
-	return &Pool{w: w, h: h, size: FrameSize(pixFmt, w, h), pixFmt: pixFmt, color: c}
+	return &Pool{w: w, h: h, pixFmt: pixFmt, color: c,
+		raw: freeList{size: FrameSize(pixFmt, w, h)}, bgr: freeList{size: 3 * w * h}}
 }
 
 // FrameSize is the byte size of one w x h frame in pixFmt (0 if unknown).
@@ -267,15 +302,9 @@ func chromaSize(w, h int) (int, int) { return (w + 1) / 2, (h + 1) / 2 }
 // Get returns a frame with one reference; its pixels are unspecified (a
 // reused buffer keeps an older frame's pixels until overwritten).
 func (p *Pool) Get() *Frame {
-	var pix []byte
-	p.mu.Lock()
-	if n := len(p.free); n > 0 {
-		pix, p.free[n-1] = p.free[n-1], nil
-		p.free = p.free[:n-1]
-	}
-	p.mu.Unlock()
+	pix := p.raw.get()
 	if pix == nil {
-		pix = make([]byte, p.size)
+		pix = make([]byte, p.raw.size)
 		p.allocs.Add(1)
 	}
 	f := &Frame{Width: p.w, Height: p.h, Stride: 3 * p.w, PixFmt: p.pixFmt, Color: p.color, raw: pix, pool: p}
@@ -292,39 +321,5 @@ func (p *Pool) Format() (string, Color) { return p.pixFmt, p.color }
 // Allocs returns how many native buffers the pool has allocated (reuse
 // shows as Allocs growing slower than frames handed out).
 func (p *Pool) Allocs() int64 { return p.allocs.Load() }
-
-func (p *Pool) put(pix []byte) {
-	if len(pix) != p.size {
-		return
-	}
-	p.mu.Lock()
-	if len(p.free) < maxFree {
-		p.free = append(p.free, pix)
-	}
-	p.mu.Unlock()
-}
-
-func (p *Pool) getBGR() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.bgrFree); n > 0 {
-		b := p.bgrFree[n-1]
-		p.bgrFree[n-1] = nil
-		p.bgrFree = p.bgrFree[:n-1]
-		return b
-	}
-	return make([]byte, 3*p.w*p.h)
-}
-
-func (p *Pool) putBGR(b []byte) {
-	if len(b) != 3*p.w*p.h {
-		return
-	}
-	p.mu.Lock()
-	if len(p.bgrFree) < maxFree {
-		p.bgrFree = append(p.bgrFree, b)
-	}
-	p.mu.Unlock()
-}
 
 var _ packet.Marshaler = (*Frame)(nil)

@@ -95,8 +95,8 @@ func TestPoolBoundedUnderChurn(t *testing.T) {
 	for _, f := range held {
 		f.Release()
 	}
-	if len(p.free) != maxFree {
-		t.Fatalf("free list holds %d, want %d", len(p.free), maxFree)
+	if len(p.raw.bufs) != maxFree {
+		t.Fatalf("free list holds %d, want %d", len(p.raw.bufs), maxFree)
 	}
 }
 

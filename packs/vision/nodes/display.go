@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
-	"github.com/schnitzel-stream/schnitzel/packs/vision/detect"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -128,7 +127,7 @@ func (s *displaySink) write(p *packet.Packet, payload *packet.Map, fr *frame.Fra
 	if s.canvas == nil || s.canvas.Rect.Dx() != fr.Width || s.canvas.Rect.Dy() != fr.Height {
 		s.canvas = image.NewRGBA(image.Rect(0, 0, fr.Width, fr.Height))
 	}
-	detect.BGRToRGBA(s.canvas, fr)
+	fr.CopyRGBA(s.canvas)
 	col := color.RGBA{R: uint8(s.cfg.ColorBGR[2]), G: uint8(s.cfg.ColorBGR[1]), B: uint8(s.cfg.ColorBGR[0]), A: 0xff}
 	dets, _ := payload.Get("detections")
 	list, _ := dets.([]any)
