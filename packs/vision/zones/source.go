@@ -53,13 +53,13 @@ func LoadFile(path string, log *slog.Logger) ([]Zone, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, fmt.Errorf("zones file %s: invalid JSON: %w", path, err)
 		}
-		doc = fromJSON(raw)
+		doc = jsonLike(raw)
 	case ".yaml", ".yml":
 		var raw any
 		if err := yaml.Unmarshal(data, &raw); err != nil {
 			return nil, fmt.Errorf("zones file %s: invalid YAML: %w", path, err)
 		}
-		doc = fromYAML(raw)
+		doc = jsonLike(raw)
 	default:
 		return nil, fmt.Errorf("zones file %s: unsupported suffix (want .json, .yaml or .yml)", path)
 	}
@@ -76,48 +76,25 @@ func LoadFile(path string, log *slog.Logger) ([]Zone, error) {
 	return zs, nil
 }
 
-// fromJSON turns encoding/json values (UseNumber) into JSON-like values.
-func fromJSON(v any) any {
+// jsonLike turns decoded YAML (go-yaml) or JSON (encoding/json with
+// UseNumber) values into packet's JSON-like values.
+func jsonLike(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		m := packet.NewMap(len(x))
 		for k, e := range x {
-			m.Set(k, fromJSON(e))
-		}
-		return m
-	case []any:
-		for i := range x {
-			x[i] = fromJSON(x[i])
-		}
-		return x
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n
-		}
-		f, _ := x.Float64()
-		return f
-	}
-	return v
-}
-
-// fromYAML turns go-yaml values into JSON-like values.
-func fromYAML(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := packet.NewMap(len(x))
-		for k, e := range x {
-			m.Set(k, fromYAML(e))
+			m.Set(k, jsonLike(e))
 		}
 		return m
 	case map[any]any:
 		m := packet.NewMap(len(x))
 		for k, e := range x {
-			m.Set(fmt.Sprint(k), fromYAML(e))
+			m.Set(fmt.Sprint(k), jsonLike(e))
 		}
 		return m
 	case []any:
 		for i := range x {
-			x[i] = fromYAML(x[i])
+			x[i] = jsonLike(x[i])
 		}
 		return x
 	case int:
@@ -129,6 +106,12 @@ func fromYAML(v any) any {
 		return int64(x)
 	case float32:
 		return float64(x)
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
 	}
 	return v
 }
@@ -368,7 +351,7 @@ func (a *API) fetch(ctx context.Context) ([]Zone, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	doc := fromJSON(raw)
+	doc := jsonLike(raw)
 	if _, ok := doc.([]any); !ok {
 		return nil, fmt.Errorf("expected a JSON list of zones, got %s", kindOf(doc))
 	}
