@@ -1,6 +1,10 @@
 package video
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
 
 // indexSampler is a node that keeps only frames with frame_idx = offset
 // (mod every): EveryNthFrameSamplerNode. DroppedAhead tells it about frames
@@ -39,6 +43,50 @@ func (s *sampling) attach(next any, skipped func(int64)) bool {
 // index base that the sampler keeps: (base + n - offset) mod every == 0.
 func (s *sampling) firstFrom(base int64) int64 {
 	return ((s.offset-base)%s.every + s.every) % s.every
+}
+
+// indexer returns the decoder pump's nextIndex for a stream whose first
+// frame has index base; read counts the frames read. Without sampling the
+// index is read's count; with it, the k-th frame read is the k-th frame
+// the sampler keeps from base on.
+func (s *sampling) indexer(base int64, read *atomic.Int64) func() int64 {
+	if s.every <= 1 {
+		return func() int64 { return read.Add(1) - 1 }
+	}
+	first := base + s.firstFrom(base)
+	var k int64
+	return func() int64 {
+		read.Add(1)
+		idx := first + k*s.every
+		k++
+		return idx
+	}
+}
+
+// arrive accounts what select dropped before a frame with index idx, when
+// next is the index after the last frame handled. With sampling and a
+// max_frames limit, a frame at or past the limit accounts the frames up to
+// it instead and arrive reports true: the source stops without emitting.
+func (s *sampling) arrive(idx, next, maxFrames int64) (past bool) {
+	if s.every > 1 && maxFrames > 0 && idx >= maxFrames {
+		s.dropAhead(s.offGrid(next, maxFrames))
+		return true
+	}
+	s.dropAhead(s.offGrid(next, idx))
+	return false
+}
+
+// metrics are the counters every video source reports first: frames not
+// shipped count as emitted and decoded, as without the shortcut.
+func (s *sampling) metrics(emitted, decoded int64) []plugin.Metric {
+	out := s.sampledOut.Load()
+	return []plugin.Metric{
+		{Name: "emitted_total", Value: emitted + out},
+		{Name: "decoded_total", Value: decoded + out},
+		// Frames ffmpeg decoded but did not ship because the sampler after
+		// the source drops them (counted by its dropped_total too).
+		{Name: "sampled_out_total", Value: out},
+	}
 }
 
 // dropAhead accounts n frames ffmpeg did not ship for the sampler.

@@ -219,14 +219,8 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	ch := make(chan decoded, 1)
 	pumpErr := make(chan error, 1)
 	passStart := s.decodedN.Load() // no sampling with loop: index = frames read
-	nextIndex := func() int64 {
-		k := s.decodedN.Add(1) - 1
-		if s.every > 1 {
-			return s.firstFrom(0) + k*s.every
-		}
-		return k
-	}
-	prevIdx := passStart - 1 // index of the last frame emitted in this pass
+	next := passStart              // the index after the last frame emitted
+	nextIndex := s.indexer(passStart, &s.decodedN)
 	go func() {
 		pumpErr <- dec.pump(*pool, ch, false, pumpHooks{nextIndex: nextIndex})
 	}()
@@ -246,16 +240,14 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			r.stop = true
 			return r, nil
 		}
-		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
+		if s.arrive(it.f.Index, next, s.cfg.MaxFrames) {
 			// Sampled in ffmpeg: this frame lies past the limit, so every
-			// frame before the limit exists and would have been emitted.
-			s.dropAhead(s.cfg.MaxFrames - 1 - prevIdx)
+			// frame before the limit exists and was accounted.
 			it.f.Release()
 			drain()
 			r.stop = true
 			return r, nil
 		}
-		s.dropAhead(it.f.Index - prevIdx - 1)
 		pts := it.pts
 		if math.IsNaN(pts) {
 			pts = 0
@@ -279,7 +271,7 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		}
 		r.frames++
 		n := s.emitted.Add(1)
-		prevIdx = it.f.Index
+		next = it.f.Index + 1
 		if s.every <= 1 && s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
@@ -306,7 +298,7 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			if s.cfg.MaxFrames > 0 {
 				total = min(total, s.cfg.MaxFrames)
 			}
-			s.dropAhead(total - 1 - prevIdx)
+			s.dropAhead(total - next)
 		} else {
 			s.env.Logger.Warn("ffmpeg did not report how many frames it decoded; frames after the last sampled one are not counted", "path", s.path)
 		}
@@ -352,15 +344,8 @@ func microseconds(sec float64) time.Duration {
 func (s *fileSource) Close(context.Context) error { return nil }
 
 func (s *fileSource) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "emitted_total", Value: s.emitted.Load() + s.sampledOut.Load()},
-		{Name: "decoded_total", Value: s.decodedN.Load() + s.sampledOut.Load()},
-		// Frames ffmpeg decoded but did not ship because the sampler after
-		// this source drops them; emitted_total includes them, as the
-		// sampler's dropped_total does.
-		{Name: "sampled_out_total", Value: s.sampledOut.Load()},
-		{Name: "passes_total", Value: s.passes.Load()},
-	}
+	return append(s.metrics(s.emitted.Load(), s.decodedN.Load()),
+		plugin.Metric{Name: "passes_total", Value: s.passes.Load()})
 }
 
 // pacer sleeps until a frame's presentation time relative to the first

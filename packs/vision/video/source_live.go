@@ -127,15 +127,12 @@ func (s *liveSource) Downstream(next any, skipped func(int64)) {
 }
 
 func (s *liveSource) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "emitted_total", Value: s.emitted.Load() + s.sampledOut.Load()},
-		{Name: "decoded_total", Value: s.decodedN.Load() + s.sampledOut.Load()},
-		{Name: "sampled_out_total", Value: s.sampledOut.Load()},
-		{Name: "skipped_total", Value: s.skipped.Load()},
-		{Name: "reconnect_total", Value: s.reconnects.Load()},
-		{Name: "open_failures_total", Value: s.openFailures.Load()},
-		{Name: "stream_lost_total", Value: s.streamLosses.Load()},
-	}
+	return append(s.metrics(s.emitted.Load(), s.decodedN.Load()),
+		plugin.Metric{Name: "skipped_total", Value: s.skipped.Load()},
+		plugin.Metric{Name: "reconnect_total", Value: s.reconnects.Load()},
+		plugin.Metric{Name: "open_failures_total", Value: s.openFailures.Load()},
+		plugin.Metric{Name: "stream_lost_total", Value: s.streamLosses.Load()},
+	)
 }
 
 // sessionResult says how a session ended.
@@ -257,7 +254,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	ch := make(chan decoded, 1)
 	pumpErr := make(chan error, 1)
 	readTimeout := seconds(s.cfg.ReadTimeoutSec)
-	nextIndex := func() int64 { return s.decodedN.Add(1) - 1 }
+	nextIndex := s.indexer(base, &s.decodedN)
 	if s.every > 1 {
 		// Shipped frames are every_n frame intervals apart: a sparse
 		// stream is not a stalled one.
@@ -269,13 +266,6 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 			fps = 1
 		}
 		readTimeout += time.Duration(float64(s.every) / fps * float64(time.Second))
-		var k int64
-		nextIndex = func() int64 {
-			s.decodedN.Add(1)
-			idx := base + spec.first + k*s.every
-			k++
-			return idx
-		}
 	}
 	go func() {
 		pumpErr <- dec.pump(pool, ch, s.cfg.LatestOnly, pumpHooks{
@@ -316,16 +306,14 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 			*epoch++
 			first = time.Now()
 		}
-		if s.every > 1 && s.cfg.MaxFrames > 0 && it.f.Index >= s.cfg.MaxFrames {
+		if s.arrive(it.f.Index, s.next, s.cfg.MaxFrames) {
 			// Sampled in ffmpeg: this frame lies past the limit, so every
-			// frame before it was decoded.
-			s.dropAhead(s.offGrid(s.next, s.cfg.MaxFrames))
+			// frame before it was decoded and accounted.
 			it.f.Release()
 			drain()
 			r.stop = true
 			return r
 		}
-		s.dropAhead(s.offGrid(s.next, it.f.Index))
 		it.f.PTS = it.pts
 		if math.IsNaN(it.pts) && g.FPS > 0 {
 			it.f.PTS = float64(it.f.Index) / g.FPS
