@@ -47,10 +47,10 @@ func AppendPacket(b []byte, p *Packet, st Style) []byte {
 	b = append(b, f[4]...)
 	b = AppendJSON(b, p.Payload, st)
 	b = append(b, f[5]...)
-	if p.Meta == nil {
+	if meta := p.PortableMeta(); meta == nil {
 		b = append(b, "{}"...)
 	} else {
-		b = AppendJSON(b, p.Meta, st)
+		b = AppendJSON(b, meta, st)
 	}
 	return append(b, '}')
 }

@@ -94,3 +94,43 @@ func TestDeriveSeqBoxesTheInteger(t *testing.T) {
 		t.Fatal("large meta fallback")
 	}
 }
+
+type localThing struct{}
+
+func (localThing) LocalOnly()     {}
+func (localThing) String() string { return "<local>" }
+
+func TestPortableMetaLeavesLocalValuesOut(t *testing.T) {
+	cases := []struct {
+		name string
+		meta *Map
+		want string
+	}{
+		{"nil", nil, `{}`},
+		{"none local", MapOf("a", int64(1), "b", "x"), `{"a": 1, "b": "x"}`},
+		{"first", MapOf("frame", localThing{}, "a", int64(1)), `{"a": 1}`},
+		{"middle and last", MapOf("a", int64(1), "frame", localThing{}, "b", "x", "f2", localThing{}), `{"a": 1, "b": "x"}`},
+		{"only", MapOf("frame", localThing{}), `{}`},
+		// a Local value nested deeper is the writer's business (a payload may hold frames)
+		{"nested kept", MapOf("m", MapOf("frame", localThing{})), `{"m": {"frame": "<local>"}}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := &Packet{ID: "i", TS: "t", Kind: "k", SourceID: "s", Payload: MapOf(), Meta: c.meta}
+			got := string(AppendPacket(nil, p, Spaced))
+			want := `{"packet_id": "i", "ts": "t", "kind": "k", "source_id": "s", "payload": {}, "meta": ` + c.want + `}`
+			if got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+			if c.name == "none local" && p.PortableMeta() != c.meta {
+				t.Error("meta without Local values was copied")
+			}
+		})
+	}
+	m := MapOf("a", int64(1), "frame", localThing{})
+	p := &Packet{Meta: m}
+	_ = p.PortableMeta()
+	if m.Len() != 2 {
+		t.Fatal("PortableMeta changed the packet's own meta")
+	}
+}

@@ -88,3 +88,29 @@ func FormatTS(t time.Time) string {
 	}
 	return t.Format("2006-01-02T15:04:05.000000") + "+00:00"
 }
+
+// Local is implemented by values that exist only inside this process: a
+// decoded video frame that a detector hands to the snapshot node in meta.
+// Writers of whole packets (PrintSink, the JSON file and HTTP sinks, the
+// durable queue) leave meta entries holding one out, so an event can go
+// anywhere without its frame, and with meta as upstream writes it.
+type Local interface{ LocalOnly() }
+
+// PortableMeta returns the packet's meta without entries whose value is
+// Local: meta itself (no copy) when it holds none.
+func (p *Packet) PortableMeta() *Map {
+	m := p.Meta
+	for i, e := range m.Entries() {
+		if _, ok := e.Value.(Local); ok {
+			c := NewMap(m.Len() - 1)
+			c.kv = append(c.kv, m.kv[:i]...)
+			for _, e := range m.kv[i+1:] {
+				if _, ok := e.Value.(Local); !ok {
+					c.kv = append(c.kv, e)
+				}
+			}
+			return c
+		}
+	}
+	return m
+}

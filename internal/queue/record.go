@@ -66,17 +66,18 @@ func RecordOf(p *packet.Packet, explicitKey string) (Record, error) {
 	if err := portable(p.Payload, "payload"); err != nil {
 		return Record{}, fmt.Errorf("%w: %v (kind=%s source_id=%s)", ErrNotPortable, err, p.Kind, p.SourceID)
 	}
-	if err := portable(p.Meta, "meta"); err != nil {
+	meta := p.PortableMeta()
+	if err := portable(meta, "meta"); err != nil {
 		return Record{}, fmt.Errorf("%w: %v (kind=%s source_id=%s)", ErrNotPortable, err, p.Kind, p.SourceID)
 	}
 	buf := make([]byte, 0, 256)
 	buf = packet.AppendJSON(buf, p.Payload, packet.Compact)
 	payload := string(buf)
 	buf = buf[:0]
-	if p.Meta == nil {
+	if meta == nil {
 		buf = append(buf, "{}"...)
 	} else {
-		buf = packet.AppendJSON(buf, p.Meta, packet.Compact)
+		buf = packet.AppendJSON(buf, meta, packet.Compact)
 	}
 	return Record{Key: key, PacketID: p.ID, TS: p.TS, Kind: p.Kind, SourceID: p.SourceID, Payload: payload, Meta: string(buf)}, nil
 }

@@ -236,7 +236,7 @@ func (st jsonStyle) record(b []byte, p *packet.Packet, bodyPacket bool) ([]byte,
 	if !bodyPacket {
 		return appendPyJSON(b, p.Payload, st, "payload")
 	}
-	meta := p.Meta
+	meta := p.PortableMeta()
 	if meta == nil {
 		meta = emptyMap
 	}

@@ -198,6 +198,10 @@ func (f *Frame) CopyRGBA(dst *image.RGBA) {
 	}
 }
 
+// LocalOnly marks a frame as in-process only (packet.Local): a frame that a
+// detector hands on in meta is left out when the packet is written out.
+func (f *Frame) LocalOnly() {}
+
 // AppendPyJSON writes the frame as a short JSON string summary, never its
 // pixels, so PrintSink and reports stay readable (upstream printed the
 // numpy array's str()).

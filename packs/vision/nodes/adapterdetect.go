@@ -267,7 +267,7 @@ func registerModelAdapter(r *plugin.Registry) {
 		Summary:   "Detect objects with an external model adapter (a child process or an HTTP server); one detection packet per object.",
 		Description: "Emits the packets MockDetectorNode emits, so ProtocolV02EventBuilderNode, zones and dedup work " +
 			"unchanged: kind detection, the frame's source_id and ts, meta = the frame's plus frame_idx and meta.frame " +
-			"(for EventSnapshotNode), payload bbox (clipped to the frame, truncated to integers; empty boxes dropped), " +
+			"(for EventSnapshotNode; writers of packets leave it out), payload bbox (clipped to the frame, truncated to integers; empty boxes dropped), " +
 			"confidence, event_type, object_type, severity, track_id. Fields come from class_map (by class_id or class " +
 			"name), else from the adapter's own object_type/event_type/severity, else event_type/severity of the config; " +
 			"track_id: with tracker none the adapter's, else a counter 0,1,2,... per node (upstream's adapters without " +

@@ -2,15 +2,20 @@ package nodes_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"image/jpeg"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/nodes/durable"
+	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
 )
 
@@ -125,5 +130,107 @@ edges:
 	entries, _ := os.ReadDir(filepath.Join(snaps, "S001", "cam01"))
 	if len(entries) != 1 {
 		t.Fatalf("%d files in the snapshot dir, want 1", len(entries))
+	}
+}
+
+// TestVideoEventsWrittenWithoutSnapshotNode: with no EventSnapshotNode to
+// take meta.frame off, the events still go to a JSONL file and into the
+// durable queue, with upstream's meta keys (the in-process frame is left out).
+func TestVideoEventsWrittenWithoutSnapshotNode(t *testing.T) {
+	for _, b := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not in PATH: install ffmpeg to run this test", b)
+		}
+	}
+	dir := t.TempDir()
+	mp4 := filepath.Join(dir, "clip.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+		"-i", "testsrc=s=64x48:r=24:d=1", "-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	jsonl, db := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "q.sqlite3")
+	g := `version: 2
+nodes:
+  - {id: video, kind: source, plugin: schnitzel_stream.packs.vision.nodes:OpenCvVideoFileSource,
+     config: {path: "` + mp4 + `", source_id: cam01, max_frames: 6, start_ts: "2026-02-14T00:00:00Z"}}
+  - {id: detect, kind: node, plugin: schnitzel_stream.packs.vision.nodes:MockDetectorNode}
+  - {id: events, kind: node, plugin: schnitzel_stream.packs.vision.nodes:ProtocolV02EventBuilderNode, config: {site_id: S001}}
+  - {id: file, kind: sink, plugin: schnitzel_stream.nodes.file_sink:JsonlSink, config: {path: "` + jsonl + `"}}
+  - {id: queue, kind: sink, plugin: schnitzel_stream.nodes.durable_sqlite:SqliteQueueSink, config: {path: "` + db + `"}}
+  - {id: out, kind: sink, plugin: schnitzel_stream.nodes.dev:PrintSink, config: {prefix: "EV "}}
+edges:
+  - {from: video, to: detect}
+  - {from: detect, to: events}
+  - {from: events, to: file}
+  - {from: events, to: queue}
+  - {from: events, to: out}
+`
+	gf := filepath.Join(dir, "g.yaml")
+	if err := os.WriteFile(gf, []byte(g), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := registry()
+	video.Register(reg)
+	ionodes.Register(reg)
+	durable.Register(reg)
+	var stdout, stderr bytes.Buffer
+	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
+		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}
+	if code := app.Run([]string{"--graph", gf}); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	wantKeys := []string{"frame_idx", "pos_msec", "idempotency_key", "source_packet_id"}
+	metaKeys := func(line string) []string {
+		var rec struct {
+			Meta json.RawMessage `json:"meta"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		var keys []string
+		dec := json.NewDecoder(bytes.NewReader(rec.Meta))
+		dec.Token() // {
+		for dec.More() {
+			k, _ := dec.Token()
+			keys = append(keys, k.(string))
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return keys
+	}
+	var printed []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if strings.HasPrefix(l, "EV ") {
+			printed = append(printed, strings.TrimPrefix(l, "EV "))
+		}
+	}
+	raw, err := os.ReadFile(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(written) != 6 || len(printed) != 6 {
+		t.Fatalf("%d lines in the JSONL file and %d printed, want 6 each\n%s", len(written), len(printed), stderr.String())
+	}
+	for i := range written {
+		for _, l := range []string{written[i], printed[i]} {
+			if got := metaKeys(l); !slices.Equal(got, wantKeys) {
+				t.Fatalf("meta keys %v, want %v (upstream's)", got, wantKeys)
+			}
+		}
+	}
+	q, err := queue.Open(db, queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	st, err := q.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 6 {
+		t.Fatalf("queue holds %d rows, want 6", st.Rows)
 	}
 }
