@@ -1,8 +1,8 @@
 // Package legacy runs the seed's v1 job graph
 // (job: schnitzel_stream.jobs.legacy_ai_pipeline:LegacyAIPipelineJob): the
-// layered configs/ settings, one camera, a frame sampler, the mock model,
-// zones, dedup, snapshots and an event emitter (JSONL file, --dry-run log
-// or backend POST), built from the vision pack's parts.
+// layered configs/ settings, one camera, a frame sampler, the mock model or
+// detector adapters, zones, dedup, snapshots and an event emitter (JSONL
+// file, --dry-run log or backend POST), built from the vision pack's parts.
 package legacy
 
 import (
@@ -35,13 +35,15 @@ const JobName = "schnitzel_stream.jobs.legacy_ai_pipeline:LegacyAIPipelineJob"
 func Register(r *plugin.Registry) {
 	plugin.RegisterJob(r, plugin.JobSpec{
 		Name:    JobName,
-		Summary: "The seed's legacy AI pipeline (v1 job graph): configs/*.yaml + AI_* env, one camera, mock model, zones, dedup, snapshots, emitter.",
+		Summary: "The seed's legacy AI pipeline (v1 job graph): configs/*.yaml + AI_* env, one camera, mock model or detector adapters, zones, dedup, snapshots, emitter.",
 		Description: "Settings come from <config dir>/default.yaml and cameras.yaml, the app.env profile (dev.yaml or " +
 			"prod.yaml) and AI_* environment variables. The config dir is the graph's `config.config_dir`, else the " +
 			"parent of the graph's directory when it holds default.yaml or cameras.yaml (configs/graphs/ → configs/), " +
 			"else ./configs; relative paths in the settings resolve against its parent. Emitter: --output-jsonl, " +
-			"else --dry-run (log), else a POST to events.post_url. model.mode must be mock (no model adapters are " +
-			"built in); file cameras are decoded by ffmpeg and paced at their frame rate.",
+			"else --dry-run (log), else a POST to events.post_url. model.mode mock is upstream's mock model; model.mode " +
+			"real runs the detector adapter(s) that model.adapter names as cmd:<command line> or an http(s) URL " +
+			"(docs/detector-adapter.md), with MODEL_CLASS_MAP_PATH and TRACKER_TYPE/TRACKER_IOU/TRACKER_MAX_AGE; " +
+			"file cameras are decoded by ffmpeg and paced at their frame rate.",
 		New: func() plugin.Job { return &Job{} },
 	})
 }
@@ -105,9 +107,14 @@ func (j *Job) Run(ctx context.Context, env plugin.JobEnv) error {
 	if s.Sensor {
 		return errors.New("sensor.enabled: the sensor lane (Python sensor adapters) is not supported by schnitzel's legacy job")
 	}
-	if s.Model.Mode != "mock" {
-		return fmt.Errorf("model.mode=%s needs a model adapter (%q); schnitzel's legacy job has none built in: set model.mode: mock or AI_MODEL_MODE=mock",
-			s.Model.Mode, s.Model.Adapter)
+	var model *realModel
+	if s.Model.Mode == "real" {
+		// Before the source and the emitter: a model that cannot start
+		// fails the run at once, as upstream's did.
+		if model, err = newRealModel(ctx, s.Model.Adapter, root, getenv, log); err != nil {
+			return err
+		}
+		defer model.close()
 	}
 	if s.Events.SnapshotBaseDir != "" {
 		if err := os.MkdirAll(s.Events.SnapshotBaseDir, 0o755); err != nil {
@@ -156,7 +163,7 @@ func (j *Job) Run(ctx context.Context, env plugin.JobEnv) error {
 	}
 
 	p := &pipeline{
-		job: j, s: s, loc: loc, log: log, em: em, zones: zoneSrc, dedup: dd,
+		job: j, s: s, loc: loc, log: log, em: em, zones: zoneSrc, dedup: dd, ctx: ctx, model: model,
 		sampler: newSampler(s.FPSLimit, fps), maxEvents: int64(a.MaxEvents),
 	}
 	log.Info("pipeline started", "site_id", s.SiteID, "source_fps", fps, "fps_limit", s.FPSLimit,
@@ -172,6 +179,9 @@ func (j *Job) Run(ctx context.Context, env plugin.JobEnv) error {
 			env.Metrics("backend_ack_ok", be.ok.Load())
 			env.Metrics("backend_ack_fail", be.failed.Load()+be.full.Load())
 		}
+	}
+	if p.fatal != nil {
+		return p.fatal
 	}
 	if err != nil && !errors.Is(err, plugin.ErrStop) {
 		return fmt.Errorf("source: %w", err)
@@ -345,6 +355,9 @@ type pipeline struct {
 	zones     zoneSource
 	dedup     *dedup.Store
 	sampler   sampler
+	ctx       context.Context
+	model     *realModel // nil: model.mode mock
+	fatal     error      // why the model ended the run
 	maxEvents int64
 	idx       int64
 	snapFails int64
@@ -368,7 +381,23 @@ func (p *pipeline) Emit(pk *packet.Packet) error {
 		v, _ := m.Get("frame")
 		fr, _ = v.(*frame.Frame)
 	}
-	ev := p.mockEvent(i)
+	if p.model == nil {
+		p.handle(p.mockEvent(i), fr)
+		return p.stopIfDone()
+	}
+	dets, err := p.model.detections(p.ctx, pk)
+	if err != nil {
+		p.fatal = err
+		return plugin.ErrStop
+	}
+	for _, ev := range p.realEvents(dets) {
+		p.handle(ev, fr)
+	}
+	return p.stopIfDone()
+}
+
+// handle runs one event through zones, dedup, snapshot and the emitter.
+func (p *pipeline) handle(ev *packet.Map, fr *frame.Frame) {
 	if p.zones != nil {
 		zs := p.zones.Zones()
 		res := zones.Result("", false)
@@ -384,7 +413,7 @@ func (p *pipeline) Emit(pk *packet.Packet) error {
 		ev.Set("zone", res)
 	}
 	if p.dedup != nil && !p.dedup.Allow(ev) {
-		return p.stopIfDone()
+		return
 	}
 	if p.s.Events.SnapshotBaseDir != "" && fr != nil {
 		p.snapshot(ev, fr)
@@ -392,7 +421,6 @@ func (p *pipeline) Emit(pk *packet.Packet) error {
 	if p.em.Emit(context.Background(), ev) {
 		p.job.events.Add(1)
 	}
-	return p.stopIfDone()
 }
 
 // stopIfDone ends the run once --max-events events were emitted (checked

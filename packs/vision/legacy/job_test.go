@@ -221,7 +221,7 @@ func TestStartupErrors(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"real mode has no adapter", plugin.JobArgs{DryRun: true}, nil, "model.mode=real needs a model adapter"},
+		{"real mode with a Python adapter", plugin.JobArgs{DryRun: true}, nil, "is a Python class, which schnitzel cannot load"},
 		{"video with rtsp", plugin.JobArgs{Video: "x.mp4", SourceType: "rtsp"}, nil, "--video cannot be combined"},
 		{"missing video", plugin.JobArgs{Video: filepath.Join(root, "none.mp4"), DryRun: true}, map[string]string{"AI_MODEL_MODE": "mock"}, "video file not found"},
 		{"no sample video", plugin.JobArgs{DryRun: true}, map[string]string{"AI_MODEL_MODE": "mock"}, "no mp4 files under"},
