@@ -81,8 +81,16 @@ func newFileSource(c FileConfig, env plugin.Env) (any, error) {
 }
 
 // Start checks the file and ffmpeg before the run, so a bad path fails the
-// graph at start-up (upstream failed in the constructor).
+// graph at start-up (upstream failed in the constructor). Errors name the
+// camera (source_id), as the live sources' do.
 func (s *fileSource) Start(ctx context.Context) error {
+	if err := s.open(ctx); err != nil {
+		return fmt.Errorf("camera %s: %w", s.cfg.SourceID, err)
+	}
+	return nil
+}
+
+func (s *fileSource) open(ctx context.Context) error {
 	p := strings.TrimSpace(s.cfg.Path)
 	abs, err := filepath.Abs(p)
 	if err != nil {
@@ -141,8 +149,16 @@ func (s *fileSource) Downstream(next any, skipped func(int64)) {
 }
 
 func (s *fileSource) Run(ctx context.Context, out plugin.Emitter) error {
+	err := s.run(ctx, out)
+	if err == nil || errors.Is(err, plugin.ErrStop) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("camera %s: %w", s.cfg.SourceID, err)
+}
+
+func (s *fileSource) run(ctx context.Context, out plugin.Emitter) error {
 	if !s.started {
-		if err := s.Start(ctx); err != nil {
+		if err := s.open(ctx); err != nil {
 			return err
 		}
 	}

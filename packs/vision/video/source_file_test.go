@@ -2,6 +2,7 @@ package video
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -247,7 +248,7 @@ func TestFileSourceErrors(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
 		n, _ := build(t, fileSrc, cfgOf("path", path))
 		err := n.(plugin.Starter).Start(context.Background())
-		if err == nil || err.Error() != "ffmpeg not found in PATH (install ffmpeg)" {
+		if !errors.Is(err, ErrFFmpegNotFound) || err.Error() != "camera src: ffmpeg not found in PATH (install ffmpeg)" {
 			t.Fatalf("err = %v", err)
 		}
 	})
