@@ -132,7 +132,7 @@ func newRealModel(ctx context.Context, spec, root string, getenv func(string) st
 		dec, _, errs := e.Decode(cfg)
 		if len(errs) > 0 {
 			m.close()
-			return nil, fmt.Errorf("model adapter %q: %v", sp.text, errs[0])
+			return nil, fmt.Errorf("model adapter %q: %s", sp.text, envNamed(errs[0].Error()))
 		}
 		id := "model"
 		if len(specs) > 1 {
@@ -155,6 +155,28 @@ func newRealModel(ctx context.Context, spec, root string, getenv func(string) st
 	return m, nil
 }
 
+// envNumbers are the adapter settings read from numeric environment
+// variables; the node's config checks their ranges.
+var envNumbers = []struct {
+	env, key string
+	integer  bool
+}{
+	{"TRACKER_IOU", "tracker_iou", false},
+	{"TRACKER_MAX_AGE", "tracker_max_age", true},
+	// ours: upstream ran models in-process, with no deadline and no restarts
+	{"AI_MODEL_ADAPTER_TIMEOUT_SEC", "timeout_sec", false},
+	{"AI_MODEL_ADAPTER_MAX_RESTARTS", "max_restarts", true},
+}
+
+// envNamed says which environment variable set a config key the node
+// refused ("config.tracker_iou: ..." → "TRACKER_IOU (config.tracker_iou): ...").
+func envNamed(msg string) string {
+	for _, n := range envNumbers {
+		msg = strings.Replace(msg, "config."+n.key+":", n.env+" (config."+n.key+"):", 1)
+	}
+	return msg
+}
+
 // adapterBaseConfig is the detector config every adapter shares: upstream's
 // adapter-level environment variables.
 func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger) (*packet.Map, error) {
@@ -169,34 +191,23 @@ func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger
 		tracker = "none"
 	}
 	cfg.Set("tracker", tracker)
-	if v := strings.TrimSpace(getenv("TRACKER_IOU")); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return nil, fmt.Errorf("TRACKER_IOU=%q: not a number", v)
+	for _, n := range envNumbers {
+		v := strings.TrimSpace(getenv(n.env))
+		if v == "" {
+			continue
 		}
-		cfg.Set("tracker_iou", f)
-	}
-	if v := strings.TrimSpace(getenv("TRACKER_MAX_AGE")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("TRACKER_MAX_AGE=%q: not an integer", v)
+		i, ierr := strconv.ParseInt(v, 10, 64)
+		f, ferr := strconv.ParseFloat(v, 64)
+		switch {
+		case n.integer && ierr != nil:
+			return nil, fmt.Errorf("%s=%q: not an integer", n.env, v)
+		case n.integer:
+			cfg.Set(n.key, i)
+		case ferr != nil:
+			return nil, fmt.Errorf("%s=%q: not a number", n.env, v)
+		default:
+			cfg.Set(n.key, f)
 		}
-		cfg.Set("tracker_max_age", n)
-	}
-	// Ours: upstream ran models in-process, with no deadline and no restarts.
-	if v := strings.TrimSpace(getenv("AI_MODEL_ADAPTER_TIMEOUT_SEC")); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 {
-			return nil, fmt.Errorf("AI_MODEL_ADAPTER_TIMEOUT_SEC=%q: must be a number of seconds > 0", v)
-		}
-		cfg.Set("timeout_sec", f)
-	}
-	if v := strings.TrimSpace(getenv("AI_MODEL_ADAPTER_MAX_RESTARTS")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("AI_MODEL_ADAPTER_MAX_RESTARTS=%q: not an integer", v)
-		}
-		cfg.Set("max_restarts", n)
 	}
 	if p := strings.TrimSpace(getenv("MODEL_CLASS_MAP_PATH")); p != "" {
 		if !filepath.IsAbs(p) {

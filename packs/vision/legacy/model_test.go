@@ -174,8 +174,15 @@ func TestRealModeAdapterErrors(t *testing.T) {
 	if !strings.Contains(logs, "restart") {
 		t.Errorf("the adapter was not restarted before the run ended:\n%s", logs)
 	}
-	_, _, _, err = realRun(t, "cmd:"+os.Args[0], map[string]string{"AI_MODEL_ADAPTER_TIMEOUT_SEC": "soon"}, 0)
-	if err == nil || !strings.Contains(err.Error(), "AI_MODEL_ADAPTER_TIMEOUT_SEC") {
-		t.Errorf("bad timeout: err %v", err)
+	for _, c := range []struct{ env, value, want string }{
+		{"AI_MODEL_ADAPTER_TIMEOUT_SEC", "soon", `AI_MODEL_ADAPTER_TIMEOUT_SEC="soon": not a number`},
+		{"AI_MODEL_ADAPTER_TIMEOUT_SEC", "-1", "AI_MODEL_ADAPTER_TIMEOUT_SEC (config.timeout_sec): must be > 0"},
+		{"TRACKER_IOU", "3", "TRACKER_IOU (config.tracker_iou): must be between 0 and 1"},
+		{"TRACKER_MAX_AGE", "1.5", `TRACKER_MAX_AGE="1.5": not an integer`},
+	} {
+		_, _, _, err = realRun(t, "cmd:"+os.Args[0], map[string]string{c.env: c.value}, 0)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%s: err %v, want %q", c.env, c.value, err, c.want)
+		}
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/nodes/durable"
+	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
@@ -58,11 +60,15 @@ func needFFmpeg(t *testing.T) {
 // redBoxClip writes a 160x120 black clip with a filled red box at
 // (40,30)-(72,54): the adapter must find it in every decoded frame.
 func redBoxClip(t *testing.T, dir string) string {
+	return lavfiClip(t, dir, "box.mp4", "color=c=black:s=160x120:r=24:d=1,drawbox=x=40:y=30:w=32:h=24:color=red:t=fill")
+}
+
+// lavfiClip encodes an ffmpeg lavfi source (yuv420p H.264) to dir/name.
+func lavfiClip(t *testing.T, dir, name, lavfi string) string {
 	t.Helper()
-	mp4 := filepath.Join(dir, "box.mp4")
+	mp4 := filepath.Join(dir, name)
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-		"-i", "color=c=black:s=160x120:r=24:d=1,drawbox=x=40:y=30:w=32:h=24:color=red:t=fill",
-		"-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
+		"-i", lavfi, "-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	return mp4
@@ -83,6 +89,8 @@ func runGraph(t *testing.T, dir, g string) ([]string, runReport) {
 	}
 	reg := registry()
 	video.Register(reg)
+	ionodes.Register(reg)
+	durable.Register(reg)
 	var stdout, stderr bytes.Buffer
 	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
 		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}

@@ -6,17 +6,12 @@ import (
 	"encoding/json"
 	"image/jpeg"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/schnitzel-stream/schnitzel/internal/cli"
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
-	"github.com/schnitzel-stream/schnitzel/nodes/durable"
-	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
-	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
 )
 
 // TestVideoToSnapshotsThroughRuntime decodes a real video with the ffmpeg
@@ -24,18 +19,10 @@ import (
 // snapshot → print through the runtime: the snapshots are JPEGs of the
 // decoded frames, written only for events that dedup accepted.
 func TestVideoToSnapshotsThroughRuntime(t *testing.T) {
-	for _, b := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not in PATH: install ffmpeg to run this test", b)
-		}
-	}
+	needFFmpeg(t)
 	dir := t.TempDir()
-	mp4 := filepath.Join(dir, "clip.mp4")
 	// A solid red 64x48 clip: colours survive the BGR → JPEG path recognisably.
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-		"-i", "color=c=red:s=64x48:r=24:d=1", "-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	mp4 := lavfiClip(t, dir, "clip.mp4", "color=c=red:s=64x48:r=24:d=1")
 	snaps := filepath.Join(dir, "snaps")
 	g := `version: 2
 nodes:
@@ -57,35 +44,13 @@ edges:
   - {from: dedup, to: snap}
   - {from: snap, to: out}
 `
-	gf := filepath.Join(dir, "g.yaml")
-	if err := os.WriteFile(gf, []byte(g), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reg := registry()
-	video.Register(reg)
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
-		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}
-	if code := app.Run([]string{"--graph", gf, "--report-json"}); code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
-	}
-	var events []string
-	var rep struct {
-		Metrics map[string]int64 `json:"metrics"`
-	}
-	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if strings.HasPrefix(l, "EV ") {
-			events = append(events, l)
-		} else if err := json.Unmarshal([]byte(l), &rep); err != nil {
-			t.Fatalf("line %q: %v", l, err)
-		}
-	}
+	events, rep := runGraph(t, dir, g)
 	// 12 frames, every 3rd sampled = 4 detections of track 1; dedup keeps the first.
 	// The sampler follows the source directly, so ffmpeg already dropped the
 	// other 8 frames; the report counts them as emitted by the source and
 	// dropped by the sampler, as without the shortcut.
 	if len(events) != 1 {
-		t.Fatalf("%d events:\n%s", len(events), stdout.String())
+		t.Fatalf("%d events:\n%s", len(events), strings.Join(events, "\n"))
 	}
 	checks := map[string]int64{
 		"node.sample.kept_total": 4, "node.sample.dropped_total": 8, "node.video.sampled_out_total": 8, "node.video.emitted_total": 12, "node.detect.emitted_total": 4,
@@ -102,7 +67,7 @@ edges:
 		} `json:"payload"`
 		Meta map[string]any `json:"meta"`
 	}
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(events[0], "EV ")), &ev); err != nil {
+	if err := json.Unmarshal([]byte(events[0]), &ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Payload.SnapshotPath != "/snapshots/S001/cam01/2026-02-14T00_00_00_00_00_1.jpg" {
@@ -137,17 +102,9 @@ edges:
 // take meta.frame off, the events still go to a JSONL file and into the
 // durable queue, with upstream's meta keys (the in-process frame is left out).
 func TestVideoEventsWrittenWithoutSnapshotNode(t *testing.T) {
-	for _, b := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not in PATH: install ffmpeg to run this test", b)
-		}
-	}
+	needFFmpeg(t)
 	dir := t.TempDir()
-	mp4 := filepath.Join(dir, "clip.mp4")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-		"-i", "testsrc=s=64x48:r=24:d=1", "-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	mp4 := lavfiClip(t, dir, "clip.mp4", "testsrc=s=64x48:r=24:d=1")
 	jsonl, db := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "q.sqlite3")
 	g := `version: 2
 nodes:
@@ -165,20 +122,7 @@ edges:
   - {from: events, to: queue}
   - {from: events, to: out}
 `
-	gf := filepath.Join(dir, "g.yaml")
-	if err := os.WriteFile(gf, []byte(g), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reg := registry()
-	video.Register(reg)
-	ionodes.Register(reg)
-	durable.Register(reg)
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
-		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}
-	if code := app.Run([]string{"--graph", gf}); code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
-	}
+	printed, _ := runGraph(t, dir, g)
 	wantKeys := []string{"frame_idx", "pos_msec", "idempotency_key", "source_packet_id"}
 	metaKeys := func(line string) []string {
 		var rec struct {
@@ -200,19 +144,13 @@ edges:
 		}
 		return keys
 	}
-	var printed []string
-	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if strings.HasPrefix(l, "EV ") {
-			printed = append(printed, strings.TrimPrefix(l, "EV "))
-		}
-	}
 	raw, err := os.ReadFile(jsonl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	written := strings.Split(strings.TrimSpace(string(raw)), "\n")
 	if len(written) != 6 || len(printed) != 6 {
-		t.Fatalf("%d lines in the JSONL file and %d printed, want 6 each\n%s", len(written), len(printed), stderr.String())
+		t.Fatalf("%d lines in the JSONL file and %d printed, want 6 each", len(written), len(printed))
 	}
 	for i := range written {
 		for _, l := range []string{written[i], printed[i]} {
