@@ -114,3 +114,31 @@ func (p *Packet) PortableMeta() *Map {
 	}
 	return m
 }
+
+// Sized is implemented by in-process values that hold a lot of memory (a
+// decoded frame's pixels). The runtime bounds its queues by their bytes as
+// well as by packet count, in graphs that carry them (plugin.LargePackets).
+type Sized interface{ SizeBytes() int }
+
+// Weight is the bytes of the Sized values a packet holds: the payload
+// itself, the payload's top-level entries and meta's entries (where
+// detectors hand frames on). Other values weigh nothing.
+func Weight(p *Packet) int64 {
+	var n int64
+	switch x := p.Payload.(type) {
+	case Sized:
+		n += int64(x.SizeBytes())
+	case *Map:
+		for _, e := range x.Entries() {
+			if s, ok := e.Value.(Sized); ok {
+				n += int64(s.SizeBytes())
+			}
+		}
+	}
+	for _, e := range p.Meta.Entries() {
+		if s, ok := e.Value.(Sized); ok {
+			n += int64(s.SizeBytes())
+		}
+	}
+	return n
+}

@@ -119,6 +119,15 @@ type Downstream interface {
 	Downstream(next any, skipped func(n int64))
 }
 
+// LargePackets is implemented by nodes whose packets hold large in-process
+// values (packet.Sized: decoded video frames). A graph with such a node has
+// every inbox bounded by the bytes of those values as well as by packet
+// count (default 64 MiB, --inbox-max-bytes, __runtime__.inbox_max_bytes),
+// so that a slow node after a fast source holds a few dozen frames, not a
+// thousand. An inbox always takes a packet when it is empty, so one value
+// larger than the bound still passes.
+type LargePackets interface{ LargePackets() }
+
 // Metric is a node's own counter, reported as node.<id>.<Name>.
 type Metric struct {
 	Name  string

@@ -34,6 +34,9 @@ type App struct {
 	Signals <-chan os.Signal
 	// HardExit is called on a second signal; default os.Exit.
 	HardExit func(code int)
+	// SetGCPercent retunes the collector for the graph about to run; nil:
+	// leave it (tests run many graphs in one process).
+	SetGCPercent func(percent int)
 }
 
 // Main runs the command line and returns the process exit code.
@@ -46,6 +49,11 @@ func Main(args []string) int {
 		Registry: bundle.Registry(),
 		Signals:  notifySignals(),
 		HardExit: os.Exit,
+		SetGCPercent: func(p int) {
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(p)
+			}
+		},
 	}
 	return app.Run(args)
 }
@@ -53,7 +61,9 @@ func Main(args []string) int {
 // tuneGC trades a little memory for throughput: packets are short-lived
 // and the live heap is small and bounded (bounded inboxes), so collecting
 // at 400% growth instead of 100% cuts GC work to about a quarter for ~20
-// MiB more peak RSS (docs/benchmarks.md). GOGC in the environment wins.
+// MiB more peak RSS (docs/benchmarks.md). Graphs that carry video frames
+// go back to 100% (runV2): there the live heap is tens of MiB of pixels
+// and 400% would hold five times that. GOGC in the environment wins.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

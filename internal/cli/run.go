@@ -34,6 +34,7 @@ type runOptions struct {
 	metricsAddr  string
 	strict       bool
 	inboxMax     int
+	inboxBytes   int64
 	logOptions
 
 	// Legacy flags of the seed CLI, read only by v1 jobs.
@@ -57,6 +58,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on HOST:PORT while running")
 	f.BoolVar(&o.strict, "strict", false, "treat graph warnings (unknown config keys, ...) as errors")
 	f.IntVar(&o.inboxMax, "inbox-max", 1024, "default inbox bound per node, in packets (a node's config.__runtime__.inbox_max overrides)")
+	f.Int64Var(&o.inboxBytes, "inbox-max-bytes", runtime.DefaultInboxBytes, "default inbox bound per node in bytes of decoded frames, in graphs that carry them (config.__runtime__.inbox_max_bytes overrides)")
 	o.logOptions.register(cmd)
 	f.StringVar(&o.cameraID, "camera-id", "", "v1 legacy job: camera id")
 	f.StringVar(&o.video, "video", "", "v1 legacy job: video file")
@@ -78,6 +80,12 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 	}
 	if o.maxEvents < 0 {
 		return exitcode.Errorf(exitcode.Usage, "--max-events must be >= 0, got %d", o.maxEvents)
+	}
+	if o.inboxMax <= 0 {
+		return exitcode.Errorf(exitcode.Usage, "--inbox-max must be > 0, got %d", o.inboxMax)
+	}
+	if o.inboxBytes <= 0 {
+		return exitcode.Errorf(exitcode.Usage, "--inbox-max-bytes must be > 0, got %d", o.inboxBytes)
 	}
 	logger, closeLog, err := o.logger(a.Stderr)
 	if err != nil {
@@ -109,7 +117,7 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 }
 
 func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, graphName string, logger *slog.Logger) error {
-	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, Logger: logger, Stdout: a.Stdout})
+	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout})
 	if err != nil {
 		var ne *runtime.NodeError
 		if errors.As(err, &ne) {
@@ -121,6 +129,9 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 			return exitcode.Errorf(exitcode.Usage, "%snode %q: %v", pos, ne.NodeID, ne.Err)
 		}
 		return exitcode.New(exitcode.Usage, err)
+	}
+	if x.LargePackets() && a.SetGCPercent != nil {
+		a.SetGCPercent(200)
 	}
 
 	stopMetrics, err := a.serveMetrics(o.metricsAddr, x, logger)

@@ -259,7 +259,7 @@ nodes:
     kind: sink
     plugin: schnitzel_stream.nodes.dev:PrintSink
     config:
-      __runtime__: {inbox_max: "2", inbox_overflow: " DROP_OLDEST "}
+      __runtime__: {inbox_max: "2", inbox_max_bytes: 16777216, inbox_overflow: " DROP_OLDEST "}
       transport: inproc
       prefix: "P "
 edges:
@@ -273,7 +273,7 @@ edges:
 	if g.Nodes[0].ID != "s" || g.Edges[0].From != "s" || g.Edges[0].To != "k" {
 		t.Errorf("aliases: %+v %+v", g.Nodes[0], g.Edges[0])
 	}
-	if k.Runtime.InboxMax != 2 || k.Runtime.Overflow != OverflowDropOldest || k.Transport != "inproc" {
+	if k.Runtime.InboxMax != 2 || k.Runtime.InboxMaxBytes != 16<<20 || k.Runtime.Overflow != OverflowDropOldest || k.Transport != "inproc" {
 		t.Errorf("runtime: %+v transport %q", k.Runtime, k.Transport)
 	}
 	if _, has := k.Config.Get("__runtime__"); has {
@@ -308,5 +308,28 @@ func TestPolicy(t *testing.T) {
 		if p.Allowed(c.plugin) != c.ok {
 			t.Errorf("%v %s: want %v", c.env, c.plugin, c.ok)
 		}
+	}
+}
+
+func TestRuntimeConfigErrors(t *testing.T) {
+	cases := []struct{ runtime, want string }{
+		{`{inbox_max: 0}`, "__runtime__.inbox_max must be a positive integer, got the integer 0"},
+		{`{inbox_max_bytes: -1}`, "__runtime__.inbox_max_bytes must be a positive integer (bytes), got the integer -1"},
+		{`{inbox_max_bytes: lots}`, `__runtime__.inbox_max_bytes must be a positive integer (bytes), got the string "lots"`},
+		{`{inbox_overflow: spill}`, "__runtime__.inbox_overflow must be one of block, drop_new, drop_oldest, error"},
+		{`[1]`, "__runtime__ must be a mapping"},
+	}
+	for _, c := range cases {
+		src := "version: 2\nnodes:\n  - {id: s, kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource}\n" +
+			"  - {id: k, kind: sink, plugin: schnitzel_stream.nodes.dev:PrintSink, config: {__runtime__: " + c.runtime + "}}\n" +
+			"edges:\n  - {from: s, to: k}\n"
+		_, d := Load("g.yaml", []byte(src), env(nil))
+		if !d.HasErrors() || !strings.Contains(d.Error(), c.want) || !strings.Contains(d.Error(), "g.yaml:4") {
+			t.Errorf("%s: %v, want %q at g.yaml:4", c.runtime, d, c.want)
+		}
+	}
+	_, d := Load("g.yaml", []byte("version: 2\nnodes:\n  - {id: s, kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource, config: {__runtime__: {inbox_size: 3}}}\n"), env(nil))
+	if w := d.Warnings(); d.HasErrors() || len(w) != 1 || !strings.Contains(w[0].String(), "known: inbox_max, inbox_max_bytes, inbox_overflow") {
+		t.Errorf("unknown key: %v", d)
 	}
 }

@@ -418,6 +418,13 @@ func (l *loader) runtimeConfig(n *Node, subject string) {
 				continue
 			}
 			n.Runtime.InboxMax = int(v)
+		case "inbox_max_bytes":
+			v, ok := intLike(e.Value)
+			if !ok || v <= 0 {
+				l.errf(rpath+".inbox_max_bytes", subject, "__runtime__.inbox_max_bytes must be a positive integer (bytes), got %s", describe(e.Value))
+				continue
+			}
+			n.Runtime.InboxMaxBytes = v
 		case "inbox_overflow":
 			s, _ := e.Value.(string)
 			s = strings.ToLower(strings.TrimSpace(s))
@@ -428,7 +435,7 @@ func (l *loader) runtimeConfig(n *Node, subject string) {
 				l.errf(rpath+".inbox_overflow", subject, "__runtime__.inbox_overflow must be one of block, drop_new, drop_oldest, error; got %s", describe(e.Value))
 			}
 		default:
-			l.warnf(rpath+"."+e.Key, subject, "unknown __runtime__ key %q (ignored; known: inbox_max, inbox_overflow)", e.Key)
+			l.warnf(rpath+"."+e.Key, subject, "unknown __runtime__ key %q (ignored; known: inbox_max, inbox_max_bytes, inbox_overflow)", e.Key)
 		}
 	}
 }

@@ -56,8 +56,9 @@ const (
 
 // RuntimeConfig is a node's config.__runtime__.
 type RuntimeConfig struct {
-	InboxMax int    // 0 = the runtime's default bound
-	Overflow string // block (default), drop_new, drop_oldest, error
+	InboxMax      int    // 0 = the runtime's default bound
+	InboxMaxBytes int64  // 0 = the runtime's default byte bound (graphs that carry frames)
+	Overflow      string // block (default), drop_new, drop_oldest, error
 }
 
 // Edge is a v2 graph edge.

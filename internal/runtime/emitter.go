@@ -47,11 +47,15 @@ func (em *emitter) EmitPort(port string, p *packet.Packet) error {
 		em.n.produced.Add(em.produced)
 		em.produced = 0
 	}
+	var w int64
+	if x.weighted {
+		w = packet.Weight(p)
+	}
 	for _, o := range em.n.out {
 		if o.port != port {
 			continue
 		}
-		o.buf = append(o.buf, item{p: p, port: o.toPort})
+		o.buf = append(o.buf, item{p: p, port: o.toPort, w: w})
 		if em.source || len(o.buf) >= x.opts.BatchMax {
 			if em.produced > 0 {
 				em.n.produced.Add(em.produced)

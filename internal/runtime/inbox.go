@@ -8,10 +8,12 @@ import (
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
-// item is one packet on its way into a node, with the to_port of its edge.
+// item is one packet on its way into a node, with the to_port of its edge
+// and its weight (packet.Weight; 0 unless the graph weighs packets).
 type item struct {
 	p    *packet.Packet
 	port string
+	w    int64
 }
 
 // Overflow policies (graph.Overflow*).
@@ -37,7 +39,9 @@ type inbox struct {
 	buf      []item
 	head     int // buf[head:] is queued
 	spare    []item
-	max      int // bound in packets; 0 = unbounded
+	max      int   // bound in packets; 0 = unbounded
+	maxBytes int64 // bound in item weight; 0 = none
+	bytes    int64 // weight queued
 	policy   int
 	senders  int  // open upstream edges
 	closed   bool // no more input will come (all senders closed, or forced)
@@ -48,8 +52,8 @@ type inbox struct {
 	dropped atomic.Int64 // packets dropped by the overflow policy
 }
 
-func newInbox(max, policy, senders int) *inbox {
-	in := &inbox{max: max, policy: policy, senders: senders}
+func newInbox(max int, maxBytes int64, policy, senders int) *inbox {
+	in := &inbox{max: max, maxBytes: maxBytes, policy: policy, senders: senders}
 	in.notEmpty.L = &in.mu
 	in.notFull.L = &in.mu
 	if senders == 0 {
@@ -59,6 +63,24 @@ func newInbox(max, policy, senders int) *inbox {
 }
 
 func (in *inbox) queued() int { return len(in.buf) - in.head }
+
+// full says whether a bounded inbox (max > 0) is full: the packet count,
+// or the weight when the inbox holds something (an empty inbox takes any
+// packet, so a value heavier than the bound still passes).
+func (in *inbox) full() bool {
+	n := in.queued()
+	return n >= in.max || (in.maxBytes > 0 && n > 0 && in.bytes >= in.maxBytes)
+}
+
+// weigh adds (or, with sign -1, removes) the weight of items.
+func (in *inbox) weigh(items []item, sign int64) {
+	if in.maxBytes == 0 {
+		return
+	}
+	for i := range items {
+		in.bytes += sign * items[i].w
+	}
+}
 
 // push appends items, applying the overflow policy. It returns how many
 // were dropped and errOverflow under policy error, errAborted after abort.
@@ -75,10 +97,11 @@ func (in *inbox) push(items []item) (int, error) {
 	switch {
 	case in.max == 0:
 		in.buf = append(in.buf, items...)
+		in.weigh(items, 1)
 	case in.policy == overflowBlock:
 		// Wait for room, then take the whole batch: the bound is exceeded
 		// by at most one sender batch, which keeps hand-off batched.
-		for in.queued() >= in.max && !in.aborted && !in.discard {
+		for in.full() && !in.aborted && !in.discard {
 			in.notFull.Wait()
 		}
 		if in.aborted {
@@ -88,20 +111,28 @@ func (in *inbox) push(items []item) (int, error) {
 			return len(items), nil
 		}
 		in.buf = append(in.buf, items...)
+		in.weigh(items, 1)
 	default:
-		for _, it := range items {
-			if in.queued() < in.max {
+		for i, it := range items {
+			if !in.full() {
 				in.buf = append(in.buf, it)
+				in.weigh(items[i:i+1], 1)
 				continue
 			}
 			switch in.policy {
 			case overflowDropNew:
 				dropped++
 			case overflowDropOldest:
-				in.buf[in.head] = item{}
-				in.head++
+				// Drop from the head until below the bound again: one
+				// heavy newcomer may take the place of several packets.
+				for in.queued() > 0 && in.full() {
+					in.weigh(in.buf[in.head:in.head+1], -1)
+					in.buf[in.head] = item{}
+					in.head++
+					dropped++
+				}
 				in.buf = append(in.buf, it)
-				dropped++
+				in.weigh(items[i:i+1], 1)
 				if in.head > 64 && in.head*2 > len(in.buf) {
 					// Compact so a stalled receiver cannot make buf grow.
 					n := copy(in.buf, in.buf[in.head:])
@@ -138,8 +169,20 @@ func (in *inbox) take(limit int) ([]item, bool) {
 		return nil, false
 	}
 	n := in.queued()
+	if in.maxBytes > 0 {
+		// Weighted: hand over at most one heavy packet (with the light ones
+		// before it), so what waits here stays counted against the bound
+		// instead of sitting in the receiver's batch.
+		for i, it := range in.buf[in.head:] {
+			if it.w > 0 && (limit == 0 || i+1 < limit) {
+				limit = i + 1
+				break
+			}
+		}
+	}
 	if limit > 0 && n > limit {
 		out := in.buf[in.head : in.head+limit]
+		in.weigh(out, -1)
 		// Copy out: the sender may append (and reallocate) after unlock.
 		in.spare = append(in.spare[:0], out...)
 		clear(out)
@@ -148,6 +191,7 @@ func (in *inbox) take(limit int) ([]item, bool) {
 		return in.spare, true
 	}
 	out := in.buf[in.head:]
+	in.weigh(out, -1)
 	// Swap buffers: hand the queued slice to the receiver and give the
 	// senders the receiver's previous (cleared) slice.
 	clear(in.spare)
@@ -185,6 +229,7 @@ func (in *inbox) setDiscard() int {
 	defer in.mu.Unlock()
 	in.discard = true
 	n := in.queued()
+	in.bytes = 0
 	clear(in.buf)
 	in.buf = in.buf[:0]
 	in.head = 0
@@ -201,8 +246,8 @@ func (in *inbox) abort() {
 	in.mu.Unlock()
 }
 
-func (in *inbox) depth() int {
+func (in *inbox) depth() (int, int64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.queued()
+	return in.queued(), in.bytes
 }

@@ -19,6 +19,7 @@ type NodeStats struct {
 	InboxDropped int64
 	Errors       int64
 	InboxDepth   int
+	InboxBytes   int64 // bytes of frames (packet.Sized) waiting; 0 in graphs without them
 	Batches      int64
 	BusyNs       int64
 	MaxNs        int64
@@ -56,7 +57,7 @@ func (x *Executor) Snapshot() Snapshot {
 		}
 		if n.in != nil {
 			ns.InboxDropped = n.in.dropped.Load()
-			ns.InboxDepth = n.in.depth()
+			ns.InboxDepth, ns.InboxBytes = n.in.depth()
 		}
 		if m, ok := n.inst.(plugin.Metrics); ok {
 			ns.Extension = m.Metrics()

@@ -119,6 +119,15 @@ func registry(t testing.TB) *plugin.Registry {
 			return h, nil
 		},
 	})
+	plugin.Register(r, plugin.Spec[heavyCfg]{
+		Name: "schnitzel_stream.test:Heavy", Role: plugin.RoleSource,
+		New: func(c heavyCfg, _ plugin.Env) (any, error) {
+			if c.Marked {
+				return &markedHeavy{heavy{c}}, nil
+			}
+			return &heavy{c}, nil
+		},
+	})
 	plugin.Register(r, plugin.Spec[dev.Empty]{
 		Name: "schnitzel_stream.test:FailBuild", Role: plugin.RoleNode,
 		New: func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },
@@ -559,4 +568,150 @@ edges:
 			}
 		})
 	}
+}
+
+// blob weighs MiB megabytes (packet.Sized) without holding them.
+type blob struct{ MiB int }
+
+func (b blob) SizeBytes() int { return b.MiB << 20 }
+
+type heavyCfg struct {
+	Count  int  `yaml:"count"`
+	MiB    int  `yaml:"mib"`
+	Marked bool `yaml:"marked"` // declare plugin.LargePackets
+}
+
+// heavy emits count packets whose payload holds a blob.
+type heavy struct{ cfg heavyCfg }
+
+func (h *heavy) Run(_ context.Context, out plugin.Emitter) error {
+	for i := 0; i < h.cfg.Count; i++ {
+		if err := out.Emit(packet.New("frame", "cam", packet.MapOf("frame", blob{h.cfg.MiB}, "i", int64(i)), "", nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type markedHeavy struct{ heavy }
+
+func (*markedHeavy) LargePackets() {}
+
+// TestInboxBytesBoundHoldsFramesBack: in a graph whose source declares
+// LargePackets, a stalled sink holds the source back after a few tens of
+// MiB, not after inbox_max (1024) packets; nothing is lost when it resumes.
+// Without the declaration only the packet count bounds the inboxes.
+func TestInboxBytesBoundHoldsFramesBack(t *testing.T) {
+	const src = `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.test:Heavy", config: {count: 100, mib: 10, marked: %v}}
+  - {id: mid, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect", config: {gate: true}}
+edges:
+  - {from: src, to: mid}
+  - {from: mid, to: out}
+`
+	for _, marked := range []bool{true, false} {
+		t.Run(fmt.Sprint("marked=", marked), func(t *testing.T) {
+			x, err := New(plan(t, fmt.Sprintf(src, marked)), Options{InboxBytes: 32 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.LargePackets() != marked {
+				t.Fatalf("LargePackets() = %v", x.LargePackets())
+			}
+			done := make(chan *Result)
+			go func() { done <- x.Run(context.Background()) }()
+			// Let the source run until it blocks (or ends).
+			var last int64 = -1
+			for i := 0; i < 200; i++ {
+				time.Sleep(5 * time.Millisecond)
+				if e := x.Snapshot().SourceEmitted; e == last && e > 0 {
+					break
+				} else {
+					last = e
+				}
+			}
+			snap := x.Snapshot()
+			var queuedBytes int64
+			for _, n := range snap.Nodes {
+				queuedBytes += n.InboxBytes
+				if marked && n.InboxBytes > 42<<20 {
+					t.Errorf("node %s holds %d MiB of frames, bound 32 MiB + one packet", n.ID, n.InboxBytes>>20)
+				}
+			}
+			if marked {
+				// mid's inbox (4 x 10 MiB) + one in mid + out's inbox (4) + one
+				// in the gated sink + one blocked push.
+				if snap.SourceEmitted > 11 || queuedBytes == 0 {
+					t.Errorf("source emitted %d packets of 10 MiB past a stalled sink (inboxes hold %d MiB)", snap.SourceEmitted, queuedBytes>>20)
+				}
+			} else if snap.SourceEmitted != 100 || queuedBytes != 0 {
+				t.Errorf("without LargePackets: emitted %d, inbox bytes %d; want 100 and 0 (count bound only)", snap.SourceEmitted, queuedBytes)
+			}
+			close(sinkFor(t, "out").gate)
+			r := <-done
+			if got := len(sinkFor(t, "out").packets()); got != 100 || r.Degraded {
+				t.Errorf("got %d of 100, degraded %v", got, r.Degraded)
+			}
+		})
+	}
+}
+
+func TestInboxByteBound(t *testing.T) {
+	it := func(w int64) item { return item{p: &packet.Packet{}, w: w} }
+	t.Run("empty inbox takes a packet heavier than the bound", func(t *testing.T) {
+		in := newInbox(10, 5, overflowBlock, 1)
+		if _, err := in.push([]item{it(8)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, b := in.depth(); n != 1 || b != 8 {
+			t.Fatalf("depth %d, %d bytes", n, b)
+		}
+	})
+	t.Run("take hands over one heavy packet with the light ones before it", func(t *testing.T) {
+		in := newInbox(10, 100, overflowBlock, 1)
+		in.push([]item{it(0), it(0), it(3), it(0), it(4)})
+		in.closeSender()
+		var sizes []int
+		for {
+			got, ok := in.take(0)
+			if !ok {
+				break
+			}
+			sizes = append(sizes, len(got))
+		}
+		if fmt.Sprint(sizes) != "[3 2]" {
+			t.Fatalf("batches %v, want [3 2]", sizes)
+		}
+	})
+	t.Run("drop_oldest drops until below the bound", func(t *testing.T) {
+		in := newInbox(10, 10, overflowDropOldest, 1)
+		in.push([]item{it(4), it(4), it(4)}) // 12: full after the third
+		dropped, _ := in.push([]item{it(9)}) // 12 → drop 4 (8) → take 9: 17
+		if n, b := in.depth(); dropped != 1 || n != 3 || b != 17 {
+			t.Fatalf("dropped %d, left %d packets of %d bytes; want 1 dropped, 3 left, 17 bytes", dropped, n, b)
+		}
+		dropped, _ = in.push([]item{it(1)}) // 17 → drop 4, 4 (9) → take 1: 10
+		if n, b := in.depth(); dropped != 2 || n != 2 || b != 10 {
+			t.Fatalf("dropped %d, left %d packets of %d bytes; want 2 dropped, 2 left, 10 bytes", dropped, n, b)
+		}
+	})
+	t.Run("drop_new refuses while over the bytes", func(t *testing.T) {
+		in := newInbox(10, 10, overflowDropNew, 1)
+		dropped, _ := in.push([]item{it(6), it(6), it(6), it(0)})
+		if n, b := in.depth(); dropped != 2 || n != 2 || b != 12 {
+			t.Fatalf("dropped %d, left %d packets of %d bytes", dropped, n, b)
+		}
+	})
+	t.Run("no byte bound: weights are not counted", func(t *testing.T) {
+		in := newInbox(10, 0, overflowBlock, 1)
+		in.push([]item{it(6), it(6)})
+		if got, _ := in.take(0); len(got) != 2 {
+			t.Fatalf("took %d, want both", len(got))
+		}
+		if _, b := in.depth(); b != 0 {
+			t.Fatalf("bytes %d", b)
+		}
+	})
 }

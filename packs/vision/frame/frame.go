@@ -68,6 +68,7 @@ type Frame struct {
 	raw     []byte // native pixels; pooled: valid until the last Release
 	bgr     []byte // converted on first BGR call (yuv420p frames)
 	bgrOnce sync.Once
+	hasBGR  atomic.Bool // bgr was converted (for SizeBytes, read concurrently)
 	pool    *Pool
 	refs    atomic.Int32
 }
@@ -112,6 +113,7 @@ func (f *Frame) BGR() []byte {
 		}
 		yuv420ToBGR(dst, f.raw, f.Width, f.Height, f.Color)
 		f.bgr = dst
+		f.hasBGR.Store(true)
 	})
 	return f.bgr
 }
@@ -196,6 +198,17 @@ func (f *Frame) CopyRGBA(dst *image.RGBA) {
 			d[j], d[j+1], d[j+2], d[j+3] = src[i+2], src[i+1], src[i], 0xff
 		}
 	}
+}
+
+// SizeBytes is the memory the frame's pixels hold: the native buffer, plus
+// the BGR copy once converted (packet.Sized: the runtime bounds inboxes of
+// frame graphs by it).
+func (f *Frame) SizeBytes() int {
+	n := FrameSize(f.PixFmt, f.Width, f.Height)
+	if f.PixFmt != PixFmtBGR24 && f.hasBGR.Load() {
+		n += 3 * f.Width * f.Height
+	}
+	return n
 }
 
 // LocalOnly marks a frame as in-process only (packet.Local): a frame that a

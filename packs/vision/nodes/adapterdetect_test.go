@@ -81,7 +81,7 @@ type runReport struct {
 
 // runGraph runs graph text through the real CLI and returns the lines the
 // print sink wrote (prefix "EV ") and the report.
-func runGraph(t *testing.T, dir, g string) ([]string, runReport) {
+func runGraph(t *testing.T, dir, g string, flags ...string) ([]string, runReport) {
 	t.Helper()
 	gf := filepath.Join(dir, "g.yaml")
 	if err := os.WriteFile(gf, []byte(g), 0o644); err != nil {
@@ -94,7 +94,7 @@ func runGraph(t *testing.T, dir, g string) ([]string, runReport) {
 	var stdout, stderr bytes.Buffer
 	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
 		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}
-	if code := app.Run([]string{"--graph", gf, "--report-json"}); code != 0 {
+	if code := app.Run(append([]string{"--graph", gf, "--report-json"}, flags...)); code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 	var lines []string

@@ -18,10 +18,16 @@ import (
 	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
 )
 
+// extraNodes, when set, registers a test's own plugins too.
+var extraNodes func(*plugin.Registry)
+
 func registry() *plugin.Registry {
 	r := plugin.NewRegistry()
 	dev.Register(r)
 	nodes.Register(r)
+	if extraNodes != nil {
+		extraNodes(r)
+	}
 	return r
 }
 

@@ -7,11 +7,17 @@ import (
 	"image/jpeg"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
 // TestVideoToSnapshotsThroughRuntime decodes a real video with the ffmpeg
@@ -170,5 +176,58 @@ edges:
 	}
 	if st.Rows != 6 {
 		t.Fatalf("queue holds %d rows, want 6", st.Rows)
+	}
+}
+
+// slowSink takes slowSinkDelay per packet and samples the heap: the
+// bottleneck a real detector is.
+type slowSink struct{ maxHeap *atomic.Uint64 }
+
+const slowSinkDelay = 4 * time.Millisecond
+
+func (s slowSink) Process(context.Context, *packet.Packet, plugin.Emitter) error {
+	time.Sleep(slowSinkDelay)
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	for {
+		old := s.maxHeap.Load()
+		if ms.HeapInuse <= old || s.maxHeap.CompareAndSwap(old, ms.HeapInuse) {
+			return nil
+		}
+	}
+}
+
+// TestFramesWaitingForASlowNodeAreBoundedByBytes: a file source decodes far
+// faster than the sink takes frames; the frames waiting in between are
+// bounded by --inbox-max-bytes (4 MiB here: a dozen 640x360 frames), not by
+// inbox_max (1024 packets, all 240 frames of the clip: 79 MiB).
+func TestFramesWaitingForASlowNodeAreBoundedByBytes(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	mp4 := lavfiClip(t, dir, "clip.mp4", "testsrc=s=640x360:r=24:d=10")
+	var peak atomic.Uint64
+	extraNodes = func(r *plugin.Registry) {
+		plugin.Register(r, plugin.Spec[dev.Empty]{
+			Name: "schnitzel_stream.test:SlowSink", Role: plugin.RoleSink,
+			New: func(dev.Empty, plugin.Env) (any, error) { return slowSink{&peak}, nil },
+		})
+	}
+	defer func() { extraNodes = nil }()
+	goruntime.GC()
+	g := `version: 2
+nodes:
+  - {id: video, kind: source, plugin: schnitzel_stream.packs.vision.nodes:OpenCvVideoFileSource, config: {path: "` + mp4 + `"}}
+  - {id: slow, kind: sink, plugin: schnitzel_stream.test:SlowSink}
+edges:
+  - {from: video, to: slow}
+`
+	_, rep := runGraph(t, dir, g, "--inbox-max-bytes", "4194304")
+	if got := rep.Metrics["node.slow.consumed"]; got != 240 || rep.Status != "ok" {
+		t.Fatalf("the slow sink took %d of 240 frames, status %q", got, rep.Status)
+	}
+	const frame = 640 * 360 * 3 / 2
+	t.Logf("peak HeapInuse %.1f MiB (frame %.2f MiB; all 240 frames %.0f MiB)", float64(peak.Load())/(1<<20), float64(frame)/(1<<20), 240*float64(frame)/(1<<20))
+	if peak.Load() > 40<<20 {
+		t.Errorf("heap reached %.1f MiB behind a slow sink with a 4 MiB inbox bound", float64(peak.Load())/(1<<20))
 	}
 }

@@ -134,6 +134,10 @@ func (s *fileSource) open(ctx context.Context) error {
 	return nil
 }
 
+// LargePackets tells the runtime that this source's packets hold decoded
+// frames, so inboxes are bounded by their bytes as well as their count.
+func (s *fileSource) LargePackets() {}
+
 // Downstream lets ffmpeg drop, before colour conversion and the pipe, the
 // frames a sampler right after this source would drop: it still decodes
 // every frame (the codec needs them) but ships one in every_n. Frame

@@ -112,6 +112,10 @@ func (s *liveSource) Start(ctx context.Context) error {
 
 func (s *liveSource) Close(context.Context) error { return nil }
 
+// LargePackets tells the runtime that this source's packets hold decoded
+// frames, so inboxes are bounded by their bytes as well as their count.
+func (s *liveSource) LargePackets() {}
+
 // Downstream lets ffmpeg drop the frames a sampler right after this source
 // would drop, before conversion and the pipe (see the file source). Frame
 // indices keep counting decoded frames within a connection; across a
