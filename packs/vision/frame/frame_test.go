@@ -196,3 +196,22 @@ func BenchmarkYUV420ToBGR720p(b *testing.B) {
 		yuv420ToBGR(dst, src, 1280, 720, Color{})
 	}
 }
+
+func TestSizeBytes(t *testing.T) {
+	p := NewYUV420Pool(64, 48, Color{})
+	f := p.Get()
+	if got := f.SizeBytes(); got != 64*48*3/2 {
+		t.Fatalf("yuv420p 64x48: %d bytes", got)
+	}
+	f.BGR()
+	if got := f.SizeBytes(); got != 64*48*3/2+64*48*3 {
+		t.Fatalf("after BGR: %d bytes, want the native buffer plus the BGR copy", got)
+	}
+	if got := New(5, 3).SizeBytes(); got != 45 {
+		t.Fatalf("bgr24 5x3: %d bytes", got)
+	}
+	pk := &packet.Packet{Payload: packet.MapOf("frame", f, "frame_idx", int64(0)), Meta: packet.MapOf("frame", f)}
+	if got := packet.Weight(pk); got != 2*int64(f.SizeBytes()) {
+		t.Fatalf("packet weight %d: payload and meta each count the frame", got)
+	}
+}
