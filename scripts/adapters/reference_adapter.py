@@ -25,6 +25,7 @@ Anything else on stdout is a protocol error: log to stderr.
 import argparse
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -69,7 +70,14 @@ def red_region(image, width, height, step):
              "bbox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}}]
 
 
+# Seconds each answer takes at least (--delay-ms): stands in for a model's
+# inference time when trying backpressure and memory bounds.
+DELAY = 0.0
+
+
 def answer(header, image, step):
+    if DELAY > 0:
+        time.sleep(DELAY)
     try:
         return {"id": header.get("id"), "detections": detect(header, image, step)}
     except Exception as exc:  # one bad frame must not kill the adapter
@@ -120,8 +128,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--step", type=int, default=4, help="sample every Nth pixel in x and y (default 4)")
     ap.add_argument("--http", metavar="HOST:PORT", help="serve HTTP instead of stdin/stdout")
+    ap.add_argument("--delay-ms", type=float, default=0, help="take at least this long per frame, like a model (default 0)")
     args = ap.parse_args()
     step = max(1, args.step)
+    global DELAY
+    DELAY = max(0.0, args.delay_ms) / 1000
     if args.http:
         serve_http(args.http, step)
     else:
