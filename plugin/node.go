@@ -124,7 +124,8 @@ type Downstream interface {
 // every inbox bounded by the bytes of those values as well as by packet
 // count (default 64 MiB, --inbox-max-bytes, __runtime__.inbox_max_bytes),
 // so that a slow node after a fast source holds a few dozen frames, not a
-// thousand. An inbox always takes a packet when it is empty, so one value
+// thousand. The batch a node is working on counts too, until it asks for
+// the next. An inbox always takes a packet when it is empty, so one value
 // larger than the bound still passes.
 type LargePackets interface{ LargePackets() }
 

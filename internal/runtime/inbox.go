@@ -41,7 +41,8 @@ type inbox struct {
 	spare    []item
 	max      int   // bound in packets; 0 = unbounded
 	maxBytes int64 // bound in item weight; 0 = none
-	bytes    int64 // weight queued
+	bytes    int64 // weight queued, plus lent
+	lent     int64 // weight of the receiver's current batch: counted until its next take
 	policy   int
 	senders  int  // open upstream edges
 	closed   bool // no more input will come (all senders closed, or forced)
@@ -70,6 +71,16 @@ func (in *inbox) queued() int { return len(in.buf) - in.head }
 func (in *inbox) full() bool {
 	n := in.queued()
 	return n >= in.max || (in.maxBytes > 0 && n > 0 && in.bytes >= in.maxBytes)
+}
+
+// lend moves items' weight from queued to lent.
+func (in *inbox) lend(items []item) {
+	if in.maxBytes == 0 {
+		return
+	}
+	for i := range items {
+		in.lent += items[i].w
+	}
 }
 
 // weigh adds (or, with sign -1, removes) the weight of items.
@@ -160,6 +171,14 @@ func (in *inbox) push(items []item) (int, error) {
 func (in *inbox) take(limit int) ([]item, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.lent > 0 {
+		// The receiver asks again: it is done with its last batch, whose
+		// packets counted against the byte bound until now (a slow node's
+		// batch of frames is memory too).
+		in.bytes -= in.lent
+		in.lent = 0
+		in.notFull.Broadcast()
+	}
 	for in.queued() == 0 && !in.closed && !in.aborted {
 		in.waiting = true
 		in.notEmpty.Wait()
@@ -170,11 +189,15 @@ func (in *inbox) take(limit int) ([]item, bool) {
 	}
 	n := in.queued()
 	if in.maxBytes > 0 {
-		// Weighted: hand over at most one heavy packet (with the light ones
-		// before it), so what waits here stays counted against the bound
-		// instead of sitting in the receiver's batch.
+		// A batch carries one heavy packet at most (with the light ones
+		// before it): a node works on one frame at a time, and converts
+		// one at a time (a frame read as BGR triples in size after it
+		// was weighed), so what it holds stays near its bound.
 		for i, it := range in.buf[in.head:] {
-			if it.w > 0 && (limit == 0 || i+1 < limit) {
+			if limit > 0 && i >= limit {
+				break
+			}
+			if it.w > 0 {
 				limit = i + 1
 				break
 			}
@@ -182,7 +205,7 @@ func (in *inbox) take(limit int) ([]item, bool) {
 	}
 	if limit > 0 && n > limit {
 		out := in.buf[in.head : in.head+limit]
-		in.weigh(out, -1)
+		in.lend(out)
 		// Copy out: the sender may append (and reallocate) after unlock.
 		in.spare = append(in.spare[:0], out...)
 		clear(out)
@@ -191,7 +214,7 @@ func (in *inbox) take(limit int) ([]item, bool) {
 		return in.spare, true
 	}
 	out := in.buf[in.head:]
-	in.weigh(out, -1)
+	in.lend(out)
 	// Swap buffers: hand the queued slice to the receiver and give the
 	// senders the receiver's previous (cleared) slice.
 	clear(in.spare)
@@ -229,7 +252,7 @@ func (in *inbox) setDiscard() int {
 	defer in.mu.Unlock()
 	in.discard = true
 	n := in.queued()
-	in.bytes = 0
+	in.bytes, in.lent = 0, 0
 	clear(in.buf)
 	in.buf = in.buf[:0]
 	in.head = 0

@@ -669,9 +669,36 @@ func TestInboxByteBound(t *testing.T) {
 			t.Fatalf("depth %d, %d bytes", n, b)
 		}
 	})
-	t.Run("take hands over one heavy packet with the light ones before it", func(t *testing.T) {
+	t.Run("a taken batch counts until the receiver's next take", func(t *testing.T) {
+		in := newInbox(10, 10, overflowBlock, 1)
+		in.push([]item{it(0), it(6)})
+		if got, _ := in.take(0); len(got) != 2 {
+			t.Fatalf("took %d, want the whole batch (6 bytes)", len(got))
+		}
+		if n, b := in.depth(); n != 0 || b != 6 {
+			t.Fatalf("after take: %d queued, %d bytes; the batch in process must still count", n, b)
+		}
+		in.push([]item{it(3)}) // 9
+		in.push([]item{it(0)}) // 9: under the bound when pushed
+		in.push([]item{it(3)}) // 12: under the bound when pushed, full now
+		pushed := make(chan struct{})
+		go func() { in.push([]item{it(1)}); close(pushed) }()
+		select {
+		case <-pushed:
+			t.Fatal("a push passed while the receiver's batch and the queue exceed the bound")
+		case <-time.After(20 * time.Millisecond):
+		}
+		if got, _ := in.take(0); len(got) != 1 { // releases the 6 of the last batch, lends 3
+			t.Fatalf("took %d, want 1", len(got))
+		}
+		<-pushed
+		if n, b := in.depth(); n != 3 || b != 7 {
+			t.Fatalf("%d queued, %d bytes; want 3 queued, 7 bytes (3 lent, 3 + 1 queued)", n, b)
+		}
+	})
+	t.Run("a batch carries one heavy packet, with the light ones before it", func(t *testing.T) {
 		in := newInbox(10, 100, overflowBlock, 1)
-		in.push([]item{it(0), it(0), it(3), it(0), it(4)})
+		in.push([]item{it(0), it(0), it(3), it(0), it(4), it(0)})
 		in.closeSender()
 		var sizes []int
 		for {
@@ -681,8 +708,8 @@ func TestInboxByteBound(t *testing.T) {
 			}
 			sizes = append(sizes, len(got))
 		}
-		if fmt.Sprint(sizes) != "[3 2]" {
-			t.Fatalf("batches %v, want [3 2]", sizes)
+		if fmt.Sprint(sizes) != "[3 2 1]" {
+			t.Fatalf("batches %v, want [3 2 1]", sizes)
 		}
 	})
 	t.Run("drop_oldest drops until below the bound", func(t *testing.T) {
