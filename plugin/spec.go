@@ -27,16 +27,21 @@ const (
 // applied before decoding, so every default is visible in the docs. If *C
 // has a `Validate() error` method it runs after decoding.
 type Spec[C any] struct {
-	Name        string   // upstream plugin string, e.g. schnitzel_stream.nodes.dev:StaticSource
-	Aliases     []string // other spellings (seed vs HEAD module paths)
-	Role        Role
-	In, Out     []string // packet kinds; nil or "*" is any
-	OutPorts    []string // named output ports the node emits on (EmitPort); nil = default only
-	Summary     string   // one line
-	Description string   // paragraphs, markdown
-	Stability   Stability
-	Defaults    C
-	New         func(cfg C, env Env) (any, error) // returns a Source or a Processor
+	Name    string   // upstream plugin string, e.g. schnitzel_stream.nodes.dev:StaticSource
+	Aliases []string // other spellings (seed vs HEAD module paths)
+	Role    Role
+	In, Out []string // packet kinds; nil or "*" is any
+	// InProfile, OutProfile are upstream's payload profiles (HEAD's
+	// INPUT_PROFILE/OUTPUT_PROFILE): ProfileJSON for nodes that write or
+	// store packets, ProfileInproc for nodes that need in-process values;
+	// "" = none. Out kinds with "frame" or "bytes" imply ProfileInproc out.
+	InProfile, OutProfile string
+	OutPorts              []string // named output ports the node emits on (EmitPort); nil = default only
+	Summary               string   // one line
+	Description           string   // paragraphs, markdown
+	Stability             Stability
+	Defaults              C
+	New                   func(cfg C, env Env) (any, error) // returns a Source or a Processor
 }
 
 // Field documents one config key.
@@ -56,6 +61,8 @@ type Info struct {
 	Role        Role      `json:"role"`
 	In          []string  `json:"input_kinds"`
 	Out         []string  `json:"output_kinds"`
+	InProfile   string    `json:"input_profile,omitempty"`
+	OutProfile  string    `json:"output_profile,omitempty"`
 	OutPorts    []string  `json:"output_ports,omitempty"`
 	Summary     string    `json:"summary"`
 	Description string    `json:"description,omitempty"`
@@ -115,6 +122,7 @@ func (s Spec[C]) entry() *Entry {
 		Info: Info{
 			Name: s.Name, Aliases: s.Aliases, Role: s.Role,
 			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts,
+			InProfile: s.InProfile, OutProfile: outProfile(s.Out, s.OutProfile),
 			Summary: s.Summary, Description: strings.TrimSpace(s.Description),
 			Stability: s.Stability, Fields: fields,
 		},
@@ -144,6 +152,40 @@ func (s Spec[C]) entry() *Entry {
 		return n, nil
 	}
 	return e
+}
+
+// Payload profiles (upstream's contracts/payload_profile.py at HEAD).
+const (
+	ProfileInproc = "inproc_any"    // in-process values (frames, bytes) allowed
+	ProfileJSON   = "json_portable" // JSON-like all the way down
+	ProfileRef    = "ref_portable"  // JSON with references to stored blobs
+)
+
+// ProfileAccepts reports whether packets of profile src may enter a node
+// whose input profile is dst: inproc_any only into inproc_any,
+// json_portable into inproc_any and json_portable, ref_portable anywhere.
+func ProfileAccepts(src, dst string) bool {
+	switch src {
+	case ProfileInproc:
+		return dst == ProfileInproc
+	case ProfileJSON:
+		return dst == ProfileInproc || dst == ProfileJSON
+	}
+	return true
+}
+
+// outProfile applies upstream's implicit rule: a node that declares
+// frame or bytes among its (non-wildcard) output kinds emits inproc_any.
+func outProfile(out []string, declared string) string {
+	if declared != "" || Wildcard(out) {
+		return declared
+	}
+	for _, k := range out {
+		if k == "frame" || k == "bytes" {
+			return ProfileInproc
+		}
+	}
+	return ""
 }
 
 func normKinds(k []string) []string {

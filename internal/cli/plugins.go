@@ -90,7 +90,11 @@ func NodesMarkdown(infos []plugin.Info) string {
 	}
 	for _, in := range infos {
 		fmt.Fprintf(&b, "\n## %s\n\n", in.Name)
-		fmt.Fprintf(&b, "Role: **%s** · input kinds: `%s` · output kinds: `%s` · stability: %s\n\n", in.Role, strings.Join(in.In, ", "), strings.Join(in.Out, ", "), in.Stability)
+		fmt.Fprintf(&b, "Role: **%s** · input kinds: `%s` · output kinds: `%s`", in.Role, strings.Join(in.In, ", "), strings.Join(in.Out, ", "))
+		if in.InProfile != "" || in.OutProfile != "" {
+			fmt.Fprintf(&b, " · payload profile: in `%s`, out `%s`", or(in.InProfile, "unset"), or(in.OutProfile, "unset"))
+		}
+		fmt.Fprintf(&b, " · stability: %s\n\n", in.Stability)
 		if len(in.Aliases) > 0 {
 			fmt.Fprintf(&b, "Aliases: `%s`\n\n", strings.Join(in.Aliases, "`, `"))
 		}
@@ -131,4 +135,11 @@ func anchor(name string) string {
 		}
 	}
 	return b.String()
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

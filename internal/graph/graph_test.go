@@ -333,3 +333,32 @@ func TestRuntimeConfigErrors(t *testing.T) {
 		t.Errorf("unknown key: %v", d)
 	}
 }
+
+// TestPayloadProfiles: frames (an out kind "frame": inproc_any) must not
+// reach a node that writes packets as JSON (json_portable), checked before
+// kinds and reported at the edge, as upstream (HEAD) does.
+func TestPayloadProfiles(t *testing.T) {
+	r := testRegistry()
+	plugin.Register(r, plugin.Spec[dev.Empty]{Name: "t.frames:Src", Role: plugin.RoleSource, Out: []string{"frame"},
+		New: func(dev.Empty, plugin.Env) (any, error) { return nil, nil }})
+	plugin.Register(r, plugin.Spec[dev.Empty]{Name: "t.json:Sink", Role: plugin.RoleSink, InProfile: plugin.ProfileJSON,
+		New: func(dev.Empty, plugin.Env) (any, error) { return nil, nil }})
+	plugin.Register(r, plugin.Spec[dev.Empty]{Name: "t.frames:Sink", Role: plugin.RoleSink, In: []string{"frame"}, InProfile: plugin.ProfileInproc,
+		New: func(dev.Empty, plugin.Env) (any, error) { return nil, nil }})
+	cases := []struct{ src, sink, want string }{
+		{"t.frames:Src", "t.json:Sink", "g.yaml:6: edge a -> b: payload profile mismatch: a(inproc_any) -> b(json_portable) is not compatible (a emits in-process values such as decoded frames, which b cannot take)"},
+		{"t.frames:Src", "t.frames:Sink", ""},
+		{"schnitzel_stream.nodes.dev:StaticSource", "t.json:Sink", ""}, // no profile on the source: nothing to check
+	}
+	for _, c := range cases {
+		src := "version: 2\nnodes:\n  - {id: a, kind: source, plugin: \"" + c.src + "\"}\n  - {id: b, kind: sink, plugin: \"" + c.sink + "\"}\nedges:\n  - {from: a, to: b}\n"
+		g, d := Load("g.yaml", []byte(src), env(nil))
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		_, vd := Validate(g, r, plugin.Policy{AllowAll: true})
+		if got := vd.Error(); got != c.want {
+			t.Errorf("%s -> %s:\n got  %q\n want %q", c.src, c.sink, got, c.want)
+		}
+	}
+}

@@ -212,6 +212,16 @@ func (v *validator) checkKinds(e *Edge, src, dst *PlanNode) {
 	if src.Entry == nil || dst.Entry == nil {
 		return
 	}
+	// Payload profiles first, as upstream (HEAD) checks them: frames must
+	// not reach a node that writes or stores packets.
+	if sp, dp := src.Entry.OutProfile, dst.Entry.InProfile; sp != "" && dp != "" && !plugin.ProfileAccepts(sp, dp) {
+		why := ""
+		if sp == plugin.ProfileInproc {
+			why = fmt.Sprintf(" (%s emits in-process values such as decoded frames, which %s cannot take)", src.ID, dst.ID)
+		}
+		v.at(SevError, e.Pos, e.Subject(), "payload profile mismatch: %s(%s) -> %s(%s) is not compatible%s", src.ID, sp, dst.ID, dp, why)
+		return
+	}
 	out, in := src.Entry.Out, dst.Entry.In
 	if plugin.Wildcard(out) || plugin.Wildcard(in) {
 		return

@@ -24,8 +24,10 @@ func (c *AckConfig) Validate() error { return checkPath(c.Path) }
 
 func registerAck(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[AckConfig]{
-		Name:    mod + "SqliteQueueAckSink",
-		Role:    plugin.RoleSink,
+		Name: mod + "SqliteQueueAckSink",
+		Role: plugin.RoleSink,
+		// upstream REQUIRES_PORTABLE_PAYLOAD: frames cannot be written or stored
+		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileJSON,
 		In:      []string{"*"},
 		Out:     []string{"*"},
 		Summary: "Delete (ack) the queue rows of packets that reached it; one commit per batch.",

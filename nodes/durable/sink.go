@@ -35,8 +35,10 @@ func (c *SinkConfig) Validate() error {
 
 func registerSink(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[SinkConfig]{
-		Name:    mod + "SqliteQueueSink",
-		Role:    plugin.RoleSink,
+		Name: mod + "SqliteQueueSink",
+		Role: plugin.RoleSink,
+		// upstream REQUIRES_PORTABLE_PAYLOAD: frames cannot be written or stored
+		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileJSON,
 		In:      []string{"*"},
 		Out:     []string{"*"},
 		Summary: "Store packets durably in a SQLite queue file (group commit; idempotent by key).",

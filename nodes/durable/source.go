@@ -52,8 +52,10 @@ func (c *SourceConfig) Validate() error {
 
 func registerSource(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[SourceConfig]{
-		Name:    mod + "SqliteQueueSource",
-		Role:    plugin.RoleSource,
+		Name: mod + "SqliteQueueSource",
+		Role: plugin.RoleSource,
+		// rows hold JSON, possibly with references to stored blobs (upstream)
+		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileRef,
 		Out:     []string{"*"},
 		Summary: "Emit queued packets from a SQLite queue file, under a lease, for an ack sink to delete.",
 		Description: `

@@ -123,8 +123,10 @@ func validHeaderValue(s string) bool {
 
 func registerHTTP(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[HTTPConfig]{
-		Name:    modHTTP + "HttpJsonSink",
-		Role:    plugin.RoleSink,
+		Name: modHTTP + "HttpJsonSink",
+		Role: plugin.RoleSink,
+		// upstream REQUIRES_PORTABLE_PAYLOAD: frames cannot be written or stored
+		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileJSON,
 		In:      []string{"*"},
 		Out:     []string{"*"},
 		Summary: "POST each packet as JSON, with retries, backoff with jitter and an idempotency header.",

@@ -47,8 +47,10 @@ func (c *JSONFileConfig) Validate() error {
 
 func registerJSONFile(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[JSONFileConfig]{
-		Name:    modFile + "JsonFileSink",
-		Role:    plugin.RoleSink,
+		Name: modFile + "JsonFileSink",
+		Role: plugin.RoleSink,
+		// upstream REQUIRES_PORTABLE_PAYLOAD: frames cannot be written or stored
+		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileJSON,
 		In:      []string{"*"},
 		Out:     []string{"*"},
 		Summary: "Write one JSON file per packet into a directory.",

@@ -53,8 +53,10 @@ func (c *JSONLConfig) Validate() error {
 
 func registerJSONL(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[JSONLConfig]{
-		Name:    modFile + "JsonlSink",
-		Role:    plugin.RoleSink,
+		Name: modFile + "JsonlSink",
+		Role: plugin.RoleSink,
+		// upstream REQUIRES_PORTABLE_PAYLOAD: frames cannot be written or stored
+		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileJSON,
 		In:      []string{"*"},
 		Out:     []string{"*"},
 		Summary: "Append one JSON line per packet to a file, with an fsync policy and size rotation.",

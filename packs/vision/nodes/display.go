@@ -54,6 +54,7 @@ func registerDisplay(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[DisplayConfig]{
 		Name: headPack + "OpenCvBboxDisplaySink", Aliases: []string{headNodes + "yolo:OpenCvBboxDisplaySink"},
 		Role: plugin.RoleSink, In: []string{"frame"}, Out: []string{"*"},
+		InProfile: plugin.ProfileInproc,
 		Stability: plugin.Beta,
 		Summary:   "Headless stand-in for HEAD's OpenCV window: draws payload.detections boxes and writes JPEGs to output_dir.",
 		Description: "schnitzel has no GUI. With output_dir the sink draws each detection's bbox (line_thickness, color_bgr) " +

@@ -88,6 +88,7 @@ func registerYolo(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[YoloConfig]{
 		Name: headPack + "YoloV8DetectorNode", Aliases: []string{headNodes + "yolo:YoloV8DetectorNode"},
 		Role: plugin.RoleNode, In: []string{"frame"}, Out: []string{"frame"},
+		InProfile: plugin.ProfileInproc, OutProfile: plugin.ProfileInproc,
 		Stability: plugin.Beta,
 		Summary:   "YOLOv8 detection through an external model adapter; attaches payload.detections to frame packets (HEAD's shape).",
 		Description: "HEAD ran ultralytics in-process; schnitzel has no Python or model weights inside, so inference runs in " +
