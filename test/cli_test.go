@@ -150,6 +150,12 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, r.code)
 		}
 	}
+	for flag, want := range map[string]string{"--inbox-max": "--inbox-max must be > 0, got 0", "--inbox-max-bytes": "--inbox-max-bytes must be > 0, got 0"} {
+		r := run(t, "", nil, "--graph", "configs/graphs/dev_inproc_demo_v2.yaml", flag, "0")
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s 0: exit %d, stderr %q; want 2 and %q", flag, r.code, r.stderr, want)
+		}
+	}
 }
 
 func TestDefaultRunAndHelp(t *testing.T) {
