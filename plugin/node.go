@@ -122,7 +122,7 @@ type Downstream interface {
 // LargePackets is implemented by nodes whose packets hold large in-process
 // values (packet.Sized: decoded video frames). A graph with such a node has
 // every inbox bounded by the bytes of those values as well as by packet
-// count (default 64 MiB, --inbox-max-bytes, __runtime__.inbox_max_bytes),
+// count (default 32 MiB, --inbox-max-bytes, __runtime__.inbox_max_bytes),
 // so that a slow node after a fast source holds a few dozen frames, not a
 // thousand. The batch a node is working on counts too, until it asks for
 // the next. An inbox always takes a packet when it is empty, so one value

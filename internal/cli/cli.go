@@ -62,8 +62,8 @@ func Main(args []string) int {
 // and the live heap is small and bounded (bounded inboxes), so collecting
 // at 400% growth instead of 100% cuts GC work to about a quarter for ~20
 // MiB more peak RSS (docs/benchmarks.md). Graphs that carry video frames
-// go back to 100% (runV2): there the live heap is tens of MiB of pixels
-// and 400% would hold five times that. GOGC in the environment wins.
+// use 200% (runV2): there the live heap is tens of MiB of pixels and 400%
+// would hold five times that. GOGC in the environment wins.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

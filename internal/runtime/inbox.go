@@ -73,24 +73,17 @@ func (in *inbox) full() bool {
 	return n >= in.max || (in.maxBytes > 0 && n > 0 && in.bytes >= in.maxBytes)
 }
 
-// lend moves items' weight from queued to lent.
-func (in *inbox) lend(items []item) {
+// weight sums items' weights; 0 for an inbox without a byte bound, which
+// counts none.
+func (in *inbox) weight(items []item) int64 {
 	if in.maxBytes == 0 {
-		return
+		return 0
 	}
+	var w int64
 	for i := range items {
-		in.lent += items[i].w
+		w += items[i].w
 	}
-}
-
-// weigh adds (or, with sign -1, removes) the weight of items.
-func (in *inbox) weigh(items []item, sign int64) {
-	if in.maxBytes == 0 {
-		return
-	}
-	for i := range items {
-		in.bytes += sign * items[i].w
-	}
+	return w
 }
 
 // push appends items, applying the overflow policy. It returns how many
@@ -108,7 +101,7 @@ func (in *inbox) push(items []item) (int, error) {
 	switch {
 	case in.max == 0:
 		in.buf = append(in.buf, items...)
-		in.weigh(items, 1)
+		in.bytes += in.weight(items)
 	case in.policy == overflowBlock:
 		// Wait for room, then take the whole batch: the bound is exceeded
 		// by at most one sender batch, which keeps hand-off batched.
@@ -122,12 +115,12 @@ func (in *inbox) push(items []item) (int, error) {
 			return len(items), nil
 		}
 		in.buf = append(in.buf, items...)
-		in.weigh(items, 1)
+		in.bytes += in.weight(items)
 	default:
 		for i, it := range items {
 			if !in.full() {
 				in.buf = append(in.buf, it)
-				in.weigh(items[i:i+1], 1)
+				in.bytes += in.weight(items[i : i+1])
 				continue
 			}
 			switch in.policy {
@@ -137,13 +130,13 @@ func (in *inbox) push(items []item) (int, error) {
 				// Drop from the head until below the bound again: one
 				// heavy newcomer may take the place of several packets.
 				for in.queued() > 0 && in.full() {
-					in.weigh(in.buf[in.head:in.head+1], -1)
+					in.bytes -= in.weight(in.buf[in.head : in.head+1])
 					in.buf[in.head] = item{}
 					in.head++
 					dropped++
 				}
 				in.buf = append(in.buf, it)
-				in.weigh(items[i:i+1], 1)
+				in.bytes += in.weight(items[i : i+1])
 				if in.head > 64 && in.head*2 > len(in.buf) {
 					// Compact so a stalled receiver cannot make buf grow.
 					n := copy(in.buf, in.buf[in.head:])
@@ -205,7 +198,7 @@ func (in *inbox) take(limit int) ([]item, bool) {
 	}
 	if limit > 0 && n > limit {
 		out := in.buf[in.head : in.head+limit]
-		in.lend(out)
+		in.lent = in.weight(out)
 		// Copy out: the sender may append (and reallocate) after unlock.
 		in.spare = append(in.spare[:0], out...)
 		clear(out)
@@ -214,7 +207,7 @@ func (in *inbox) take(limit int) ([]item, bool) {
 		return in.spare, true
 	}
 	out := in.buf[in.head:]
-	in.lend(out)
+	in.lent = in.weight(out)
 	// Swap buffers: hand the queued slice to the receiver and give the
 	// senders the receiver's previous (cleared) slice.
 	clear(in.spare)

@@ -25,7 +25,7 @@ import (
 type Options struct {
 	MaxEvents  int64        // stop sources after exactly this many emits in total; 0 = no limit
 	InboxMax   int          // default inbox bound in packets (default 1024)
-	InboxBytes int64        // default inbox bound in bytes of packet.Sized values, in graphs with a plugin.LargePackets node (default 64 MiB)
+	InboxBytes int64        // default inbox bound in bytes of packet.Sized values, in graphs with a plugin.LargePackets node (default DefaultInboxBytes)
 	BatchMax   int          // packets per hand-off batch (default 256)
 	Logger     *slog.Logger // nil: discard
 	Stdout     io.Writer    // where print sinks write (default os.Stdout, serialised)
@@ -140,7 +140,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 }
 
 // DefaultInboxBytes is the default byte bound of an inbox in graphs that
-// carry large values: about 46 decoded 720p frames (yuv420p), 11 at 1080p
+// carry large values: about 23 decoded 720p frames (yuv420p), 5 at 1080p
 // in bgr24.
 const DefaultInboxBytes = 32 << 20
 

@@ -205,7 +205,7 @@ func (f *Frame) CopyRGBA(dst *image.RGBA) {
 // frame graphs by it).
 func (f *Frame) SizeBytes() int {
 	n := FrameSize(f.PixFmt, f.Width, f.Height)
-	if f.PixFmt != PixFmtBGR24 && f.hasBGR.Load() {
+	if f.hasBGR.Load() {
 		n += 3 * f.Width * f.Height
 	}
 	return n
