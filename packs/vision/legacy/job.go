@@ -190,6 +190,17 @@ func (j *Job) Run(ctx context.Context, env plugin.JobEnv) error {
 	return nil
 }
 
+// buildNode decodes cfg for the plugin name (registered in reg) and builds
+// the node: the vision pack's parts the job is made of.
+func buildNode(reg *plugin.Registry, name string, cfg *packet.Map, env plugin.Env) (any, error) {
+	e, _ := reg.Lookup(name)
+	dec, _, errs := e.Decode(cfg)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return e.Build(dec, env)
+}
+
 func closeNode(n any) {
 	if c, ok := n.(plugin.Closer); ok {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -205,12 +216,11 @@ func buildSource(s *settings, a plugin.JobArgs, root string, log *slog.Logger) (
 	reg := plugin.NewRegistry()
 	video.Register(reg)
 	mk := func(name string, cfg *packet.Map) (any, error) {
-		e, _ := reg.Lookup(name)
-		dec, _, errs := e.Decode(cfg)
-		if len(errs) > 0 {
-			return nil, fmt.Errorf("%s source: %v", s.Source.Type, errs[0])
+		n, err := buildNode(reg, name, cfg, plugin.Env{NodeID: s.CameraID, Kind: "source", Plugin: name, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("%s source: %v", s.Source.Type, err)
 		}
-		return e.Build(dec, plugin.Env{NodeID: s.CameraID, Kind: "source", Plugin: name, Logger: log})
+		return n, nil
 	}
 	target := float64(max(1, s.FPSLimit))
 	switch s.Source.Type {

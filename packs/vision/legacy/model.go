@@ -14,6 +14,7 @@ import (
 	"github.com/google/shlex"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/event"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/nodes"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/zones"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -116,7 +117,6 @@ func newRealModel(ctx context.Context, spec, root string, getenv func(string) st
 	}
 	reg := plugin.NewRegistry()
 	nodes.Register(reg)
-	e, _ := reg.Lookup(adapterPlugin)
 	m := &realModel{log: log}
 	for i, sp := range specs {
 		cfg := base.Clone(2)
@@ -129,19 +129,14 @@ func newRealModel(ctx context.Context, spec, root string, getenv func(string) st
 			}
 			cfg.Set("command", argv)
 		}
-		dec, _, errs := e.Decode(cfg)
-		if len(errs) > 0 {
-			m.close()
-			return nil, fmt.Errorf("model adapter %q: %s", sp.text, envNamed(errs[0].Error()))
-		}
 		id := "model"
 		if len(specs) > 1 {
 			id = "model" + strconv.Itoa(i)
 		}
-		n, err := e.Build(dec, plugin.Env{NodeID: id, Kind: "node", Plugin: adapterPlugin, Logger: log})
+		n, err := buildNode(reg, adapterPlugin, cfg, plugin.Env{NodeID: id, Kind: "node", Plugin: adapterPlugin, Logger: log})
 		if err != nil {
 			m.close()
-			return nil, fmt.Errorf("model adapter %q: %w", sp.text, err)
+			return nil, fmt.Errorf("model adapter %q: %s", sp.text, envNamed(err.Error()))
 		}
 		a := &modelAdapter{spec: sp, node: n.(plugin.Processor)}
 		m.adapters = append(m.adapters, a)
@@ -265,7 +260,8 @@ func (c *collector) EmitPort(_ string, p *packet.Packet) error { return c.Emit(p
 // realEvents turns one frame's detections into events as upstream's
 // RealModelEventBuilder did: one wall-clock ts for the whole frame, a
 // random event_id each, the scaffold's zone and snapshot_path, and the
-// detection's fields. A PERSON without a track id is invalid and skipped.
+// detection's fields. Invalid detections (event.Valid: a PERSON without a
+// track id, for one) are skipped.
 func (p *pipeline) realEvents(dets []*packet.Packet) []*packet.Map {
 	if len(dets) == 0 {
 		return nil
@@ -273,16 +269,18 @@ func (p *pipeline) realEvents(dets []*packet.Packet) []*packet.Map {
 	ts := isoformat(time.Now().In(p.loc))
 	out := make([]*packet.Map, 0, len(dets))
 	for _, d := range dets {
-		det, ok := d.Payload.(*packet.Map)
-		if !ok {
-			continue
-		}
+		det, _ := d.Payload.(*packet.Map)
 		get := func(k string) any { v, _ := det.Get(k); return v }
-		if get("object_type") == "PERSON" && get("track_id") == nil {
-			p.log.Warn("invalid model detection, skipping", "error_code", "MODEL_DET_INVALID", "reason", "PERSON without track_id")
+		var conf float64
+		valid := det != nil && event.Valid(det)
+		if valid {
+			conf, valid = event.Float(get("confidence"))
+		}
+		if !valid {
+			p.log.Warn("invalid model detection, skipping", "error_code", "MODEL_DET_INVALID",
+				"reason", "needs bbox {x1,y1,x2,y2}, a numeric confidence, event_type, object_type, severity, and a track_id for PERSON")
 			continue
 		}
-		conf, _ := get("confidence").(float64)
 		out = append(out, packet.MapOf(
 			"event_id", packet.NewID(),
 			"ts", ts,
