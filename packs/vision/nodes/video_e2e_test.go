@@ -1,7 +1,6 @@
 package nodes_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"image/jpeg"
@@ -131,24 +130,14 @@ edges:
 	printed, _ := runGraph(t, dir, g)
 	wantKeys := []string{"frame_idx", "pos_msec", "idempotency_key", "source_packet_id"}
 	metaKeys := func(line string) []string {
-		var rec struct {
-			Meta json.RawMessage `json:"meta"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		v, err := queue.DecodeJSON([]byte(line)) // keeps key order
+		rec, ok := v.(*packet.Map)
+		if err != nil || !ok {
 			t.Fatalf("line %q: %v", line, err)
 		}
-		var keys []string
-		dec := json.NewDecoder(bytes.NewReader(rec.Meta))
-		dec.Token() // {
-		for dec.More() {
-			k, _ := dec.Token()
-			keys = append(keys, k.(string))
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return keys
+		meta, _ := rec.Get("meta")
+		m, _ := meta.(*packet.Map)
+		return m.Keys()
 	}
 	raw, err := os.ReadFile(jsonl)
 	if err != nil {
