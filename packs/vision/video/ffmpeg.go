@@ -80,7 +80,7 @@ type decodeSpec struct {
 	// script, when set, replaces input: ffmpeg reads the URL from a concat
 	// script so that it never appears in argv (inputscript.go).
 	script *inputScript
-	fps   float64  // > 0: resample with the fps filter
+	fps    float64 // > 0: resample with the fps filter
 	// pixFmt is the pipe's format: frame.PixFmtYUV420P (default) or
 	// frame.PixFmtBGR24.
 	pixFmt string
