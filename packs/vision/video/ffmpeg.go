@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Decoding runs ffmpeg as a child process, one per stream session:
@@ -178,6 +180,12 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 			return nil, err
 		}
 		s.input = s.script.args(hand.loc)
+		// ffmpeg names its input "pipe:3" in errors: say which camera.
+		inner, loc, shown := s.mask, hand.loc, redact.URL(s.script.url)
+		if inner == nil {
+			inner = redact.Text
+		}
+		s.mask = func(l string) string { return inner(strings.ReplaceAll(l, loc, shown)) }
 	}
 	cmd := exec.CommandContext(ctx, t.path, t.args(s)...)
 	cmd.Stdout = outW
