@@ -38,6 +38,10 @@ const scriptProtocols = "async,bluray,cache,concat,concatf,crypto,data,fd,ffrtmp
 	"hls,http,httpproxy,https,ipfs,ipns,mmsh,mmst,pipe,rist,rtmp,rtmpe,rtmps,rtmpt,rtmpte,rtmpts,rtp,sctp,sftp,srt,srtp," +
 	"subfile,tcp,tls,udp,udplite,unix,zmq,amqp,librtmp,librtmpe,librtmps,librtmpt,librtmpte"
 
+// supported reports whether ffmpeg t reads this script: the concat
+// demuxer's "option" directive came with ffmpeg 5.0.
+func (s *inputScript) supported(t tool) bool { return len(s.opts) == 0 || t.modern() }
+
 // args returns ffmpeg's input options for a script found at loc.
 func (s *inputScript) args(loc string) []string {
 	return []string{"-protocol_whitelist", scriptProtocols, "-f", "concat", "-safe", "0", "-i", loc}

@@ -110,6 +110,11 @@ func (s *liveSource) Start(ctx context.Context) error {
 		return fmt.Errorf("%s %s: %w", s.kind, s.cfg.SourceID, err)
 	}
 	s.tool, s.started = t, true
+	if s.script != nil && !s.script.supported(t) {
+		s.script = nil
+		s.env.Logger.Warn("ffmpeg is older than 5.0 (no concat script options): the camera URL, credentials included, is on ffmpeg's command line where every local user can read it; upgrade ffmpeg",
+			"camera", s.cfg.SourceID, "ffmpeg", t.path, "major", t.major)
+	}
 	return nil
 }
 

@@ -421,3 +421,17 @@ func TestInputScript(t *testing.T) {
 		t.Error("Validate accepted a URL with a newline")
 	}
 }
+
+func TestInputScriptNeedsFFmpeg5ForOptions(t *testing.T) {
+	withOpts := &inputScript{url: "rtsp://cam/x", opts: [][2]string{{"rtsp_transport", "tcp"}}}
+	plain := &inputScript{url: "http://cam/x"}
+	for _, tc := range []struct {
+		s     *inputScript
+		major int
+		want  bool
+	}{{withOpts, 4, false}, {withOpts, 5, true}, {withOpts, 0, true}, {plain, 4, true}} {
+		if got := tc.s.supported(tool{major: tc.major}); got != tc.want {
+			t.Errorf("opts %v on ffmpeg %d: supported %v, want %v", tc.s.opts, tc.major, got, tc.want)
+		}
+	}
+}
