@@ -43,6 +43,12 @@ func CheckValues(c Config) error {
 		if err := checkValue(f.value); err != nil {
 			return usageErr("remove it: no service manager accepts it in a definition", "%s: %v", f.name, err)
 		}
+		// The sc.exe script is a batch file: cmd.exe has no escape for a
+		// quote inside "...", so one would end the quoting there and let
+		// the rest run as commands (Windows file names cannot hold it).
+		if c.Manager == Windows && strings.ContainsRune(f.value, '"') {
+			return usageErr("remove it", "%s: contains a double quote, which the Windows service script cannot quote", f.name)
+		}
 	}
 	return nil
 }

@@ -135,3 +135,27 @@ func TestRootWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowsScriptQuoting: the sc.exe script is a batch file; a quote
+// would end the quoting (refused) and %VAR% would expand (doubled).
+func TestWindowsScriptQuoting(t *testing.T) {
+	c := goldenConfigs(t)["windows_scm"]
+	c.Args = []string{"--log-level", `x" & calc & "`}
+	if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "argument 2 after --: contains a double quote") {
+		t.Errorf("err = %v, want the quote refused", err)
+	}
+	c.Args = []string{"--prefix", "%COMSPEC%"}
+	def, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(def.Content, "%%COMSPEC%%") || strings.Contains(strings.ReplaceAll(def.Content, "%%", ""), "%") {
+		t.Errorf("%% not doubled in the script:\n%s", def.Content)
+	}
+	// Task Scheduler's XML takes a quote as it is.
+	task := goldenConfigs(t)["taskscheduler_system"]
+	task.Args = []string{`a"b`}
+	if _, err := Render(task); err != nil {
+		t.Errorf("task: %v", err)
+	}
+}
