@@ -388,6 +388,17 @@ func TestRTSPCredentialsNotInArgv(t *testing.T) {
 			}
 		})
 	}
+	t.Run("quote in password", func(t *testing.T) {
+		// The script quotes the URL for ffmpeg's concat parser ('\'').
+		srv.requireBasic(`admin:it's\a`)
+		defer srv.requireBasic("admin:hunter2")
+		n, _ := build(t, rtspName, rtspCfg(strings.Replace(srv.url("cam"), "rtsp://", `rtsp://admin:it's\a@`, 1), "max_frames", 3))
+		rec := newRecorder(0)
+		runToEnd(t, n, rec, 30*time.Second, pub)
+		if len(rec.packets()) != 3 {
+			t.Fatalf("got %d frames", len(rec.packets()))
+		}
+	})
 	t.Run("wrong password refused", func(t *testing.T) {
 		// Proves the relay's check is real: the frames above needed the password.
 		before := srv.unauthorized.Load()
