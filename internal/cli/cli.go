@@ -19,6 +19,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/ops/logfile"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -83,12 +84,12 @@ func (a *App) Run(args []string) int {
 	var ee *exitcode.Error
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintln(a.Stderr, "error:", ee.Err)
+			fmt.Fprintln(a.Stderr, "error:", redact.Text(ee.Err.Error()))
 		}
 		return ee.Code
 	}
 	// cobra's own errors: unknown command or flag, bad argument.
-	fmt.Fprintln(a.Stderr, "error:", err)
+	fmt.Fprintln(a.Stderr, "error:", redact.Text(err.Error()))
 	fmt.Fprintln(a.Stderr, "run 'schnitzel --help' for usage")
 	return exitcode.Usage
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 const embeddedPrefix = "embedded:configs/"
@@ -57,6 +58,6 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 
 func printDiags(w io.Writer, diags graph.Diags) {
 	for _, d := range diags {
-		fmt.Fprintln(w, d.String())
+		fmt.Fprintln(w, redact.Text(d.String())) // a config error may quote a URL
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 func (a *App) validateCommand() *cobra.Command {
@@ -107,11 +108,15 @@ Every problem is reported with file:line. A DIR/... argument checks every
 	return cmd
 }
 
+// nonNil returns d (never nil) with its messages masked: a config error
+// may quote a URL.
 func nonNil(d graph.Diags) []graph.Diag {
-	if d == nil {
-		return []graph.Diag{}
+	out := make([]graph.Diag, len(d))
+	for i, x := range d {
+		x.Msg = redact.Text(x.Msg)
+		out[i] = x
 	}
-	return d
+	return out
 }
 
 func displayName(p string) string {

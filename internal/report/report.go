@@ -9,6 +9,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/runtime"
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Statuses.
@@ -144,8 +145,10 @@ func (r *Report) JSON() []byte {
 	return packet.AppendJSON(nil, m, packet.Compact)
 }
 
+// errMap renders one error; its message is masked (redact.Text) because
+// node errors quote URLs and the report outlives the run.
 func errMap(e ErrorInfo) *packet.Map {
-	return packet.MapOf("node", e.Node, "plugin", e.Plugin, "phase", e.Phase, "message", e.Message)
+	return packet.MapOf("node", e.Node, "plugin", e.Plugin, "phase", e.Phase, "message", redact.Text(e.Message))
 }
 
 // Summary is the text line printed when --report-json is not given

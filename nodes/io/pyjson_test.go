@@ -165,11 +165,12 @@ func TestPyFormat(t *testing.T) {
 func TestMaskURL(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"http://127.0.0.1:8080/events", "http://127.0.0.1:8080/events"},
-		{"https://user:s3cret@example.com/api?x=1", "https://user:***@example.com/api?x=1"},
-		{"http://user@example.com/", "http://user@example.com/"},
-		{"http://us%40er:p%2Fw@h:1/p", "http://us%40er:***@h:1/p"},
+		{"https://user:s3cret@example.com/api?x=1", "https://***:***@example.com/api?x=1"},
+		{"http://user@example.com/", "http://***@example.com/"},
+		{"http://us%40er:p%2Fw@h:1/p", "http://***:***@h:1/p"},
 		{"not a url", "not a url"},
-		{"http://u:pw@[::1:bad/x", "http://***@[::1:bad/x"},
+		{"http://u:pw@[::1:bad/x", "http://***:***@[::1:bad/x"},
+		{"https://h/hook?token=s3cret&x=1", "https://h/hook?token=***&x=1"},
 	}
 	for _, tc := range cases {
 		got := maskURL(tc.in)

@@ -1,38 +1,7 @@
 package ionodes
 
-import (
-	"net/url"
-	"strings"
-)
+import "github.com/schnitzel-stream/schnitzel/redact"
 
-// maskURL hides the password of a user:pass@ URL as upstream's mask_url does
-// (the user name stays, the password becomes ***), so that logs, errors and
-// meta.http never carry the secret. A URL that does not parse is reduced to
-// its scheme and host part up to the '@', for the same reason.
-func maskURL(raw string) string {
-	if !strings.Contains(raw, "://") {
-		return raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		scheme, rest, _ := strings.Cut(raw, "://")
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			return scheme + "://***@" + rest[at+1:]
-		}
-		return raw
-	}
-	if u.User == nil {
-		return raw
-	}
-	_, hasPass := u.User.Password()
-	user := url.User(u.User.Username()).String() // the user name, escaped
-	u.User = nil
-	s := u.String()
-	if !strings.HasPrefix(s, u.Scheme+"://") {
-		return u.Scheme + "://***@" + u.Host // never return the secret
-	}
-	if hasPass {
-		user += ":***"
-	}
-	return u.Scheme + "://" + user + "@" + s[len(u.Scheme)+3:]
-}
+// maskURL masks a URL for logs, errors and meta.http: redact.URL, the
+// project's one masker (userinfo and secret-looking parameters become ***).
+func maskURL(raw string) string { return redact.URL(raw) }

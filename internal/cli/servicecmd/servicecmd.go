@@ -93,7 +93,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 		Use:   "render --graph G [-- extra args]",
 		Short: "Print the service definition without touching the system",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := o.config(cmd, f, args, true)
+			cfg, err := o.config(cmd, f, args, forRender)
 			if err != nil {
 				return err
 			}
@@ -115,7 +115,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 		Use:   "install --graph G [-- extra args]",
 		Short: "Install the service (rolled back on failure)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := o.config(cmd, f, args, true)
+			cfg, err := o.config(cmd, f, args, forInstall)
 			if err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				cfg, err := o.config(cmd, f, nil, false)
+				cfg, err := o.config(cmd, f, nil, forTarget)
 				if err != nil {
 					return err
 				}
@@ -161,7 +161,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 	status := &cobra.Command{
 		Use: "status", Short: "Show whether the service is installed and running", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.config(cmd, f, nil, false)
+			cfg, err := o.config(cmd, f, nil, forTarget)
 			if err != nil {
 				return err
 			}
@@ -199,9 +199,17 @@ func (o Options) installer(cmd *cobra.Command) *service.Installer {
 	return &service.Installer{Host: service.LocalHost{}, GOOS: o.GOOS, Out: cmd.ErrOrStderr()}
 }
 
-// config turns flags into a service.Config. withGraph: render/install, which
-// need the graph and binary.
-func (o Options) config(cmd *cobra.Command, f flags, args []string, withGraph bool) (service.Config, error) {
+// purpose says what a command needs from its flags.
+type purpose int
+
+const (
+	forTarget  purpose = iota // uninstall, start, stop, status: manager and name
+	forRender                 // the whole definition; the graph may be elsewhere
+	forInstall                // the whole definition; the graph must exist and validate
+)
+
+// config turns flags into a service.Config.
+func (o Options) config(cmd *cobra.Command, f flags, args []string, use purpose) (service.Config, error) {
 	m, err := service.ParseManager(f.manager)
 	if err != nil {
 		return service.Config{}, exitcode.New(exitcode.Usage, err)
@@ -223,7 +231,7 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, withGraph bo
 			}
 		}
 	}
-	if !withGraph {
+	if use == forTarget {
 		return cfg, nil
 	}
 	if dash := cmd.ArgsLenAtDash(); dash >= 0 {
@@ -235,6 +243,11 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, withGraph bo
 	}
 	local := goos == o.GOOS
 	cfg.Graph, cfg.EnvFile, cfg.Binary = f.graph, f.envFile, f.binary
+	// Before any path is used or printed: a control character would
+	// inject directives into the definition.
+	if err := service.CheckValues(cfg); err != nil {
+		return cfg, wrap(err)
+	}
 	if local {
 		// Make paths absolute on this host; the service does not run in
 		// the operator's current directory.
@@ -257,18 +270,6 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, withGraph bo
 			}
 			cfg.Binary = exe
 		}
-		// The service runs with its env file loaded, so validate the graph
-		// (${oc.env:...} references) with it loaded too.
-		envFile := cfg.EnvFile
-		if envFile == "" {
-			envFile = p.EnvFile
-		}
-		if err := service.LoadEnvFile(envFile); err != nil {
-			return cfg, exitcode.Errorf(exitcode.Usage, "%v\n  fix: write KEY=VALUE lines in %s", err, envFile)
-		}
-		if err := checkGraph(cfg.Graph, o.Validate); err != nil {
-			return cfg, err
-		}
 	} else if cfg.Binary == "" {
 		// Rendering for another OS: the conventional install location.
 		cfg.Binary = map[string]string{
@@ -278,16 +279,45 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, withGraph bo
 			cfg.Binary = "/usr/local/bin/schnitzel"
 		}
 	}
+	stderr := cmd.ErrOrStderr()
+	if use == forInstall && !local {
+		return cfg, nil // the installer refuses another OS's manager, saying why
+	}
+	if err := checkGraph(stderr, cfg, p.EnvFile, o.Validate, use == forInstall); err != nil {
+		return cfg, err
+	}
+	if w := service.RootWarning(cfg); w != "" {
+		fmt.Fprintf(stderr, "WARNING: %s\n", w)
+	}
 	return cfg, nil
 }
 
-func checkGraph(graph string, validate Validator) error {
+// checkGraph checks the graph the same way for every manager. install: it
+// must exist and validate. render: a graph that does not exist on this
+// machine (a unit rendered for another one) is a warning; one that exists
+// is validated. The env file (explicit, or the default one) is loaded
+// first: the service runs with it, and ${oc.env:...} references need it.
+func checkGraph(w io.Writer, cfg service.Config, defaultEnv string, validate Validator, install bool) error {
+	graph := cfg.Graph
 	fi, err := os.Stat(graph)
 	if err != nil {
+		if !install && errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(w, "WARNING: graph %s does not exist on this machine; rendering anyway (install requires it to exist and validate)\n", graph)
+			return nil
+		}
 		return exitcode.Errorf(exitcode.Usage, "graph %s: %v\n  fix: pass --graph with the path of an existing graph file", graph, err)
 	}
 	if fi.IsDir() {
 		return exitcode.Errorf(exitcode.Usage, "graph %s is a directory\n  fix: pass --graph with a graph file", graph)
+	}
+	envFile := cfg.EnvFile
+	if envFile == "" {
+		envFile = defaultEnv
+	} else if _, err := os.Stat(envFile); !install && errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(w, "WARNING: env file %s does not exist on this machine; the graph is validated without it\n", envFile)
+	}
+	if err := service.LoadEnvFile(envFile); err != nil {
+		return exitcode.Errorf(exitcode.Usage, "%v\n  fix: write KEY=VALUE lines in %s", err, envFile)
 	}
 	if validate != nil {
 		if err := validate(graph); err != nil {

@@ -214,3 +214,103 @@ func TestValidateSeesEnvFile(t *testing.T) {
 		t.Errorf("broken env file: %v", err)
 	}
 }
+
+// TestRenderMissingGraphEveryManager: rendering for another machine is
+// allowed whatever the manager: a graph that does not exist here is a
+// warning naming it, never a refusal; install refuses it.
+func TestRenderMissingGraphEveryManager(t *testing.T) {
+	e := setup(t)
+	for _, tc := range []struct{ manager, graph string }{
+		{"systemd", "/srv/other-host/g.yaml"},
+		{"launchd", "/Users/op/graphs/g.yaml"},
+		{"windows", `C:\ProgramData\SchnitzelStream\config\g.yaml`},
+		{"taskscheduler", `D:\graphs\g.yaml`},
+	} {
+		t.Run(tc.manager, func(t *testing.T) {
+			validated := false
+			out, stderr, err := e.run(t, func(string) error { validated = true; return nil },
+				"render", "--manager", tc.manager, "--graph", tc.graph)
+			if err != nil {
+				t.Fatalf("render refused a graph that is elsewhere: %v", err)
+			}
+			if !strings.Contains(stderr, "WARNING: graph "+tc.graph+" does not exist on this machine") {
+				t.Errorf("no warning naming the graph; stderr:\n%s", stderr)
+			}
+			if !strings.Contains(out, "g.yaml") || validated {
+				t.Errorf("validated %v; definition:\n%s", validated, out)
+			}
+		})
+	}
+	if _, _, err := e.run(t, nil, "install", "--graph", "/srv/other-host/g.yaml"); code(err) != exitcode.Usage {
+		t.Errorf("install of a missing graph: %v, want exit 2", err)
+	}
+}
+
+// TestRenderValidatesExistingGraphEveryManager: a graph that is here is
+// validated, whichever manager the definition is for.
+func TestRenderValidatesExistingGraphEveryManager(t *testing.T) {
+	e := setup(t)
+	invalid := func(string) error { return errors.New("node src: unknown plugin x") }
+	for _, m := range []string{"systemd", "launchd"} {
+		if _, _, err := e.run(t, invalid, "render", "--manager", m, "--graph", e.graph); code(err) != exitcode.Usage || !strings.Contains(err.Error(), "unknown plugin x") {
+			t.Errorf("%s: err = %v, want exit 2 naming the validation error", m, err)
+		}
+	}
+}
+
+// TestControlCharactersRefused: through the CLI, for render and install
+// and every manager, an injected newline is exit 2 naming the flag, and
+// no definition is printed.
+func TestControlCharactersRefused(t *testing.T) {
+	e := setup(t)
+	const inject = "\nExecStartPre=/bin/sh -c id"
+	for _, verb := range []string{"render", "install"} {
+		for _, m := range []string{"systemd", "launchd", "windows", "taskscheduler"} {
+			graph := e.graph
+			if m == "windows" || m == "taskscheduler" {
+				graph = `C:\g.yaml`
+			}
+			for _, tc := range []struct {
+				name string
+				args []string
+				want string
+			}{
+				{"run-as", []string{"--run-as", "svc" + inject}, "--run-as: contains a newline (control character U+000A)"},
+				{"env-file", []string{"--env-file", "/etc/x.env" + inject}, "--env-file: contains a newline (control character U+000A)"},
+				{"binary", []string{"--binary", "/usr/bin/schnitzel" + inject}, "--binary: contains a newline"},
+				{"graph", []string{"--graph", graph + inject}, "--graph: contains a newline"},
+				{"extra args", []string{"--", "--log-level", "info" + inject}, "argument 2 after --: contains a newline (control character U+000A)"},
+			} {
+				t.Run(verb+"/"+m+"/"+tc.name, func(t *testing.T) {
+					args := []string{verb, "--manager", m}
+					if tc.name != "graph" {
+						args = append(args, "--graph", graph)
+					}
+					out, _, err := e.run(t, nil, append(args, tc.args...)...)
+					if code(err) != exitcode.Usage || !strings.Contains(err.Error(), tc.want) {
+						t.Fatalf("err = %v (code %d), want exit 2 with %q", err, code(err), tc.want)
+					}
+					// (cobra prints the usage after an error here; no definition.)
+					if strings.Contains(out, "ExecStart") || strings.Contains(out, "<plist") || strings.Contains(out, "sc.exe") ||
+						strings.Contains(out, "<Task") || len(e.host.calls) != 0 {
+						t.Errorf("printed %q, ran %v", out, e.host.calls)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestRunAsRootWarns(t *testing.T) {
+	e := setup(t)
+	out, stderr, err := e.run(t, nil, "render", "--graph", e.graph, "--run-as", "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "WARNING: --run-as root: the systemd service runs as root") || !strings.Contains(out, "User=root") {
+		t.Errorf("stderr:\n%s\nunit:\n%s", stderr, out)
+	}
+	if _, stderr, _ := e.run(t, nil, "render", "--graph", e.graph); strings.Contains(stderr, "WARNING") {
+		t.Errorf("warning for the default account: %s", stderr)
+	}
+}

@@ -79,26 +79,6 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestMaskString(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://admin:***@10.0.0.5:554/stream1"},
-		{"opening https://ghp_abc123@github.com/x failed", "opening https://***@github.com/x failed"},
-		{"http://h/api?token=abc&x=1", "http://h/api?token=***&x=1"},
-		{"http://h/api?x=1&access_token=abc#f", "http://h/api?x=1&access_token=***#f"},
-		{"http://h/?API_KEY=k1;sig=zz", "http://h/?API_KEY=***;sig=***"},
-		{"http://h/?password=p&user=u", "http://h/?password=***&user=u"},
-		{"Authorization: Bearer eyJhbGciOi.J9.x-y_z", "Authorization: Bearer ***"},
-		{"plain message, nothing secret", "plain message, nothing secret"},
-		{"mail a@b.com", "mail a@b.com"},
-		{"two urls rtsp://a:b@h1 and rtsp://c:d@h2", "two urls rtsp://a:***@h1 and rtsp://c:***@h2"},
-	}
-	for _, tt := range tests {
-		if got := MaskString(tt.in); got != tt.want {
-			t.Errorf("MaskString(%q)\n got %q\nwant %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 type stringer struct{ s string }
 
 func (s stringer) String() string { return s.s }
@@ -118,7 +98,7 @@ func TestMaskingHandler(t *testing.T) {
 			t.Errorf("secret %q leaked: %s", secret, out)
 		}
 	}
-	for _, want := range []string{"url=rtsp://u:***@cam", "token=***", "g.n=3", "g.inner.u=https://q:***@h"} {
+	for _, want := range []string{"url=rtsp://***:***@cam", "token=***", "g.n=3", "g.inner.u=https://***:***@h"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q: %s", want, out)
 		}

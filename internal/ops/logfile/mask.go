@@ -4,47 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"strings"
+
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
-// Mask is what replaces a secret.
-const Mask = "***"
-
-var (
-	// scheme://userinfo@ — userinfo has no '/', '@' or whitespace.
-	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^/@\s?#]+)@`)
-	// name=value in a query string or form body; names that carry secrets.
-	queryRE = regexp.MustCompile(`(?i)([?&;](?:[a-z0-9_\-]*(?:token|secret|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|auth|signature|sig|credential|session)[a-z0-9_\-]*|key|code)=)([^&;#\s"']+)`)
-	// Authorization: Bearer xyz / Basic xyz.
-	bearerRE = regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`)
-)
-
-// MaskString masks secrets inside URLs and headers found anywhere in s:
-// passwords in userinfo (rtsp://user:pass@cam → rtsp://user:***@cam; a lone
-// user part, often a token, is masked whole), secret-looking query parameters
-// (?token=…, &api_key=…, &sig=…) and bearer/basic credentials.
-func MaskString(s string) string {
-	if !strings.ContainsAny(s, "@=") && !strings.Contains(strings.ToLower(s), "bearer") &&
-		!strings.Contains(strings.ToLower(s), "basic") {
-		return s // fast path: nothing that could hold a secret
-	}
-	s = userinfoRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := userinfoRE.FindStringSubmatch(m)
-		scheme, info := sub[1], sub[2]
-		if user, _, ok := strings.Cut(info, ":"); ok {
-			return scheme + user + ":" + Mask + "@"
-		}
-		return scheme + Mask + "@"
-	})
-	s = queryRE.ReplaceAllString(s, "${1}"+Mask)
-	s = bearerRE.ReplaceAllString(s, "${1} "+Mask)
-	return s
-}
-
-// MaskingHandler wraps a slog.Handler and masks secrets (MaskString) in the
-// message and in every string-like attribute value, including errors,
-// fmt.Stringers and attributes inside groups.
+// MaskingHandler wraps a slog.Handler and masks secrets (redact.Text: URL
+// userinfo, secret-looking query parameters, bearer tokens) in the message
+// and in every string-like attribute value, including errors, fmt.Stringers
+// and attributes inside groups.
 type MaskingHandler struct{ next slog.Handler }
 
 // NewMaskingHandler returns h with masking in front of it.
@@ -57,7 +24,7 @@ func (h *MaskingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 // Handle implements slog.Handler.
 func (h *MaskingHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, MaskString(r.Message), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, redact.Text(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(maskAttr(a))
 		return true
@@ -83,7 +50,7 @@ func maskAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, MaskString(v.String()))
+		return slog.String(a.Key, redact.Text(v.String()))
 	case slog.KindGroup:
 		g := v.Group()
 		out := make([]slog.Attr, len(g))
@@ -94,9 +61,9 @@ func maskAttr(a slog.Attr) slog.Attr {
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			return slog.String(a.Key, MaskString(x.Error()))
+			return slog.String(a.Key, redact.Text(x.Error()))
 		case fmt.Stringer:
-			return slog.String(a.Key, MaskString(x.String()))
+			return slog.String(a.Key, redact.Text(x.String()))
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}

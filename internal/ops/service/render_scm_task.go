@@ -72,7 +72,12 @@ func windowsEnvironment(c Config) []string {
 func renderWindows(c Config) Definition {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\r\n", args...) }
-	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+	// A batch file: inside "..." only '%' is special (%VAR% expands), and
+	// CheckValues refuses '"' for this manager, so nothing can end the
+	// quotes and start a command of its own.
+	q := func(s string) string {
+		return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `"`, `\"`), "%", "%%") + `"`
+	}
 	account := c.RunAs
 	if account == "" {
 		account = WindowsServiceAccount

@@ -71,6 +71,11 @@ func renderSystemd(c Config) Definition {
 		w("ReadWritePaths=%s %s", systemdQuote(c.Paths.State), systemdQuote(c.Paths.Logs))
 		w("ProtectHome=yes")
 		w("PrivateTmp=yes")
+		// The service sees only its own processes in /proc (hidepid=
+		// invisible in its mount namespace). This does not hide it from
+		// other users; ffmpeg's argv holds no credentials for that
+		// (docs/operations.md, "Secrets and what other local users can see").
+		w("ProtectProc=invisible")
 		w("PrivateDevices=no") // webcams (/dev/video*) must stay reachable
 		w("ProtectKernelTunables=yes")
 		w("ProtectKernelModules=yes")

@@ -152,6 +152,9 @@ type Definition struct {
 
 // normalize fills defaults and checks the fields every renderer relies on.
 func (c Config) normalize() (Config, error) {
+	if err := CheckValues(c); err != nil {
+		return c, err
+	}
 	if c.Name == "" {
 		c.Name = DefaultName
 	}
@@ -176,6 +179,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Paths.OS != "" && c.Paths.OS != goos {
 		return c, fmt.Errorf("service config: paths are for %s, manager %s runs on %s", c.Paths.OS, c.Manager, goos)
+	}
+	if err := c.checkAccount(); err != nil {
+		return c, err
 	}
 	if c.Manager == Systemd && !c.User && c.RunAs == "" {
 		c.RunAs = DefaultRunAs

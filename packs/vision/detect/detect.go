@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Image formats a request may carry.
@@ -88,8 +90,11 @@ type Error struct {
 	Err     error
 }
 
+// Error is masked (redact.Text): an HTTP adapter's URL and transport
+// errors may carry credentials, and the message travels into logs, nacks
+// and dead letters.
 func (e *Error) Error() string {
-	return fmt.Sprintf("adapter %s: %s: %v", e.Adapter, e.Kind, e.Err)
+	return redact.Text(fmt.Sprintf("adapter %s: %s: %v", e.Adapter, e.Kind, e.Err))
 }
 
 func (e *Error) Unwrap() error { return e.Err }

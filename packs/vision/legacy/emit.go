@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // emitter delivers one event payload; Emit reports whether the event was
@@ -94,7 +95,7 @@ type backendEmitter struct {
 func newBackendEmitter(s eventsSettings, log *slog.Logger) (*backendEmitter, error) {
 	u, err := url.Parse(s.PostURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("events.post_url %q is not an http(s) URL with a host", s.PostURL)
+		return nil, fmt.Errorf("events.post_url %q is not an http(s) URL with a host", redact.URL(s.PostURL))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &backendEmitter{

@@ -21,6 +21,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/track"
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // ClassMapEntry maps an adapter class (by id or name) to the protocol's
@@ -99,7 +100,7 @@ func (t transport) validate(need bool) error {
 	case len(t.command) > 0 && strings.TrimSpace(t.command[0]) == "":
 		return plugin.Errorf("command[0]", "must name the adapter program")
 	case t.url != "" && !strings.HasPrefix(t.url, "http://") && !strings.HasPrefix(t.url, "https://"):
-		return plugin.Errorf("url", "must start with http:// or https://, got %q", t.url)
+		return plugin.Errorf("url", "must start with http:// or https://, got %q", redact.URL(t.url))
 	case t.timeout <= 0:
 		return plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.timeout))
 	case t.startup < 0:

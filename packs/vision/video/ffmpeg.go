@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Decoding runs ffmpeg as a child process, one per stream session:
@@ -77,7 +79,10 @@ func (t tool) modern() bool { return t.major == 0 || t.major >= 5 }
 // decodeSpec describes one ffmpeg invocation.
 type decodeSpec struct {
 	input []string // input options ending with "-i", source
-	fps   float64  // > 0: resample with the fps filter
+	// script, when set, replaces input: ffmpeg reads the URL from a concat
+	// script so that it never appears in argv (inputscript.go).
+	script *inputScript
+	fps    float64 // > 0: resample with the fps filter
 	// pixFmt is the pipe's format: frame.PixFmtYUV420P (default) or
 	// frame.PixFmtBGR24.
 	pixFmt string
@@ -138,6 +143,10 @@ type decoder struct {
 	// must not cost a timeout per frame).
 	noPTS atomic.Bool
 
+	// inputOpened drops the input script once ffmpeg has read it (its
+	// output geometry is known, or it ended).
+	inputOpened func()
+
 	waitOnce sync.Once
 	waitErr  error
 	maxRSS   int64 // peak resident set of the reaped process, bytes (0 if unknown)
@@ -157,16 +166,40 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 		return nil, fmt.Errorf("ffmpeg stderr pipe: %w", err)
 	}
 	growPipe(outR)
+	hand := &scriptHandoff{started: func() {}, done: func() {}}
+	if s.script != nil {
+		text, err := s.script.text()
+		if err == nil {
+			hand, err = newHandoff(text)
+		}
+		if err != nil {
+			outR.Close()
+			outW.Close()
+			errR.Close()
+			errW.Close()
+			return nil, err
+		}
+		s.input = s.script.args(hand.loc)
+		// ffmpeg names its input "pipe:3" in errors: say which camera.
+		inner, loc, shown := s.mask, hand.loc, redact.URL(s.script.url)
+		if inner == nil {
+			inner = redact.Text
+		}
+		s.mask = func(l string) string { return inner(strings.ReplaceAll(l, loc, shown)) }
+	}
 	cmd := exec.CommandContext(ctx, t.path, t.args(s)...)
 	cmd.Stdout = outW
 	cmd.Stderr = errW
+	cmd.ExtraFiles = hand.extra
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Start()
+	hand.started()
 	// The child has its own copies of the write ends; closing ours makes
 	// the readers see EOF when the child exits.
 	outW.Close()
 	errW.Close()
 	if err != nil {
+		hand.done()
 		outR.Close()
 		errR.Close()
 		if errors.Is(err, exec.ErrNotFound) {
@@ -174,7 +207,7 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 		}
 		return nil, fmt.Errorf("start ffmpeg: %w", err)
 	}
-	d := &decoder{cmd: cmd, stdout: outR, log: newLogState(s.mask), logDone: make(chan struct{})}
+	d := &decoder{cmd: cmd, stdout: outR, log: newLogState(s.mask), logDone: make(chan struct{}), inputOpened: sync.OnceFunc(hand.done)}
 	go func() {
 		defer close(d.logDone)
 		defer errR.Close()
@@ -202,6 +235,7 @@ func (d *decoder) stop() error {
 // wait reaps the process and closes stdout; it does not kill.
 func (d *decoder) wait() error {
 	err := d.cmd.Wait()
+	d.inputOpened()
 	if d.cmd.ProcessState != nil {
 		d.maxRSS = childMaxRSS(d.cmd.ProcessState)
 	}
@@ -246,6 +280,7 @@ func (d *decoder) failure(err error) error {
 // awaitGeometry waits until ffmpeg announces its output size. It fails when
 // ffmpeg exits first (its reason is in the error) or ctx ends.
 func (d *decoder) awaitGeometry(ctx context.Context) (geometry, error) {
+	defer d.inputOpened()
 	for {
 		g, _, done, changed := d.log.snapshot()
 		if g != nil {

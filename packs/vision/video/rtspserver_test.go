@@ -2,6 +2,7 @@ package video
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -35,10 +36,12 @@ type rtspServer struct {
 	sdp     []byte
 	readers map[*rtspReader]struct{}
 
-	paused       atomic.Bool  // drop media (a stalled camera)
-	forwarded    atomic.Int64 // RTP packets written to readers
-	forwardedUDP atomic.Int64 // of which as UDP datagrams
-	plays        atomic.Int64 // PLAY requests answered
+	paused       atomic.Bool            // drop media (a stalled camera)
+	auth         atomic.Pointer[string] // "user:pass": readers must send it (Basic), else 401
+	unauthorized atomic.Int64           // DESCRIBEs answered 401
+	forwarded    atomic.Int64           // RTP packets written to readers
+	forwardedUDP atomic.Int64           // of which as UDP datagrams
+	plays        atomic.Int64           // PLAY requests answered
 }
 
 type rtspReader struct {
@@ -72,6 +75,9 @@ func startRTSPServer(t testing.TB, addr string) *rtspServer {
 	t.Cleanup(s.close)
 	return s
 }
+
+// requireBasic makes readers authenticate with user:pass (Basic).
+func (s *rtspServer) requireBasic(userPass string) { s.auth.Store(&userPass) }
 
 func (s *rtspServer) url(path string) string { return "rtsp://" + s.addr + "/" + path }
 
@@ -205,7 +211,10 @@ func (s *rtspServer) handle(c net.Conn) {
 			s.mu.Lock()
 			sdp := s.sdp
 			s.mu.Unlock()
-			if sdp == nil {
+			if a := s.auth.Load(); a != nil && h.Get("Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte(*a)) {
+				status, extra = "401 Unauthorized", "WWW-Authenticate: Basic realm=\"cam\"\r\n"
+				s.unauthorized.Add(1)
+			} else if sdp == nil {
 				status = "404 Not Found"
 			} else {
 				extra = "Content-Base: " + strings.TrimSuffix(url, "/") + "/\r\nContent-Type: application/sdp\r\n"

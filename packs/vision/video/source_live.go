@@ -12,6 +12,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // liveConfig holds the settings RTSP and webcam sources share; their
@@ -84,6 +85,8 @@ type liveSource struct {
 	// input builds ffmpeg's input arguments for one attempt; an error (a
 	// missing device) counts as a failed open.
 	input func(ctx context.Context) ([]string, error)
+	// script, when set, is the input instead: a URL kept out of argv.
+	script *inputScript
 	// describe names the camera for logs and errors, secrets masked.
 	describe  string
 	extraMeta func(m *packet.Map)
@@ -107,6 +110,11 @@ func (s *liveSource) Start(ctx context.Context) error {
 		return fmt.Errorf("%s %s: %w", s.kind, s.cfg.SourceID, err)
 	}
 	s.tool, s.started = t, true
+	if s.script != nil && !s.script.supported(t) {
+		s.script = nil
+		s.env.Logger.Warn("ffmpeg is older than 5.0 (no concat script options): the camera URL, credentials included, is on ffmpeg's command line where every local user can read it; upgrade ffmpeg",
+			"camera", s.cfg.SourceID, "ffmpeg", t.path, "major", t.major)
+	}
 	return nil
 }
 
@@ -222,7 +230,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	if s.kind == "webcam" {
 		pf = frame.PixFmtBGR24
 	}
-	spec := decodeSpec{input: input, fps: s.cfg.FPS, mask: maskURL, pixFmt: pf}
+	spec := decodeSpec{input: input, script: s.script, fps: s.cfg.FPS, mask: redact.Text, pixFmt: pf}
 	// Sampling: the first frame of this connection is index base; keep n
 	// (0-based in this connection) with (base + n - offset) mod every == 0.
 	base := s.next

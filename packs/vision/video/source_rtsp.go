@@ -3,14 +3,16 @@ package video
 import (
 	"context"
 	"strings"
+	"unicode"
 
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // RTSPConfig is OpenCvRtspSource's config (HEAD's keys and defaults, plus
 // ours after reconnect_max_attempts).
 type RTSPConfig struct {
-	URL                    string  `yaml:"url" required:"true" doc:"Stream URL (rtsp://, rtsps://; anything ffmpeg opens works). Passwords are masked in logs and errors."`
+	URL                    string  `yaml:"url" required:"true" doc:"Stream URL (rtsp://, rtsps://; anything ffmpeg opens works). Credentials (user:password@, secret-looking query parameters) are masked in logs and errors and never reach ffmpeg's command line."`
 	SourceID               string  `yaml:"source_id" doc:"Packet source_id and the camera name in logs; default the node id."`
 	MaxFrames              int64   `yaml:"max_frames" doc:"Stop after this many frames; 0 = no limit."`
 	Reconnect              bool    `yaml:"reconnect" doc:"Reopen after an open failure or a stream loss. When false an open failure is an error and a stream loss ends the source."`
@@ -33,8 +35,13 @@ func (c *RTSPConfig) live() liveConfig {
 
 // Validate checks ranges.
 func (c *RTSPConfig) Validate() error {
-	if strings.TrimSpace(c.URL) == "" {
+	u := strings.TrimSpace(c.URL)
+	if u == "" {
 		return plugin.Errorf("url", "must be a stream URL")
+	}
+	// ffmpeg reads the URL from a line-based script (inputscript.go).
+	if i := strings.IndexFunc(u, unicode.IsControl); i >= 0 {
+		return plugin.Errorf("url", "contains a control character (U+%04X): %s", []rune(u[i:])[0], redact.URL(u))
 	}
 	l := c.live()
 	return l.validate()
@@ -50,10 +57,18 @@ func newRTSPSource(c RTSPConfig, env plugin.Env) (any, error) {
 		c.SourceID = env.NodeID
 	}
 	url := strings.TrimSpace(c.URL)
-	s := &liveSource{cfg: c.live(), env: env, kind: "rtsp", describe: maskURL(url)}
+	s := &liveSource{cfg: c.live(), env: env, kind: "rtsp", describe: redact.URL(url)}
+	rtsp := strings.HasPrefix(strings.ToLower(url), "rtsp")
+	if strings.Contains(url, "://") {
+		// A network URL may hold credentials: keep it out of ffmpeg's argv.
+		s.script = &inputScript{url: url}
+		if rtsp {
+			s.script.opts = [][2]string{{"rtsp_transport", c.Transport}}
+		}
+	}
 	s.input = func(context.Context) ([]string, error) {
 		var a []string
-		if strings.HasPrefix(strings.ToLower(url), "rtsp") {
+		if rtsp {
 			a = append(a, "-rtsp_transport", c.Transport)
 		}
 		return append(a, "-i", url), nil

@@ -3,6 +3,9 @@ package video
 import (
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,7 +129,7 @@ func TestRTSPPublisherLossAndReconnect(t *testing.T) {
 	if strings.Contains(l, "hunter2") {
 		t.Errorf("password leaked into logs:\n%s", l)
 	}
-	if !strings.Contains(l, "camera=cam1") || !strings.Contains(l, "admin:***@") || !strings.Contains(l, "stream lost") {
+	if !strings.Contains(l, "camera=cam1") || !strings.Contains(l, "***:***@") || !strings.Contains(l, "stream lost") {
 		t.Errorf("logs do not name camera, masked URL and cause:\n%s", l)
 	}
 	pub.stop()
@@ -212,7 +215,7 @@ func TestRTSPOpenFailure(t *testing.T) {
 			t.Fatal("no error after 3 failed attempts")
 		}
 		msg := err.Error()
-		for _, w := range []string{"rtsp cam1", "after 3 attempts", "admin:***@" + addr} {
+		for _, w := range []string{"rtsp cam1", "after 3 attempts", "***:***@" + addr} {
 			if !strings.Contains(msg, w) {
 				t.Errorf("error %q lacks %q", msg, w)
 			}
@@ -257,21 +260,6 @@ func TestRTSPOpenFailure(t *testing.T) {
 		}
 	})
 	noFFmpegChildren(t)
-}
-
-func TestMaskURL(t *testing.T) {
-	cases := map[string]string{
-		"rtsp://admin:pw@10.0.0.5:554/stream":               "rtsp://admin:***@10.0.0.5:554/stream",
-		"rtsp://admin:p@ss@cam/x":                           "rtsp://admin:***@cam/x",
-		"rtsp://10.0.0.5/stream":                            "rtsp://10.0.0.5/stream",
-		"rtsp://user@cam/x":                                 "rtsp://user@cam/x",
-		"[error] rtsp://u:s3cret@h:1/a: Connection refused": "[error] rtsp://u:***@h:1/a: Connection refused",
-	}
-	for in, want := range cases {
-		if got := maskURL(in); got != want {
-			t.Errorf("maskURL(%q) = %q, want %q", in, got, want)
-		}
-	}
 }
 
 // slowEmitter stands for a downstream slower than the camera: each Emit
@@ -326,4 +314,135 @@ func TestRTSPSlowDownstream(t *testing.T) {
 	}
 	pub.stop()
 	noFFmpegChildren(t)
+}
+
+// decoderArgv returns the command line and environment of our ffmpeg
+// child that reads an input script (not the publisher), "" if none runs.
+func decoderArgv(t testing.TB) (cmdline, environ string) {
+	t.Helper()
+	for _, c := range ffmpegChildren(t) {
+		pid, _, _ := strings.Cut(c, ":")
+		b, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err != nil || !strings.Contains(string(b), "concat") {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + pid + "/environ")
+		return strings.ReplaceAll(string(b), "\x00", " "), string(env)
+	}
+	return "", ""
+}
+
+// TestRTSPCredentialsNotInArgv: a camera that demands a password gets it,
+// while ffmpeg's command line (which every local user reads with ps or
+// /proc/PID/cmdline) and its environment hold neither the password nor
+// the token. Both handoffs run: the pipe (Unix) and the private file
+// (Windows), which must be gone once ffmpeg has opened the stream.
+func TestRTSPCredentialsNotInArgv(t *testing.T) {
+	needFFmpeg(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	srv := startRTSPServer(t, "127.0.0.1:0")
+	srv.requireBasic("admin:hunter2")
+	pub := startPublisher(t, srv.url("cam"))
+	srv.waitPublished(t)
+	secretURL := strings.Replace(srv.url("cam"), "rtsp://", "rtsp://admin:hunter2@", 1) + "?token=tok3n"
+	for _, tc := range []struct {
+		name    string
+		handoff func(string) (*scriptHandoff, error)
+		loc     string
+	}{{"pipe", pipeHandoff, "-i pipe:3"}, {"file", fileHandoff, "-i file:"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := newHandoff
+			newHandoff = tc.handoff
+			defer func() { newHandoff = old }()
+			n, logs := build(t, rtspName, rtspCfg(secretURL))
+			rec := newRecorder(0)
+			stop, _ := runSource(t, n, rec)
+			defer stop()
+			rec.waitFor(t, 30*time.Second, "frames from a camera that wants a password", func(p []*packet.Packet) bool { return len(p) >= 3 })
+			cmdline, environ := decoderArgv(t)
+			if cmdline == "" {
+				t.Fatal("no ffmpeg child reading an input script")
+			}
+			for _, secret := range []string{"hunter2", "tok3n", "admin"} {
+				if strings.Contains(cmdline, secret) || strings.Contains(environ, secret) {
+					t.Errorf("%q visible to other users: cmdline %q", secret, cmdline)
+				}
+			}
+			if !strings.Contains(cmdline, tc.loc) {
+				t.Errorf("cmdline %q lacks %q", cmdline, tc.loc)
+			}
+			if tc.name == "file" {
+				_, path, _ := strings.Cut(cmdline, "-i file:")
+				path, _, _ = strings.Cut(path, " ")
+				if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+					t.Errorf("input script %s still there after ffmpeg opened the stream (%v)", path, err)
+				}
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if l := logs.String(); strings.Contains(l, "hunter2") || strings.Contains(l, "tok3n") {
+				t.Errorf("secret in logs:\n%s", l)
+			}
+		})
+	}
+	t.Run("quote in password", func(t *testing.T) {
+		// The script quotes the URL for ffmpeg's concat parser ('\'').
+		srv.requireBasic(`admin:it's\a`)
+		defer srv.requireBasic("admin:hunter2")
+		n, _ := build(t, rtspName, rtspCfg(strings.Replace(srv.url("cam"), "rtsp://", `rtsp://admin:it's\a@`, 1), "max_frames", 3))
+		rec := newRecorder(0)
+		runToEnd(t, n, rec, 30*time.Second, pub)
+		if len(rec.packets()) != 3 {
+			t.Fatalf("got %d frames", len(rec.packets()))
+		}
+	})
+	t.Run("wrong password refused", func(t *testing.T) {
+		// Proves the relay's check is real: the frames above needed the password.
+		before := srv.unauthorized.Load()
+		n, _ := build(t, rtspName, rtspCfg(strings.Replace(secretURL, "hunter2", "wrong", 1), "reconnect", false))
+		_, done := runSource(t, n, newRecorder(0))
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "cannot open") || strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("err = %v, want a masked open failure", err)
+		}
+		if srv.unauthorized.Load() == before {
+			t.Error("the relay never answered 401")
+		}
+	})
+	pub.stop()
+	noFFmpegChildren(t)
+}
+
+func TestInputScript(t *testing.T) {
+	s := &inputScript{url: "rtsp://a:it's@cam/x", opts: [][2]string{{"rtsp_transport", "tcp"}}}
+	got, err := s.text()
+	want := "ffconcat version 1.0\nfile 'rtsp://a:it'\\''s@cam/x'\noption rtsp_transport 'tcp'\n"
+	if err != nil || got != want {
+		t.Errorf("text() = %q, %v\nwant %q", got, err, want)
+	}
+	for _, bad := range []string{"rtsp://cam/x\nfile '/etc/passwd'", "rtsp://cam/x\r", "rtsp://cam/\x00"} {
+		if _, err := (&inputScript{url: bad}).text(); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%q: err = %v, want a control character refused", bad, err)
+		}
+	}
+	if err := (&RTSPConfig{URL: "rtsp://cam/x\nfile 'x'", OpenTimeoutSec: 1, ReadTimeoutSec: 1}).Validate(); err == nil {
+		t.Error("Validate accepted a URL with a newline")
+	}
+}
+
+func TestInputScriptNeedsFFmpeg5ForOptions(t *testing.T) {
+	withOpts := &inputScript{url: "rtsp://cam/x", opts: [][2]string{{"rtsp_transport", "tcp"}}}
+	plain := &inputScript{url: "http://cam/x"}
+	for _, tc := range []struct {
+		s     *inputScript
+		major int
+		want  bool
+	}{{withOpts, 4, false}, {withOpts, 5, true}, {withOpts, 0, true}, {plain, 4, true}} {
+		if got := tc.s.supported(tool{major: tc.major}); got != tc.want {
+			t.Errorf("opts %v on ffmpeg %d: supported %v, want %v", tc.s.opts, tc.major, got, tc.want)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 func TestLogState(t *testing.T) {
@@ -26,7 +27,7 @@ func TestLogState(t *testing.T) {
 [tcp @ 0x2] [error] Connection to tcp://cam:554?timeout=0 failed: Connection refused
 [error] rtsp://u:pw@cam:554/x: Connection refused
 `
-	s := newLogState(maskURL)
+	s := newLogState(redact.Text)
 	s.consume(strings.NewReader(log))
 	g, n, done, _ := s.snapshot()
 	if g == nil || *g != (geometry{W: 320, H: 240, FPS: 23.98, PixFmt: frame.PixFmtBGR24}) {
@@ -47,7 +48,7 @@ func TestLogState(t *testing.T) {
 	if _, ok := s.popPTS(); ok {
 		t.Fatal("queue not empty")
 	}
-	wantCause := "Connection to tcp://cam:554?timeout=0 failed: Connection refused; rtsp://u:***@cam:554/x: Connection refused"
+	wantCause := "Connection to tcp://cam:554?timeout=0 failed: Connection refused; rtsp://***:***@cam:554/x: Connection refused"
 	if got := s.cause(); got != wantCause {
 		t.Errorf("cause %q\nwant  %q", got, wantCause)
 	}
@@ -63,7 +64,7 @@ func TestLogStateWarningsOnlyAndHugeLines(t *testing.T) {
 }
 
 func TestLogStateUntaggedFallback(t *testing.T) {
-	s := newLogState(maskURL)
+	s := newLogState(redact.Text)
 	s.consume(strings.NewReader("[info] Input #0, lavfi\nUnrecognized option 'fps_mode'.\n[info]   Metadata:\n"))
 	if got := s.cause(); got != "Unrecognized option 'fps_mode'." {
 		t.Errorf("cause %q", got)

@@ -20,6 +20,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // FileSuffixOK reports whether path has a suffix the file source reads
@@ -305,7 +306,7 @@ func (a *API) record(zs []Zone, err error) {
 	if a.ctx != nil && a.ctx.Err() != nil {
 		return // closing: not a failure of the API
 	}
-	a.Log.Warn("zones fetch failed", "error_code", "ZONES_FETCH_FAILED", "url", maskURL(a.Cfg.URL()), "error", err)
+	a.Log.Warn("zones fetch failed", "error_code", "ZONES_FETCH_FAILED", "url", redact.URL(a.Cfg.URL()), "error", redact.Text(err.Error()))
 	a.failures++
 	if a.Cfg.ErrorBackoff <= 0 {
 		return
@@ -356,19 +357,4 @@ func (a *API) fetch(ctx context.Context) ([]Zone, error) {
 		return nil, fmt.Errorf("expected a JSON list of zones, got %s", kindOf(doc))
 	}
 	return Parse(doc, a.Log)
-}
-
-// maskURL hides user info and the query, which may carry credentials.
-func maskURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<invalid url>"
-	}
-	if u.User != nil {
-		u.User = url.User("***")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "***"
-	}
-	return u.String()
 }
