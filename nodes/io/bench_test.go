@@ -47,7 +47,7 @@ func BenchmarkHTTPSink(b *testing.B) {
 	for _, keepAlive := range []bool{true, false} {
 		b.Run(fmt.Sprintf("keepalive=%v", keepAlive), func(b *testing.B) {
 			srv := newReceiver(b, always(http.StatusOK))
-			n := plugintest.Build(b, testRegistry(), httpSinkName, "sink", packet.MapOf("url", srv.srv.URL))
+			n := plugintest.Build(b, testRegistry(), httpSinkName, "sink", packet.MapOf("url", srv.srv.URL, "max_in_flight", int64(1)))
 			plugintest.Start(b, n)
 			defer plugintest.Close(b, n)
 			s := n.(*httpSink)
@@ -57,7 +57,7 @@ func BenchmarkHTTPSink(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if err := s.Process(context.Background(), p, c); err != nil {
+				if err := deliver(s, c, p); err != nil {
 					b.Fatal(err)
 				}
 			}
