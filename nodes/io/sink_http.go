@@ -861,11 +861,16 @@ func (s *httpSink) attempt(ctx context.Context, client *http.Client, r *request)
 	res := result{status: resp.StatusCode, wait: retryAfter(resp.Header, time.Now()), location: resp.Header.Get("Location")}
 	// Drain (a bounded part of) the body so the connection is reused; a
 	// body cut short is an error, unlike one longer than we care to read.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDrain))
+	var body []byte
+	if res.status >= 200 && res.status < 300 {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain)) // pooled buffer: no allocation
+	} else {
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxDrain))
+	}
 	if err != nil {
 		return result{err: fmt.Errorf("HTTP %d, then reading the response: %w", resp.StatusCode, s.connError(ctx, err))}
 	}
-	if res.status < 200 || res.status >= 300 {
+	if body != nil || res.status < 200 || res.status >= 300 {
 		res.excerpt = excerpt(body)
 	}
 	return res
