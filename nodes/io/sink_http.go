@@ -247,14 +247,16 @@ type httpSink struct {
 	closed    bool
 
 	// The node goroutine hands records to the dispatcher goroutine, which
-	// forms requests and starts one goroutine per request while the window
-	// (one token per request in flight) has room.
+	// forms requests and hands each to one of at most max_in_flight
+	// workers, waiting while all are busy (backpressure).
 	work     chan []record
 	flushReq chan chan struct{}
-	window   chan struct{}
+	jobs     chan *request // to the workers; closed when the dispatcher ends
+	workers  int           // started so far (dispatcher only)
 	dispDone chan struct{}
 
-	// active counts request goroutines; idle is closed when it drops to 0.
+	// active counts requests handed out and not settled; idle is closed
+	// when it drops to 0.
 	activeMu sync.Mutex
 	active   int
 	idle     chan struct{}
@@ -338,7 +340,7 @@ func (s *httpSink) Start(context.Context) error {
 	}
 	s.work = make(chan []record)
 	s.flushReq = make(chan chan struct{})
-	s.window = make(chan struct{}, s.cfg.MaxInFlight)
+	s.jobs = make(chan *request)
 	s.dispDone = make(chan struct{})
 	go s.dispatch(s.client)
 	return nil
@@ -502,7 +504,7 @@ func (s *httpSink) finish(ctx context.Context) {
 	reply := make(chan struct{})
 	select {
 	case s.flushReq <- reply:
-		<-reply // bounded: a window wait ends on stop or cancel
+		<-reply // bounded: waiting for a worker ends on stop or cancel
 	case <-s.runCtx.Done():
 	}
 	select {
@@ -544,9 +546,10 @@ func (s *httpSink) end() {
 }
 
 // dispatch owns the partial batch: it cuts requests from the records it
-// is given, in order, and starts each when the window has room.
+// is given, in order, and starts each when a worker is free.
 func (s *httpSink) dispatch(client *http.Client) {
 	defer close(s.dispDone)
+	defer close(s.jobs)
 	var (
 		acc    []record
 		size   int
@@ -602,25 +605,42 @@ func (s *httpSink) dispatch(client *http.Client) {
 	}
 }
 
-// start waits for room in the window and starts the request for recs;
-// after a stop or cancel it leaves them instead.
+// start hands the request for recs to an idle worker, starting one while
+// fewer than max_in_flight run, else waiting for one; after a stop or
+// cancel it leaves them instead. Workers live as long as the sink, so a
+// request does not pay for a new goroutine growing its stack.
 func (s *httpSink) start(client *http.Client, recs []record) {
-	if !s.stopping() && s.runCtx.Err() == nil {
-		select {
-		case s.window <- struct{}{}:
-			if !s.stopping() && s.runCtx.Err() == nil {
-				req := s.build(recs)
-				s.begin()
-				s.inFlight.Add(int64(len(recs)))
-				go s.run(client, req)
-				return
-			}
-			<-s.window
-		case <-s.stop:
-		case <-s.runCtx.Done():
-		}
+	if s.stopping() || s.runCtx.Err() != nil {
+		s.left.Add(int64(len(recs)))
+		return
 	}
-	s.left.Add(int64(len(recs)))
+	req := s.build(recs)
+	s.begin()
+	select {
+	case s.jobs <- req:
+		return
+	default:
+	}
+	if s.workers < s.cfg.MaxInFlight {
+		s.workers++
+		go s.worker(client)
+	}
+	select {
+	case s.jobs <- req:
+	case <-s.stop:
+		s.left.Add(int64(len(recs)))
+		s.end()
+	case <-s.runCtx.Done():
+		s.left.Add(int64(len(recs)))
+		s.end()
+	}
+}
+
+// worker runs requests until the dispatcher ends.
+func (s *httpSink) worker(client *http.Client) {
+	for req := range s.jobs {
+		s.run(client, req)
+	}
 }
 
 // build lays out the body: one record as is (upstream), or a batch.
@@ -677,11 +697,13 @@ const (
 
 // run delivers one request and settles its packets.
 func (s *httpSink) run(client *http.Client, req *request) {
-	defer func() {
-		s.inFlight.Add(-int64(len(req.recs)))
-		<-s.window
-		s.end()
-	}()
+	defer s.end()
+	if s.stopping() || s.runCtx.Err() != nil {
+		s.left.Add(int64(len(req.recs))) // not tried
+		return
+	}
+	s.inFlight.Add(int64(len(req.recs)))
+	defer s.inFlight.Add(-int64(len(req.recs)))
 	o, err := s.deliver(client, req)
 	switch o {
 	case delivered:
