@@ -254,6 +254,7 @@ type httpSink struct {
 	jobs     chan *request // to the workers; closed when the dispatcher ends
 	workers  int           // started so far (dispatcher only)
 	dispDone chan struct{}
+	quit     chan struct{} // closed by Close: the dispatcher ends
 
 	// active counts requests handed out and not settled; idle is closed
 	// when it drops to 0.
@@ -342,6 +343,7 @@ func (s *httpSink) Start(context.Context) error {
 	s.flushReq = make(chan chan struct{})
 	s.jobs = make(chan *request)
 	s.dispDone = make(chan struct{})
+	s.quit = make(chan struct{})
 	go s.dispatch(s.client)
 	return nil
 }
@@ -359,7 +361,7 @@ func (s *httpSink) Close(context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	if done != nil {
-		close(s.work)
+		close(s.quit)
 		<-done
 		<-s.idleChan()
 	}
@@ -570,13 +572,10 @@ func (s *httpSink) dispatch(client *http.Client) {
 	}
 	for {
 		select {
-		case recs, ok := <-s.work:
-			if !ok {
-				if len(acc) > 0 {
-					s.left.Add(int64(len(acc)))
-				}
-				return
-			}
+		case <-s.quit:
+			s.left.Add(int64(len(acc)))
+			return
+		case recs := <-s.work:
 			for _, r := range recs {
 				if len(acc) > 0 && size+len(r.body)+2 > s.cfg.BatchMaxBytes {
 					send()
