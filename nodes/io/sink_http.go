@@ -376,7 +376,15 @@ func (s *httpSink) Close(context.Context) error {
 func (s *httpSink) Stopping() {
 	s.stopOnce.Do(func() {
 		close(s.stop)
-		time.AfterFunc(s.stopAfter, s.cancel)
+		if n := s.inFlight.Load(); n > 0 {
+			s.env.Logger.Info("stopping: no new attempts; requests in flight may finish", "packets_in_flight", n, "stop_timeout_sec", s.cfg.StopTimeoutSec)
+		}
+		time.AfterFunc(s.stopAfter, func() {
+			if n := s.inFlight.Load(); n > 0 && s.runCtx.Err() == nil {
+				s.env.Logger.Warn("stop timeout: cancelling requests in flight (their packets stay queued, not nacked)", "packets_in_flight", n)
+			}
+			s.cancel()
+		})
 	})
 }
 
