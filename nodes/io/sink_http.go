@@ -643,10 +643,19 @@ func (s *httpSink) start(client *http.Client, recs []record) {
 	}
 }
 
-// worker runs requests until the dispatcher ends.
+// worker runs requests until the dispatcher ends. A panic (a bug) ends
+// the run through the next call instead of the process, as a panic in
+// Process would.
 func (s *httpSink) worker(client *http.Client) {
 	for req := range s.jobs {
-		s.run(client, req)
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.setFatal(fmt.Errorf("panic in http request: %v", r))
+				}
+			}()
+			s.run(client, req)
+		}()
 	}
 }
 
