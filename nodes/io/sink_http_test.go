@@ -1197,3 +1197,43 @@ func TestHTTPSinkGivesBackNothingOnGracefulStop(t *testing.T) {
 		t.Errorf("nacks %d, metrics %v: a packet interrupted by the stop is not a give-up", nk.total(), s.Metrics())
 	}
 }
+
+// TestHTTPSinkCancelWhileWindowFull: the node context ends while every
+// worker is busy and more input waits for one: ProcessBatch and Flush
+// return promptly, nothing is nacked, every packet is counted as
+// interrupted or left.
+func TestHTTPSinkCancelWhileWindowFull(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	rc := newReceiver(t, hang(release))
+	s := startHTTPSink(t, "url", rc.srv.URL, "max_in_flight", int64(2), "timeout_sec", int64(600))
+	ctx, cancel := context.WithCancel(context.Background())
+	var nk nacks
+	in := nk.packets(30)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < len(in); i += 5 { // several input batches: the later ones block
+			if err := s.ProcessBatch(ctx, in[i:i+5], &plugintest.Collector{}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- s.Flush(ctx, &plugintest.Collector{})
+	}()
+	waitUntil(t, "both workers busy", func() bool { return rc.count() == 2 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ProcessBatch/Flush did not return after the context ended")
+	}
+	if nk.total() != 0 || rc.count() != 2 {
+		t.Errorf("nacks %d, requests %d; want 0 and 2", nk.total(), rc.count())
+	}
+	if got := metricValue(t, s, "interrupted_total") + metricValue(t, s, "left_on_stop_total"); got != 30 {
+		t.Errorf("interrupted + left = %d, want 30", got)
+	}
+}
