@@ -98,3 +98,73 @@ edges:
 		t.Errorf("async produced %d, want 3", st.Produced)
 	}
 }
+
+// asyncCountdown is countdown finishing each packet on its own goroutine.
+type asyncCountdown struct{ wg sync.WaitGroup }
+
+func (a *asyncCountdown) ProcessBatch(_ context.Context, batch []*packet.Packet, out plugin.Emitter) error {
+	for _, p := range batch {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = countdown{}.Process(context.Background(), p, out)
+		}()
+	}
+	return nil
+}
+
+func (a *asyncCountdown) Flush(context.Context, plugin.Emitter) error {
+	a.wg.Wait()
+	return nil
+}
+
+// TestFlusherInCycle: in a cyclic graph the runtime flushes a Flusher
+// after every batch, so quiescence is not declared while its packets are
+// in flight and every packet leaves the loop.
+func TestFlusherInCycle(t *testing.T) {
+	r := registry(t)
+	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:AsyncCountdown", Role: plugin.RoleNode, OutPorts: []string{"loop", "done"},
+		New: func(dev.Empty, plugin.Env) (any, error) { return &asyncCountdown{}, nil },
+	})
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: 3}, {payload: 0}, {payload: 5}]}}
+  - {id: loop, kind: delay, plugin: "schnitzel_stream.test:AsyncCountdown"}
+  - {id: finished, kind: sink, plugin: "schnitzel_stream.test:Collect"}
+edges:
+  - {from: src, to: loop}
+  - {from: loop, to: loop, from_port: loop}
+  - {from: loop, to: finished, from_port: done}
+`
+	g, d := graph.Load("t.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	p, vd := graph.Validate(g, r, plugin.Policy{AllowAll: true})
+	if vd.HasErrors() {
+		t.Fatal(vd)
+	}
+	x, err := New(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Result, 1)
+	go func() { done <- x.Run(context.Background()) }()
+	var res *Result
+	select {
+	case res = <-done:
+	case <-time.After(30 * time.Second):
+		x.Abort()
+		t.Fatal("run did not finish")
+	}
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if n := len(sinkFor(t, "finished").packets()); n != 3 {
+		t.Errorf("finished got %d packets, want 3", n)
+	}
+	if m := metric(res, "loop"); m.Consumed != 4+1+6 {
+		t.Errorf("loop consumed %d, want 11", m.Consumed)
+	}
+}
