@@ -98,6 +98,21 @@ type Stopper interface {
 	Stopping()
 }
 
+// Flusher is implemented by nodes that keep working on packets after
+// Process or ProcessBatch returned (an HTTP sink with requests in flight).
+// For such a node the runtime's Emitter is safe to call from any goroutine
+// and hands each packet downstream at once, so a packet finished in the
+// background reaches the next node without waiting for the next input.
+// Flush is called on the node's goroutine when its input has ended (and, in
+// a cyclic graph, after every batch): it returns once every packet the
+// node took is emitted, nacked or given up, or promptly when ctx is
+// cancelled (what is unfinished then is neither emitted nor nacked). The
+// node must not emit after Flush returns, nor after it returned an error
+// that ends the run from Process or ProcessBatch.
+type Flusher interface {
+	Flush(ctx context.Context, out Emitter) error
+}
+
 // Downstream is implemented by nodes that can spare work when they know the
 // node right after them: a video source that does not ship frames the
 // sampler behind it would drop anyway. After building the graph and before

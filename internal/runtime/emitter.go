@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -11,17 +12,27 @@ import (
 // emitter is a node's plugin.Emitter. Processors' packets are collected per
 // out-edge and handed over a batch at a time (when a batch fills, and after
 // each input batch); sources hand each packet over at once, so that a slow
-// source's packet never waits in a buffer.
+// source's packet never waits in a buffer. A plugin.Flusher's emitter is
+// locked (the node emits from its own goroutines) and hands over at once
+// too.
 type emitter struct {
 	x        *Executor
 	n        *node
 	source   bool
-	produced int64 // not yet added to n.produced (one atomic add per flush)
+	mu       *sync.Mutex // non-nil for a plugin.Flusher: Emit may come from any goroutine
+	produced int64       // not yet added to n.produced (one atomic add per flush)
 }
+
+// async makes em safe for a plugin.Flusher's goroutines.
+func (em *emitter) async() { em.mu = new(sync.Mutex) }
 
 func (em *emitter) Emit(p *packet.Packet) error { return em.EmitPort("", p) }
 
 func (em *emitter) EmitPort(port string, p *packet.Packet) error {
+	if em.mu != nil {
+		em.mu.Lock()
+		defer em.mu.Unlock()
+	}
 	x := em.x
 	if em.source {
 		if x.srcCtx.Err() != nil {
@@ -43,7 +54,8 @@ func (em *emitter) EmitPort(port string, p *packet.Packet) error {
 		return plugin.ErrStop
 	}
 	em.produced++
-	if em.source {
+	eager := em.source || em.mu != nil
+	if eager {
 		em.n.produced.Add(em.produced)
 		em.produced = 0
 	}
@@ -56,7 +68,7 @@ func (em *emitter) EmitPort(port string, p *packet.Packet) error {
 			continue
 		}
 		o.buf = append(o.buf, item{p: p, port: o.toPort, w: w})
-		if em.source || len(o.buf) >= x.opts.BatchMax {
+		if eager || len(o.buf) >= x.opts.BatchMax {
 			if em.produced > 0 {
 				em.n.produced.Add(em.produced)
 				em.produced = 0
@@ -93,6 +105,10 @@ func (em *emitter) flush(o *outEdge) error {
 }
 
 func (em *emitter) flushAll() {
+	if em.mu != nil {
+		em.mu.Lock()
+		defer em.mu.Unlock()
+	}
 	if em.produced > 0 {
 		em.n.produced.Add(em.produced)
 		em.produced = 0

@@ -414,6 +414,9 @@ func (x *Executor) runNode(n *node) {
 		}
 		return
 	}
+	if _, ok := n.inst.(plugin.Flusher); ok {
+		em.async()
+	}
 	x.process(n, em)
 }
 
@@ -434,11 +437,17 @@ func (x *Executor) process(n *node, em *emitter) {
 	bp, isBatch := n.inst.(plugin.BatchProcessor)
 	p, _ := n.inst.(plugin.Processor)
 	pp, isPort := n.inst.(plugin.PortProcessor)
+	fl, isFlusher := n.inst.(plugin.Flusher)
 	batch := make([]*packet.Packet, 0, x.opts.BatchMax)
 	ctx := x.nodeCtx
 	for {
 		items, ok := n.in.take(0)
 		if !ok {
+			if isFlusher && !n.failed.Load() {
+				if err := x.call(func() error { return fl.Flush(ctx, em) }); err != nil {
+					x.fail(n, "flush", err)
+				}
+			}
 			return
 		}
 		if n.failed.Load() {
@@ -486,6 +495,11 @@ func (x *Executor) process(n *node, em *emitter) {
 					break
 				}
 			}
+		}
+		if err == nil && isFlusher && x.plan.Cyclic {
+			// Finish the batch before counting it done, so that
+			// quiescence is not declared while packets are in flight.
+			err = x.call(func() error { return fl.Flush(ctx, em) })
 		}
 		em.flushAll()
 		d := time.Since(t0).Nanoseconds()

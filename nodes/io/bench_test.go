@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -47,7 +48,7 @@ func BenchmarkHTTPSink(b *testing.B) {
 	for _, keepAlive := range []bool{true, false} {
 		b.Run(fmt.Sprintf("keepalive=%v", keepAlive), func(b *testing.B) {
 			srv := newReceiver(b, always(http.StatusOK))
-			n := plugintest.Build(b, testRegistry(), httpSinkName, "sink", packet.MapOf("url", srv.srv.URL))
+			n := plugintest.Build(b, testRegistry(), httpSinkName, "sink", packet.MapOf("url", srv.srv.URL, "max_in_flight", int64(1)))
 			plugintest.Start(b, n)
 			defer plugintest.Close(b, n)
 			s := n.(*httpSink)
@@ -57,7 +58,7 @@ func BenchmarkHTTPSink(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if err := s.Process(context.Background(), p, c); err != nil {
+				if err := deliver(s, c, p); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -66,3 +67,37 @@ func BenchmarkHTTPSink(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHTTPSinkInFlight measures packets per second to an instant
+// loopback receiver by max_in_flight and batch size, input batches of 256
+// as the runtime hands them over.
+func BenchmarkHTTPSinkInFlight(b *testing.B) {
+	for _, c := range []struct{ inFlight, batch int }{{1, 1}, {64, 1}, {64, 100}} {
+		b.Run(fmt.Sprintf("in_flight=%d/batch=%d", c.inFlight, c.batch), func(b *testing.B) {
+			srv := newReceiver(b, always(http.StatusOK))
+			srv.respBody = `{"ok":true}`
+			s := startHTTPSink(b, "url", srv.srv.URL, "max_in_flight", int64(c.inFlight), "batch_max_count", int64(c.batch), "forward", true)
+			in := make([]*packet.Packet, 256)
+			for i := range in {
+				in[i] = fixedPacket(i)
+			}
+			col := &discardEmitter{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.ProcessBatch(context.Background(), in, col); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Flush(context.Background(), col); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "packets/s")
+		})
+	}
+}
+
+type discardEmitter struct{ n atomic.Int64 }
+
+func (d *discardEmitter) Emit(*packet.Packet) error             { d.n.Add(1); return nil }
+func (d *discardEmitter) EmitPort(string, *packet.Packet) error { d.n.Add(1); return nil }

@@ -106,9 +106,21 @@ func Process(t testing.TB, n any, in ...*packet.Packet) []*packet.Packet {
 	return c.Packets()
 }
 
-// ProcessInto is Process with a caller's collector, returning the first error.
+// ProcessInto is Process with a caller's collector, returning the first
+// error. A plugin.Flusher is flushed after the last packet, as the runtime
+// does when the input ends.
 func ProcessInto(n any, c *Collector, in ...*packet.Packet) error {
 	ctx := context.Background()
+	if err := processAll(ctx, n, c, in); err != nil {
+		return err
+	}
+	if f, ok := n.(plugin.Flusher); ok {
+		return f.Flush(ctx, c)
+	}
+	return nil
+}
+
+func processAll(ctx context.Context, n any, c *Collector, in []*packet.Packet) error {
 	if bp, ok := n.(plugin.BatchProcessor); ok {
 		return bp.ProcessBatch(ctx, in, c)
 	}
