@@ -306,6 +306,9 @@ func (q *Queue) Purge(ctx context.Context, w PurgeWhat) (PurgeCounts, error) {
 			}
 			t.dRows -= pc.Queued
 			t.dPending = -t.c.pending
+			for seq := range t.c.held {
+				t.settle(seq)
+			}
 			t.c.depthStale.Store(true)
 		}
 		if w.Dead {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
 // Enqueue stores one record; see EnqueueBatch.
@@ -139,6 +141,15 @@ func (q *Queue) LeaseUnloaded(ctx context.Context, n int, d time.Duration) ([]Me
 	if d <= 0 {
 		return nil, &Error{Path: q.path, Op: "lease", Err: errors.New("lease duration must be > 0")}
 	}
+	if q.leaseDur.Swap(int64(d)) != int64(d) {
+		select {
+		case q.renewKick <- struct{}{}: // renew at the new pace
+		default:
+		}
+	}
+	if err := q.own(ctx); err != nil {
+		return nil, err
+	}
 	var out []Message
 	err := q.do(ctx, true, func(t *txn) error {
 		var err error
@@ -270,7 +281,8 @@ func (p *AckPending) Wait() ([]AckStatus, error) {
 
 // Nack records a failed delivery of a row: it is offered again after an
 // exponential backoff, or moved to the dead-letter table with reason
-// after MaxAttempts failures.
+// after MaxAttempts failures, or at once when reason is
+// packet.Permanent (a retry cannot fix it).
 func (q *Queue) Nack(ctx context.Context, ref Ref, reason error) (AckStatus, error) {
 	msg := "nacked"
 	if reason != nil {
@@ -279,7 +291,7 @@ func (q *Queue) Nack(ctx context.Context, ref Ref, reason error) (AckStatus, err
 	var st AckStatus
 	err := q.do(ctx, true, func(t *txn) error {
 		var err error
-		st, err = t.nack(q, ref, msg)
+		st, err = t.nack(q, ref, msg, packet.IsPermanent(reason))
 		return err
 	})
 	return st, wrap(q.path, "nack", err)
