@@ -227,9 +227,6 @@ func (c *core) initReadOnly(ctx context.Context, opts Options) error {
 	if _, err := c.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", opts.BusyTimeout.Milliseconds())); err != nil {
 		return err
 	}
-	if _, err := c.conn.ExecContext(ctx, "PRAGMA query_only=1"); err != nil {
-		return err
-	}
 	tables, err := c.tables(ctx)
 	if err != nil {
 		return err
@@ -255,10 +252,22 @@ func (c *core) initReadOnly(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	if !slices.Contains(tables, "schnitzel_queue_state") {
-		// A file only the Python project wrote: no state, no dead letters.
-		return &Error{Path: c.path, Op: "open", Kind: ErrNotQueue,
-			Err: errors.New("file has no schnitzel tables yet (written only by the Python project); open it once read-write, or read it with the Python tools")}
+	// A file only the Python project wrote has none of our tables: empty
+	// TEMP stand-ins (in memory, not in the file) let every read run.
+	for _, q := range ourDDL {
+		if !strings.HasPrefix(q, "CREATE TABLE IF NOT EXISTS ") {
+			continue
+		}
+		name := strings.Fields(strings.TrimPrefix(q, "CREATE TABLE IF NOT EXISTS "))[0]
+		if slices.Contains(tables, name) {
+			continue
+		}
+		if _, err := c.conn.ExecContext(ctx, strings.Replace(q, "CREATE TABLE", "CREATE TEMP TABLE", 1)); err != nil {
+			return err
+		}
+	}
+	if _, err := c.conn.ExecContext(ctx, "PRAGMA query_only=1"); err != nil {
+		return err
 	}
 	t := &txn{c: c, conn: c.conn, ctx: ctx}
 	return t.recount(false)
