@@ -489,3 +489,40 @@ func TestAckCompaction(t *testing.T) {
 		}
 	})
 }
+
+// TestDeathChargesOnlyTheOldestEmitted: a reader that dies with a full
+// inbox is charged for the rows it was delivering (the oldest emitted),
+// not for the rows queued behind them.
+func TestDeathChargesOnlyTheOldestEmitted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	a, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []Record
+	for i := 0; i < 300; i++ {
+		recs = append(recs, rec(i))
+	}
+	mustEnqueue(t, a, recs...)
+	ms := mustLease(t, a, 300, time.Hour)
+	handed(t, a, ms[:200]) // 200 emitted, 100 read ahead
+	crash(t, a)
+	b, err := Open(path, Options{Private: true, Consumer: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if rep := b.StartReport(); rep.Charged != deathCharge || rep.Released != 300-deathCharge {
+		t.Fatalf("start report %+v, want %d charged", rep, deathCharge)
+	}
+	got := mustLease(t, b, 300, time.Minute)
+	for i, m := range got {
+		want := 1
+		if i < deathCharge {
+			want = 2
+		}
+		if m.Attempt != want {
+			t.Fatalf("row %d (seq %d): attempt %d, want %d", i, m.Seq, m.Attempt, want)
+		}
+	}
+}

@@ -250,19 +250,24 @@ func (t *txn) sweepDead(h *Queue, first bool) (SweepReport, error) {
 	return rep, nil
 }
 
+// deathCharge is how many of a dead owner's emitted rows a death is
+// charged to: the oldest ones it emitted and did not settle, which are
+// the rows a delivering node was working on (the HTTP sink's requests in
+// flight). Rows emitted after them were waiting in an inbox: not charged,
+// or every kill of a busy forwarder would charge its whole window and a
+// few kills would dead-letter healthy rows.
+const deathCharge = 64
+
 // releaseDead gives back every unacked row leased by owner, which is not
-// alive: rows it had emitted are charged an attempt (and dead-lettered
-// when out of attempts), the rest are released untouched.
+// alive: the oldest emitted ones (deathCharge) are charged an attempt
+// (and dead-lettered when out of attempts), the rest are released
+// untouched.
 func (t *txn) releaseDead(h *Queue, owner string) (SweepReport, error) {
 	var rep SweepReport
-	res, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ? AND acked = 0 AND handed = 0`, owner)
-	if err != nil {
-		return rep, err
-	}
-	rep.Released, _ = res.RowsAffected()
 	reason := fmt.Sprintf("its reader %q died while delivering it", owner)
-	rows, err := t.query(`UPDATE schnitzel_queue_state SET attempts = attempts + 1, lease_until = NULL, lease_owner = NULL, handed = 0, last_error = ?
-WHERE lease_owner = ? AND acked = 0 AND handed = 1 RETURNING seq, attempts`, reason, owner)
+	rows, err := t.query(`UPDATE schnitzel_queue_state SET attempts = attempts + 1, lease_until = NULL, lease_owner = NULL, handed = 0, last_error = ?1
+WHERE seq IN (SELECT seq FROM schnitzel_queue_state WHERE lease_owner = ?2 AND acked = 0 AND handed > 0 ORDER BY handed, seq LIMIT ?3) RETURNING seq, attempts`,
+		reason, owner, deathCharge)
 	if err != nil {
 		return rep, err
 	}
@@ -283,6 +288,11 @@ WHERE lease_owner = ? AND acked = 0 AND handed = 1 RETURNING seq, attempts`, rea
 	if err := rows.Err(); err != nil {
 		return rep, err
 	}
+	res, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL, handed = 0 WHERE lease_owner = ? AND acked = 0`, owner)
+	if err != nil {
+		return rep, err
+	}
+	rep.Released, _ = res.RowsAffected()
 	for _, x := range out {
 		rep.Charged++
 		if x.attempts >= h.opts.MaxAttempts {
@@ -299,9 +309,10 @@ WHERE lease_owner = ? AND acked = 0 AND handed = 1 RETURNING seq, attempts`, rea
 	return rep, nil
 }
 
-// MarkHanded records that the rows were emitted to the graph, so a crash
-// from now on charges them an attempt. It does not wait for the commit:
-// a crash before it only means the rows are not charged.
+// MarkHanded records when the rows were emitted to the graph: a death of
+// this owner from now on may charge them an attempt (see deathCharge). It
+// does not wait for the commit: a crash before it only means the rows are
+// not charged.
 func (q *Queue) MarkHanded(msgs []Message) {
 	if len(msgs) == 0 || q.closed.Load() {
 		return
@@ -313,7 +324,7 @@ func (q *Queue) MarkHanded(msgs []Message) {
 	seqs = append(seqs, ']')
 	o := &op{ctx: context.Background(), h: q, write: true, done: make(chan struct{}),
 		fn: func(t *txn) error {
-			_, err := t.exec(`UPDATE schnitzel_queue_state SET handed = 1 WHERE seq IN (SELECT value FROM json_each(?)) AND lease_owner = ?`, string(seqs), q.owner)
+			_, err := t.exec(`UPDATE schnitzel_queue_state SET handed = ? WHERE seq IN (SELECT value FROM json_each(?)) AND lease_owner = ?`, max(1, t.nowMs()), string(seqs), q.owner)
 			return err
 		}}
 	_ = q.c.send(o)

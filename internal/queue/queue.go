@@ -441,6 +441,7 @@ type core struct {
 	floorAt      time.Time    // last reset of floor
 	dataVersion  int64        // writer goroutine only
 	lastMaint    time.Time    // writer goroutine only
+	compactNext  time.Time    // no compaction chunk before this (pacing); writer goroutine only
 
 	deadRetention time.Duration // from the first handle's options
 	commits       atomic.Int64  // write transactions committed (group commits)
@@ -633,6 +634,8 @@ func (c *core) loop() {
 			d := max(0, compactAfter-time.Since(c.pendingSince))
 			if c.compactEmpty() {
 				d = min(d, compactIdle)
+			} else {
+				d = max(d, time.Until(c.compactNext))
 			}
 			timer = time.NewTimer(d)
 			wait = timer.C
@@ -644,7 +647,7 @@ func (c *core) loop() {
 		case <-c.kick:
 		case <-wait:
 			if idle {
-				c.runWrites([]*op{c.compactOp()})
+				c.compactPaced()
 				continue
 			}
 		case <-c.quit:
@@ -697,12 +700,24 @@ func (c *core) loop() {
 			}
 			writes = append(writes, o)
 		}
-		if len(writes) == 0 && c.pending > 0 && !c.readOnly && (c.compactEmpty() || time.Since(c.pendingSince) >= compactAfter) {
+		if len(writes) == 0 && c.pending > 0 && !c.readOnly && (c.compactEmpty() || (time.Since(c.pendingSince) >= compactAfter && time.Now().After(c.compactNext))) {
 			writes = append(writes, c.compactOp()) // a stream of reads must not postpone compaction
 		}
 		if len(writes) > 0 {
 			blocked = c.runWrites(writes)
 		}
+	}
+}
+
+// compactPaced runs one compaction chunk and, while a backlog remains,
+// leaves the writer to other work for three times as long as the chunk
+// took: a restart with a big backlog of acked rows delivers at once and
+// at most a quarter slower until the backlog is gone.
+func (c *core) compactPaced() {
+	t0 := time.Now()
+	c.runWrites([]*op{c.compactOp()})
+	if c.pending > 0 {
+		c.compactNext = time.Now().Add(3 * time.Since(t0))
 	}
 }
 
@@ -713,12 +728,17 @@ func (c *core) loop() {
 // soon as the writer is idle.
 const compactAfter = 5 * time.Second
 
+// compactDue says whether a transaction compacts before it commits: when
+// every row is acked (a cheap truncate) or too many are waiting. Other
+// compaction runs in chunks as transactions of its own (loop), so that a
+// backlog of acked rows never delays a lease or an ack by more than a
+// chunk.
 func (c *core) compactDue(t *txn) bool {
 	p := c.pending + t.dPending
 	if p > 0 && c.rows.Load()+t.dRows == 0 && !c.depthStale.Load() {
 		return true // every row is acked: a cheap truncate
 	}
-	return p >= compactEvery || (p > 0 && c.pending > 0 && time.Since(c.pendingSince) >= compactAfter)
+	return p >= compactEvery
 }
 
 // compactEmpty reports whether every queued row is acked: compaction is

@@ -313,9 +313,10 @@ func (c *core) createTables(ctx context.Context) error {
 		return err
 	}
 	if !slices.Contains(stCols, "handed") {
-		// handed = 1: the source emitted the row to the graph (a delivery
-		// may have been tried); a row only read ahead is not charged an
-		// attempt when its owner dies. Additive: older builds ignore it.
+		// handed > 0: when (unix ms) the source emitted the row to the
+		// graph; a death of its owner is charged to the oldest of these
+		// (deathCharge), never to rows only read ahead. Additive: older
+		// builds ignore it.
 		if err := x("ALTER TABLE schnitzel_queue_state ADD COLUMN handed INTEGER NOT NULL DEFAULT 0"); err != nil {
 			return err
 		}

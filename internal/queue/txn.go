@@ -652,7 +652,7 @@ func (t *txn) dropOldest() (bool, error) {
 
 // leaseSQL finds available rows. It reads no row contents: the caller
 // loads them (Queue.Load) outside the writer goroutine.
-const leaseSQL = `SELECT p.seq, COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL, COALESCE(s.handed, 0)
+const leaseSQL = `SELECT p.seq, COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL, COALESCE(s.handed, 0) > 0
 FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq
 WHERE p.seq >= ?3 AND (s.seq IS NULL OR (s.acked = 0 AND (s.lease_until IS NULL OR s.lease_until <= ?1) AND s.not_before <= ?1))
 ORDER BY p.seq LIMIT ?2`
@@ -663,7 +663,7 @@ type rowData struct {
 	leaseUntil sql.NullInt64
 	lastErr    string
 	fresh      bool // no state row yet
-	handed     bool // emitted by its last owner
+	handed     bool // emitted by its last owner (handed > 0: when)
 }
 
 // leaseChunk is how many rows one lease query reads.
@@ -897,7 +897,7 @@ const untilSpread = time.Second
 // in one transaction: a backlog of acked rows (a restart after a crash
 // left 600k) is deleted in steps between other work, instead of holding
 // the writer, and so the first delivery, for seconds.
-const compactChunk = 8192
+const compactChunk = 2048
 
 // compactSome deletes up to compactChunk acked rows, oldest first (all of
 // them at once when every row is acked: a cheap truncate).
@@ -906,14 +906,8 @@ func (t *txn) compactSome() error {
 	if p <= 0 {
 		return nil
 	}
-	if p <= compactChunk {
-		return t.compact()
-	}
-	if all, err := t.allAcked(); err != nil || all {
-		if err != nil {
-			return err
-		}
-		return t.compact()
+	if p <= compactChunk || (!t.c.depthStale.Load() && t.c.rows.Load()+t.dRows == 0) {
+		return t.compact() // small, or everything is acked: a cheap truncate
 	}
 	var seqs []byte
 	rows, err := t.query(`SELECT seq FROM schnitzel_queue_state INDEXED BY idx_schnitzel_queue_state_acked WHERE acked = 1 ORDER BY seq LIMIT ?`, compactChunk)
