@@ -19,9 +19,12 @@
 // share a connection and one writer goroutine, which commits everything
 // that is waiting in one transaction: one fsync per group, not per row
 // (group commit). A leased row is hidden from every other reader, in this
-// or another process, until it is acked, nacked, released or its lease
-// expires; expiry counts as a failed attempt, so a row that crashes its
-// reader ends in the dead-letter table after max_attempts.
+// or another process, until it is acked, nacked or released. Leases
+// belong to an owner that holds a lock file while it lives (owner.go,
+// lock.go): a live owner renews them, a dead owner's rows are taken back
+// at once, charged an attempt only if the owner was delivering them, so
+// a row that crashes its reader ends in the dead-letter table after
+// max_attempts while rows only read ahead are never charged.
 //
 // Lock order: pool.mu before core.mu; neither is held while waiting for
 // the writer goroutine.

@@ -1,5 +1,5 @@
 // Package queuecmd is `schnitzel queue`: inspect and repair a durable
-// SQLite queue file (stats, peek, dead, requeue, purge) without running a
+// SQLite queue file (stats, peek, dead, requeue, purge, release) without running a
 // graph.
 package queuecmd
 
