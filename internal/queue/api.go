@@ -182,6 +182,7 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 		reason string
 	}
 	var poison []dead
+	var gone []int64 // leased rows whose packets row is gone: settle them
 	out := msgs[:0]
 	i := 0 // msgs[i:] are not matched yet; rows come in msgs' order
 	scan := func(rows *sql.Rows) error {
@@ -195,7 +196,8 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 				return err
 			}
 			for i < len(msgs) && msgs[i].Seq != r.seq {
-				i++ // its row is gone
+				gone = append(gone, msgs[i].Seq) // its row is gone
+				i++
 			}
 			if i == len(msgs) {
 				return fmt.Errorf("load: row %d out of order", r.seq)
@@ -222,6 +224,15 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 	})
 	if err != nil {
 		return out, wrap(q.path, "load", err)
+	}
+	// msgs[i:] were not found either (out shares msgs' array: copy first).
+	for _, m := range msgs[i:] {
+		gone = append(gone, m.Seq)
+	}
+	if len(gone) > 0 {
+		if err := q.Release(ctx, gone...); err != nil {
+			return out, err
+		}
 	}
 	if len(poison) > 0 {
 		err = q.do(ctx, true, func(t *txn) error {

@@ -526,3 +526,31 @@ func TestDeathChargesOnlyTheOldestEmitted(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSettlesGoneRows: a leased row deleted meanwhile (another
+// process purged it) does not keep a window slot.
+func TestLoadSettlesGoneRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	mustEnqueue(t, q, rec(1), rec(2), rec(3))
+	ms, err := q.LeaseUnloaded(context.Background(), 3, time.Minute)
+	if err != nil || len(ms) != 3 || q.InFlight() != 3 {
+		t.Fatalf("lease %v %v in flight %d", ms, err, q.InFlight())
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM packets WHERE seq IN (2, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	got, err := q.Load(context.Background(), ms)
+	if err != nil || len(got) != 1 || q.InFlight() != 1 {
+		t.Fatalf("load %v %v, in flight %d, want 1 row and 1 in flight", seqsOf(got), err, q.InFlight())
+	}
+}
