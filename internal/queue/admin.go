@@ -38,7 +38,8 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	err := q.do(ctx, false, func(t *txn) error {
 		now := time.Now().UnixMilli()
 		var v string
-		if err := t.queryRow(`SELECT value FROM schnitzel_queue_meta WHERE key='schema_version'`).Scan(&v); err != nil {
+		// A file only the Python project wrote has no schema version (0).
+		if err := t.queryRow(`SELECT value FROM schnitzel_queue_meta WHERE key='schema_version'`).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		s.SchemaVersion, _ = strconv.Atoi(v)

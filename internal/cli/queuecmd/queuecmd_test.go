@@ -220,3 +220,26 @@ func TestStatsShowsOwnersAndReleaseAllDead(t *testing.T) {
 		t.Fatalf("release without a target: exit %d", code)
 	}
 }
+
+// TestReadCommandsOnPythonOnlyFile: a file only the Python project wrote
+// (no schnitzel tables) is read without adding them.
+func TestReadCommandsOnPythonOnlyFile(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "queue", "testdata", "upstream_seed.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "up.sqlite3")
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code, err := run("stats", "--path", p)
+	if code != 0 || !regexp.MustCompile(`(?m)^rows\s+\d+\s`).MatchString(out) {
+		t.Fatalf("stats: %v\n%s", err, out)
+	}
+	if _, _, code, err := run("peek", "--path", p); code != 0 {
+		t.Fatalf("peek: %v", err)
+	}
+	if fileSum(t, p) != string(src) {
+		t.Fatal("a read command changed a Python-only file")
+	}
+}
