@@ -463,3 +463,31 @@ func TestQueueStatsOnReadOnlyMount(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowDeliveryKeepsLeases: with lease_sec 1 and a receiver that takes
+// 10 ms per packet, 300 rows take several lease lengths to deliver; the
+// live forwarder renews its leases, so no row is delivered twice.
+func TestSlowDeliveryKeepsLeases(t *testing.T) {
+	requirePlugins(t, "schnitzel_stream.nodes.durable_sqlite:SqliteQueueSource", "schnitzel_stream.nodes.http:HttpJsonSink")
+	const rows = 300
+	dir := t.TempDir()
+	rc := newLeaseReceiver(t, false, 10*time.Millisecond)
+	writeGraph(t, dir, "fwd.yaml", leaseForwarder(rc.srv.URL+"/events", 1, 3))
+	writeGraph(t, dir, "prod.yaml", fmt.Sprintf(leaseProducer, 0.0, rows))
+	if r := run(t, dir, nil, "--graph", "prod.yaml"); r.code != 0 {
+		t.Fatalf("producer exit %d\n%s", r.code, r.stderr)
+	}
+	f := startQProc(t, dir, "--graph", "fwd.yaml")
+	waitFor(t, "the first deliveries", 30*time.Second, func() bool { _, a, _ := rc.counts(); return a > 0 })
+	// A second process under the same consumer name refuses to start.
+	r := run(t, dir, nil, "--graph", "fwd.yaml")
+	if r.code == 0 || !strings.Contains(r.stderr, "consumer") || !strings.Contains(r.stderr, "pid") {
+		t.Fatalf("second forwarder with the same consumer: exit %d\n%s", r.code, r.stderr)
+	}
+	waitFor(t, "every row delivered", 120*time.Second, func() bool { _, _, d := rc.counts(); return d == rows })
+	waitFor(t, "the queue to drain", 60*time.Second, func() bool { return probe(t, filepath.Join(dir, "q.sqlite3"), `SELECT COUNT(*) FROM packets`) == 0 })
+	f.stop(t, "forwarder")
+	if _, acc, d := rc.counts(); acc != d {
+		t.Fatalf("%d deliveries of %d rows in one live run: leases expired while rows waited", acc, d)
+	}
+}
