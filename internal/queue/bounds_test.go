@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,5 +348,29 @@ func TestOpenRefusesDamagedPage(t *testing.T) {
 	}
 	if fileHash(t, path) != before {
 		t.Fatal("refusing the file changed it")
+	}
+}
+
+// TestQuickCheckBudget: past its time budget the check at open is
+// abandoned (a huge file) and the file is used, with a debug note.
+func TestQuickCheckBudget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, q, rec(1))
+	q.Close()
+	old := quickCheckBudget
+	quickCheckBudget = time.Nanosecond
+	defer func() { quickCheckBudget = old }()
+	var logs strings.Builder
+	q, err = Open(path, Options{Private: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatalf("open past the check budget: %v", err)
+	}
+	defer q.Close()
+	if !strings.Contains(logs.String(), "quick_check skipped") {
+		t.Fatalf("no debug note: %q", logs.String())
 	}
 }

@@ -179,7 +179,7 @@ func (c *core) initSchema(ctx context.Context, opts Options) error {
 
 // quickCheckBudget bounds the quick_check at open: past it the check is
 // abandoned (a huge file) and the file is used unchecked.
-const quickCheckBudget = 2 * time.Second
+var quickCheckBudget = 2 * time.Second
 
 // quickCheck runs SQLite's quick_check before anything is delivered or
 // buried: a damaged page would otherwise make rows vanish from leases or

@@ -88,7 +88,7 @@ const maxInflightRows = 32768
 
 func (s *sink) Start(context.Context) error {
 	q, err := queue.Open(s.cfg.Path, queue.Options{
-		Synchronous: s.cfg.Synchronous, MaxRows: s.cfg.MaxRows, MaxBytes: s.cfg.MaxBytes, Overflow: s.cfg.Overflow,
+		Synchronous: s.cfg.Synchronous, MaxRows: s.cfg.MaxRows, MaxBytes: s.cfg.MaxBytes, Overflow: s.cfg.Overflow, Logger: s.env.Logger,
 	})
 	if err != nil {
 		return err
