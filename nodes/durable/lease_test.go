@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
@@ -157,4 +159,46 @@ func TestPermanentNackGoesStraightToDeadLetters(t *testing.T) {
 	if metric(src, "dead_lettered_total") != 1 || metric(src, "queue_depth") != 0 {
 		t.Fatalf("metrics %+v", src.(plugin.Metrics).Metrics())
 	}
+}
+
+// TestDiskFullCountsEveryLostPacket: when the pipelined sink's commits
+// fail (disk full), the error counts every packet of every failed
+// commit, each of them is nacked, and not_stored_total agrees.
+func TestDiskFullCountsEveryLostPacket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	n := plugintest.Build(t, registry(), mod+"SqliteQueueSink", "sink", packet.MapOf("path", path))
+	s := n.(*sink)
+	q, err := queue.Open(path, queue.Options{MaxPageCount: 40, Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.q, s.pipelined = q, true
+	var nacked atomic.Int64
+	var runErr error
+	sent := 0
+	for b := 0; b < 200 && runErr == nil; b++ {
+		var batch []*packet.Packet
+		for i := 0; i < 50; i++ {
+			p := pk(sent, packet.MapOf("pad", strings.Repeat("x", 400)))
+			p.Nack = func(error) { nacked.Add(1) }
+			batch = append(batch, p)
+			sent++
+		}
+		runErr = s.ProcessBatch(context.Background(), batch, &plugintest.Collector{})
+	}
+	if runErr == nil {
+		runErr = s.settle(true)
+	}
+	if runErr == nil || !errors.Is(runErr, queue.ErrFull) {
+		t.Fatalf("want a disk-full error, got %v", runErr)
+	}
+	lost := metric(s, "not_stored_total")
+	if lost == 0 || lost != nacked.Load() || !strings.Contains(runErr.Error(), fmt.Sprintf("%d packets were not stored", lost)) {
+		t.Fatalf("error %q, not_stored_total %d, nacked %d", runErr, lost, nacked.Load())
+	}
+	if stored := metric(s, "enqueued_total"); stored+lost != int64(sent) {
+		t.Fatalf("enqueued %d + not stored %d != sent %d", stored, lost, sent)
+	}
+	t.Logf("%d sent, %d not stored: %v", sent, lost, runErr)
+	q.Close()
 }
