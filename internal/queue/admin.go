@@ -38,7 +38,8 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	err := q.do(ctx, false, func(t *txn) error {
 		now := time.Now().UnixMilli()
 		var v string
-		if err := t.queryRow(`SELECT value FROM schnitzel_queue_meta WHERE key='schema_version'`).Scan(&v); err != nil {
+		// A file only the Python project wrote has no schema version (0).
+		if err := t.queryRow(`SELECT value FROM schnitzel_queue_meta WHERE key='schema_version'`).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		s.SchemaVersion, _ = strconv.Atoi(v)
@@ -306,6 +307,9 @@ func (q *Queue) Purge(ctx context.Context, w PurgeWhat) (PurgeCounts, error) {
 			}
 			t.dRows -= pc.Queued
 			t.dPending = -t.c.pending
+			for seq := range t.c.held {
+				t.settle(seq)
+			}
 			t.c.depthStale.Store(true)
 		}
 		if w.Dead {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
 // Enqueue stores one record; see EnqueueBatch.
@@ -139,6 +141,15 @@ func (q *Queue) LeaseUnloaded(ctx context.Context, n int, d time.Duration) ([]Me
 	if d <= 0 {
 		return nil, &Error{Path: q.path, Op: "lease", Err: errors.New("lease duration must be > 0")}
 	}
+	if q.leaseDur.Swap(int64(d)) != int64(d) {
+		select {
+		case q.renewKick <- struct{}{}: // renew at the new pace
+		default:
+		}
+	}
+	if err := q.own(ctx); err != nil {
+		return nil, err
+	}
 	var out []Message
 	err := q.do(ctx, true, func(t *txn) error {
 		var err error
@@ -171,6 +182,7 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 		reason string
 	}
 	var poison []dead
+	var gone []int64 // leased rows whose packets row is gone: settle them
 	out := msgs[:0]
 	i := 0 // msgs[i:] are not matched yet; rows come in msgs' order
 	scan := func(rows *sql.Rows) error {
@@ -184,7 +196,8 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 				return err
 			}
 			for i < len(msgs) && msgs[i].Seq != r.seq {
-				i++ // its row is gone
+				gone = append(gone, msgs[i].Seq) // its row is gone
+				i++
 			}
 			if i == len(msgs) {
 				return fmt.Errorf("load: row %d out of order", r.seq)
@@ -211,6 +224,15 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 	})
 	if err != nil {
 		return out, wrap(q.path, "load", err)
+	}
+	// msgs[i:] were not found either (out shares msgs' array: copy first).
+	for _, m := range msgs[i:] {
+		gone = append(gone, m.Seq)
+	}
+	if len(gone) > 0 {
+		if err := q.Release(ctx, gone...); err != nil {
+			return out, err
+		}
 	}
 	if len(poison) > 0 {
 		err = q.do(ctx, true, func(t *txn) error {
@@ -270,7 +292,8 @@ func (p *AckPending) Wait() ([]AckStatus, error) {
 
 // Nack records a failed delivery of a row: it is offered again after an
 // exponential backoff, or moved to the dead-letter table with reason
-// after MaxAttempts failures.
+// after MaxAttempts failures, or at once when reason is
+// packet.Permanent (a retry cannot fix it).
 func (q *Queue) Nack(ctx context.Context, ref Ref, reason error) (AckStatus, error) {
 	msg := "nacked"
 	if reason != nil {
@@ -279,7 +302,7 @@ func (q *Queue) Nack(ctx context.Context, ref Ref, reason error) (AckStatus, err
 	var st AckStatus
 	err := q.do(ctx, true, func(t *txn) error {
 		var err error
-		st, err = t.nack(q, ref, msg)
+		st, err = t.nack(q, ref, msg, packet.IsPermanent(reason))
 		return err
 	})
 	return st, wrap(q.path, "nack", err)

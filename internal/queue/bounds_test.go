@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,5 +306,71 @@ func TestDiskFull(t *testing.T) {
 		if !got[s] {
 			t.Fatalf("committed row %d missing", s)
 		}
+	}
+}
+
+// TestOpenRefusesDamagedPage: a queue file with one damaged page is
+// refused at open (quick_check), before any row is leased or buried, and
+// the file is left as it was.
+func TestOpenRefusesDamagedPage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []Record
+	for i := 0; i < 3000; i++ {
+		recs = append(recs, rec(i))
+	}
+	mustEnqueue(t, q, recs...)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := len(b) / newFilePageSize
+	if pages < 10 {
+		t.Fatalf("file has %d pages", pages)
+	}
+	page := pages / 2
+	for i := 0; i < newFilePageSize; i++ {
+		b[page*newFilePageSize+i] = byte(i*7 + 13)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := fileHash(t, path)
+	_, err = Open(path, Options{Private: true})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("open of a damaged file: %v", err)
+	}
+	if fileHash(t, path) != before {
+		t.Fatal("refusing the file changed it")
+	}
+}
+
+// TestQuickCheckBudget: past its time budget the check at open is
+// abandoned (a huge file) and the file is used, with a debug note.
+func TestQuickCheckBudget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, q, rec(1))
+	q.Close()
+	old := quickCheckBudget
+	quickCheckBudget = time.Nanosecond
+	defer func() { quickCheckBudget = old }()
+	var logs strings.Builder
+	q, err = Open(path, Options{Private: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatalf("open past the check budget: %v", err)
+	}
+	defer q.Close()
+	if !strings.Contains(logs.String(), "quick_check skipped") {
+		t.Fatalf("no debug note: %q", logs.String())
 	}
 }

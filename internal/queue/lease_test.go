@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
 // crash drops a handle's connection without releasing its leases, as a
@@ -25,21 +27,40 @@ func crash(t *testing.T, q *Queue) {
 		t.Fatal("crash needs a Private handle")
 	}
 	q.closed.Store(true)
+	q.stopRenew()
+	q.ownMu.Lock()
+	q.lock.release(false) // the OS drops a dead process's lock; its file stays
+	q.lock = nil
+	q.ownMu.Unlock()
 	if err := q.c.close(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestLeaseExpiryAfterCrash(t *testing.T) {
+// handed marks rows emitted and waits until that is committed.
+func handed(t *testing.T, q *Queue, ms []Message) {
+	t.Helper()
+	q.MarkHanded(ms)
+	if err := q.do(context.Background(), true, func(*txn) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeadOwnerRowsReleasedAtOnce: rows a crashed reader held come back
+// at once (not after the lease), charged an attempt only when the reader
+// had emitted them.
+func TestDeadOwnerRowsReleasedAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.sqlite3")
 	a, err := Open(path, Options{Private: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustEnqueue(t, a, rec(1), rec(2))
-	if got := mustLease(t, a, 10, 100*time.Millisecond); len(got) != 2 {
+	got := mustLease(t, a, 10, time.Hour)
+	if len(got) != 2 {
 		t.Fatalf("leased %d", len(got))
 	}
+	handed(t, a, got[:1]) // row 1 emitted, row 2 only read ahead
 	crash(t, a)
 
 	b, err := Open(path, Options{Private: true})
@@ -47,21 +68,87 @@ func TestLeaseExpiryAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if got := mustLease(t, b, 10, time.Minute); len(got) != 0 {
-		t.Fatalf("rows of a live lease handed out: %v", seqsOf(got))
+	got = mustLease(t, b, 10, time.Minute)
+	if !slices.Equal(seqsOf(got), []int64{1, 2}) || got[0].Attempt != 2 || got[1].Attempt != 1 {
+		t.Fatalf("after the crash got %v, attempts %d %d; want [1 2] at once, attempts 2 1", seqsOf(got), got[0].Attempt, got[1].Attempt)
 	}
-	var got []Message
-	eventually(t, 5*time.Second, "lease expiry", func() bool {
-		got = mustLease(t, b, 10, time.Minute)
-		return len(got) > 0
-	})
-	if !slices.Equal(seqsOf(got), []int64{1, 2}) || got[0].Attempt != 2 {
-		t.Fatalf("after expiry got %v attempt %d", seqsOf(got), got[0].Attempt)
+	if rep := b.StartReport(); rep.Charged != 1 || rep.Released != 1 {
+		t.Fatalf("start report %+v", rep)
 	}
 	ents, _ := b.Peek(context.Background(), 0, 10)
-	if !strings.Contains(ents[0].LastError, "lease expired") {
-		t.Fatalf("last_error %q", ents[0].LastError)
+	if !strings.Contains(ents[0].LastError, "died while delivering") || ents[1].LastError != "" {
+		t.Fatalf("last_error %q %q", ents[0].LastError, ents[1].LastError)
 	}
+}
+
+// TestLiveOwnerKeepsRows: a live reader's rows are not taken, however
+// short its lease (it renews them), and a second handle under the same
+// consumer name is refused.
+func TestLiveOwnerKeepsRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	a, err := Open(path, Options{Private: true, Consumer: "fwd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustEnqueue(t, a, rec(1), rec(2))
+	ms := mustLease(t, a, 10, 60*time.Millisecond)
+	handed(t, a, ms)
+	if _, err := Open(path, Options{Private: true, Consumer: "fwd"}); !errors.Is(err, ErrConsumerBusy) || !strings.Contains(err.Error(), `"fwd"`) || !strings.Contains(err.Error(), "pid") {
+		t.Fatalf("second open of a live consumer: %v", err)
+	}
+	b, err := Open(path, Options{Private: true, Consumer: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if rep := b.StartReport(); rep.ElsewhereRows() != 2 || rep.Elsewhere[0].Owner != "fwd" {
+		ow, _ := b.Owners(context.Background())
+		t.Logf("owners %+v now %s", ow, time.Now().UTC())
+		t.Fatalf("start report %+v", rep)
+	}
+	// Several lease lengths pass: a renews, b never gets the rows.
+	deadline := time.Now().Add(400 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if got := mustLease(t, b, 10, time.Minute); len(got) != 0 {
+			t.Fatalf("rows of a live reader handed to another: %v", seqsOf(got))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a.InFlight() != 2 {
+		t.Fatalf("in flight %d", a.InFlight())
+	}
+	a.Ack(context.Background(), refs(ms[0].Seq)...)
+	if a.InFlight() != 1 {
+		t.Fatalf("in flight after ack %d", a.InFlight())
+	}
+	owners, err := b.Owners(context.Background())
+	if err != nil || len(owners) != 1 || owners[0].Owner != "fwd" || !owners[0].Alive || owners[0].Rows != 1 {
+		t.Fatalf("owners %+v %v", owners, err)
+	}
+}
+
+// TestPermanentNackDeadLetters: a nack marked packet.Permanent moves the
+// row to the dead letters at its first attempt.
+func TestPermanentNackDeadLetters(t *testing.T) {
+	backends(t, func(t *testing.T, open func(Options) *Queue) {
+		ctx := context.Background()
+		var buried []string
+		q := open(Options{MaxAttempts: 5, OnDead: func(seq int64, reason string) { buried = append(buried, reason) }})
+		mustEnqueue(t, q, rec(1))
+		ms := mustLease(t, q, 1, time.Minute)
+		st, err := q.Nack(ctx, Ref{Seq: ms[0].Seq}, packet.Permanent(errors.New("receiver said 422")))
+		if err != nil || st != Dead {
+			t.Fatalf("nack: %v %v", st, err)
+		}
+		d, _ := q.Dead(ctx, 0, 10)
+		if len(d) != 1 || !strings.Contains(d[0].LastError, "422") || d[0].Attempts != 1 {
+			t.Fatalf("dead %+v", d)
+		}
+		if q.Counters().DeadLettered != 1 || len(buried) != 1 || q.InFlight() != 0 {
+			t.Fatalf("counters %+v, OnDead %v, in flight %d", q.Counters(), buried, q.InFlight())
+		}
+	})
 }
 
 func TestCloseReleasesLeasesWithoutAttempt(t *testing.T) {
@@ -179,15 +266,17 @@ func TestCrashLoopingRowEndsDead(t *testing.T) {
 	}
 	mustEnqueue(t, q, rec(1))
 	for i := 0; i < 2; i++ {
-		eventually(t, 5*time.Second, "row offered", func() bool { return len(mustLease(t, q, 1, time.Millisecond)) == 1 })
+		var ms []Message
+		eventually(t, 5*time.Second, "row offered", func() bool { ms = mustLease(t, q, 1, time.Millisecond); return len(ms) == 1 })
+		handed(t, q, ms)
 		crash(t, q)
 		if q, err = Open(path, opts); err != nil {
 			t.Fatal(err)
 		}
 	}
 	defer q.Close()
-	// The second expiry is the second failed attempt: the next lease
-	// parks the row instead of handing it out.
+	// The second death while delivering it is the second failed attempt:
+	// the reopen parks the row instead of handing it out.
 	eventually(t, 5*time.Second, "row to be dead-lettered", func() bool {
 		if got := mustLease(t, q, 1, time.Minute); len(got) != 0 {
 			t.Fatalf("row that crashed its reader twice delivered again: %v", seqsOf(got))
@@ -196,7 +285,7 @@ func TestCrashLoopingRowEndsDead(t *testing.T) {
 		return len(d) == 1
 	})
 	dead, _ := q.Dead(context.Background(), 0, 1)
-	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "lease expired") {
+	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "died while delivering") {
 		t.Fatalf("dead %+v", dead)
 	}
 }
@@ -399,4 +488,69 @@ func TestAckCompaction(t *testing.T) {
 			t.Fatal("key of a compacted row forgotten")
 		}
 	})
+}
+
+// TestDeathChargesOnlyTheOldestEmitted: a reader that dies with a full
+// inbox is charged for the rows it was delivering (the oldest emitted),
+// not for the rows queued behind them.
+func TestDeathChargesOnlyTheOldestEmitted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	a, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []Record
+	for i := 0; i < 300; i++ {
+		recs = append(recs, rec(i))
+	}
+	mustEnqueue(t, a, recs...)
+	ms := mustLease(t, a, 300, time.Hour)
+	handed(t, a, ms[:200]) // 200 emitted, 100 read ahead
+	crash(t, a)
+	b, err := Open(path, Options{Private: true, Consumer: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if rep := b.StartReport(); rep.Charged != deathCharge || rep.Released != 300-deathCharge {
+		t.Fatalf("start report %+v, want %d charged", rep, deathCharge)
+	}
+	got := mustLease(t, b, 300, time.Minute)
+	for i, m := range got {
+		want := 1
+		if i < deathCharge {
+			want = 2
+		}
+		if m.Attempt != want {
+			t.Fatalf("row %d (seq %d): attempt %d, want %d", i, m.Seq, m.Attempt, want)
+		}
+	}
+}
+
+// TestLoadSettlesGoneRows: a leased row deleted meanwhile (another
+// process purged it) does not keep a window slot.
+func TestLoadSettlesGoneRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := Open(path, Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	mustEnqueue(t, q, rec(1), rec(2), rec(3))
+	ms, err := q.LeaseUnloaded(context.Background(), 3, time.Minute)
+	if err != nil || len(ms) != 3 || q.InFlight() != 3 {
+		t.Fatalf("lease %v %v in flight %d", ms, err, q.InFlight())
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM packets WHERE seq IN (2, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	got, err := q.Load(context.Background(), ms)
+	if err != nil || len(got) != 1 || q.InFlight() != 1 {
+		t.Fatalf("load %v %v, in flight %d, want 1 row and 1 in flight", seqsOf(got), err, q.InFlight())
+	}
 }

@@ -19,9 +19,12 @@
 // share a connection and one writer goroutine, which commits everything
 // that is waiting in one transaction: one fsync per group, not per row
 // (group commit). A leased row is hidden from every other reader, in this
-// or another process, until it is acked, nacked, released or its lease
-// expires; expiry counts as a failed attempt, so a row that crashes its
-// reader ends in the dead-letter table after max_attempts.
+// or another process, until it is acked, nacked or released. Leases
+// belong to an owner that holds a lock file while it lives (owner.go,
+// lock.go): a live owner renews them, a dead owner's rows are taken back
+// at once, charged an attempt only if the owner was delivering them, so
+// a row that crashes its reader ends in the dead-letter table after
+// max_attempts while rows only read ahead are never charged.
 //
 // Lock order: pool.mu before core.mu; neither is held while waiting for
 // the writer goroutine.
@@ -32,6 +35,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +96,27 @@ type Options struct {
 	// sharing the process-wide one for the file: tests use it to act as
 	// a second process.
 	Private bool
+	// Consumer names the reader: its leases are stored under this name
+	// and it holds the name's lock file (see lock.go) while open, so Open
+	// fails with ErrConsumerBusy when a live process already uses the
+	// name, and rows a dead run of the same name left leased are taken
+	// back at once. Empty: a random name, locked at the first lease.
+	Consumer string
+	// ReadOnly opens the file without writing anything (mode=ro, and
+	// immutable=1 when the directory does not allow SQLite's shared
+	// memory file): admin commands that only read. Implies Private and
+	// MustExist.
+	ReadOnly bool
+	// Acks marks a handle that acks rows (the ack sink): a reader on the
+	// same file in this process then windows its leases (MaxInFlight in
+	// the source), knowing that acks will free the window.
+	Acks bool
+	// OnDead, if set, is told of every row this handle moved to the
+	// dead-letter table, after the commit (from the writer goroutine: it
+	// must not use the queue).
+	OnDead func(seq int64, reason string)
+	// Logger receives debug notes (a skipped quick_check); may be nil.
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -119,6 +144,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DeadRetention == 0 {
 		o.DeadRetention = 7 * 24 * time.Hour
+	}
+	if o.ReadOnly {
+		o.Private, o.MustExist = true, true
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -148,7 +179,23 @@ type Queue struct {
 	owner  string // lease owner id of this handle
 	closed atomic.Bool
 
-	enqueued, duplicates, conflicts, dropped atomic.Int64
+	enqueued, duplicates, conflicts, dropped, deadLettered atomic.Int64
+
+	// Lease ownership (see lock.go): the lock is taken at Open for a
+	// named consumer, else at the first lease; then the renewer keeps
+	// this handle's leases alive and takes dead owners' rows back.
+	ownMu     sync.Mutex
+	owned     atomic.Bool // the lock was taken (the handle may hold leases)
+	lock      *ownerLock
+	sweep     SweepReport // the first sweep's findings
+	renewStop chan struct{}
+	renewDone chan struct{}
+	renewKick chan struct{} // the lease duration changed
+	leaseDur  atomic.Int64  // ns, of the last lease
+	inflight  atomic.Int64  // rows leased by this handle, not yet acked, nacked or released
+	elsewhere atomic.Int64  // rows leased by other live owners, at the last sweep
+	settleMu  sync.Mutex
+	settled   chan struct{} // closed and replaced when inflight goes down
 }
 
 // pool shares one core per file within the process, so that every node on
@@ -178,7 +225,10 @@ func Open(path string, opts Options) (*Queue, error) {
 		}
 		key = abs
 	}
-	h := &Queue{opts: opts, path: path, owner: packet.NewID()}
+	h := &Queue{opts: opts, path: path, owner: packet.NewID(), settled: make(chan struct{}), renewKick: make(chan struct{}, 1)}
+	if opts.Consumer != "" {
+		h.owner = opts.Consumer
+	}
 	if path == ":memory:" || opts.Private {
 		c, err := openCore(path, key, opts)
 		if err != nil {
@@ -186,25 +236,56 @@ func Open(path string, opts Options) (*Queue, error) {
 		}
 		c.refs = 1
 		h.c = c
+		if opts.Acks {
+			c.ackers.Add(1)
+		}
+		if err := h.openConsumer(); err != nil {
+			h.Close()
+			return nil, err
+		}
 		return h, nil
 	}
+	if err := h.joinPool(key); err != nil {
+		return nil, err
+	}
+	if err := h.openConsumer(); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// joinPool attaches h to the process's core for the file, opening it
+// if this is the file's first handle.
+func (h *Queue) joinPool(key string) error {
 	pool.Lock()
 	defer pool.Unlock()
 	c := pool.m[key]
 	if c == nil {
 		var err error
-		c, err = openCore(path, key, opts)
+		c, err = openCore(h.path, key, h.opts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		pool.m[key] = c
 		c.pooled = true
-	} else if err := c.join(opts); err != nil {
-		return nil, err
+	} else if err := c.join(h.opts); err != nil {
+		return err
 	}
 	c.refs++
 	h.c = c
-	return h, nil
+	if h.opts.Acks {
+		c.ackers.Add(1)
+	}
+	return nil
+}
+
+// openConsumer takes a named consumer's lock at Open.
+func (q *Queue) openConsumer() error {
+	if q.opts.Consumer == "" {
+		return nil
+	}
+	return q.own(context.Background())
 }
 
 // Path returns the path the queue was opened with.
@@ -224,10 +305,22 @@ func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return nil
 	}
-	relErr := q.c.submit(&op{ctx: context.Background(), h: q, write: true, done: make(chan struct{}),
-		fn: func(t *txn) error { return t.releaseOwner(q.owner) }})
-	if errors.Is(relErr, ErrClosed) {
-		relErr = nil
+	q.stopRenew()
+	var relErr error
+	if !q.c.readOnly {
+		relErr = q.c.submit(&op{ctx: context.Background(), h: q, write: true, done: make(chan struct{}),
+			fn: func(t *txn) error { return t.releaseOwner(q) }})
+		if errors.Is(relErr, ErrClosed) {
+			relErr = nil
+		}
+	}
+	q.ownMu.Lock()
+	// A random name is never used again: its file can go.
+	q.lock.release(q.opts.Consumer == "")
+	q.lock = nil
+	q.ownMu.Unlock()
+	if q.opts.Acks {
+		q.c.ackers.Add(-1)
 	}
 	c := q.c
 	last := false
@@ -259,6 +352,10 @@ type Counters struct {
 	Duplicates int64 // enqueues whose key was already known (stored, or acked within the dedup window)
 	Conflicts  int64 // duplicates whose payload differed from the stored row (the new payload was discarded)
 	Dropped    int64 // rows deleted by drop_oldest to make room
+	// DeadLettered counts rows this handle moved to the dead-letter
+	// table: nacked past max attempts or permanently, out of attempts at
+	// lease, undecodable, or charged a last attempt for a dead owner.
+	DeadLettered int64
 }
 
 // Commits returns how many write transactions this process committed on
@@ -267,7 +364,7 @@ func (q *Queue) Commits() int64 { return q.c.commits.Load() }
 
 // Counters returns this handle's counters.
 func (q *Queue) Counters() Counters {
-	return Counters{q.enqueued.Load(), q.duplicates.Load(), q.conflicts.Load(), q.dropped.Load()}
+	return Counters{q.enqueued.Load(), q.duplicates.Load(), q.conflicts.Load(), q.dropped.Load(), q.deadLettered.Load()}
 }
 
 // Depth returns the number of queued rows (leased ones included). It is
@@ -347,9 +444,15 @@ type core struct {
 	floorAt      time.Time    // last reset of floor
 	dataVersion  int64        // writer goroutine only
 	lastMaint    time.Time    // writer goroutine only
+	compactNext  time.Time    // no compaction chunk before this (pacing); writer goroutine only
 
 	deadRetention time.Duration // from the first handle's options
 	commits       atomic.Int64  // write transactions committed (group commits)
+
+	readOnly bool             // opened with mode=ro: nothing is ever written
+	held     map[int64]*Queue // leased rows of this process's handles, by seq; writer goroutine only
+	ackers   atomic.Int32     // open handles with Options.Acks
+	log      *slog.Logger
 }
 
 func (c *core) join(o Options) error {
@@ -528,12 +631,14 @@ func (c *core) loop() {
 			// Room may come from another process: poll.
 			timer = time.NewTimer(50 * time.Millisecond)
 			wait = timer.C
-		case c.pending > 0:
+		case c.pending > 0 && !c.readOnly:
 			// Compact acked rows a moment after the first was acked, or
 			// when the writer is idle and they are all that is left.
 			d := max(0, compactAfter-time.Since(c.pendingSince))
 			if c.compactEmpty() {
 				d = min(d, compactIdle)
+			} else {
+				d = max(d, time.Until(c.compactNext))
 			}
 			timer = time.NewTimer(d)
 			wait = timer.C
@@ -545,7 +650,7 @@ func (c *core) loop() {
 		case <-c.kick:
 		case <-wait:
 			if idle {
-				c.runWrites([]*op{c.compactOp()})
+				c.compactPaced()
 				continue
 			}
 		case <-c.quit:
@@ -553,7 +658,7 @@ func (c *core) loop() {
 				o.finish(&Error{Path: c.path, Op: "enqueue", Kind: ErrClosed})
 			}
 			c.drainClosed()
-			if c.pending > 0 {
+			if c.pending > 0 && !c.readOnly {
 				// Leave a file the Python project reads right: no acked
 				// rows left in packets.
 				c.runWrites([]*op{c.compactOp()})
@@ -598,12 +703,24 @@ func (c *core) loop() {
 			}
 			writes = append(writes, o)
 		}
-		if len(writes) == 0 && c.pending > 0 && (c.compactEmpty() || time.Since(c.pendingSince) >= compactAfter) {
+		if len(writes) == 0 && c.pending > 0 && !c.readOnly && (c.compactEmpty() || (time.Since(c.pendingSince) >= compactAfter && time.Now().After(c.compactNext))) {
 			writes = append(writes, c.compactOp()) // a stream of reads must not postpone compaction
 		}
 		if len(writes) > 0 {
 			blocked = c.runWrites(writes)
 		}
+	}
+}
+
+// compactPaced runs one compaction chunk and, while a backlog remains,
+// leaves the writer to other work for three times as long as the chunk
+// took: a restart with a big backlog of acked rows delivers at once and
+// at most a quarter slower until the backlog is gone.
+func (c *core) compactPaced() {
+	t0 := time.Now()
+	c.runWrites([]*op{c.compactOp()})
+	if c.pending > 0 {
+		c.compactNext = time.Now().Add(3 * time.Since(t0))
 	}
 }
 
@@ -614,12 +731,17 @@ func (c *core) loop() {
 // soon as the writer is idle.
 const compactAfter = 5 * time.Second
 
+// compactDue says whether a transaction compacts before it commits: when
+// every row is acked (a cheap truncate) or too many are waiting. Other
+// compaction runs in chunks as transactions of its own (loop), so that a
+// backlog of acked rows never delays a lease or an ack by more than a
+// chunk.
 func (c *core) compactDue(t *txn) bool {
 	p := c.pending + t.dPending
 	if p > 0 && c.rows.Load()+t.dRows == 0 && !c.depthStale.Load() {
 		return true // every row is acked: a cheap truncate
 	}
-	return p >= compactEvery || (p > 0 && c.pending > 0 && time.Since(c.pendingSince) >= compactAfter)
+	return p >= compactEvery
 }
 
 // compactEmpty reports whether every queued row is acked: compaction is
@@ -634,7 +756,7 @@ const compactIdle = 20 * time.Millisecond
 
 func (c *core) compactOp() *op {
 	return &op{ctx: context.Background(), h: &Queue{c: c, path: c.path}, write: true, done: make(chan struct{}),
-		fn: func(t *txn) error { return t.compact() }}
+		fn: func(t *txn) error { return t.compactSome() }}
 }
 
 // maxGroupRows bounds one group commit across all handles of a core.
@@ -664,6 +786,12 @@ func (c *core) runRead(o *op) error {
 // runWrites runs ops in one transaction and finishes those that are done;
 // it returns the enqueue ops still waiting for room.
 func (c *core) runWrites(ops []*op) []*op {
+	if c.readOnly {
+		for _, o := range ops {
+			o.finish(&Error{Path: c.path, Op: o.opName(), Kind: ErrReadOnly, Err: errors.New("opened read-only")})
+		}
+		return nil
+	}
 	ctx := context.Background() // an op's ctx must not abort the shared commit
 	t := &txn{c: c, conn: c.conn, ctx: ctx, now: time.Now()}
 	for _, o := range ops {
@@ -677,6 +805,7 @@ func (c *core) runWrites(ops []*op) []*op {
 	}
 	if err == nil {
 		for _, o := range ops {
+			t.h = o.h
 			if o.recs != nil {
 				err = t.enqueue(o)
 			} else if ferr := o.fn(t); ferr != nil {
@@ -692,7 +821,7 @@ func (c *core) runWrites(ops []*op) []*op {
 		}
 	}
 	if err == nil && c.compactDue(t) {
-		err = t.compact()
+		err = t.compactSome()
 	}
 	if err == nil {
 		err = t.commit()
@@ -749,6 +878,8 @@ func openCore(path, key string, opts Options) (*core, error) {
 			return nil, fail(nil, errors.New("is a directory"))
 		case errors.Is(err, os.ErrNotExist) && opts.MustExist:
 			return nil, fail(ErrNotExist, nil)
+		case err == nil && opts.ReadOnly:
+			return openReadOnly(path, key, opts)
 		case errors.Is(err, os.ErrNotExist):
 			if err := os.MkdirAll(filepath.Dir(key), 0o755); err != nil {
 				return nil, fail(nil, fmt.Errorf("create parent directory: %w", err))
@@ -778,6 +909,7 @@ func openCore(path, key string, opts Options) (*core, error) {
 		quit: make(chan struct{}), done: make(chan struct{}),
 		changed: make(chan struct{}), syncLvl: opts.Synchronous,
 		stmts: map[string]*sql.Stmt{}, deadRetention: opts.DeadRetention,
+		held: map[int64]*Queue{}, log: opts.Logger,
 	}
 	if err := c.initSchema(ctx, opts); err != nil {
 		conn.Close()
@@ -786,6 +918,49 @@ func openCore(path, key string, opts Options) (*core, error) {
 	}
 	go c.loop()
 	return c, nil
+}
+
+// openReadOnly opens an existing file without writing to it: mode=ro
+// first (sees the WAL), immutable=1 when that fails, which happens when
+// the directory does not let SQLite create the WAL's shared-memory file
+// (a read-only mount). immutable=1 does not see rows still in a WAL
+// file; a file left cleanly has none.
+func openReadOnly(path, key string, opts Options) (*core, error) {
+	var firstErr error
+	for _, q := range []string{"?mode=ro", "?mode=ro&immutable=1"} {
+		dsn := fileURI(key) + q
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, &Error{Path: path, Op: "open", Err: err}
+		}
+		db.SetMaxOpenConns(1)
+		ctx := context.Background()
+		conn, err := db.Conn(ctx)
+		if err == nil {
+			c := &core{
+				path: path, key: key, db: db, conn: conn, dsn: dsn, busy: opts.BusyTimeout,
+				reqs: make(chan *op, 256), kick: make(chan struct{}, 1),
+				quit: make(chan struct{}), done: make(chan struct{}),
+				changed: make(chan struct{}), syncLvl: opts.Synchronous,
+				stmts: map[string]*sql.Stmt{}, deadRetention: opts.DeadRetention,
+				held: map[int64]*Queue{}, log: opts.Logger, readOnly: true,
+			}
+			if err = c.initReadOnly(ctx, opts); err == nil {
+				go c.loop()
+				return c, nil
+			}
+			conn.Close()
+		}
+		db.Close()
+		var qe *Error
+		if errors.As(err, &qe) {
+			return nil, err // the file was read: not a queue, newer schema
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, wrap(path, "open", firstErr)
 }
 
 // fileURI makes an SQLite URI for an absolute path, escaping the

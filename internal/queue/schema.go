@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
@@ -120,6 +121,11 @@ func (c *core) initSchema(ctx context.Context, opts Options) error {
 			}
 		}
 	}
+	if len(tables) > 0 {
+		if err := c.quickCheck(ctx, opts); err != nil {
+			return err
+		}
+	}
 	if len(tables) == 0 {
 		// A new file (see newFilePageSize). Must precede the first write
 		// (the switch to WAL); an existing file keeps its page size.
@@ -171,6 +177,102 @@ func (c *core) initSchema(ctx context.Context, opts Options) error {
 	return t.recount(opts.MaxBytes > 0) // summing bytes reads every row: only when bounded by bytes
 }
 
+// quickCheckBudget bounds the quick_check at open: past it the check is
+// abandoned (a huge file) and the file is used unchecked.
+var quickCheckBudget = 2 * time.Second
+
+// quickCheck runs SQLite's quick_check before anything is delivered or
+// buried: a damaged page would otherwise make rows vanish from leases or
+// go to the dead letters as undecodable.
+func (c *core) quickCheck(ctx context.Context, opts Options) error {
+	qctx, cancel := context.WithTimeout(ctx, quickCheckBudget)
+	defer cancel()
+	rows, err := c.conn.QueryContext(qctx, "PRAGMA quick_check(20)")
+	var found []string
+	if err == nil {
+		for rows.Next() {
+			var s string
+			if err = rows.Scan(&s); err != nil {
+				break
+			}
+			found = append(found, s)
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		rows.Close()
+	}
+	if err != nil && qctx.Err() != nil && ctx.Err() == nil {
+		opts.Logger.Debug("queue quick_check skipped: the file is too large to check within the budget",
+			"path", c.path, "budget", quickCheckBudget)
+		return nil
+	}
+	if err != nil {
+		if sqliteCode(err) == sqliteCorrupt || sqliteCode(err) == sqliteNotADB {
+			return &Error{Path: c.path, Op: "open", Kind: ErrCorrupt, Err: fmt.Errorf("quick_check: %w", err)}
+		}
+		return err
+	}
+	if len(found) != 1 || found[0] != "ok" {
+		return &Error{Path: c.path, Op: "open", Kind: ErrCorrupt,
+			Err: fmt.Errorf("quick_check found damage (nothing was delivered or changed; restore the file or run `schnitzel queue stats --check`): %s", strings.Join(found, "; "))}
+	}
+	return nil
+}
+
+// initReadOnly checks that a file opened read-only is a queue and reads
+// its id and counts, writing nothing (a file without our tables has no
+// id: "").
+func (c *core) initReadOnly(ctx context.Context, opts Options) error {
+	if _, err := c.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", opts.BusyTimeout.Milliseconds())); err != nil {
+		return err
+	}
+	tables, err := c.tables(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(tables, "packets") {
+		return &Error{Path: c.path, Op: "open", Kind: ErrNotQueue,
+			Err: fmt.Errorf("SQLite database without a packets table (tables: %s)", strings.Join(tables, ", "))}
+	}
+	ours := slices.Contains(tables, "schnitzel_queue_meta")
+	if ours {
+		var v string
+		err := c.conn.QueryRowContext(ctx, `SELECT value FROM schnitzel_queue_meta WHERE key='schema_version'`).Scan(&v)
+		if err == nil {
+			if n, perr := strconv.Atoi(v); perr != nil || n > SchemaVersion {
+				return &Error{Path: c.path, Op: "open", Kind: ErrNewerSchema,
+					Err: fmt.Errorf("schema version %s, this build supports up to %d", v, SchemaVersion)}
+			}
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = c.conn.QueryRowContext(ctx, `SELECT value FROM schnitzel_queue_meta WHERE key='queue_id'`).Scan(&c.id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	// A file only the Python project wrote has none of our tables: empty
+	// TEMP stand-ins (in memory, not in the file) let every read run.
+	for _, q := range ourDDL {
+		if !strings.HasPrefix(q, "CREATE TABLE IF NOT EXISTS ") {
+			continue
+		}
+		name := strings.Fields(strings.TrimPrefix(q, "CREATE TABLE IF NOT EXISTS "))[0]
+		if slices.Contains(tables, name) {
+			continue
+		}
+		if _, err := c.conn.ExecContext(ctx, strings.Replace(q, "CREATE TABLE", "CREATE TEMP TABLE", 1)); err != nil {
+			return err
+		}
+	}
+	if _, err := c.conn.ExecContext(ctx, "PRAGMA query_only=1"); err != nil {
+		return err
+	}
+	t := &txn{c: c, conn: c.conn, ctx: ctx}
+	return t.recount(false)
+}
+
 func (c *core) createTables(ctx context.Context) error {
 	x := func(q string, args ...any) error {
 		_, err := c.conn.ExecContext(ctx, q, args...)
@@ -206,6 +308,23 @@ func (c *core) createTables(ctx context.Context) error {
 			return err
 		}
 	}
+	stCols, err := c.columns(ctx, "schnitzel_queue_state")
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(stCols, "handed") {
+		// handed > 0: when (unix ms) the source emitted the row to the
+		// graph; a death of its owner is charged to the oldest of these
+		// (deathCharge), never to rows only read ahead. Additive: older
+		// builds ignore it.
+		if err := x("ALTER TABLE schnitzel_queue_state ADD COLUMN handed INTEGER NOT NULL DEFAULT 0"); err != nil {
+			return err
+		}
+	}
+	// No index on lease_owner: keeping one costs every lease and ack
+	// ~5% (BenchmarkDrainAck); the state table holds only leased,
+	// retried and not yet compacted rows, which renewal and sweeps (every
+	// lease_sec/3) scan cheaply.
 	if err := x(`INSERT OR IGNORE INTO schnitzel_queue_meta(key, value) VALUES ('queue_id', ?)`, packet.NewID()); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,26 @@ type txn struct {
 	recounted     bool  // depth was recounted inside this transaction
 	newRows       bool  // rows were added (wake readers)
 	committedOps  []*op // enqueue ops, for counters after commit
+
+	h       *Queue   // the handle of the op being run
+	heldOps []heldOp // leases taken and settled, in order, applied after commit
+	deaths  []death  // rows moved to the dead letters, reported after commit
 }
+
+// heldOp is a row leased by h, or settled (acked, nacked, released,
+// dead) when h is nil.
+type heldOp struct {
+	seq int64
+	h   *Queue
+}
+
+type death struct {
+	h      *Queue
+	seq    int64
+	reason string
+}
+
+func (t *txn) settle(seq int64) { t.heldOps = append(t.heldOps, heldOp{seq: seq}) }
 
 func (t *txn) nowMs() int64 { return t.now.UnixMilli() }
 
@@ -200,6 +220,36 @@ func (t *txn) applied() {
 	}
 	if t.newRows {
 		c.signalChanged()
+	}
+	var notify []*Queue
+	for _, ho := range t.heldOps {
+		if ho.h != nil {
+			if old := c.held[ho.seq]; old != nil {
+				old.inflight.Add(-1)
+			}
+			c.held[ho.seq] = ho.h
+			ho.h.inflight.Add(1)
+			continue
+		}
+		if h := c.held[ho.seq]; h != nil {
+			delete(c.held, ho.seq)
+			h.inflight.Add(-1)
+			if !slices.Contains(notify, h) {
+				notify = append(notify, h)
+			}
+		}
+	}
+	for _, h := range notify {
+		h.notifySettled()
+	}
+	for _, d := range t.deaths {
+		if d.h == nil {
+			continue
+		}
+		d.h.deadLettered.Add(1)
+		if d.h.opts.OnDead != nil {
+			d.h.opts.OnDead(d.seq, d.reason)
+		}
 	}
 }
 
@@ -594,6 +644,7 @@ func (t *txn) dropOldest() (bool, error) {
 	if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE seq = ?`, seq); err != nil {
 		return false, err
 	}
+	t.settle(seq)
 	t.dRows--
 	t.dBytes -= size
 	return true, nil
@@ -601,7 +652,7 @@ func (t *txn) dropOldest() (bool, error) {
 
 // leaseSQL finds available rows. It reads no row contents: the caller
 // loads them (Queue.Load) outside the writer goroutine.
-const leaseSQL = `SELECT p.seq, COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL
+const leaseSQL = `SELECT p.seq, COALESCE(s.attempts, 0), s.lease_until, COALESCE(s.last_error, ''), s.seq IS NULL, COALESCE(s.handed, 0) > 0
 FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq
 WHERE p.seq >= ?3 AND (s.seq IS NULL OR (s.acked = 0 AND (s.lease_until IS NULL OR s.lease_until <= ?1) AND s.not_before <= ?1))
 ORDER BY p.seq LIMIT ?2`
@@ -612,6 +663,7 @@ type rowData struct {
 	leaseUntil sql.NullInt64
 	lastErr    string
 	fresh      bool // no state row yet
+	handed     bool // emitted by its last owner (handed > 0: when)
 }
 
 // leaseChunk is how many rows one lease query reads.
@@ -637,7 +689,7 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 		for rows.Next() {
 			batch = append(batch, rowData{})
 			r := &batch[len(batch)-1]
-			if err := rows.Scan(&r.seq, &r.attempts, &r.leaseUntil, &r.lastErr, &r.fresh); err != nil {
+			if err := rows.Scan(&r.seq, &r.attempts, &r.leaseUntil, &r.lastErr, &r.fresh, &r.handed); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -657,9 +709,11 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 		fresh = fresh[:0]
 		for i := range batch {
 			r := &batch[i]
-			if r.leaseUntil.Valid {
-				// Its reader neither acked, nacked nor released it in
-				// time: it crashed or is too slow. That is a failed attempt.
+			if r.leaseUntil.Valid && r.handed {
+				// Its reader emitted it and then neither acked, nacked,
+				// released nor renewed it in time: it died (or hung)
+				// while delivering it. That is a failed attempt. A row
+				// only read ahead is not charged.
 				r.attempts++
 				r.lastErr = fmt.Sprintf("lease expired at %s without ack", time.UnixMilli(r.leaseUntil.Int64).UTC().Format(time.RFC3339))
 			}
@@ -671,10 +725,11 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 			}
 			if r.fresh {
 				fresh = appendSeq(fresh, r.seq)
-			} else if _, err := t.exec(`UPDATE schnitzel_queue_state SET attempts = ?, lease_until = ?, lease_owner = ?, last_error = NULLIF(?, '') WHERE seq = ?`,
+			} else if _, err := t.exec(`UPDATE schnitzel_queue_state SET attempts = ?, lease_until = ?, lease_owner = ?, last_error = NULLIF(?, ''), handed = 0 WHERE seq = ?`,
 				r.attempts, until, h.owner, r.lastErr, r.seq); err != nil {
 				return nil, err
 			}
+			t.heldOps = append(t.heldOps, heldOp{seq: r.seq, h: h})
 			out = append(out, Message{Seq: r.seq, Attempt: r.attempts + 1})
 		}
 		if len(fresh) > 0 {
@@ -726,6 +781,8 @@ SELECT seq, enqueued_at, idempotency_key, packet_id, ts, kind, source_id, payloa
 		t.dBytes -= size
 	}
 	_, err = t.exec(`DELETE FROM schnitzel_queue_state WHERE seq = ?`, seq)
+	t.settle(seq)
+	t.deaths = append(t.deaths, death{h: t.h, seq: seq, reason: reason})
 	return err
 }
 
@@ -808,6 +865,7 @@ RETURNING seq`, until, string(append(seqs, ']')))
 		}
 		if done[r.Seq] {
 			delete(done, r.Seq) // a second ref to the same row finds it acked
+			t.settle(r.Seq)
 			t.dRows--
 			t.dPending++
 			continue
@@ -834,6 +892,70 @@ const compactEvery = 1 << 20
 // untilSpread bounds how much longer than its dedup window compaction may
 // remember a key (see compact).
 const untilSpread = time.Second
+
+// compactChunk is how many acked rows one background compaction deletes
+// in one transaction: a backlog of acked rows (a restart after a crash
+// left 600k) is deleted in steps between other work, instead of holding
+// the writer, and so the first delivery, for seconds.
+const compactChunk = 2048
+
+// compactSome deletes up to compactChunk acked rows, oldest first (all of
+// them at once when every row is acked: a cheap truncate).
+func (t *txn) compactSome() error {
+	p := t.c.pending + t.dPending
+	if p <= 0 {
+		return nil
+	}
+	if p <= compactChunk || (!t.c.depthStale.Load() && t.c.rows.Load()+t.dRows == 0) {
+		return t.compact() // small, or everything is acked: a cheap truncate
+	}
+	var seqs []byte
+	rows, err := t.query(`SELECT seq FROM schnitzel_queue_state INDEXED BY idx_schnitzel_queue_state_acked WHERE acked = 1 ORDER BY seq LIMIT ?`, compactChunk)
+	if err != nil {
+		return err
+	}
+	n := int64(0)
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		seqs = appendSeq(seqs, s)
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n == 0 {
+		t.dPending = -t.c.pending
+		return nil
+	}
+	list := string(append(seqs, ']'))
+	if _, err := t.exec(`INSERT OR REPLACE INTO schnitzel_queue_dedup (key, seq, until)
+SELECT p.idempotency_key, p.seq, s.acked_until FROM json_each(?1) AS j CROSS JOIN schnitzel_queue_state s ON s.seq = j.value CROSS JOIN packets p ON p.seq = s.seq
+WHERE s.acked_until IS NOT NULL AND p.idempotency_key IS NOT NULL ORDER BY p.idempotency_key`, list); err != nil {
+		return err
+	}
+	if t.c.bytesKnown {
+		var size int64
+		if err := t.queryRow(`SELECT COALESCE(SUM(`+sizeSQL+`),0) FROM packets WHERE seq IN (SELECT value FROM json_each(?))`, list).Scan(&size); err != nil {
+			return err
+		}
+		t.dBytes -= size
+	}
+	res, err := t.exec(`DELETE FROM packets WHERE seq IN (SELECT value FROM json_each(?))`, list)
+	if err != nil {
+		return err
+	}
+	_ = res
+	if _, err := t.exec(`DELETE FROM schnitzel_queue_state WHERE seq IN (SELECT value FROM json_each(?))`, list); err != nil {
+		return err
+	}
+	t.dPending -= n
+	return nil
+}
 
 // compact deletes acked rows, remembering their keys for the dedup window.
 func (t *txn) compact() error {
@@ -927,7 +1049,7 @@ func (t *txn) allAcked() (bool, error) {
 	return live == 0, nil
 }
 
-func (t *txn) nack(h *Queue, r Ref, reason string) (AckStatus, error) {
+func (t *txn) nack(h *Queue, r Ref, reason string, permanent bool) (AckStatus, error) {
 	st, ok := t.check(r)
 	if !ok {
 		return st, nil
@@ -941,6 +1063,9 @@ func (t *txn) nack(h *Queue, r Ref, reason string) (AckStatus, error) {
 		return 0, err
 	}
 	attempts++
+	if permanent {
+		return Dead, t.kill(r.Seq, attempts, "permanent failure (a retry cannot fix it): "+reason)
+	}
 	if attempts >= h.opts.MaxAttempts {
 		return Dead, t.kill(r.Seq, attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", attempts, reason))
 	}
@@ -951,16 +1076,20 @@ func (t *txn) nack(h *Queue, r Ref, reason string) (AckStatus, error) {
 	delay = min(delay, h.opts.RetryBackoffMax)
 	t.lowerFloor = true
 	_, err = t.exec(`INSERT INTO schnitzel_queue_state (seq, attempts, lease_until, lease_owner, not_before, last_error) VALUES (?, ?, NULL, NULL, ?, ?)
-ON CONFLICT(seq) DO UPDATE SET attempts = excluded.attempts, lease_until = NULL, lease_owner = NULL, not_before = excluded.not_before, last_error = excluded.last_error`,
+ON CONFLICT(seq) DO UPDATE SET attempts = excluded.attempts, lease_until = NULL, lease_owner = NULL, not_before = excluded.not_before, last_error = excluded.last_error, handed = 0`,
 		r.Seq, attempts, t.now.Add(delay).UnixMilli(), reason)
+	t.settle(r.Seq)
 	return Acked, err
 }
 
 // release gives leased rows back without counting an attempt.
 func (t *txn) release(owner string, seqs []int64) error {
 	for _, s := range seqs {
-		if _, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL WHERE seq = ? AND lease_owner = ?`, s, owner); err != nil {
+		if _, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL, handed = 0 WHERE seq = ? AND lease_owner = ?`, s, owner); err != nil {
 			return err
+		}
+		if h := t.c.held[s]; h != nil && h.owner == owner {
+			t.settle(s)
 		}
 	}
 	t.newRows = t.newRows || len(seqs) > 0
@@ -968,10 +1097,18 @@ func (t *txn) release(owner string, seqs []int64) error {
 	return nil
 }
 
-func (t *txn) releaseOwner(owner string) error {
-	res, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?`, owner)
+func (t *txn) releaseOwner(h *Queue) error {
+	if !h.owned.Load() {
+		return nil // never leased
+	}
+	res, err := t.exec(`UPDATE schnitzel_queue_state SET lease_until = NULL, lease_owner = NULL, handed = 0 WHERE lease_owner = ?`, h.owner)
 	if err != nil {
 		return err
+	}
+	for seq, o := range t.c.held {
+		if o == h {
+			t.settle(seq)
+		}
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
 		t.newRows = true

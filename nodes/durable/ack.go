@@ -20,7 +20,12 @@ type AckConfig struct {
 }
 
 // Validate implements the plugin config check.
-func (c *AckConfig) Validate() error { return checkPath(c.Path) }
+func (c *AckConfig) Validate() error {
+	if err := checkPath(c.Path); err != nil {
+		return err
+	}
+	return retention("dedup_window_sec", c.DedupWindowSec)
+}
 
 func registerAck(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[AckConfig]{
@@ -75,7 +80,7 @@ func (a *ackSink) Start(context.Context) error {
 	if a.cfg.DedupWindowSec < 0 {
 		dedup = -1
 	}
-	q, err := queue.Open(a.cfg.Path, queue.Options{DedupWindow: dedup})
+	q, err := queue.Open(a.cfg.Path, queue.Options{DedupWindow: dedup, Acks: true, Logger: a.env.Logger})
 	if err != nil {
 		return err
 	}

@@ -270,6 +270,15 @@ func TestConfigErrors(t *testing.T) {
 		{"SqliteQueueSink", packet.MapOf("path", "q", "overflow", "drop_new"), "config.overflow: must be one of"},
 		{"SqliteQueueSource", packet.MapOf("path", "q", "follow", true, "limit", int64(0)), "config.limit: must be > 0"},
 		{"SqliteQueueSource", packet.MapOf("path", "q", "lease_sec", int64(0)), "config.lease_sec"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "lease_sec", 1e10), "config.lease_sec: must be > 0 and <= 86400"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "poll_interval_sec", int64(4000)), "config.poll_interval_sec"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "max_in_flight", int64(0)), "config.max_in_flight: must be in 1..1000000"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "max_in_flight", int64(2_000_000)), "config.max_in_flight"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "retry_backoff_max_sec", 1e6), "config.retry_backoff_max_sec"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "retry_backoff_sec", int64(-1)), "config.retry_backoff_sec"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "dedup_window_sec", 1e12), "config.dedup_window_sec"},
+		{"SqliteQueueSource", packet.MapOf("path", "q", "max_attempts", int64(0)), "config.max_attempts"},
+		{"SqliteQueueAckSink", packet.MapOf("path", "q", "dedup_window_sec", 1e12), "config.dedup_window_sec"},
 		{"SqliteQueueAckSink", packet.MapOf("meta_key", "d"), "config.path"},
 	}
 	for _, tc := range tests {

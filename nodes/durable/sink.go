@@ -63,9 +63,9 @@ type sink struct {
 	q    *queue.Queue
 	warn warnLimiter
 
-	enqueued, dedup, conflicts, rejected atomic.Int64
-	recs                                 []queue.Record
-	keep                                 []*packet.Packet
+	enqueued, dedup, conflicts, rejected, notStored atomic.Int64
+	recs                                            []queue.Record
+	keep                                            []*packet.Packet
 
 	// Pipelined commits (forward: false, unbounded queue): batches are
 	// handed to the writer and the sink takes the next batch while they
@@ -88,7 +88,7 @@ const maxInflightRows = 32768
 
 func (s *sink) Start(context.Context) error {
 	q, err := queue.Open(s.cfg.Path, queue.Options{
-		Synchronous: s.cfg.Synchronous, MaxRows: s.cfg.MaxRows, MaxBytes: s.cfg.MaxBytes, Overflow: s.cfg.Overflow,
+		Synchronous: s.cfg.Synchronous, MaxRows: s.cfg.MaxRows, MaxBytes: s.cfg.MaxBytes, Overflow: s.cfg.Overflow, Logger: s.env.Logger,
 	})
 	if err != nil {
 		return err
@@ -141,9 +141,25 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 	res, err := s.q.EnqueueBatch(ctx, s.recs)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			// Shutdown while waiting for room: the packets were not
-			// stored; nack them so a durable origin offers them again.
-			return plugin.DropPacket(pathErr(s.cfg.Path, err))
+			// Stopped while waiting for room (the runtime cancels the node
+			// context at --stop-timeout): rows committed before the wait
+			// stay; the packets not stored are nacked so a durable origin
+			// offers them again, and the rest of the run goes on.
+			stored := 0
+			for i, p := range s.keep {
+				if i < len(res) && res[i].Seq > 0 {
+					stored++
+					continue
+				}
+				if p.Nack != nil {
+					p.Nack(pathErr(s.cfg.Path, err))
+				}
+			}
+			s.enqueued.Add(int64(stored))
+			s.notStored.Add(int64(len(s.keep) - stored))
+			s.env.Logger.Warn("stopped while the queue was full: packets not stored were nacked",
+				"path", s.cfg.Path, "stored", stored, "not_stored", len(s.keep)-stored)
+			return nil
 		}
 		return err
 	}
@@ -181,33 +197,42 @@ func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Pac
 // flight.
 func (s *sink) settle(all bool) error {
 	var firstErr error
+	failed := 0
 	for len(s.inflight) > 0 {
 		f := s.inflight[0]
-		if !all && s.inflightRows <= maxInflightRows {
+		if !all && firstErr == nil && s.inflightRows <= maxInflightRows {
 			select {
 			case <-f.p.Done():
 			default:
-				return firstErr
+				return nil
 			}
 		}
 		res, err := f.p.Wait()
 		s.inflight = s.inflight[1:]
 		s.inflightRows -= len(f.recs)
 		if err != nil {
-			// Rows of this batch are not stored: tell their origins.
+			// Rows of this batch are not stored: tell their origins. A
+			// failed commit usually fails the ones behind it (disk full):
+			// collect them all, so the error counts every lost packet.
 			for _, p := range f.pkts {
 				if p.Nack != nil {
 					p.Nack(err)
 				}
 			}
+			failed += len(f.pkts)
+			s.enqueued.Add(-int64(len(f.pkts)))
+			s.notStored.Add(int64(len(f.pkts)))
 			if firstErr == nil {
-				firstErr = fmt.Errorf("%d packets were not stored: %w", len(f.pkts), err)
+				firstErr = err
 			}
 			continue
 		}
 		s.count(res, f.recs, f.pkts)
 	}
-	return firstErr
+	if firstErr != nil {
+		return fmt.Errorf("%d packets were not stored: %w", failed, firstErr)
+	}
+	return nil
 }
 
 // Close waits for every pipelined commit, then closes the queue.
@@ -235,6 +260,7 @@ func (s *sink) Metrics() []plugin.Metric {
 		{Name: "dedup_conflict_total", Value: s.conflicts.Load(), Loss: true},
 		{Name: "dropped_total", Value: dropped, Loss: true},
 		{Name: "rejected_total", Value: s.rejected.Load(), Loss: true},
+		{Name: "not_stored_total", Value: s.notStored.Load(), Loss: true},
 	}
 }
 

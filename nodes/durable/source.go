@@ -2,8 +2,13 @@ package durable
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -19,8 +24,10 @@ type SourceConfig struct {
 	Follow             bool    `yaml:"follow" doc:"Keep reading for ever: an always-on forwarder. Wakes at once on rows enqueued in this process and polls the file every poll_interval_sec for other writers."`
 	Drain              bool    `yaml:"drain" doc:"Without follow: read batches until the queue has no available row, then end (instead of upstream's single batch)."`
 	PollIntervalSec    float64 `yaml:"poll_interval_sec" doc:"With follow: how often an idle source looks for rows written by other processes."`
-	LeaseSec           float64 `yaml:"lease_sec" doc:"How long a read row stays hidden from other readers awaiting its ack; an expired lease counts as a failed attempt and the row is offered again."`
-	MaxAttempts        int     `yaml:"max_attempts" doc:"Failed attempts (nacks, expired leases) after which a row moves to the dead-letter table."`
+	Consumer           string  `yaml:"consumer" doc:"Name of this reader: its leases are stored under it, and a lock file next to the queue (<path>.consumers/<name>.lock) proves it alive. Two live processes cannot share a consumer name: the second refuses to start. Default: the node id and a hash of the absolute queue path, so the same graph restarted is the same consumer and takes back at once what its killed run held."`
+	LeaseSec           float64 `yaml:"lease_sec" doc:"Lease of a read row, renewed every lease_sec/3 while this process lives (so a slow but live reader never loses it). Only matters when the owner hangs or its liveness cannot be seen; an expired lease of an emitted row counts as a failed attempt. (0, 86400]."`
+	MaxInFlight        int     `yaml:"max_in_flight" doc:"With an ack sink on the same file in the graph: at most this many rows are leased and not yet acked, nacked or released at a time, whatever limit says; the source waits for acks before it leases more. 1..1000000."`
+	MaxAttempts        int     `yaml:"max_attempts" doc:"Failed attempts (nacks, give-ups, dying while delivering the row) after which a row moves to the dead-letter table. A nack marked permanent (e.g. a receiver's 4xx) moves it at once."`
 	RetryBackoffSec    float64 `yaml:"retry_backoff_sec" doc:"Delay before a nacked row is offered again; doubles per failed attempt."`
 	RetryBackoffMaxSec float64 `yaml:"retry_backoff_max_sec" doc:"Upper bound of the retry delay."`
 	DedupWindowSec     float64 `yaml:"dedup_window_sec" doc:"With delete_on_emit: how long a deleted row's key stays known so a replay is not stored again; negative disables."`
@@ -35,17 +42,35 @@ func (c *SourceConfig) Validate() error {
 	if c.Follow && c.Limit <= 0 {
 		return plugin.Errorf("limit", "must be > 0 with follow: true")
 	}
-	if c.LeaseSec <= 0 {
-		return plugin.Errorf("lease_sec", "must be > 0")
+	if c.Limit > 1_000_000_000 {
+		return plugin.Errorf("limit", "must be <= 1000000000, got %d", c.Limit)
 	}
-	if c.PollIntervalSec <= 0 {
-		return plugin.Errorf("poll_interval_sec", "must be > 0")
+	if err := secRange("lease_sec", c.LeaseSec, false, 86400); err != nil {
+		return err
 	}
-	if c.MaxAttempts < 1 {
-		return plugin.Errorf("max_attempts", "must be >= 1")
+	if err := secRange("poll_interval_sec", c.PollIntervalSec, false, 3600); err != nil {
+		return err
 	}
-	if c.RetryBackoffSec < 0 || c.RetryBackoffMaxSec < 0 {
-		return plugin.Errorf("retry_backoff_sec", "retry delays must be >= 0")
+	if c.MaxInFlight < 1 || c.MaxInFlight > 1_000_000 {
+		return plugin.Errorf("max_in_flight", "must be in 1..1000000, got %d", c.MaxInFlight)
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 1_000_000 {
+		return plugin.Errorf("max_attempts", "must be in 1..1000000, got %d", c.MaxAttempts)
+	}
+	if err := secRange("retry_backoff_sec", c.RetryBackoffSec, true, 86400); err != nil {
+		return err
+	}
+	if err := secRange("retry_backoff_max_sec", c.RetryBackoffMaxSec, true, 86400); err != nil {
+		return err
+	}
+	if err := retention("dedup_window_sec", c.DedupWindowSec); err != nil {
+		return err
+	}
+	if err := retention("dead_retention_sec", c.DeadRetentionSec); err != nil {
+		return err
+	}
+	if strings.TrimSpace(c.Consumer) != c.Consumer || len(c.Consumer) > 200 {
+		return plugin.Errorf("consumer", "must be a name without leading or trailing spaces, at most 200 bytes")
 	}
 	return nil
 }
@@ -61,13 +86,16 @@ func registerSource(r *plugin.Registry) {
 		Description: `
 Rows are leased, not just read: no other reader (node or process) gets them until they are acked
 (SqliteQueueAckSink), nacked (a failed packet: retried with backoff, dead-lettered after
-max_attempts), or the lease expires. On a clean stop the source gives its unacked rows back at
-once, so a drain graph without an ack replays them on the next run, as upstream.
+max_attempts, at once when the nack is permanent), or released. The lease belongs to a live
+consumer (a lock file next to the queue): it is renewed while the process lives, and when a
+consumer starts, rows that a dead one held (its own killed run included) come back at once,
+charged an attempt only if they had been emitted. On a clean stop the source gives its unacked
+rows back at once, so a drain graph without an ack replays them on the next run, as upstream.
 By default the source reads one batch of limit rows and ends, as upstream's run(); drain: true
 reads until nothing is left, follow: true never ends. Emitted packets keep their stored packet_id
 and ts and carry meta[meta_key] = {queue, path, seq, node_id, queue_id, attempt}.`,
 		Defaults: SourceConfig{
-			Limit: 100, MetaKey: "durable", PollIntervalSec: 1, LeaseSec: 300, MaxAttempts: 5,
+			Limit: 100, MetaKey: "durable", PollIntervalSec: 1, LeaseSec: 30, MaxInFlight: 1024, MaxAttempts: 5,
 			RetryBackoffSec: 1, RetryBackoffMaxSec: 300, DedupWindowSec: 86400, DeadRetentionSec: 7 * 86400,
 		},
 		New: func(c SourceConfig, env plugin.Env) (any, error) {
@@ -82,8 +110,45 @@ type source struct {
 	path string
 	q    *queue.Queue
 	warn warnLimiter
+	dead rateLog
 
-	emitted, nacked, deadByNack atomic.Int64
+	emitted, nacked atomic.Int64
+}
+
+// secRange checks a number of seconds: > 0 (>= 0 when zeroOK) and <= hi.
+func secRange(key string, v float64, zeroOK bool, hi float64) error {
+	lo := "> 0"
+	ok := v > 0
+	if zeroOK {
+		lo, ok = ">= 0", v >= 0
+	}
+	if !ok || !(v <= hi) {
+		return plugin.Errorf(key, "must be %s and <= %g seconds, got %g", lo, hi, v)
+	}
+	return nil
+}
+
+// maxRetentionSec bounds retention settings (ten years); negative means
+// "keep" or "off" as each key says.
+const maxRetentionSec = 10 * 365 * 86400
+
+func retention(key string, v float64) error {
+	if v != v || v > maxRetentionSec {
+		return plugin.Errorf(key, "must be <= %d seconds (ten years), or negative, got %g", maxRetentionSec, v)
+	}
+	return nil
+}
+
+// defaultConsumer names a source that has no consumer key: the node id
+// and a hash of the absolute queue path, so the same graph restarted is
+// the same consumer.
+func defaultConsumer(nodeID, path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(abs)))
+	return nodeID + "@" + hex.EncodeToString(sum[:4])
 }
 
 func (s *source) Start(context.Context) error {
@@ -95,14 +160,30 @@ func (s *source) Start(context.Context) error {
 	if s.cfg.DeadRetentionSec < 0 {
 		ret = -1
 	}
+	consumer := s.cfg.Consumer
+	if consumer == "" {
+		consumer = defaultConsumer(s.env.NodeID, s.cfg.Path)
+	}
 	q, err := queue.Open(s.cfg.Path, queue.Options{
 		MaxAttempts: s.cfg.MaxAttempts, RetryBackoff: secs(s.cfg.RetryBackoffSec), RetryBackoffMax: secs(s.cfg.RetryBackoffMaxSec),
-		DedupWindow: dedup, DeadRetention: ret,
+		DedupWindow: dedup, DeadRetention: ret, Consumer: consumer, Logger: s.env.Logger,
+		OnDead: func(seq int64, reason string) {
+			s.dead.log(s.env.Logger, "row moved to the dead-letter table", "path", s.cfg.Path, "seq", seq, "reason", reason)
+		},
 	})
 	if err != nil {
 		return err
 	}
 	s.q = q
+	rep := q.StartReport()
+	if rep.Released+rep.Charged > 0 {
+		s.env.Logger.Info("took back rows a dead reader left leased", "path", s.cfg.Path,
+			"released_unemitted", rep.Released, "charged_an_attempt", rep.Charged, "dead_lettered", rep.Dead)
+	}
+	for _, o := range rep.Elsewhere {
+		s.env.Logger.Warn("rows are leased by another live consumer; this source will not get them until it acks or releases them",
+			"path", s.cfg.Path, "rows", o.Rows, "owner", o.Owner, "lease_until", o.Until)
+	}
 	return nil
 }
 
@@ -159,11 +240,23 @@ func (s *source) read(ctx context.Context, out plugin.Emitter, acks *[]queue.Ref
 	// its input until it is closed: rows are released by whichever stage
 	// holds them when the read stops.
 	leased := make(chan part, 1)
+	// With an ack sink on the file in this process, acks free the window;
+	// without one (a replay drain), nothing would, so leases are not
+	// windowed.
+	windowed := s.q.AckersInProcess() && !s.cfg.DeleteOnEmit
 	go func() {
 		defer close(leased)
 		n := 0
 		for n < s.cfg.Limit && hctx.Err() == nil {
 			want := min(s.cfg.Limit-n, leasePart)
+			if windowed {
+				room := int(int64(s.cfg.MaxInFlight) - s.q.InFlight())
+				if room <= 0 {
+					s.q.WaitSettled(hctx, time.Second)
+					continue
+				}
+				want = min(want, room)
+			}
 			msgs, err := s.q.LeaseUnloaded(hctx, want, lease)
 			if err != nil {
 				if hctx.Err() == nil {
@@ -219,6 +312,8 @@ func (s *source) read(ctx context.Context, out plugin.Emitter, acks *[]queue.Ref
 			s.release(pt.msgs)
 			continue
 		}
+		// From here a delivery may be tried: dying now costs an attempt.
+		s.q.MarkHanded(pt.msgs)
 		for i, m := range pt.msgs {
 			if err := out.Emit(s.packet(m)); err != nil {
 				// Not taken (stop or --max-events): give the rest back
@@ -286,9 +381,7 @@ func (s *source) packet(m queue.Message) *packet.Packet {
 					s.env.Logger.Warn("nack failed; the row returns after its lease", "path", s.cfg.Path, "seq", m.Seq, "err", err)
 				}
 			case st == queue.Dead:
-				s.nacked.Add(1)
-				s.deadByNack.Add(1)
-				s.env.Logger.Warn("row moved to the dead-letter table", "path", s.cfg.Path, "seq", m.Seq, "attempts", m.Attempt, "err", reason)
+				s.nacked.Add(1) // logged and counted by OnDead
 			case st == queue.Acked:
 				s.nacked.Add(1)
 			}
@@ -305,15 +398,18 @@ func (s *source) Close(context.Context) error {
 }
 
 func (s *source) Metrics() []plugin.Metric {
-	var depth int64
+	var depth, dead, elsewhere int64
 	if s.q != nil {
 		depth = s.q.Depth()
+		dead = s.q.Counters().DeadLettered
+		elsewhere = s.q.LeasedElsewhere()
 	}
 	return []plugin.Metric{
 		{Name: "emitted_total", Value: s.emitted.Load()},
 		{Name: "queue_depth", Value: depth},
 		{Name: "nacked_total", Value: s.nacked.Load()},
-		{Name: "dead_lettered_total", Value: s.deadByNack.Load(), Loss: true},
+		{Name: "dead_lettered_total", Value: dead, Loss: true},
+		{Name: "leased_elsewhere", Value: elsewhere},
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package queuecmd is `schnitzel queue`: inspect and repair a durable
-// SQLite queue file (stats, peek, dead, requeue, purge) without running a
+// SQLite queue file (stats, peek, dead, requeue, purge, release) without running a
 // graph.
 package queuecmd
 
@@ -29,14 +29,16 @@ func Command() *cobra.Command {
 		Short: "Inspect and repair a durable SQLite queue file",
 		Long: `Inspect and repair the SQLite queue file of SqliteQueueSink / SqliteQueueSource
 (also files written by the Python project). Paths are relative to the working directory.
-The file must exist: these commands never create a queue. They are safe while a graph
-uses the file (SQLite locking; writes wait up to 30s for the lock).
+The file must exist: these commands never create a queue. stats, peek and dead open it
+read-only and write nothing (they work on a read-only file or mount); requeue, purge and
+release write. They are safe while a graph uses the file (SQLite locking; writes wait up
+to 30s for the lock).
 
 Exit codes: 0 ok, 1 runtime error (I/O, corrupt file, lock timeout), 2 usage error or a
 path that is not a queue.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(statsCmd(), peekCmd(), deadCmd(), requeueCmd(), purgeCmd())
+	root.AddCommand(statsCmd(), peekCmd(), deadCmd(), requeueCmd(), purgeCmd(), releaseCmd())
 	return root
 }
 
@@ -50,11 +52,17 @@ func (c *common) flags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.json, "json", false, "machine-readable JSON on stdout")
 }
 
-func (c *common) open() (*queue.Queue, error) {
+func (c *common) open() (*queue.Queue, error) { return c.openMode(false) }
+
+// openRO opens the file read-only: nothing is written, not even the
+// schnitzel tables of a file only the Python project wrote.
+func (c *common) openRO() (*queue.Queue, error) { return c.openMode(true) }
+
+func (c *common) openMode(ro bool) (*queue.Queue, error) {
 	if strings.TrimSpace(c.path) == "" {
 		return nil, exitcode.New(exitcode.Usage, errors.New("--path is required: the queue file, e.g. --path outputs/queues/dev_demo.sqlite3"))
 	}
-	q, err := queue.Open(c.path, queue.Options{MustExist: true})
+	q, err := queue.Open(c.path, queue.Options{MustExist: true, ReadOnly: ro})
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -124,7 +132,7 @@ func statsCmd() *cobra.Command {
 		Short: "Counts: queued, leased, retrying, dead letters, remembered keys, file size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			q, err := c.open()
+			q, err := c.openRO()
 			if err != nil {
 				return err
 			}
@@ -133,6 +141,13 @@ func statsCmd() *cobra.Command {
 			s, err := q.Stats(ctx)
 			if err != nil {
 				return classify(err)
+			}
+			owners, err := q.Owners(ctx)
+			if err != nil {
+				return classify(err)
+			}
+			if owners == nil {
+				owners = []queue.OwnerLeases{}
 			}
 			var integrity []string
 			if check {
@@ -147,8 +162,9 @@ func statsCmd() *cobra.Command {
 			if c.json {
 				out := struct {
 					queue.Stats
-					Integrity []string `json:"integrity,omitempty"`
-				}{s, integrity}
+					Owners    []queue.OwnerLeases `json:"lease_owners"`
+					Integrity []string            `json:"integrity,omitempty"`
+				}{s, owners, integrity}
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -156,6 +172,13 @@ func statsCmd() *cobra.Command {
 			fmt.Fprintf(w, "queue_id\t%s\n", s.QueueID)
 			fmt.Fprintf(w, "schema_version\t%d\n", s.SchemaVersion)
 			fmt.Fprintf(w, "rows\t%d\t(leased %d, waiting to retry %d, retried %d)\n", s.Rows, s.Leased, s.Delayed, s.Retried)
+			for _, o := range owners {
+				state := "alive"
+				if !o.Alive {
+					state = "not alive: `schnitzel queue release --all-dead` (or its next start) gives them back"
+				}
+				fmt.Fprintf(w, "lease owner\t%s\t%d rows, until %s, %s\n", o.Owner, o.Rows, o.Until, state)
+			}
 			fmt.Fprintf(w, "bytes\t%d\n", s.Bytes)
 			if s.Rows > 0 {
 				fmt.Fprintf(w, "seq\t%d..%d\n", s.MinSeq, s.MaxSeq)
@@ -194,7 +217,7 @@ func listCmd(use, short string, list func(*queue.Queue, context.Context, int64, 
 			if limit <= 0 {
 				return exitcode.Errorf(exitcode.Usage, "--limit must be > 0, got %d", limit)
 			}
-			q, err := c.open()
+			q, err := c.openRO()
 			if err != nil {
 				return err
 			}
@@ -333,6 +356,44 @@ func purgeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&w.Queued, "queued", false, "delete every queued row, leased or not (undelivered data is lost)")
 	cmd.Flags().BoolVar(&w.Dedup, "dedup", false, "forget the keys of acked rows (replays will be stored again)")
 	cmd.Flags().BoolVar(&everything, "all", false, "all of the above")
+	return cmd
+}
+
+func releaseCmd() *cobra.Command {
+	var c common
+	var consumer string
+	var allDead, force bool
+	cmd := &cobra.Command{
+		Use:   "release --path Q (--consumer C | --all-dead)",
+		Short: "Give back the rows a consumer holds leased (no attempt is charged)",
+		Long: `Give back the rows leased by one consumer (--consumer, refused while that consumer is
+alive unless --force), or by every consumer that is not alive (--all-dead). Readers do this
+themselves when they start; the command is for a reader that will not be started again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
+			if allDead == (consumer != "") {
+				return exitcode.New(exitcode.Usage, errors.New("give either --consumer NAME or --all-dead"))
+			}
+			q, err := c.open()
+			if err != nil {
+				return err
+			}
+			defer closeQ(q, &err)
+			n, err := q.ReleaseOwners(cmdContext(cmd), consumer, force)
+			if err != nil {
+				return classify(err)
+			}
+			if c.json {
+				return writeJSON(cmd.OutOrStdout(), map[string]int64{"released": n})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "released %d leased rows\n", n)
+			return nil
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&consumer, "consumer", "", "the consumer whose leases to give back (see `queue stats`)")
+	cmd.Flags().BoolVar(&allDead, "all-dead", false, "give back the leases of every consumer that is not alive")
+	cmd.Flags().BoolVar(&force, "force", false, "with --consumer: release even if it is alive (it may then deliver rows another reader also gets)")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package queuecmd
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"os"
@@ -135,5 +136,110 @@ func TestQueueCmdErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Fatal("a queue command created a missing queue file")
+	}
+}
+
+func fileSum(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReadCommandsWriteNothing: stats, peek and dead leave the file as it
+// was, even when its metadata is damaged (no queue_id: a read-write open
+// would mint one).
+func TestReadCommandsWriteNothing(t *testing.T) {
+	p := fixture(t)
+	db, err := sql.Open("sqlite", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM schnitzel_queue_meta WHERE key = 'queue_id'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before := fileSum(t, p)
+	for _, args := range [][]string{
+		{"stats", "--path", p, "--check"}, {"stats", "--path", p, "--json"},
+		{"peek", "--path", p}, {"dead", "--path", p, "--json"},
+	} {
+		if _, _, code, err := run(args...); code != 0 {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if fileSum(t, p) != before {
+			t.Fatalf("%v changed the file", args)
+		}
+	}
+}
+
+// TestStatsShowsOwnersAndReleaseAllDead: leases of an owner that is not
+// alive are listed as such and given back by release --all-dead; a live
+// owner's are refused by release --consumer.
+func TestStatsShowsOwnersAndReleaseAllDead(t *testing.T) {
+	p := fixture(t)
+	live, err := queue.Open(p, queue.Options{Private: true, Consumer: "live-reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if ms, err := live.Lease(context.Background(), 1, time.Hour); err != nil || len(ms) != 1 {
+		t.Fatalf("lease %v %v", ms, err)
+	}
+	db, err := sql.Open("sqlite", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader that died holding a row (no lock file: not alive).
+	if _, err := db.Exec(`INSERT OR REPLACE INTO schnitzel_queue_state (seq, attempts, lease_until, lease_owner, not_before) VALUES (3, 0, ?, 'ghost', 0)`, time.Now().Add(time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, _, code, err := run("stats", "--path", p)
+	if code != 0 || !regexp.MustCompile(`lease owner\s+ghost\s+1 rows, until \S+, not alive`).MatchString(out) ||
+		!regexp.MustCompile(`lease owner\s+live-reader\s+1 rows, until \S+, alive`).MatchString(out) {
+		t.Fatalf("stats: %v\n%s", err, out)
+	}
+	if _, _, code, err := run("release", "--path", p, "--consumer", "live-reader"); code != exitcode.Runtime || !strings.Contains(err.Error(), "alive") {
+		t.Fatalf("release of a live consumer: %d %v", code, err)
+	}
+	out, _, code, err = run("release", "--path", p, "--all-dead")
+	if code != 0 || out != "released 1 leased rows\n" {
+		t.Fatalf("release --all-dead: %d %v %q", code, err, out)
+	}
+	out, _, _, _ = run("stats", "--path", p, "--json")
+	if strings.Contains(out, "ghost") || !strings.Contains(out, "live-reader") {
+		t.Fatalf("after release: %s", out)
+	}
+	if _, _, code, _ := run("release", "--path", p); code != exitcode.Usage {
+		t.Fatalf("release without a target: exit %d", code)
+	}
+}
+
+// TestReadCommandsOnPythonOnlyFile: a file only the Python project wrote
+// (no schnitzel tables) is read without adding them.
+func TestReadCommandsOnPythonOnlyFile(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "queue", "testdata", "upstream_seed.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "up.sqlite3")
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code, err := run("stats", "--path", p)
+	if code != 0 || !regexp.MustCompile(`(?m)^rows\s+\d+\s`).MatchString(out) {
+		t.Fatalf("stats: %v\n%s", err, out)
+	}
+	if _, _, code, err := run("peek", "--path", p); code != 0 {
+		t.Fatalf("peek: %v", err)
+	}
+	if fileSum(t, p) != string(src) {
+		t.Fatal("a read command changed a Python-only file")
 	}
 }
