@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Enqueue stores one record; see EnqueueBatch.
@@ -297,7 +298,8 @@ func (p *AckPending) Wait() ([]AckStatus, error) {
 func (q *Queue) Nack(ctx context.Context, ref Ref, reason error) (AckStatus, error) {
 	msg := "nacked"
 	if reason != nil {
-		msg = reason.Error()
+		// The reason is stored and shown by `queue dead`: no secret in it.
+		msg = redact.Text(reason.Error())
 	}
 	var st AckStatus
 	err := q.do(ctx, true, func(t *txn) error {

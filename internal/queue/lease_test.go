@@ -151,6 +151,30 @@ func TestPermanentNackDeadLetters(t *testing.T) {
 	})
 }
 
+// TestDeadLetterReasonIsMasked: a reason is stored and printed by
+// `queue dead`, so a URL's secrets in it never reach the file.
+func TestDeadLetterReasonIsMasked(t *testing.T) {
+	q, err := Open(filepath.Join(t.TempDir(), "q.sqlite3"), Options{MaxAttempts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	mustEnqueue(t, q, rec(1))
+	ms := mustLease(t, q, 1, time.Minute)
+	reason := errors.New(`POST https://ops:s3cret@api.example/ingest?token=abc123: HTTP 400`)
+	if _, err := q.Nack(ctx, Ref{Seq: ms[0].Seq}, packet.Permanent(reason)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := q.Dead(ctx, 0, 10)
+	if len(d) != 1 {
+		t.Fatalf("dead %+v", d)
+	}
+	if strings.Contains(d[0].LastError, "s3cret") || strings.Contains(d[0].LastError, "abc123") || !strings.Contains(d[0].LastError, "HTTP 400") {
+		t.Fatalf("stored reason %q: secrets must be masked, the status kept", d[0].LastError)
+	}
+}
+
 func TestCloseReleasesLeasesWithoutAttempt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.sqlite3")
 	a, err := Open(path, Options{})
