@@ -175,7 +175,10 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 	if res.Err != nil {
 		return exitcode.Errorf(exitcode.Runtime, "node %q failed (%s): %v", res.Err.NodeID, res.Err.Phase, res.Err.Err)
 	}
-	if rep.Status == report.StatusDegraded {
+	if res.Abandoned > 0 || len(res.Stuck) > 0 {
+		logger.Warn("stop timeout expired: packets still in flight were abandoned (not nacked); see abandoned_total in the report",
+			"abandoned", res.Abandoned, "stuck_nodes", res.Stuck, "stop_timeout", o.stopTimeout.String())
+	} else if rep.Status == report.StatusDegraded {
 		logger.Warn("run degraded: packets were dropped or failed; see the report metrics")
 	}
 	return nil
