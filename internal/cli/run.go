@@ -197,7 +197,7 @@ func (a *App) watchSignals(ctx context.Context, stop func(), logger *slog.Logger
 	case <-ctx.Done():
 		return
 	case sig := <-a.Signals:
-		first = time.Now()
+		first = signalClock()
 		logger.Info("signal received: stopping gracefully (send again to exit at once)", "signal", sig.String())
 		stop()
 	}
@@ -206,7 +206,7 @@ func (a *App) watchSignals(ctx context.Context, stop func(), logger *slog.Logger
 		case <-ctx.Done():
 			return
 		case sig := <-a.Signals:
-			if time.Since(first) <= secondSignalAfter {
+			if signalClock().Sub(first) <= secondSignalAfter {
 				logger.Debug("signal within 1s of the first: same stop", "signal", sig.String())
 				continue
 			}
@@ -216,6 +216,9 @@ func (a *App) watchSignals(ctx context.Context, stop func(), logger *slog.Logger
 		}
 	}
 }
+
+// signalClock is time.Now; tests move it.
+var signalClock = time.Now
 
 const (
 	secondSignalAfter = time.Second
