@@ -145,6 +145,7 @@ type Executor struct {
 	stopTimer *time.Timer   // set by the first Stop: expires the drain
 	expired   atomic.Bool   // the drain outlived StopTimeout: node ctx cancelled, inboxes abandoned
 	expiredCh chan struct{} // closed when expired is set
+	drained   atomic.Bool   // every node goroutine has returned (or was left behind as stuck)
 	stuck     []string      // nodes whose goroutine had not returned StopGrace after expiry
 
 	mu       sync.Mutex
@@ -367,6 +368,9 @@ func (x *Executor) Stop() {
 // new call starts, and the packets still queued are abandoned: counted
 // per node, neither forwarded nor nacked.
 func (x *Executor) expire() {
+	if x.drained.Load() && !x.aborted.Load() {
+		return // the node goroutines are done: nothing left to cut short
+	}
 	if !x.expired.CompareAndSwap(false, true) {
 		return
 	}
@@ -465,6 +469,7 @@ func (x *Executor) Run(ctx context.Context) *Result {
 		}
 		grace.Stop()
 	}
+	x.drained.Store(true)
 	x.mu.Lock()
 	if x.stopTimer != nil {
 		x.stopTimer.Stop()
