@@ -4,6 +4,7 @@ package test
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,12 +46,18 @@ type stopReport struct {
 // metrics (the graph is built and running), so a signal finds it running.
 func startGraph(t *testing.T, graph string, extra ...string) (*proc, *lockedBuffer, *lockedBuffer) {
 	t.Helper()
+	return startGraphEnv(t, nil, graph, extra...)
+}
+
+func startGraphEnv(t *testing.T, env []string, graph string, extra ...string) (*proc, *lockedBuffer, *lockedBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "g.yaml"), []byte(graph), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, append([]string{"--graph", "g.yaml", "--report-json", "--metrics-addr", "127.0.0.1:0"}, extra...)...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	out := &lockedBuffer{done: make(chan struct{})}
 	errb := &lockedBuffer{done: make(chan struct{})}
 	close(out.done)
@@ -131,17 +138,7 @@ func TestGrowingCycleFailsNamingTheGate(t *testing.T) {
 // node blocked in Process until its ctx is cancelled): SIGTERM ends the
 // run within --stop-timeout, exit 0, the packets in flight abandoned.
 func TestSIGTERMBoundsANodeBlockedInACall(t *testing.T) {
-	var got atomic.Int64
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Add(1)
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv, got := hangingReceiver(t)
 	g := `version: 2
 nodes:
   - {id: tick, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0.01, count: 0}}
@@ -199,5 +196,85 @@ func TestSIGHUPAndDoubleSignalStopGracefully(t *testing.T) {
 				t.Errorf("status %s: %s", rep.Status, errb.String())
 			}
 		})
+	}
+}
+
+// hangingReceiver answers no request until the test ends.
+func hangingReceiver(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var got atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv, &got
+}
+
+// Under a fake systemd (NOTIFY_SOCKET, WATCHDOG_USEC) the watchdog pings
+// while the graph is live and stops pinging once a node has been stuck in
+// one call (an HTTP attempt that never ends) longer than --watchdog-stall,
+// logging the node once.
+func TestWatchdogStopsPingingForAStuckNode(t *testing.T) {
+	sockDir, err := os.MkdirTemp("", "sd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "n.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv, got := hangingReceiver(t)
+	g := `version: 2
+nodes:
+  - {id: tick, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0.05, count: 0}}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.nodes.http:HttpJsonSink", config: {url: "` + srv.URL + `", timeout_sec: 120, retry_max_attempts: 1}}
+edges:
+  - {from: tick, to: out}
+`
+	p, _, errb := startGraphEnv(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000", "WATCHDOG_PID="}, g,
+		"--watchdog-stall", "500ms", "--stop-timeout", "200ms")
+	read := func(within time.Duration) (string, bool) {
+		buf := make([]byte, 256)
+		_ = conn.SetReadDeadline(time.Now().Add(within))
+		n, err := conn.Read(buf)
+		return string(buf[:n]), err == nil
+	}
+	pings := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for pings == 0 || got.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pings %d, requests %d: %s", pings, got.Load(), errb.String())
+		}
+		if m, ok := read(100 * time.Millisecond); ok && m == "WATCHDOG=1" {
+			pings++
+		}
+	}
+	for !strings.Contains(errb.String(), "liveness lost") {
+		if time.Now().After(deadline) {
+			t.Fatalf("liveness never lost: %s", errb.String())
+		}
+		read(50 * time.Millisecond)
+	}
+	for { // what was sent before the loss
+		if _, ok := read(150 * time.Millisecond); !ok {
+			break
+		}
+	}
+	if m, ok := read(time.Second); ok {
+		t.Fatalf("got %q during 1 s (10 ping periods) with a node stuck in its call", m)
+	}
+	if !strings.Contains(errb.String(), "stuck_node=out") || strings.Count(errb.String(), "liveness lost") != 1 {
+		t.Errorf("the loss is not logged once naming the node: %s", errb.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := exitWithin(t, p, 20*time.Second, errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
