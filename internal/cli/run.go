@@ -63,8 +63,9 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.BoolVar(&o.strict, "strict", false, "treat graph warnings (unknown config keys, ...) as errors")
 	f.IntVar(&o.inboxMax, "inbox-max", 1024, "default inbox bound per node, in packets (a node's config.__runtime__.inbox_max overrides)")
 	f.Int64Var(&o.inboxBytes, "inbox-max-bytes", runtime.DefaultInboxBytes, "default inbox bound per node in bytes of decoded frames, in graphs that carry them (config.__runtime__.inbox_max_bytes overrides)")
-	f.DurationVar(&o.stopTimeout, "stop-timeout", runtime.DefaultStopTimeout, "after a stop signal, how long in-flight packets may drain before node calls are cancelled and the rest is abandoned (counted in the report)")
-	f.DurationVar(&o.stall, "watchdog-stall", 0, "systemd watchdog: stop pinging when a node has been inside one call this long (default: half of WatchdogSec, else 60s; env "+envStall+" in seconds)")
+	o.stopTimeout = runtime.DefaultStopTimeout
+	f.Var(secondsOrDuration{&o.stopTimeout}, "stop-timeout", "after a stop signal, how long in-flight packets may drain before node calls are cancelled and the rest is abandoned (counted in the report); seconds or a duration such as 500ms")
+	f.Var(secondsOrDuration{&o.stall}, "watchdog-stall", "systemd watchdog: stop pinging when a node has been inside one call this long (default: half of WatchdogSec, else 60s; env "+envStall+" in seconds)")
 	o.logOptions.register(cmd)
 	f.StringVar(&o.cameraID, "camera-id", "", "v1 legacy job: camera id")
 	f.StringVar(&o.video, "video", "", "v1 legacy job: video file")

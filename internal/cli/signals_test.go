@@ -94,3 +94,18 @@ func TestWatchdogStall(t *testing.T) {
 		})
 	}
 }
+
+func TestSecondsOrDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5": 5 * time.Second, "2.5": 2500 * time.Millisecond, "500ms": 500 * time.Millisecond, "1m": time.Minute} {
+		var d time.Duration
+		if err := (secondsOrDuration{&d}).Set(in); err != nil || d != want {
+			t.Errorf("%q: %v %v, want %v", in, d, err, want)
+		}
+	}
+	for _, in := range []string{"soon", "NaN", "1e300", ""} {
+		var d time.Duration
+		if err := (secondsOrDuration{&d}).Set(in); err == nil {
+			t.Errorf("%q accepted as %v", in, d)
+		}
+	}
+}

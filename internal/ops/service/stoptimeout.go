@@ -1,6 +1,7 @@
 package service
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,9 @@ func unitStopTimeout(c Config) time.Duration {
 		if !ok {
 			continue
 		}
-		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		if sec, err := strconv.ParseFloat(v, 64); err == nil && sec > 0 && sec < 1e9 {
+			drain = time.Duration(sec * float64(time.Second)) // plain seconds, as the flag takes
+		} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
 			drain = d
 		}
 	}

@@ -16,6 +16,7 @@ func TestSystemdTimeoutStopSecCoversStopTimeout(t *testing.T) {
 		{nil, "TimeoutStopSec=30"},
 		{[]string{"--stop-timeout", "5s"}, "TimeoutStopSec=30"},
 		{[]string{"--stop-timeout", "60s"}, "TimeoutStopSec=82"},
+		{[]string{"--stop-timeout", "60"}, "TimeoutStopSec=82"},
 		{[]string{"--log-level", "debug", "--stop-timeout=2m"}, "TimeoutStopSec=142"},
 	} {
 		cfg := Config{Manager: Systemd, Binary: "/usr/local/bin/schnitzel", Graph: "/etc/g.yaml",
