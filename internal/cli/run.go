@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,8 @@ type runOptions struct {
 	strict       bool
 	inboxMax     int
 	inboxBytes   int64
+	stopTimeout  time.Duration
+	stall        time.Duration
 	logOptions
 
 	// Legacy flags of the seed CLI, read only by v1 jobs.
@@ -59,6 +63,9 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.BoolVar(&o.strict, "strict", false, "treat graph warnings (unknown config keys, ...) as errors")
 	f.IntVar(&o.inboxMax, "inbox-max", 1024, "default inbox bound per node, in packets (a node's config.__runtime__.inbox_max overrides)")
 	f.Int64Var(&o.inboxBytes, "inbox-max-bytes", runtime.DefaultInboxBytes, "default inbox bound per node in bytes of decoded frames, in graphs that carry them (config.__runtime__.inbox_max_bytes overrides)")
+	o.stopTimeout = runtime.DefaultStopTimeout
+	f.Var(secondsOrDuration{&o.stopTimeout}, "stop-timeout", "after a stop signal, how long in-flight packets may drain before node calls are cancelled and the rest is abandoned (counted in the report); seconds or a duration such as 500ms")
+	f.Var(secondsOrDuration{&o.stall}, "watchdog-stall", "systemd watchdog: stop pinging when a node has been inside one call this long (default: half of WatchdogSec, else 60s; env "+envStall+" in seconds)")
 	o.logOptions.register(cmd)
 	f.StringVar(&o.cameraID, "camera-id", "", "v1 legacy job: camera id")
 	f.StringVar(&o.video, "video", "", "v1 legacy job: video file")
@@ -87,6 +94,14 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 	if o.inboxBytes <= 0 {
 		return exitcode.Errorf(exitcode.Usage, "--inbox-max-bytes must be > 0, got %d", o.inboxBytes)
 	}
+	if o.stopTimeout < minStopTimeout || o.stopTimeout > maxStopTimeout {
+		return exitcode.Errorf(exitcode.Usage, "--stop-timeout must be between %s and %s, got %s", minStopTimeout, maxStopTimeout, o.stopTimeout)
+	}
+	stall, err := a.watchdogStall(o.stall)
+	if err != nil {
+		return err
+	}
+	o.stall = stall
 	logger, closeLog, err := o.logger(a.Stderr)
 	if err != nil {
 		return err
@@ -117,7 +132,8 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 }
 
 func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, graphName string, logger *slog.Logger) error {
-	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout})
+	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, InboxBytes: o.inboxBytes,
+		Logger: logger, Stdout: a.Stdout, StopTimeout: o.stopTimeout})
 	if err != nil {
 		var ne *runtime.NodeError
 		if errors.As(err, &ne) {
@@ -145,9 +161,11 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 	go a.watchSignals(ctx, x.Stop, logger)
 
 	// Under systemd (Type=notify): ready once the nodes are built and the
-	// metrics port is bound; watchdog pings while the runtime is alive.
+	// metrics port is bound; watchdog pings only while every node is
+	// making progress (runtime.Liveness), so a node stuck in a call gets
+	// the process restarted.
 	_, _ = sdnotify.Notify(sdnotify.Ready)
-	go sdnotify.RunWatchdog(ctx, nil)
+	go sdnotify.RunWatchdog(ctx, watchdogHealth(x, o.stall, logger))
 	logger.Debug("graph started", "graph", graphName, "nodes", len(plan.Nodes))
 	res := x.Run(ctx)
 	_, _ = sdnotify.Notify(sdnotify.Stopping)
@@ -158,30 +176,104 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 	if res.Err != nil {
 		return exitcode.Errorf(exitcode.Runtime, "node %q failed (%s): %v", res.Err.NodeID, res.Err.Phase, res.Err.Err)
 	}
-	if rep.Status == report.StatusDegraded {
+	if res.Abandoned > 0 || len(res.Stuck) > 0 {
+		logger.Warn("stop timeout expired: packets still in flight were abandoned (not nacked); see abandoned_total in the report",
+			"abandoned", res.Abandoned, "stuck_nodes", res.Stuck, "stop_timeout", o.stopTimeout.String())
+	} else if rep.Status == report.StatusDegraded {
 		logger.Warn("run degraded: packets were dropped or failed; see the report metrics")
 	}
 	return nil
 }
 
-// watchSignals turns the first SIGINT/SIGTERM into a graceful stop and the
-// second into an immediate exit.
+// watchSignals turns the first SIGINT/SIGTERM/SIGHUP into a graceful stop
+// and a later one into an immediate exit. A signal within secondSignalAfter
+// of the first is the same stop: GNU timeout -s INT, a terminal's Ctrl-C
+// and process-group kills deliver one signal twice at once.
 func (a *App) watchSignals(ctx context.Context, stop func(), logger *slog.Logger) {
 	if a.Signals == nil {
 		return
 	}
+	var first time.Time
 	select {
 	case <-ctx.Done():
 		return
 	case sig := <-a.Signals:
+		first = signalClock()
 		logger.Info("signal received: stopping gracefully (send again to exit at once)", "signal", sig.String())
 		stop()
 	}
-	select {
-	case <-ctx.Done():
-	case sig := <-a.Signals:
-		fmt.Fprintf(a.Stderr, "second signal (%s): exiting without draining\n", sig)
-		a.HardExit(exitcode.Runtime)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-a.Signals:
+			if signalClock().Sub(first) <= secondSignalAfter {
+				logger.Debug("signal within 1s of the first: same stop", "signal", sig.String())
+				continue
+			}
+			fmt.Fprintf(a.Stderr, "second signal (%s): exiting without draining\n", sig)
+			a.HardExit(exitcode.Runtime)
+			return
+		}
+	}
+}
+
+// signalClock is time.Now; tests move it.
+var signalClock = time.Now
+
+const (
+	secondSignalAfter = time.Second
+	minStopTimeout    = 10 * time.Millisecond
+	maxStopTimeout    = time.Hour
+	defaultStall      = 60 * time.Second
+	maxStall          = 24 * time.Hour
+	envStall          = "SCHNITZEL_WATCHDOG_STALL_SEC"
+)
+
+// watchdogStall is how long a node may stay inside one call before the
+// watchdog stops pinging: --watchdog-stall, else $SCHNITZEL_WATCHDOG_STALL_SEC,
+// else half of systemd's WatchdogSec (so the loss is seen within one
+// WatchdogSec), else 60 s.
+func (a *App) watchdogStall(flag time.Duration) (time.Duration, error) {
+	d := flag
+	if d == 0 {
+		if v := a.Getenv(envStall); v != "" {
+			sec, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(sec > 0) || sec > maxStall.Seconds() {
+				return 0, exitcode.Errorf(exitcode.Usage, "%s must be a number of seconds > 0 and <= %d, got %q", envStall, int(maxStall.Seconds()), v)
+			}
+			d = time.Duration(sec * float64(time.Second))
+		} else if wd, ok := sdnotify.WatchdogInterval(); ok {
+			d = wd / 2
+		} else {
+			d = defaultStall
+		}
+	}
+	if d <= 0 || d > maxStall {
+		return 0, exitcode.Errorf(exitcode.Usage, "--watchdog-stall must be > 0 and <= %s, got %s", maxStall, d)
+	}
+	return d, nil
+}
+
+// watchdogHealth is the watchdog's health check: the runtime's liveness,
+// logged once when it is lost (naming the node and how long it has been in
+// its call) and once when it comes back.
+func watchdogHealth(x *runtime.Executor, stall time.Duration, logger *slog.Logger) func() error {
+	var lost atomic.Bool
+	return func() error {
+		err := x.Liveness(stall)
+		var se *runtime.StallError
+		switch {
+		case err != nil && lost.CompareAndSwap(false, true):
+			attrs := []any{"err", err, "stall", stall.String()}
+			if errors.As(err, &se) {
+				attrs = append(attrs, "stuck_node", se.NodeID, "in_call_for", se.InCall.Round(time.Millisecond).String())
+			}
+			logger.Error("watchdog: liveness lost, no more pings (systemd restarts the service after WatchdogSec)", attrs...)
+		case err == nil && lost.CompareAndSwap(true, false):
+			logger.Info("watchdog: liveness back, pinging again")
+		}
+		return err
 	}
 }
 

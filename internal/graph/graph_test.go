@@ -249,6 +249,50 @@ edges:
 	}
 }
 
+// A cycle nothing can leave validates with a warning at the cycle's line;
+// one with an edge out of it does not.
+func TestClosedCycleWarns(t *testing.T) {
+	base := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource"}
+  - {id: a, kind: delay, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: b, plugin: "schnitzel_stream.nodes.dev:Identity"}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.nodes.dev:PrintSink"}
+edges:
+  - {from: src, to: a}
+  - {from: a, to: b}
+  - {from: b, to: a}
+`
+	for name, c := range map[string]struct {
+		extra string
+		warn  bool
+	}{
+		"closed": {"  - {from: src, to: out}\n", true},
+		"open":   {"  - {from: b, to: out}\n", false},
+	} {
+		g, d := Load("g.yaml", []byte(base+c.extra), env(nil))
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		plan, vd := Validate(g, testRegistry(), plugin.Policy{AllowAll: true})
+		if vd.HasErrors() || plan == nil {
+			t.Fatalf("%s: %v", name, vd)
+		}
+		var hit *Diag
+		for i := range vd {
+			if strings.Contains(vd[i].Msg, "has no edge leaving it") {
+				hit = &vd[i]
+			}
+		}
+		if (hit != nil) != c.warn {
+			t.Errorf("%s: warning %v, want %v (%v)", name, hit != nil, c.warn, vd)
+		}
+		if hit != nil && (hit.Severity != SevWarning || hit.Line != 4 || !strings.Contains(hit.Msg, "a -> b -> a")) {
+			t.Errorf("%s: %+v", name, *hit)
+		}
+	}
+}
+
 func TestAliasesAndRuntimeConfig(t *testing.T) {
 	src := `version: 2
 nodes:

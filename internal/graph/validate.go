@@ -130,11 +130,12 @@ func (v *validator) validateV2() (*Plan, Diags) {
 		edges = append(edges, e)
 	}
 
-	cyclic := v.checkCycles(nodes, edges, byID)
+	cyclic, loops := v.checkCycles(nodes, edges, byID)
 
 	for _, pn := range nodes {
 		v.checkPlugin(pn)
 	}
+	v.checkClosedCycles(loops, edges, byID) // needs the plugins' ports
 	for _, e := range edges {
 		v.checkKinds(e, byID[e.From], byID[e.To])
 	}
@@ -246,7 +247,8 @@ func pyList(s []string) string {
 
 // checkCycles finds strongly connected components (Tarjan). A cycle is
 // allowed only through a node of kind delay or initial.
-func (v *validator) checkCycles(nodes []*PlanNode, edges []*Edge, byID map[string]*PlanNode) bool {
+// It returns whether the graph is cyclic and its allowed cycles.
+func (v *validator) checkCycles(nodes []*PlanNode, edges []*Edge, byID map[string]*PlanNode) (bool, [][]string) {
 	index := map[string]int{}
 	low := map[string]int{}
 	onStack := map[string]bool{}
@@ -295,6 +297,7 @@ func (v *validator) checkCycles(nodes []*PlanNode, edges []*Edge, byID map[strin
 		}
 	}
 	cyclic := false
+	var loops [][]string
 	for _, comp := range sccs {
 		if len(comp) == 1 && !self[comp[0]] {
 			continue
@@ -311,9 +314,62 @@ func (v *validator) checkCycles(nodes []*PlanNode, edges []*Edge, byID map[strin
 			path := cyclePath(comp, adj)
 			first := byID[path[0]]
 			v.at(SevError, first.Pos, fmt.Sprintf("node %q", first.ID), "graph contains a cycle without a delay/initial node: %s (a cycle must pass through a node of kind delay or initial)", strings.Join(path, " -> "))
+			continue
+		}
+		loops = append(loops, comp)
+	}
+	return cyclic, loops
+}
+
+// checkClosedCycles warns about allowed cycles that nothing can leave.
+func (v *validator) checkClosedCycles(loops [][]string, edges []*Edge, byID map[string]*PlanNode) {
+	for _, comp := range loops {
+		if !closedCycle(comp, edges, byID) {
+			continue
+		}
+		adj := map[string][]string{}
+		for _, e := range edges {
+			adj[e.From] = append(adj[e.From], e.To)
+		}
+		path := cyclePath(comp, adj)
+		first := byID[path[0]]
+		v.at(SevWarning, first.Pos, fmt.Sprintf("node %q", first.ID), "cycle %s has no edge leaving it and no node with an unconnected output port: packets that enter it never reach a sink, so the run ends only on a stop signal or when the cycle's inbox overflows (unless a node in it drops packets); add an edge out of the cycle", strings.Join(path, " -> "))
+	}
+}
+
+// closedCycle says whether nothing can leave a strongly connected
+// component: no edge to a node outside it, and no node in it that declares
+// an output port no edge uses (emitting there ends a packet's journey).
+func closedCycle(comp []string, edges []*Edge, byID map[string]*PlanNode) bool {
+	in := map[string]bool{}
+	for _, id := range comp {
+		in[id] = true
+	}
+	used := map[string]map[string]bool{}
+	for _, e := range edges {
+		if !in[e.From] {
+			continue
+		}
+		if !in[e.To] {
+			return false
+		}
+		if used[e.From] == nil {
+			used[e.From] = map[string]bool{}
+		}
+		used[e.From][e.FromPort] = true
+	}
+	for _, id := range comp {
+		pn := byID[id]
+		if pn.Entry == nil {
+			return false // unknown plugin: already an error, say nothing more
+		}
+		for _, port := range pn.Entry.OutPorts {
+			if !used[id][port] {
+				return false
+			}
 		}
 	}
-	return cyclic
+	return true
 }
 
 // cyclePath returns one concrete cycle inside a component, for messages.

@@ -11,29 +11,30 @@ import (
 type Collector struct {
 	snap func() runtime.Snapshot
 
-	consumed, produced, dropped, errors, depth, bytes, busy, ext, emitted *prometheus.Desc
+	consumed, produced, dropped, errors, abandoned, depth, bytes, busy, ext, emitted *prometheus.Desc
 }
 
 // NewCollector returns a collector over snap (usually Executor.Snapshot).
 func NewCollector(snap func() runtime.Snapshot) *Collector {
 	l := []string{"node", "plugin"}
 	return &Collector{
-		snap:     snap,
-		consumed: prometheus.NewDesc("schnitzel_node_consumed_packets_total", "Packets a node has taken from its inbox.", l, nil),
-		produced: prometheus.NewDesc("schnitzel_node_produced_packets_total", "Packets a node has emitted.", l, nil),
-		dropped:  prometheus.NewDesc("schnitzel_node_inbox_dropped_packets_total", "Packets dropped by a node's inbox overflow policy.", l, nil),
-		errors:   prometheus.NewDesc("schnitzel_node_failed_packets_total", "Packets whose processing failed in a node.", l, nil),
-		depth:    prometheus.NewDesc("schnitzel_node_inbox_depth", "Packets waiting in a node's inbox.", l, nil),
-		bytes:    prometheus.NewDesc("schnitzel_node_inbox_bytes", "Bytes of decoded frames waiting in a node's inbox (graphs that carry frames).", l, nil),
-		busy:     prometheus.NewDesc("schnitzel_node_busy_seconds_total", "Time a node spent processing.", l, nil),
-		ext:      prometheus.NewDesc("schnitzel_node_metric", "A node's own counter (upstream extension metric), by name.", []string{"node", "plugin", "name"}, nil),
-		emitted:  prometheus.NewDesc("schnitzel_source_emitted_packets_total", "Packets emitted by all sources.", nil, nil),
+		snap:      snap,
+		consumed:  prometheus.NewDesc("schnitzel_node_consumed_packets_total", "Packets a node has taken from its inbox.", l, nil),
+		produced:  prometheus.NewDesc("schnitzel_node_produced_packets_total", "Packets a node has emitted.", l, nil),
+		dropped:   prometheus.NewDesc("schnitzel_node_inbox_dropped_packets_total", "Packets dropped by a node's inbox overflow policy.", l, nil),
+		errors:    prometheus.NewDesc("schnitzel_node_failed_packets_total", "Packets whose processing failed in a node.", l, nil),
+		abandoned: prometheus.NewDesc("schnitzel_node_abandoned_packets_total", "Packets given up at a node when a stop outlived --stop-timeout (not nacked).", l, nil),
+		depth:     prometheus.NewDesc("schnitzel_node_inbox_depth", "Packets waiting in a node's inbox.", l, nil),
+		bytes:     prometheus.NewDesc("schnitzel_node_inbox_bytes", "Bytes of decoded frames waiting in a node's inbox (graphs that carry frames).", l, nil),
+		busy:      prometheus.NewDesc("schnitzel_node_busy_seconds_total", "Time a node spent processing.", l, nil),
+		ext:       prometheus.NewDesc("schnitzel_node_metric", "A node's own counter (upstream extension metric), by name.", []string{"node", "plugin", "name"}, nil),
+		emitted:   prometheus.NewDesc("schnitzel_source_emitted_packets_total", "Packets emitted by all sources.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.consumed, c.produced, c.dropped, c.errors, c.depth, c.bytes, c.busy, c.ext, c.emitted} {
+	for _, d := range []*prometheus.Desc{c.consumed, c.produced, c.dropped, c.errors, c.abandoned, c.depth, c.bytes, c.busy, c.ext, c.emitted} {
 		ch <- d
 	}
 }
@@ -47,6 +48,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.produced, prometheus.CounterValue, float64(n.Produced), n.ID, n.Plugin)
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n.InboxDropped), n.ID, n.Plugin)
 		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(n.Errors), n.ID, n.Plugin)
+		ch <- prometheus.MustNewConstMetric(c.abandoned, prometheus.CounterValue, float64(n.Abandoned), n.ID, n.Plugin)
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n.InboxDepth), n.ID, n.Plugin)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(n.InboxBytes), n.ID, n.Plugin)
 		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, float64(n.BusyNs)/1e9, n.ID, n.Plugin)

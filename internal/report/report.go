@@ -5,6 +5,7 @@ package report
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/runtime"
@@ -29,9 +30,15 @@ type Report struct {
 	Metrics      *packet.Map // ordered name -> int64
 	Duration     time.Duration
 	Stopped      bool // ended by a signal
-	Error        *ErrorInfo
-	Errors       []ErrorInfo
-	Warnings     int
+	// StopExpired: the drain after the signal outlived --stop-timeout;
+	// Abandoned packets were given up then (never nacked), Stuck nodes
+	// had not returned even after their ctx was cancelled.
+	StopExpired bool
+	Abandoned   int64
+	Stuck       []string
+	Error       *ErrorInfo
+	Errors      []ErrorInfo
+	Warnings    int
 }
 
 // ErrorInfo names where a run failed.
@@ -45,12 +52,13 @@ type ErrorInfo struct {
 // Baseline per-node metric names; extension metrics may not overwrite them.
 var baseline = map[string]bool{
 	"consumed": true, "produced": true, "is_source": true, "is_sink": true, "inbox_dropped_total": true,
-	"errors_total": true, "process_avg_us": true, "process_max_us": true,
+	"errors_total": true, "process_avg_us": true, "process_max_us": true, "abandoned_total": true,
 }
 
 // FromResult builds the report of a v2 run.
 func FromResult(graphPath string, r *runtime.Result) *Report {
-	rep := &Report{TS: packet.Now(), Engine: "inproc", GraphVersion: 2, Graph: graphPath, Duration: r.Duration, Stopped: r.Stopped}
+	rep := &Report{TS: packet.Now(), Engine: "inproc", GraphVersion: 2, Graph: graphPath, Duration: r.Duration, Stopped: r.Stopped,
+		StopExpired: r.StopExpired, Abandoned: r.Abandoned, Stuck: r.Stuck}
 	rep.Metrics = Metrics(r.Snapshot)
 	rep.Status = StatusOK
 	if r.Degraded {
@@ -70,12 +78,13 @@ func FromResult(graphPath string, r *runtime.Result) *Report {
 // then per node (declaration order) the baseline keys, then each node's
 // extension keys, then our additions.
 func Metrics(s runtime.Snapshot) *packet.Map {
-	var consumed, produced, dropped, failed int64
+	var consumed, produced, dropped, failed, abandoned int64
 	for _, n := range s.Nodes {
 		consumed += n.Consumed
 		produced += n.Produced
 		dropped += n.InboxDropped
 		failed += n.Errors
+		abandoned += n.Abandoned
 	}
 	m := packet.NewMap(8 + 8*len(s.Nodes))
 	m.Set("packets.consumed_total", consumed)
@@ -83,6 +92,7 @@ func Metrics(s runtime.Snapshot) *packet.Map {
 	m.Set("packets.source_emitted_total", s.SourceEmitted)
 	m.Set("packets.dropped_total", dropped)
 	m.Set("packets.failed_total", failed)
+	m.Set("packets.abandoned_total", abandoned)
 	for _, n := range s.Nodes {
 		p := "node." + n.ID + "."
 		m.Set(p+"consumed", n.Consumed)
@@ -109,6 +119,7 @@ func Metrics(s runtime.Snapshot) *packet.Map {
 		}
 		m.Set(p+"process_avg_us", avg)
 		m.Set(p+"process_max_us", n.MaxNs/1e3)
+		m.Set(p+"abandoned_total", n.Abandoned)
 	}
 	return m
 }
@@ -132,6 +143,17 @@ func (r *Report) JSON() []byte {
 	m.Set("metrics", r.Metrics)
 	m.Set("duration_sec", math.Round(r.Duration.Seconds()*1e6)/1e6)
 	m.Set("stopped_by_signal", r.Stopped)
+	m.Set("abandoned_total", r.Abandoned)
+	if r.StopExpired {
+		m.Set("stop_timeout_expired", true)
+	}
+	if len(r.Stuck) > 0 {
+		list := make([]any, len(r.Stuck))
+		for i, id := range r.Stuck {
+			list[i] = id
+		}
+		m.Set("stuck_nodes", list)
+	}
 	if r.Error != nil {
 		m.Set("error", errMap(*r.Error))
 	}
@@ -155,7 +177,15 @@ func errMap(e ErrorInfo) *packet.Map {
 // (upstream's format).
 func (r *Report) Summary(nodes, edges int) string {
 	p, _ := r.Metrics.Get("packets.produced_total")
-	return "v2 graph executed (in-proc): nodes=" + itoa(int64(nodes)) + " edges=" + itoa(int64(edges)) + " packets=" + itoa(p.(int64))
+	s := "v2 graph executed (in-proc): nodes=" + itoa(int64(nodes)) + " edges=" + itoa(int64(edges)) + " packets=" + itoa(p.(int64))
+	if r.Abandoned > 0 {
+		// Only after a stop that outlived --stop-timeout.
+		s += " abandoned=" + itoa(r.Abandoned) + " (in flight when --stop-timeout expired; not nacked)"
+	}
+	if len(r.Stuck) > 0 {
+		s += " stuck=" + strings.Join(r.Stuck, ",")
+	}
+	return s
 }
 
 func itoa(i int64) string { return packet.PyStr(i) }

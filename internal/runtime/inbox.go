@@ -49,6 +49,9 @@ type inbox struct {
 	discard  bool // the receiver failed: accept and drop
 	aborted  bool
 	waiting  bool // receiver is waiting for input
+	// cycleGate marks the inbox of a delay/initial node on a cycle: never
+	// blocks (policy error or drop), so the cycle cannot deadlock.
+	cycleGate bool
 
 	dropped atomic.Int64 // packets dropped by the overflow policy
 }
@@ -145,6 +148,10 @@ func (in *inbox) push(items []item) (int, error) {
 					in.head = 0
 				}
 			case overflowErr:
+				// The rest is not taken: the caller counts it with the
+				// drops (a cycle's in-flight count must stay exact).
+				dropped += len(items) - i
+				in.dropped.Add(int64(dropped))
 				return dropped, errOverflow
 			}
 		}
@@ -245,6 +252,7 @@ func (in *inbox) setDiscard() int {
 	defer in.mu.Unlock()
 	in.discard = true
 	n := in.queued()
+	in.dropped.Add(int64(n))
 	in.bytes, in.lent = 0, 0
 	clear(in.buf)
 	in.buf = in.buf[:0]
@@ -253,13 +261,18 @@ func (in *inbox) setDiscard() int {
 	return n
 }
 
-// abort wakes everyone and makes push fail and take end.
-func (in *inbox) abort() {
+// abandon is abort that also empties the inbox, returning how many
+// packets were queued: the stop gave up on them.
+func (in *inbox) abandon() int {
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	in.aborted = true
+	n := in.queued()
+	clear(in.buf)
+	in.buf, in.head, in.bytes, in.lent = in.buf[:0], 0, 0, 0
 	in.notEmpty.Broadcast()
 	in.notFull.Broadcast()
-	in.mu.Unlock()
+	return n
 }
 
 func (in *inbox) depth() (int, int64) {

@@ -18,6 +18,7 @@ type NodeStats struct {
 	Produced     int64
 	InboxDropped int64
 	Errors       int64
+	Abandoned    int64 // packets given up when a stop outlived StopTimeout (never nacked)
 	InboxDepth   int
 	InboxBytes   int64 // bytes of frames (packet.Sized) waiting; 0 in graphs without them
 	Batches      int64
@@ -36,13 +37,18 @@ type Snapshot struct {
 // Result is what a run ended with.
 type Result struct {
 	Snapshot
-	Err      *NodeError   // first failure, nil when none
-	Errors   []*NodeError // every failure, close errors included
-	Stopped  bool         // ended by Stop (signal) rather than by running out of input
-	Aborted  bool
-	Started  time.Time
-	Duration time.Duration
-	Degraded bool // something was dropped, failed per packet, or reported as lost
+	Err     *NodeError   // first failure, nil when none
+	Errors  []*NodeError // every failure, close errors included
+	Stopped bool         // ended by Stop (signal) rather than by running out of input
+	Aborted bool
+	// StopExpired: the drain after Stop outlived StopTimeout, so the node
+	// context was cancelled and Abandoned packets were given up.
+	StopExpired bool
+	Abandoned   int64    // total over nodes
+	Stuck       []string // nodes that had not returned StopGrace after their ctx was cancelled
+	Started     time.Time
+	Duration    time.Duration
+	Degraded    bool // something was dropped, failed per packet, or reported as lost
 }
 
 // Snapshot reads the counters; safe while running.
@@ -53,7 +59,7 @@ func (x *Executor) Snapshot() Snapshot {
 			ID: n.pn.ID, Plugin: n.pn.Plugin, Kind: n.pn.Kind,
 			IsSource: n.source, IsSink: n.sink,
 			Consumed: n.consumed.Load(), Produced: n.produced.Load(), Errors: n.errors.Load(),
-			Batches: n.batches.Load(), BusyNs: n.busyNs.Load(), MaxNs: n.maxNs.Load(), Failed: n.failed.Load(),
+			Abandoned: n.abandoned.Load(), Batches: n.batches.Load(), BusyNs: n.busyNs.Load(), MaxNs: n.maxNs.Load(), Failed: n.failed.Load(),
 		}
 		if n.in != nil {
 			ns.InboxDropped = n.in.dropped.Load()
@@ -68,7 +74,11 @@ func (x *Executor) Snapshot() Snapshot {
 }
 
 func (x *Executor) result(closeErr error) *Result {
-	r := &Result{Snapshot: x.Snapshot(), Stopped: x.stopped.Load(), Aborted: x.aborted.Load(), Started: x.started, Duration: x.ended.Sub(x.started)}
+	r := &Result{Snapshot: x.Snapshot(), Stopped: x.stopped.Load(), Aborted: x.aborted.Load(), Started: x.started, Duration: x.ended.Sub(x.started),
+		StopExpired: x.expired.Load(), Stuck: append([]string(nil), x.stuck...)}
+	if len(r.Stuck) > 0 {
+		r.Degraded = true
+	}
 	x.mu.Lock()
 	r.Err = x.firstErr
 	r.Errors = append(r.Errors, x.errs...)
@@ -83,7 +93,8 @@ func (x *Executor) result(closeErr error) *Result {
 		}
 	}
 	for _, n := range r.Nodes {
-		if n.InboxDropped > 0 || n.Errors > 0 {
+		r.Abandoned += n.Abandoned
+		if n.InboxDropped > 0 || n.Errors > 0 || n.Abandoned > 0 {
 			r.Degraded = true
 		}
 		for _, m := range n.Extension {

@@ -23,14 +23,30 @@ import (
 
 // Options tune a run.
 type Options struct {
-	MaxEvents  int64        // stop sources after exactly this many emits in total; 0 = no limit
-	InboxMax   int          // default inbox bound in packets (default 1024)
-	InboxBytes int64        // default inbox bound in bytes of packet.Sized values, in graphs with a plugin.LargePackets node (default DefaultInboxBytes)
-	BatchMax   int          // packets per hand-off batch (default 256)
-	Logger     *slog.Logger // nil: discard
-	Stdout     io.Writer    // where print sinks write (default os.Stdout, serialised)
-	CloseAfter time.Duration
+	MaxEvents  int64         // stop sources after exactly this many emits in total; 0 = no limit
+	InboxMax   int           // default inbox bound in packets (default 1024)
+	InboxBytes int64         // default inbox bound in bytes of packet.Sized values, in graphs with a plugin.LargePackets node (default DefaultInboxBytes)
+	BatchMax   int           // packets per hand-off batch (default 256)
+	Logger     *slog.Logger  // nil: discard
+	Stdout     io.Writer     // where print sinks write (default os.Stdout, serialised)
+	CloseAfter time.Duration // bound on all Close calls together (default 15 s)
+	// StopTimeout bounds the drain after Stop (default DefaultStopTimeout):
+	// when it expires the node context is cancelled and what is still in
+	// the inboxes is abandoned (counted, never nacked).
+	StopTimeout time.Duration
+	// StopGrace is how long node goroutines get to return after the node
+	// context was cancelled before they are reported stuck and the nodes
+	// are closed anyway (default DefaultStopGrace).
+	StopGrace time.Duration
 }
+
+// Stop bounds: a signal stop takes at most StopTimeout + StopGrace +
+// CloseAfter (5 + 2 + 15 s by default), under systemd's TimeoutStopSec.
+const (
+	DefaultStopTimeout = 5 * time.Second
+	DefaultStopGrace   = 2 * time.Second
+	DefaultCloseAfter  = 15 * time.Second
+)
 
 // NodeError is a failure attributed to a node.
 type NodeError struct {
@@ -58,12 +74,20 @@ type node struct {
 	failed   atomic.Bool
 	finished atomic.Bool
 
-	consumed atomic.Int64
-	produced atomic.Int64
-	errors   atomic.Int64 // packets that failed in this node (PacketError)
-	batches  atomic.Int64
-	busyNs   atomic.Int64 // time inside Process/ProcessBatch
-	maxNs    atomic.Int64 // slowest single call
+	consumed  atomic.Int64
+	produced  atomic.Int64
+	abandoned atomic.Int64 // packets given up at a stop that outlived StopTimeout
+	holding   atomic.Int64 // packets taken from the inbox and not yet finished
+
+	// Liveness (Executor.Liveness): when the current call (Start, Process,
+	// ProcessBatch) began or last emitted, in UnixNano; 0 outside calls.
+	callSince atomic.Int64
+	pushing   atomic.Bool // blocked handing packets to a full inbox (backpressure)
+
+	errors  atomic.Int64 // packets that failed in this node (PacketError)
+	batches atomic.Int64
+	busyNs  atomic.Int64 // time inside Process/ProcessBatch
+	maxNs   atomic.Int64 // slowest single call
 
 	// Per-packet failures are counted; the log gets the first one and
 	// then at most one line per logEvery with the count in between, so an
@@ -95,6 +119,7 @@ type outEdge struct {
 	port   string // from_port as routed: "" = default
 	toPort string
 	buf    []item
+	mark   int // len(buf) before the current call (emitter.mark)
 }
 
 // Executor runs one plan once.
@@ -116,6 +141,12 @@ type Executor struct {
 	srcEmit   atomic.Int64
 	inflight  atomic.Int64 // cyclic graphs: packets queued or being processed
 	sourcesUp atomic.Int64
+
+	stopTimer *time.Timer   // set by the first Stop: expires the drain
+	expired   atomic.Bool   // the drain outlived StopTimeout: node ctx cancelled, inboxes abandoned
+	expiredCh chan struct{} // closed when expired is set
+	drained   atomic.Bool   // every node goroutine has returned (or was left behind as stuck)
+	stuck     []string      // nodes whose goroutine had not returned StopGrace after expiry
 
 	mu       sync.Mutex
 	firstErr *NodeError
@@ -164,10 +195,16 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 		opts.Stdout = os.Stdout
 	}
 	if opts.CloseAfter <= 0 {
-		opts.CloseAfter = 15 * time.Second
+		opts.CloseAfter = DefaultCloseAfter
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = DefaultStopTimeout
+	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = DefaultStopGrace
 	}
 	stdout := &lockedWriter{w: opts.Stdout}
-	x := &Executor{plan: plan, opts: opts, byID: map[string]*node{}, log: opts.Logger}
+	x := &Executor{plan: plan, opts: opts, byID: map[string]*node{}, log: opts.Logger, expiredCh: make(chan struct{})}
 	x.srcCtx, x.srcCancel = context.WithCancel(context.Background())
 	x.nodeCtx, x.hardStop = context.WithCancel(context.Background())
 
@@ -197,8 +234,13 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 		case graph.OverflowError:
 			policy = overflowErr
 		}
-		if plan.Cyclic && (pn.Kind == graph.KindDelay || pn.Kind == graph.KindInitial) {
-			max = 0 // a cycle needs one node that never blocks, or it can deadlock
+		cycleGate := plan.Cyclic && (pn.Kind == graph.KindDelay || pn.Kind == graph.KindInitial)
+		if cycleGate && (policy == overflowBlock) {
+			// A cycle needs one inbox that never blocks, or it can
+			// deadlock; and an unbounded one lets a growing cycle take
+			// all memory. Bounded, a full one ends the run (the cycle
+			// grows faster than it drains) unless the graph drops.
+			policy = overflowErr
 		}
 		senders := inDegree[pn.ID]
 		if plan.Cyclic {
@@ -206,6 +248,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 		}
 		if !n.source {
 			n.in = newInbox(max, 0, policy, senders)
+			n.in.cycleGate = cycleGate
 		}
 		if _, ok := inst.(plugin.LargePackets); ok {
 			x.weighted = true
@@ -217,7 +260,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 		// Frames (or other large values) travel: bound every inbox by
 		// their bytes too, so memory does not scale with inbox_max.
 		for _, n := range x.nodes {
-			if n.in == nil || n.in.max == 0 {
+			if n.in == nil {
 				continue
 			}
 			n.in.maxBytes = opts.InboxBytes
@@ -300,11 +343,17 @@ func buildNode(pn *graph.PlanNode, env plugin.Env) (inst any, err error) {
 	return inst, nil
 }
 
-// Stop asks for a graceful stop: sources stop reading, everything already
-// emitted drains through the graph, then nodes close. Safe to call twice.
+// Stop asks for a graceful stop: Stopping() on plugin.Stopper nodes,
+// sources' ctx cancelled, everything already emitted drains through the
+// graph, then nodes close. If the drain has not finished within
+// StopTimeout, the node context is cancelled and what is still queued is
+// abandoned (expire). Safe to call twice and from any goroutine.
 func (x *Executor) Stop() {
 	if x.stopped.CompareAndSwap(false, true) {
-		x.log.Info("stopping: sources stop, in-flight packets drain")
+		x.log.Info("stopping: sources stop, in-flight packets drain", "stop_timeout", x.opts.StopTimeout.String())
+		x.mu.Lock()
+		x.stopTimer = time.AfterFunc(x.opts.StopTimeout, x.expire)
+		x.mu.Unlock()
 		for _, n := range x.nodes {
 			if s, ok := n.inst.(plugin.Stopper); ok {
 				s.Stopping()
@@ -314,17 +363,41 @@ func (x *Executor) Stop() {
 	x.srcCancel()
 }
 
+// expire ends a drain that outlived StopTimeout: the node context is
+// cancelled (every Start/Process/ProcessBatch must return promptly), no
+// new call starts, and the packets still queued are abandoned: counted
+// per node, neither forwarded nor nacked.
+func (x *Executor) expire() {
+	if x.drained.Load() && !x.aborted.Load() {
+		return // the node goroutines are done: nothing left to cut short
+	}
+	if !x.expired.CompareAndSwap(false, true) {
+		return
+	}
+	x.hardStop()
+	var total int64
+	for _, n := range x.nodes {
+		if n.in != nil {
+			k := int64(n.in.abandon())
+			n.abandoned.Add(k)
+			total += k
+		}
+	}
+	x.log.Warn("stop timeout: node context cancelled, queued packets abandoned",
+		"stop_timeout", x.opts.StopTimeout.String(), "abandoned_queued", total)
+	close(x.expiredCh)
+}
+
 // Abort stops at once: inboxes are abandoned and node contexts cancelled.
 func (x *Executor) Abort() {
 	x.aborted.Store(true)
 	x.srcCancel()
-	x.hardStop()
-	for _, n := range x.nodes {
-		if n.in != nil {
-			n.in.abort()
-		}
-	}
+	x.expire()
 }
+
+// interrupted says whether the node context has been cancelled: calls
+// that end now are interrupted work, not failures.
+func (x *Executor) interrupted() bool { return x.nodeCtx.Err() != nil }
 
 func (x *Executor) fail(n *node, phase string, err error) {
 	ne := &NodeError{NodeID: n.pn.ID, Plugin: n.pn.Plugin, Phase: phase, Err: err}
@@ -340,12 +413,17 @@ func (x *Executor) fail(n *node, phase string, err error) {
 	// node's inbox swallows what still arrives, so nothing blocks on it.
 	x.srcCancel()
 	if n.in != nil {
-		n.in.setDiscard()
+		if k := n.in.setDiscard(); x.plan.Cyclic && k > 0 {
+			x.done(k) // a cycle's in-flight count must stay exact, or it never ends
+		}
 	}
 }
 
 // Run starts every node and blocks until the graph has drained and every
-// node is closed (or Abort). ctx cancellation acts as Stop.
+// node is closed. ctx cancellation acts as Stop. A stop is bounded: after
+// StopTimeout the rest is abandoned, after a further StopGrace goroutines
+// that ignore their ctx are reported stuck and left behind, and Close
+// calls share CloseAfter; Run always returns its Result.
 func (x *Executor) Run(ctx context.Context) *Result {
 	x.started = time.Now()
 	stopWatch := context.AfterFunc(ctx, x.Stop)
@@ -368,7 +446,35 @@ func (x *Executor) Run(ctx context.Context) *Result {
 			x.runNode(n)
 		}()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		if x.expired.Load() {
+			<-x.expiredCh // expire may still be counting what it abandoned
+		}
+	case <-x.expiredCh:
+		grace := time.NewTimer(x.opts.StopGrace)
+		select {
+		case <-done:
+		case <-grace.C:
+			for _, n := range x.nodes {
+				if !n.finished.Load() {
+					x.stuck = append(x.stuck, n.pn.ID)
+					n.abandoned.Add(n.holding.Swap(0))
+					n.logger.Error("node did not return after its context was cancelled: left running, closing anyway",
+						"grace", x.opts.StopGrace.String(), "in_call_for", x.inCallFor(n, time.Now()).Round(time.Millisecond).String())
+				}
+			}
+		}
+		grace.Stop()
+	}
+	x.drained.Store(true)
+	x.mu.Lock()
+	if x.stopTimer != nil {
+		x.stopTimer.Stop()
+	}
+	x.mu.Unlock()
 	x.ended = time.Now()
 	cctx, cancel := context.WithTimeout(context.Background(), x.opts.CloseAfter)
 	defer cancel()
@@ -398,7 +504,15 @@ func (x *Executor) runNode(n *node) {
 		}
 	}()
 	if s, ok := n.inst.(plugin.Starter); ok {
-		if err := s.Start(x.nodeCtx); err != nil {
+		if !n.source {
+			n.enter()
+		}
+		err := s.Start(x.nodeCtx)
+		n.leave()
+		if err != nil {
+			if x.interrupted() {
+				return // stopped while starting: not a failure
+			}
 			x.fail(n, "start", err)
 			if n.in != nil {
 				x.drainDiscard(n)
@@ -419,6 +533,10 @@ func (x *Executor) runNode(n *node) {
 	}
 	x.process(n, em)
 }
+
+// enter and leave mark a node call for Liveness.
+func (n *node) enter() { n.callSince.Store(time.Now().UnixNano()) }
+func (n *node) leave() { n.callSince.Store(0) }
 
 // drainDiscard consumes a failed node's inbox until its senders finish.
 func (x *Executor) drainDiscard(n *node) {
@@ -444,10 +562,18 @@ func (x *Executor) process(n *node, em *emitter) {
 		items, ok := n.in.take(0)
 		if !ok {
 			if isFlusher && !n.failed.Load() {
-				if err := x.call(func() error { return fl.Flush(ctx, em) }); err != nil {
+				// A Flush cut short by the stop timeout is not a failure:
+				// what it had not finished is abandoned, never nacked.
+				if err := x.call(n, func() error { return fl.Flush(ctx, em) }); err != nil && !x.interrupted() {
 					x.fail(n, "flush", err)
 				}
 			}
+			return
+		}
+		n.holding.Store(int64(len(items)))
+		if x.interrupted() {
+			// No new call once the node context is cancelled.
+			n.abandoned.Add(n.holding.Swap(0))
 			return
 		}
 		if n.failed.Load() {
@@ -465,7 +591,16 @@ func (x *Executor) process(n *node, em *emitter) {
 			for _, it := range items {
 				batch = append(batch, it.p)
 			}
-			err = x.call(func() error { return bp.ProcessBatch(ctx, batch, em) })
+			em.mark()
+			err = x.call(n, func() error { return bp.ProcessBatch(ctx, batch, em) })
+			em.settle(err != nil && x.interrupted())
+			if err != nil && x.interrupted() {
+				// An interrupted batch is neither failed nor done.
+				n.abandoned.Add(n.holding.Swap(0))
+				em.rollback()
+				em.flushAll()
+				return
+			}
 			if pe := (*plugin.PacketError)(nil); err != nil && errors.As(err, &pe) {
 				n.errors.Add(int64(len(batch)))
 				for _, pk := range batch {
@@ -475,14 +610,27 @@ func (x *Executor) process(n *node, em *emitter) {
 				err = nil
 			}
 		default:
-			for _, it := range items {
-				it := it
+			for i, it := range items {
+				n.holding.Store(int64(len(items) - i))
+				if x.interrupted() {
+					n.abandoned.Add(n.holding.Swap(0))
+					em.flushAll()
+					return
+				}
+				em.mark()
 				if isPort && it.port != "" {
-					err = x.call(func() error { return pp.ProcessPort(ctx, it.port, it.p, em) })
+					err = x.call(n, func() error { return pp.ProcessPort(ctx, it.port, it.p, em) })
 				} else if p != nil {
-					err = x.call(func() error { return p.Process(ctx, it.p, em) })
+					err = x.call(n, func() error { return p.Process(ctx, it.p, em) })
 				} else {
-					err = x.call(func() error { return bp.ProcessBatch(ctx, []*packet.Packet{it.p}, em) })
+					err = x.call(n, func() error { return bp.ProcessBatch(ctx, []*packet.Packet{it.p}, em) })
+				}
+				em.settle(err != nil && x.interrupted())
+				if err != nil && x.interrupted() {
+					n.abandoned.Add(n.holding.Swap(0))
+					em.rollback()
+					em.flushAll()
+					return
 				}
 				if pe := (*plugin.PacketError)(nil); err != nil && errors.As(err, &pe) {
 					n.errors.Add(1)
@@ -499,8 +647,9 @@ func (x *Executor) process(n *node, em *emitter) {
 		if err == nil && isFlusher && x.plan.Cyclic {
 			// Finish the batch before counting it done, so that
 			// quiescence is not declared while packets are in flight.
-			err = x.call(func() error { return fl.Flush(ctx, em) })
+			err = x.call(n, func() error { return fl.Flush(ctx, em) })
 		}
+		n.holding.Store(0)
 		em.flushAll()
 		d := time.Since(t0).Nanoseconds()
 		n.busyNs.Add(d)
@@ -537,9 +686,12 @@ func nack(p *packet.Packet, err error) {
 	}
 }
 
-// call runs one node call, turning a panic into an error.
-func (x *Executor) call(f func() error) (err error) {
+// call runs one node call, turning a panic into an error, and marks it
+// for Liveness.
+func (x *Executor) call(n *node, f func() error) (err error) {
+	n.enter()
 	defer func() {
+		n.leave()
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, firstFrames(debug.Stack()))
 		}
@@ -644,4 +796,48 @@ func (x *Executor) closeOrder() []*node {
 	}
 	slices.Reverse(order)
 	return order
+}
+
+// inCallFor is how long n has been inside its current call without
+// emitting; 0 outside calls.
+func (x *Executor) inCallFor(n *node, now time.Time) time.Duration {
+	s := n.callSince.Load()
+	if s == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, s))
+}
+
+// Liveness reports whether the graph is making progress, for the service
+// watchdog: nil while every non-source node goroutine is waiting for
+// input, blocked handing packets to a full inbox (backpressure: the stall
+// is downstream, and is found there), or inside a call (Start, Process,
+// ProcessBatch) that began, or last emitted, less than stall ago.
+// Otherwise an error naming the node and how long it has been in its call.
+//
+// Sources count as live: Run is one call for the whole run by design
+// (waiting for a camera, a queue or a timer), so a source that hangs is
+// not caught here; what it feeds shows as idle, not stuck.
+func (x *Executor) Liveness(stall time.Duration) error {
+	now := time.Now()
+	for _, n := range x.nodes {
+		if n.source || n.finished.Load() || n.pushing.Load() {
+			continue
+		}
+		if d := x.inCallFor(n, now); d > stall {
+			return &StallError{NodeID: n.pn.ID, Plugin: n.pn.Plugin, InCall: d, Stall: stall}
+		}
+	}
+	return nil
+}
+
+// StallError is Liveness's answer for a node stuck in a call.
+type StallError struct {
+	NodeID, Plugin string
+	InCall, Stall  time.Duration
+}
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("node %q (%s) has been inside one call for %s without emitting (watchdog stall limit %s)",
+		e.NodeID, e.Plugin, e.InCall.Round(time.Millisecond), e.Stall)
 }

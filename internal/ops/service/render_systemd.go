@@ -62,7 +62,7 @@ func renderSystemd(c Config) Definition {
 	// mixed: SIGTERM to the main process only (it stops its own ffmpeg
 	// children), SIGKILL to what is left after the timeout.
 	w("KillMode=mixed")
-	w("TimeoutStopSec=%d", int(StopTimeout.Seconds()))
+	w("TimeoutStopSec=%d", int(unitStopTimeout(c).Seconds()))
 	w("UMask=0027")
 	w("NoNewPrivileges=yes")
 	if !c.User {

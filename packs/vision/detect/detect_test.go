@@ -312,3 +312,59 @@ func TestEncoder(t *testing.T) {
 		t.Fatal("empty frame encoded")
 	}
 }
+
+// cancelSoon cancels the returned ctx once the call under test is under
+// way; the Timeout of an hour means only the cancellation can end it.
+func cancelSoon(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	tm := time.AfterFunc(50*time.Millisecond, cancel)
+	t.Cleanup(func() { tm.Stop(); cancel() })
+	return ctx
+}
+
+// A run's stop cancels the ctx: Detect returns then, whether the adapter
+// is thinking (no answer) or not reading its input at all, so a stop is
+// bounded by --stop-timeout rather than by the adapter.
+func TestProcessDetectReturnsOnCancel(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		img  int
+	}{
+		{"hang", 24},
+		{"noread", 4 << 20}, // larger than any pipe buffer: the write blocks
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			p := newProc(t, tc.mode, func(c *detect.ProcessConfig) { c.Timeout = time.Hour; c.MaxRestarts = -1 })
+			req := &detect.Request{Width: 4, Height: 2, Format: detect.FormatBGR24}
+			_, err := p.Detect(cancelSoon(t), req, make([]byte, tc.img))
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// A cancelled Detect leaves the adapter usable: the late answer is skipped
+// by id, or a child killed mid-write is restarted.
+func TestProcessUsableAfterCancel(t *testing.T) {
+	p := newProc(t, "fixed,delay-ms=300", func(c *detect.ProcessConfig) { c.Timeout = time.Hour })
+	req := &detect.Request{Width: 4, Height: 2, Format: detect.FormatBGR24}
+	if _, err := p.Detect(cancelSoon(t), req, make([]byte, 24)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	dets, err := call(p, 1)
+	if err != nil || len(dets) != 1 {
+		t.Fatalf("after cancel: %v %v", dets, err)
+	}
+}
+
+func TestHTTPDetectReturnsOnCancel(t *testing.T) {
+	srv := httptest.NewServer(adaptertest.Handler("hang"))
+	defer srv.Close()
+	h := &detect.HTTP{URL: srv.URL, Timeout: time.Hour}
+	req := &detect.Request{Width: 4, Height: 2, Format: detect.FormatBGR24}
+	_, err := h.Detect(cancelSoon(t), req, make([]byte, 24))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+}

@@ -46,7 +46,7 @@ func (h *HTTP) Close(context.Context) error {
 // Detect posts the image and parses the answer. A non-2xx status is an
 // adapter error carrying the start of the body; the answer's "id" is
 // optional but must match when given.
-func (h *HTTP) Detect(ctx context.Context, req *Request, img []byte) ([]Detection, error) {
+func (h *HTTP) Detect(parent context.Context, req *Request, img []byte) ([]Detection, error) {
 	h.mu.Lock()
 	if h.Client == nil {
 		h.Client = &http.Client{}
@@ -59,7 +59,7 @@ func (h *HTTP) Detect(ctx context.Context, req *Request, img []byte) ([]Detectio
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s: encode request: %w", h.URL, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	ctx, cancel := context.WithTimeout(parent, h.Timeout)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(img))
 	if err != nil {
@@ -72,6 +72,9 @@ func (h *HTTP) Detect(ctx context.Context, req *Request, img []byte) ([]Detectio
 	hr.Header.Set("Content-Type", ct)
 	hr.Header.Set(RequestHeader, string(hdr))
 	resp, err := h.Client.Do(hr)
+	if err != nil && parent.Err() != nil {
+		return nil, parent.Err() // the caller stopped: not an adapter failure
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, &Error{Kind: KindTimeout, Adapter: h.URL, Err: fmt.Errorf("request %d: no answer within %s", req.ID, h.Timeout)}
@@ -80,6 +83,9 @@ func (h *HTTP) Detect(ctx context.Context, req *Request, img []byte) ([]Detectio
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil && parent.Err() != nil {
+		return nil, parent.Err()
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, &Error{Kind: KindTimeout, Adapter: h.URL, Err: fmt.Errorf("request %d: answer not complete within %s", req.ID, h.Timeout)}

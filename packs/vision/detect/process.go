@@ -221,9 +221,20 @@ func (p *Process) Detect(ctx context.Context, req *Request, img []byte) ([]Detec
 	}
 	p.hdr = append(append(p.hdr[:0], hdr...), '\n')
 	_ = c.stdin.SetWriteDeadline(deadline)
+	// A cancelled ctx (the run's stop) ends a write the child is not
+	// reading, too: the deadline moves to now.
+	stopWrite := context.AfterFunc(ctx, func() { _ = c.stdin.SetWriteDeadline(time.Now()) })
 	_, err = c.stdin.Write(p.hdr)
 	if err == nil {
 		_, err = c.stdin.Write(img)
+	}
+	stopWrite()
+	if err != nil && ctx.Err() != nil {
+		// Half a request may be in the pipe: the framing is lost, so the
+		// child goes (a later Detect restarts it). Not a failure of the
+		// adapter: the caller stopped.
+		p.kill(c)
+		return nil, ctx.Err()
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -270,6 +281,9 @@ func (p *Process) Detect(ctx context.Context, req *Request, img []byte) ([]Detec
 			}
 			return nil, p.fail(KindTimeout, fmt.Errorf("request %d: no answer within %s", req.ID, timeout))
 		case <-ctx.Done():
+			// The child keeps working on this frame; its late answer is
+			// recognised by id and skipped if Detect is called again, and
+			// Close ends the child.
 			return nil, ctx.Err()
 		}
 	}

@@ -11,7 +11,8 @@
 // crash-after=N (exit 3 on the request after N answers), garbage-on=I
 // (a non-JSON line for frame_idx I), error-on=I ({"error"} for frame_idx I),
 // slow-on=I (answer frame_idx I after 2 s), hang (never answer),
-// banner (print a non-JSON line before the first answer).
+// banner (print a non-JSON line before the first answer), delay-ms=N
+// (answer every frame after N ms), noread (never read stdin).
 package adaptertest
 
 import (
@@ -56,6 +57,8 @@ type header struct {
 
 type options struct {
 	red, fixed, hang, banner   bool
+	noread                     bool
+	delay                      time.Duration
 	crashAfter                 int
 	garbageOn, errorOn, slowOn int64
 }
@@ -74,6 +77,10 @@ func parse(mode string) options {
 			o.hang = true
 		case "banner":
 			o.banner = true
+		case "noread":
+			o.noread = true
+		case "delay-ms":
+			o.delay = time.Duration(n) * time.Millisecond
 		case "crash-after":
 			o.crashAfter = int(n)
 		case "garbage-on":
@@ -90,6 +97,9 @@ func parse(mode string) options {
 // Serve speaks the process protocol on r/w until r ends.
 func Serve(r io.Reader, w io.Writer, mode string) error {
 	o := parse(mode)
+	if o.noread {
+		select {} // a child that stopped reading its input
+	}
 	in := bufio.NewReader(r)
 	out := bufio.NewWriter(w)
 	answered := 0
@@ -122,6 +132,7 @@ func Serve(r io.Reader, w io.Writer, mode string) error {
 		if h.FrameIdx == o.slowOn {
 			time.Sleep(2 * time.Second)
 		}
+		time.Sleep(o.delay)
 		switch {
 		case h.FrameIdx == o.garbageOn:
 			fmt.Fprintln(out, "this is not json")
@@ -211,6 +222,10 @@ func Handler(mode string) http.Handler {
 		img, err := io.ReadAll(r.Body)
 		if err != nil || len(img) != h.Bytes {
 			http.Error(w, "short body", http.StatusBadRequest)
+			return
+		}
+		if o.hang {
+			<-r.Context().Done()
 			return
 		}
 		if h.FrameIdx == o.slowOn {
