@@ -101,22 +101,32 @@ func sizeStr(n int64) string {
 var bom = []byte("\xEF\xBB\xBF")
 
 // checkText strips a UTF-8 byte order mark (editors on Windows write one;
-// left in, it would make the first key "\ufeffversion") and refuses
-// invalid UTF-8 with its line rather than turning it into U+FFFD.
+// left in, it would make the first key "\ufeffversion") and refuses, with
+// the line, invalid UTF-8 (rather than turning it into U+FFFD) and the
+// control characters YAML does not allow in a stream.
 func checkText(data []byte) ([]byte, *limitError) {
 	data = bytes.TrimPrefix(data, bom)
-	if utf8.Valid(data) {
-		return data, nil
+	ascii := true
+	for _, c := range data {
+		if c >= 0x80 || c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return data, nil // the common case, checked without decoding
 	}
 	line, col := 1, 1
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return nil, &limitError{Pos{line, col}, fmt.Sprintf("invalid UTF-8 (byte 0x%02x at offset %d); graph files must be UTF-8", data[i], i)}
-		}
-		if r == '\n' {
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return nil, &limitError{Pos{line, col}, fmt.Sprintf("invalid UTF-8 (byte 0x%02x); graph files must be UTF-8", data[i])}
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r >= 0x80 && r <= 0x9f && r != 0x85, r == 0xfeff && i > 0, r == 0xfffe, r == 0xffff:
+			return nil, &limitError{Pos{line, col}, fmt.Sprintf("control character %U is not allowed in YAML; write it as an escape in a double-quoted string", r)}
+		case r == '\n':
 			line, col = line+1, 1
-		} else {
+		default:
 			col++
 		}
 		i += size

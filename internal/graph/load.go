@@ -60,6 +60,9 @@ type loader struct {
 
 func (l *loader) add(sev Severity, path, subject, format string, args ...any) {
 	p := l.g.PosOf(path)
+	if p.Line == 0 {
+		p = Pos{Line: 1} // a whole-file problem (a missing key)
+	}
 	l.diags = append(l.diags, Diag{File: l.g.File, Line: p.Line, Col: p.Col, Severity: sev, Subject: subject, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -118,7 +121,7 @@ func LoadLimited(file string, data []byte, getenv func(string) (string, bool), l
 	if !ok {
 		// Upstream's message, with what was found and where (line 1 for
 		// an empty file).
-		p := g.PosOf("")
+		p := d.pos[""]
 		if p.Line == 0 {
 			p = Pos{Line: 1}
 		}

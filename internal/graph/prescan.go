@@ -18,7 +18,7 @@ package graph
 func prescan(data []byte, lim Limits) *limitError {
 	s := &scanner{lim: lim, bsIndent: -1}
 	line := 0
-	for start := 0; start <= len(data); {
+	for start := 0; start < len(data); {
 		end := start
 		for end < len(data) && data[end] != '\n' {
 			end++
@@ -256,7 +256,7 @@ func (s *scanner) tokens(text []byte, i, line int) *limitError {
 		if quoted {
 			s.quote, s.qLine = c, line
 			j, closed := s.scanQuoted(text, i+1)
-			s.qSize = j - i
+			s.qSize = j - i - 1 // the text between the quotes
 			if s.qSize > s.lim.MaxScalarBytes {
 				return s.scalarErr(line)
 			}
