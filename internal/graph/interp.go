@@ -209,26 +209,33 @@ func textSize(v any, limit int) int {
 	return len(packet.PyStr(v))
 }
 
-// countValues counts the values in v (1 for a scalar), stopping past limit.
-func countValues(v any, limit int) int {
-	n := 1
+// countValues counts the values in v (1 for a scalar) and its nesting
+// depth (0 for a scalar), stopping past limit values.
+func countValues(v any, limit int) (int, int) {
+	n, depth := 1, 0
 	switch x := v.(type) {
 	case *packet.Map:
+		depth = 1
 		for _, e := range x.Entries() {
 			if n > limit {
 				break
 			}
-			n += 1 + countValues(e.Value, limit-n)
+			c, d := countValues(e.Value, limit-n)
+			n += 1 + c
+			depth = max(depth, 1+d)
 		}
 	case []any:
+		depth = 1
 		for _, e := range x {
 			if n > limit {
 				break
 			}
-			n += countValues(e, limit-n)
+			c, d := countValues(e, limit-n)
+			n += c
+			depth = max(depth, 1+d)
 		}
 	}
-	return n
+	return n, depth
 }
 
 // matchBrace returns the index of the } closing the ${ that opened before
@@ -266,7 +273,7 @@ func (ip *interpolator) eval(expr, path string) (any, error) {
 	if expr == "" {
 		return nil, fmt.Errorf("empty interpolation ${}")
 	}
-	return ip.ref(expr)
+	return ip.ref(expr, path)
 }
 
 func isResolverName(s string) bool {
@@ -332,7 +339,7 @@ func splitTopComma(s string) (string, string, bool) {
 }
 
 // ref looks up a dotted path (a.b, a.list[0], a.list.0) from the root.
-func (ip *interpolator) ref(expr string) (any, error) {
+func (ip *interpolator) ref(expr, path string) (any, error) {
 	var cur any = ip.root
 	curPath := ""
 	for _, seg := range splitRef(expr) {
@@ -356,8 +363,14 @@ func (ip *interpolator) ref(expr string) (any, error) {
 	if s, ok := cur.(string); ok && strings.Contains(s, "${") {
 		return ip.resolveString(s, curPath)
 	}
-	if err := ip.charge(countValues(cur, ip.lim.MaxNodes-ip.evals+1) - 1); err != nil {
+	n, depth := countValues(cur, ip.lim.MaxNodes-ip.evals+1)
+	if err := ip.charge(n - 1); err != nil {
 		return nil, err
+	}
+	// The copy lands at path, as deep as path is: nesting a reference in
+	// a reference must not grow past MaxDepth either.
+	if level := 1 + strings.Count(path, ".") + strings.Count(path, "["); level+depth > ip.lim.MaxDepth {
+		return nil, &errOver{fmt.Sprintf("an interpolated value nests deeper than the limit of %d levels; raise it with %s", ip.lim.MaxDepth, knobDepth)}
 	}
 	return packet.DeepCopy(cur), nil
 }

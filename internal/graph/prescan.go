@@ -42,6 +42,9 @@ type scanner struct {
 	nodes int
 	flow  int   // open [ and {
 	stack []int // columns of the open block collections
+	// rooted: the document's root block collection is counted; a root
+	// key less indented than the first one is the same mapping.
+	rooted bool
 
 	// An open block scalar: content lines are those indented more than
 	// bsIndent (the column of the collection that holds it).
@@ -148,7 +151,7 @@ func (s *scanner) line(text []byte, line int) *limitError {
 			return nil
 		}
 		if ind == 0 && (hasPrefixAt(text, 0, "---") || hasPrefixAt(text, 0, "...")) && (len(text) == 3 || text[3] == ' ' || text[3] == '\t') {
-			s.stack = s.stack[:0]
+			s.stack, s.rooted = s.stack[:0], false
 			i = 3
 		} else if ind == 0 && text[0] == '%' {
 			return nil // a directive
@@ -187,6 +190,12 @@ func (s *scanner) push(col, line int) *limitError {
 	s.stack = append(s.stack, col)
 	if len(s.stack)+s.flow > s.lim.MaxDepth {
 		return s.depthErr(line, col+1)
+	}
+	if len(s.stack) == 1 {
+		if s.rooted {
+			return nil
+		}
+		s.rooted = true
 	}
 	return s.addNode(line, col+1)
 }
