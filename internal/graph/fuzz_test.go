@@ -199,4 +199,3 @@ func FuzzPrescan(f *testing.F) {
 		}
 	})
 }
-
