@@ -124,7 +124,7 @@ func checkText(data []byte) ([]byte, *limitError) {
 			return nil, &limitError{Pos{line, col}, fmt.Sprintf("invalid UTF-8 (byte 0x%02x); graph files must be UTF-8", data[i])}
 		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r >= 0x80 && r <= 0x9f && r != 0x85, r == 0xfeff && i > 0, r == 0xfffe, r == 0xffff:
 			return nil, &limitError{Pos{line, col}, fmt.Sprintf("control character %U is not allowed in YAML; write it as an escape in a double-quoted string", r)}
-		case r == '\n':
+		case r == '\n' || r == '\r' && (i+1 == len(data) || data[i+1] != '\n'):
 			line, col = line+1, 1
 		default:
 			col++

@@ -20,18 +20,17 @@ func prescan(data []byte, lim Limits) *limitError {
 	line := 0
 	for start := 0; start < len(data); {
 		end := start
-		for end < len(data) && data[end] != '\n' {
+		for end < len(data) && data[end] != '\n' && data[end] != '\r' {
 			end++
 		}
 		line++
-		text := data[start:end]
-		if n := len(text); n > 0 && text[n-1] == '\r' {
-			text = text[:n-1]
-		}
-		if err := s.line(text, line); err != nil {
+		if err := s.line(data[start:end], line); err != nil {
 			return err
 		}
-		start = end + 1
+		start = end + 1 // YAML breaks lines at LF, CRLF and a lone CR
+		if end+1 < len(data) && data[end] == '\r' && data[end+1] == '\n' {
+			start++
+		}
 	}
 	return nil
 }
@@ -57,6 +56,7 @@ type scanner struct {
 	qSize       int
 	qLine       int
 	plainOpen   bool // a block plain scalar may continue on the next line
+	flowCont    bool // a flow plain scalar ended the line: it may go on
 	plainIndent int
 	plainSize   int
 	plainLine   int
@@ -146,8 +146,13 @@ func (s *scanner) line(text []byte, line int) *limitError {
 		}
 		s.plainOpen = false
 	}
+	cont := s.flowCont
 	if i == 0 {
-		if ind == len(text) || text[ind] == '#' {
+		if ind == len(text) {
+			return nil // a blank line; a flow scalar may go on after it
+		}
+		s.flowCont = false
+		if text[ind] == '#' {
 			return nil
 		}
 		if ind == 0 && (hasPrefixAt(text, 0, "---") || hasPrefixAt(text, 0, "...")) && (len(text) == 3 || text[3] == ' ' || text[3] == '\t') {
@@ -165,7 +170,8 @@ func (s *scanner) line(text []byte, line int) *limitError {
 			i = ind
 		}
 	}
-	return s.tokens(text, i, line)
+	s.flowCont = false
+	return s.tokens(text, i, line, cont && s.quote == 0)
 }
 
 func comment(text []byte, i int) bool { return i < len(text) && text[i] == '#' }
@@ -202,12 +208,19 @@ func (s *scanner) push(col, line int) *limitError {
 
 // tokens scans the rest of a line from i, at a place where a value may
 // start.
-func (s *scanner) tokens(text []byte, i, line int) *limitError {
-	for i < len(text) {
+//
+// cont: the line may continue a flow plain scalar from the line before
+// ("[a\n b]" holds one value, "a b").
+func (s *scanner) tokens(text []byte, i, line int, cont bool) *limitError {
+	for first := true; i < len(text); first = false {
 		c := text[i]
+		if !first {
+			cont = false
+		}
 		switch {
 		case c == ' ' || c == '\t':
 			i++
+			first = true
 			continue
 		case c == '#':
 			return nil
@@ -282,8 +295,10 @@ func (s *scanner) tokens(text []byte, i, line int) *limitError {
 			if i-start > s.lim.MaxScalarBytes {
 				return s.scalarErr(line)
 			}
-			if err := s.addNode(line, start+1); err != nil {
-				return err
+			if !cont {
+				if err := s.addNode(line, start+1); err != nil {
+					return err
+				}
 			}
 		}
 		end := i
@@ -298,8 +313,12 @@ func (s *scanner) tokens(text []byte, i, line int) *limitError {
 			i++
 			continue
 		}
-		if !quoted && s.flow == 0 && i >= len(text) {
-			s.plainOpen, s.plainIndent, s.plainSize, s.plainLine = true, s.top(), end-start, line
+		if !quoted && i >= len(text) {
+			if s.flow == 0 {
+				s.plainOpen, s.plainIndent, s.plainSize, s.plainLine = true, s.top(), end-start, line
+			} else {
+				s.flowCont = true
+			}
 		}
 	}
 	return nil
