@@ -85,3 +85,29 @@ func TestValidateHostileGraphFiles(t *testing.T) {
 		})
 	}
 }
+
+// The knob each limit error names raises it: flag, or environment.
+func TestValidateLimitKnobs(t *testing.T) {
+	deep := filepath.Join("internal", "graph", "testdata", "hostile", "deep_seq_20k.yaml")
+	if r := run(t, "", nil, "validate", "--graph", deep); r.code != 2 {
+		t.Fatalf("default limits: exit %d", r.code)
+	}
+	if r := run(t, "", nil, "validate", "--max-graph-depth", "20000", "--graph", deep); r.code != 0 {
+		t.Errorf("--max-graph-depth 20000: exit %d: %s", r.code, r.stderr)
+	}
+	if r := run(t, "", []string{"SCHNITZEL_MAX_GRAPH_DEPTH=20000"}, "validate", "--graph", deep); r.code != 0 {
+		t.Errorf("SCHNITZEL_MAX_GRAPH_DEPTH=20000: exit %d: %s", r.code, r.stderr)
+	}
+	// The flag beats the environment.
+	if r := run(t, "", []string{"SCHNITZEL_MAX_GRAPH_DEPTH=20000"}, "validate", "--max-graph-depth", "64", "--graph", deep); r.code != 2 {
+		t.Errorf("flag over env: exit %d", r.code)
+	}
+	r := run(t, "", []string{"SCHNITZEL_MAX_GRAPH_BYTES=lots"}, "validate", "--graph", "configs/graphs/dev_inproc_demo_v2.yaml")
+	if r.code != 2 || !strings.Contains(r.stderr, `SCHNITZEL_MAX_GRAPH_BYTES must be a positive integer, got "lots"`) {
+		t.Errorf("bad env value: exit %d: %s", r.code, r.stderr)
+	}
+	r = run(t, "", nil, "--max-graph-bytes", "100", "--graph", "configs/graphs/dev_inproc_demo_v2.yaml")
+	if r.code != 2 || !strings.Contains(r.stderr, "graph file is larger than the limit of 100 bytes; raise it with --max-graph-bytes") {
+		t.Errorf("run with a small --max-graph-bytes: exit %d: %s", r.code, r.stderr)
+	}
+}
