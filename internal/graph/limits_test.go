@@ -239,3 +239,26 @@ func TestAliasesAndMergesUnderTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// An unknown edge endpoint suggests at most three ids, whatever the graph
+// holds: nodes n0..n1999 and edges to "n" made messages of every id.
+func TestSuggestionsAreFew(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 2\nnodes:\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  - {id: n%d, plugin: 'schnitzel_stream.nodes.dev:Identity'}\n", i)
+	}
+	b.WriteString("edges:\n  - {from: n1, to: n}\n")
+	g, diags := Load("g.yaml", []byte(b.String()), env(nil))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	_, vd := Validate(g, testRegistry(), plugin.Policy{AllowAll: true})
+	want := `g.yaml:2004: edge n1 -> n: unknown node "n" (did you mean "n0" or "n1" or "n10"?)`
+	for _, d := range vd.Errors() {
+		if d.String() == want {
+			return
+		}
+	}
+	t.Errorf("want %s\ngot %v", want, vd)
+}
