@@ -105,7 +105,10 @@ func blank(text []byte) bool {
 func (s *scanner) line(text []byte, line int) *limitError {
 	ind := indentOf(text)
 	if s.inBlock {
-		if blank(text) || ind > s.bsIndent {
+		// Content is indented more than the collection that holds the
+		// scalar, and as much as its first line (YAML's auto-detected
+		// indentation): a line less indented ends it.
+		if blank(text) || ind > s.bsIndent && (s.bsContent < 0 || ind >= s.bsContent) {
 			if !blank(text) && s.bsContent < 0 {
 				s.bsContent = ind
 			}
