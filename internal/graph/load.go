@@ -122,7 +122,7 @@ func LoadLimited(file string, data []byte, getenv func(string) (string, bool), l
 		// Upstream's message, with what was found and where (line 1 for
 		// an empty file).
 		p := d.pos[""]
-		if p.Line == 0 {
+		if p.Line == 0 || d.root == nil { // yaml.v3 places "---" alone's null on line 2
 			p = Pos{Line: 1}
 		}
 		l.diags = append(l.diags, Diag{File: file, Line: p.Line, Col: p.Col, Severity: SevError,
