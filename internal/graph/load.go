@@ -82,6 +82,25 @@ func Load(file string, data []byte, getenv func(string) (string, bool)) (*Graph,
 
 // LoadLimited is Load within lim (zero fields: the default).
 func LoadLimited(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
+	g, diags := load(file, data, getenv, lim)
+	// The parser may place a value that is not written (the null of a
+	// trailing "key:" or "---") on the line after the last: say the last.
+	if last := lineCount(data); len(diags) > 0 {
+		for i := range diags {
+			if diags[i].Line > last {
+				diags[i].Line, diags[i].Col = last, 0
+			}
+		}
+	}
+	return g, diags
+}
+
+// lineCount counts lines as YAML breaks them (LF, CRLF, lone CR).
+func lineCount(data []byte) int {
+	return 1 + bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n"))
+}
+
+func load(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
