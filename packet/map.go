@@ -66,6 +66,13 @@ func (m *Map) Set(key string, value any) {
 	m.kv = append(m.kv, KV{key, value})
 }
 
+// AppendNew adds an entry whose key the caller knows is not in m: Set
+// without the linear scan, for decoders that index keys themselves (the
+// graph loader, where a hostile file may hold a mapping of 50,000 keys).
+func (m *Map) AppendNew(key string, value any) {
+	m.kv = append(m.kv, KV{key, value})
+}
+
 // Delete removes key, keeping the order of the others.
 func (m *Map) Delete(key string) {
 	if m == nil {

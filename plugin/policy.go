@@ -68,11 +68,14 @@ func (p Policy) Allowed(plugin string) bool {
 	return false
 }
 
-// Check returns upstream's PermissionError message when plugin is not allowed.
+// Check explains why plugin may not be loaded, or returns nil. It names the
+// whole plugin string as written and the prefixes in force (upstream's
+// PermissionError names only the module: docs/compat.md).
 func (p Policy) Check(plugin string) error {
 	if p.Allowed(plugin) {
 		return nil
 	}
 	module, _, _ := strings.Cut(plugin, ":")
-	return fmt.Errorf("plugin module is not allowed: %s. Set ALLOWED_PLUGIN_PREFIXES or ALLOW_ALL_PLUGINS=true for dev-only use", module)
+	return fmt.Errorf("plugin %q is not allowed: module %q is not under ALLOWED_PLUGIN_PREFIXES (%s); add its prefix there, or set ALLOW_ALL_PLUGINS=true for dev-only use",
+		plugin, module, strings.Join(p.Prefixes, ","))
 }

@@ -172,7 +172,7 @@ func TestDefaultRunAndHelp(t *testing.T) {
 
 func TestAllowlistFromEnvironment(t *testing.T) {
 	r := run(t, "", []string{"ALLOWED_PLUGIN_PREFIXES=acme."}, "validate", "--graph", "configs/graphs/dev_inproc_demo_v2.yaml")
-	if r.code != 2 || !strings.Contains(r.stderr, "plugin module is not allowed: schnitzel_stream.nodes.dev") {
+	if r.code != 2 || !strings.Contains(r.stderr, `is not allowed: module "schnitzel_stream.nodes.dev" is not under ALLOWED_PLUGIN_PREFIXES (acme.)`) {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
 	}
 	r = run(t, "", []string{"ALLOWED_PLUGIN_PREFIXES=acme.", "ALLOW_ALL_PLUGINS=true"}, "validate", "--graph", "configs/graphs/dev_inproc_demo_v2.yaml")

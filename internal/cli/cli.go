@@ -38,6 +38,8 @@ type App struct {
 	// SetGCPercent retunes the collector for the graph about to run; nil:
 	// leave it (tests run many graphs in one process).
 	SetGCPercent func(percent int)
+
+	limits limitOptions // graph loader limits (flags)
 }
 
 // Main runs the command line and returns the process exit code.
@@ -184,6 +186,7 @@ Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
 		return exitcode.New(exitcode.Usage, fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})
 	ro.register(root)
+	a.limits.register(root)
 	root.AddCommand(a.validateCommand(), a.pluginsCommand(), a.graphCommand(), a.versionCommand())
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))

@@ -22,7 +22,10 @@ func (a *App) graphCommand() *cobra.Command {
 			Short: "Print the graph as " + format,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				g, diags := graph.LoadFile(args[0], a.LookupEnv)
+				g, diags, err := a.loadFile(args[0])
+				if err != nil {
+					return err
+				}
 				if g == nil || diags.HasErrors() {
 					printDiags(cmd.ErrOrStderr(), diags)
 					return exitcode.Errorf(exitcode.Usage, "%s: cannot load graph", args[0])

@@ -10,7 +10,6 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/cli/pathscmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/queuecmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/servicecmd"
-	"github.com/schnitzel-stream/schnitzel/internal/graph"
 )
 
 func init() {
@@ -41,7 +40,10 @@ func (a *App) validatePath(path string) error {
 
 // graphPlugins lists the plugin strings a graph uses (its job for v1).
 func (a *App) graphPlugins(path string) ([]string, error) {
-	g, diags := graph.LoadFile(path, a.LookupEnv)
+	g, diags, err := a.loadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	if g == nil {
 		return nil, diags
 	}

@@ -4,6 +4,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/schnitzel-stream/schnitzel/configs"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
@@ -40,7 +45,10 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 		}
 		g, diags = graph.Load(name, data, a.LookupEnv)
 	} else {
-		g, diags = graph.LoadFile(path, a.LookupEnv)
+		var err error
+		if g, diags, err = a.loadFile(path); err != nil {
+			return nil, nil, err
+		}
 	}
 	if g == nil {
 		return nil, diags, exitcode.New(exitcode.Usage, nil)
@@ -60,4 +68,69 @@ func printDiags(w io.Writer, diags graph.Diags) {
 	for _, d := range diags {
 		fmt.Fprintln(w, redact.Text(d.String())) // a config error may quote a URL
 	}
+}
+
+// limitOptions are the graph loader's limits (graph.Limits), one flag and
+// one environment variable each; the flag wins, then the variable, then
+// graph.DefaultLimits. Every command that loads a graph honours them.
+type limitOptions struct {
+	bytes, depth, nodes, scalar int64
+}
+
+var limitKnobs = []struct {
+	flag, env, usage string
+	field            func(*limitOptions) *int64
+}{
+	{"max-graph-bytes", "SCHNITZEL_MAX_GRAPH_BYTES", "largest graph file read, in bytes (default 8 MiB)", func(o *limitOptions) *int64 { return &o.bytes }},
+	{"max-graph-depth", "SCHNITZEL_MAX_GRAPH_DEPTH", "deepest nesting in a graph file (default 64)", func(o *limitOptions) *int64 { return &o.depth }},
+	{"max-graph-nodes", "SCHNITZEL_MAX_GRAPH_NODES", "most values in a graph file after aliases and interpolations (default 100000)", func(o *limitOptions) *int64 { return &o.nodes }},
+	{"max-graph-scalar-bytes", "SCHNITZEL_MAX_GRAPH_SCALAR_BYTES", "longest scalar in a graph file, in bytes (default 1 MiB)", func(o *limitOptions) *int64 { return &o.scalar }},
+}
+
+func (o *limitOptions) register(cmd *cobra.Command) {
+	for _, k := range limitKnobs {
+		cmd.PersistentFlags().Int64Var(k.field(o), k.flag, 0, k.usage+"; env "+k.env)
+	}
+}
+
+// graphLimits resolves the loader limits from the flags and environment.
+func (a *App) graphLimits() (graph.Limits, error) {
+	var vals [4]int64
+	for i, k := range limitKnobs {
+		v := *k.field(&a.limits)
+		if v < 0 {
+			return graph.Limits{}, exitcode.Errorf(exitcode.Usage, "--%s must be a positive number, got %d", k.flag, v)
+		}
+		if raw := strings.TrimSpace(a.Getenv(k.env)); v == 0 && raw != "" {
+			n, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil || n <= 0 {
+				return graph.Limits{}, exitcode.Errorf(exitcode.Usage, "%s must be a positive integer, got %q", k.env, raw)
+			}
+			v = n
+		}
+		vals[i] = v
+	}
+	const maxInt = int64(^uint(0) >> 1)
+	return graph.Limits{
+		MaxFileBytes:   vals[0],
+		MaxDepth:       int(min(vals[1], maxInt)),
+		MaxNodes:       int(min(vals[2], maxInt)),
+		MaxScalarBytes: int(min(vals[3], maxInt)),
+	}, nil
+}
+
+// loadFile loads a graph file within the configured limits. While it
+// parses, the collector runs at GOGC=100 rather than the run's 400: the
+// parse's garbage is most of the peak, and validate on a large file under
+// the limits stays within 64 MiB (docs/benchmarks.md).
+func (a *App) loadFile(path string) (*graph.Graph, graph.Diags, error) {
+	lim, err := a.graphLimits()
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.SetGCPercent != nil && a.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(100))
+	}
+	g, diags := graph.LoadFileLimited(path, a.LookupEnv, lim)
+	return g, diags, nil
 }

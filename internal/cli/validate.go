@@ -31,6 +31,9 @@ endpoints, cycles), kinds, ports, plugin allowlist and every node's config.
 Every problem is reported with file:line. A DIR/... argument checks every
 .yaml file below DIR. Exit code 2 when any graph is invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := a.graphLimits(); err != nil {
+				return err // a bad limit is a usage error, not an invalid graph
+			}
 			paths := append([]string(nil), graphs...)
 			for _, arg := range args {
 				expanded, err := expandGraphArg(arg)

@@ -41,7 +41,7 @@ p: 1:30
 q: 99999999999999999999
 r: TRUE
 `
-	d, err := parseYAML([]byte(src))
+	d, err := parseYAML([]byte(src), DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ edges:
 		`graph.yaml:6: node "src": duplicate node_id: src (first defined at line 3)`,
 		`graph.yaml:12: node "out": config.forward: expected a boolean (true/false), got the string "maybe"`,
 		`graph.yaml:13: warning: node "out": config.prefx: unknown key "prefx" (ignored)`,
-		`graph.yaml:15: node "evil": plugin module is not allowed: bad.module`,
+		`graph.yaml:15: node "evil": plugin "bad.module:Thing" is not allowed: module "bad.module" is not under ALLOWED_PLUGIN_PREFIXES (schnitzel_stream.,ai.); add its prefix there, or set ALLOW_ALL_PLUGINS=true for dev-only use`,
 		`graph.yaml:17: node "typo": plugin "schnitzel_stream.nodes.dev:PrintSnk" is not registered in this build (did you mean schnitzel_stream.nodes.dev:PrintSink?)`,
 		`graph.yaml:25: node "wrongkind": unsupported node kind: Source`,
 		`graph.yaml:29: edge src -> nowhere: unknown node "nowhere"`,

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,12 +16,59 @@ import (
 //
 // Unlike OmegaConf, an oc.env default keeps its YAML type: ${oc.env:X,false}
 // is the boolean false, not the string "False" (docs/compat.md).
+//
+// Resolution is bounded (Limits): every ${...} evaluated and every value it
+// copies counts against MaxNodes, a chain of references may be MaxDepth
+// long, a joined string MaxScalarBytes and all joined strings together
+// MaxFileBytes, so "x1: ${x0}${x0}, x2: ${x1}${x1}, ..." stops after
+// MaxNodes steps instead of doubling forty times.
 type interpolator struct {
 	root   any
 	getenv func(string) (string, bool)
 	active map[string]bool // paths being resolved, to catch ${a} -> ${a}
 	errs   []pathErr
+
+	lim    Limits
+	evals  int   // values resolved so far
+	joined int64 // bytes of joined strings so far
+	chain  int   // references being followed
+	// over is set once a limit is hit: one error says so and the rest of
+	// the tree is left unresolved.
+	over bool
+	// index holds the keys of large mappings: packet.Map looks keys up
+	// linearly, and MaxNodes references into a mapping of many keys would
+	// be quadratic. Keys do not change while resolving.
+	index map[*packet.Map]map[string]int
 }
+
+func (ip *interpolator) get(m *packet.Map, key string) (any, bool) {
+	if m.Len() <= 32 {
+		return m.Get(key)
+	}
+	idx, ok := ip.index[m]
+	if !ok {
+		if ip.index == nil {
+			ip.index = map[*packet.Map]map[string]int{}
+		}
+		idx = make(map[string]int, m.Len())
+		for i, e := range m.Entries() {
+			if _, dup := idx[e.Key]; !dup {
+				idx[e.Key] = i
+			}
+		}
+		ip.index[m] = idx
+	}
+	i, ok := idx[key]
+	if !ok {
+		return nil, false
+	}
+	return m.Entries()[i].Value, true
+}
+
+// errOver marks a limit error from deep inside a resolution.
+type errOver struct{ msg string }
+
+func (e *errOver) Error() string { return e.msg }
 
 type pathErr struct {
 	path string
@@ -40,11 +88,16 @@ func (ip *interpolator) resolveTree(v any, path string) any {
 		}
 		return x
 	case string:
-		if !strings.Contains(x, "${") {
+		if ip.over || !strings.Contains(x, "${") {
 			return x
 		}
 		out, err := ip.resolveString(x, path)
 		if err != nil {
+			var over *errOver
+			if errors.As(err, &over) {
+				ip.over = true
+				err = over
+			}
 			ip.errs = append(ip.errs, pathErr{path, err.Error()})
 			return x
 		}
@@ -53,13 +106,25 @@ func (ip *interpolator) resolveTree(v any, path string) any {
 	return v
 }
 
+func (ip *interpolator) charge(nodes int) error {
+	ip.evals += nodes
+	if ip.evals > ip.lim.MaxNodes {
+		return &errOver{tooManyNodes("interpolations resolve to", ip.lim.MaxNodes)}
+	}
+	return nil
+}
+
 // resolveString evaluates the expressions in s.
 func (ip *interpolator) resolveString(s, path string) (any, error) {
 	if ip.active[path] {
 		return nil, fmt.Errorf("interpolation cycle through %q", path)
 	}
+	if ip.chain >= ip.lim.MaxDepth {
+		return nil, &errOver{fmt.Sprintf("interpolations refer through more than the limit of %d levels; raise it with %s", ip.lim.MaxDepth, knobDepth)}
+	}
 	ip.active[path] = true
-	defer delete(ip.active, path)
+	ip.chain++
+	defer func() { delete(ip.active, path); ip.chain-- }()
 
 	var parts []any
 	var lit strings.Builder
@@ -95,11 +160,82 @@ func (ip *interpolator) resolveString(s, path string) (any, error) {
 	if len(parts) == 1 {
 		return parts[0], nil // one expression keeps its type
 	}
+	// Measure before joining: a part may be a large collection, and many
+	// parts of a large string would build a huge one.
+	size := 0
+	for _, p := range parts {
+		size += textSize(p, ip.lim.MaxScalarBytes-size+1)
+		if size > ip.lim.MaxScalarBytes {
+			return nil, &errOver{scalarTooBig("an interpolated string is", ip.lim.MaxScalarBytes)}
+		}
+	}
+	ip.joined += int64(size)
+	if ip.joined > ip.lim.MaxFileBytes {
+		return nil, &errOver{fmt.Sprintf("interpolations build more than the limit of %s of text; raise it with %s", sizeStr(ip.lim.MaxFileBytes), knobBytes)}
+	}
 	var b strings.Builder
+	b.Grow(size)
 	for _, p := range parts {
 		b.WriteString(packet.PyStr(p))
 	}
 	return b.String(), nil
+}
+
+// textSize is a lower bound of len(packet.PyStr(v)) that is exact for
+// scalars and stops counting past limit.
+func textSize(v any, limit int) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case *packet.Map:
+		n := 2
+		for _, e := range x.Entries() {
+			if n > limit {
+				break
+			}
+			n += len(e.Key) + 4 + textSize(e.Value, limit-n)
+		}
+		return n
+	case []any:
+		n := 2
+		for _, e := range x {
+			if n > limit {
+				break
+			}
+			n += 2 + textSize(e, limit-n)
+		}
+		return n
+	}
+	return len(packet.PyStr(v))
+}
+
+// countValues counts the values in v (1 for a scalar) and its nesting
+// depth (0 for a scalar), stopping past limit values.
+func countValues(v any, limit int) (int, int) {
+	n, depth := 1, 0
+	switch x := v.(type) {
+	case *packet.Map:
+		depth = 1
+		for _, e := range x.Entries() {
+			if n > limit {
+				break
+			}
+			c, d := countValues(e.Value, limit-n)
+			n += 1 + c
+			depth = max(depth, 1+d)
+		}
+	case []any:
+		depth = 1
+		for _, e := range x {
+			if n > limit {
+				break
+			}
+			c, d := countValues(e, limit-n)
+			n += c
+			depth = max(depth, 1+d)
+		}
+	}
+	return n, depth
 }
 
 // matchBrace returns the index of the } closing the ${ that opened before
@@ -122,6 +258,9 @@ func matchBrace(s string, start int) (int, error) {
 }
 
 func (ip *interpolator) eval(expr, path string) (any, error) {
+	if err := ip.charge(1); err != nil {
+		return nil, err
+	}
 	expr = strings.TrimSpace(expr)
 	if name, args, ok := strings.Cut(expr, ":"); ok && isResolverName(name) {
 		switch name {
@@ -134,7 +273,7 @@ func (ip *interpolator) eval(expr, path string) (any, error) {
 	if expr == "" {
 		return nil, fmt.Errorf("empty interpolation ${}")
 	}
-	return ip.ref(expr)
+	return ip.ref(expr, path)
 }
 
 func isResolverName(s string) bool {
@@ -200,13 +339,13 @@ func splitTopComma(s string) (string, string, bool) {
 }
 
 // ref looks up a dotted path (a.b, a.list[0], a.list.0) from the root.
-func (ip *interpolator) ref(expr string) (any, error) {
+func (ip *interpolator) ref(expr, path string) (any, error) {
 	var cur any = ip.root
 	curPath := ""
 	for _, seg := range splitRef(expr) {
 		switch x := cur.(type) {
 		case *packet.Map:
-			v, ok := x.Get(seg)
+			v, ok := ip.get(x, seg)
 			if !ok {
 				return nil, fmt.Errorf("interpolation key %q not found (in ${%s})", seg, expr)
 			}
@@ -223,6 +362,15 @@ func (ip *interpolator) ref(expr string) (any, error) {
 	}
 	if s, ok := cur.(string); ok && strings.Contains(s, "${") {
 		return ip.resolveString(s, curPath)
+	}
+	n, depth := countValues(cur, ip.lim.MaxNodes-ip.evals+1)
+	if err := ip.charge(n - 1); err != nil {
+		return nil, err
+	}
+	// The copy lands at path, as deep as path is: nesting a reference in
+	// a reference must not grow past MaxDepth either.
+	if level := 1 + strings.Count(path, ".") + strings.Count(path, "["); level+depth > ip.lim.MaxDepth {
+		return nil, &errOver{fmt.Sprintf("an interpolated value nests deeper than the limit of %d levels; raise it with %s", ip.lim.MaxDepth, knobDepth)}
 	}
 	return packet.DeepCopy(cur), nil
 }

@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"regexp"
@@ -12,10 +14,18 @@ import (
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
-// LoadFile reads and loads a graph file. getenv answers ${oc.env:...}
-// (nil means the process environment).
+// LoadFile reads and loads a graph file within DefaultLimits. getenv
+// answers ${oc.env:...} (nil means the process environment).
 func LoadFile(path string, getenv func(string) (string, bool)) (*Graph, Diags) {
-	data, err := os.ReadFile(path)
+	return LoadFileLimited(path, getenv, DefaultLimits)
+}
+
+// LoadFileLimited is LoadFile within lim (zero fields: the default). It
+// reads at most lim.MaxFileBytes+1 bytes, so a huge file (or /dev/zero)
+// costs no more than the limit.
+func LoadFileLimited(path string, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
+	lim = lim.withDefaults()
+	data, err := readAtMost(path, lim.MaxFileBytes+1)
 	if err != nil {
 		var msg string
 		if errors.Is(err, os.ErrNotExist) {
@@ -25,7 +35,21 @@ func LoadFile(path string, getenv func(string) (string, bool)) (*Graph, Diags) {
 		}
 		return nil, Diags{{File: path, Severity: SevError, Msg: msg}}
 	}
-	return Load(path, data, getenv)
+	return LoadLimited(path, data, getenv, lim)
+}
+
+func readAtMost(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		buf.Grow(int(min(st.Size(), n)) + 1)
+	}
+	_, err = buf.ReadFrom(io.LimitReader(f, n))
+	return buf.Bytes(), err
 }
 
 // loader collects diagnostics while it builds the model.
@@ -36,6 +60,9 @@ type loader struct {
 
 func (l *loader) add(sev Severity, path, subject, format string, args ...any) {
 	p := l.g.PosOf(path)
+	if p.Line == 0 {
+		p = Pos{Line: 1} // a whole-file problem (a missing key)
+	}
 	l.diags = append(l.diags, Diag{File: l.g.File, Line: p.Line, Col: p.Col, Severity: sev, Subject: subject, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -47,19 +74,62 @@ func (l *loader) warnf(path, subject, format string, args ...any) {
 	l.add(SevWarning, path, subject, format, args...)
 }
 
-// Load parses graph YAML. It returns the graph (nil when the file cannot be
-// understood at all) and every problem found.
+// Load parses graph YAML within DefaultLimits. It returns the graph (nil
+// when the file cannot be understood at all) and every problem found.
 func Load(file string, data []byte, getenv func(string) (string, bool)) (*Graph, Diags) {
+	return LoadLimited(file, data, getenv, DefaultLimits)
+}
+
+// LoadLimited is Load within lim (zero fields: the default).
+func LoadLimited(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
+	g, diags := load(file, data, getenv, lim)
+	// The parser may place a value that is not written (the null of a
+	// trailing "key:" or "---") on the line after the last: say the last.
+	if last := lineCount(data); len(diags) > 0 {
+		for i := range diags {
+			if diags[i].Line > last {
+				diags[i].Line, diags[i].Col = last, 0
+			}
+		}
+	}
+	return g, diags
+}
+
+// lineCount counts lines as YAML breaks them (LF, CRLF, lone CR).
+func lineCount(data []byte) int {
+	return 1 + bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n"))
+}
+
+func load(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
-	d, err := parseYAML(data)
+	lim = lim.withDefaults()
+	if int64(len(data)) > lim.MaxFileBytes {
+		// The line where the file passes the limit.
+		line := 1 + bytes.Count(data[:lim.MaxFileBytes], []byte("\n"))
+		msg := fileTooBig(int64(len(data)), lim.MaxFileBytes)
+		if int64(len(data)) == lim.MaxFileBytes+1 {
+			// LoadFile read no further than this.
+			msg = fmt.Sprintf("graph file is larger than the limit of %s; raise it with %s", sizeStr(lim.MaxFileBytes), knobBytes)
+		}
+		return nil, Diags{{File: file, Line: line, Severity: SevError, Msg: msg}}
+	}
+	data, lerr := checkText(data)
+	if lerr != nil {
+		return nil, Diags{{File: file, Line: lerr.pos.Line, Col: lerr.pos.Col, Severity: SevError, Msg: lerr.msg}}
+	}
+	d, err := parseYAML(data, lim)
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) {
 			return nil, Diags{{File: file, Line: se.pos.Line, Col: se.pos.Col, Severity: SevError, Msg: se.msg}}
 		}
-		return nil, Diags{{File: file, Severity: SevError, Msg: err.Error()}}
+		var le *limitError
+		if errors.As(err, &le) {
+			return nil, Diags{{File: file, Line: le.pos.Line, Col: le.pos.Col, Severity: SevError, Msg: le.msg}}
+		}
+		return nil, Diags{{File: file, Line: 1, Severity: SevError, Msg: err.Error()}}
 	}
 	g := &Graph{File: file, pos: d.pos}
 	l := &loader{g: g}
@@ -68,10 +138,17 @@ func Load(file string, data []byte, getenv func(string) (string, bool)) (*Graph,
 	}
 	root, ok := d.root.(*packet.Map)
 	if !ok {
-		l.errf("", "", "graph spec top-level must be a mapping: %s", file)
+		// Upstream's message, with what was found and where (line 1 for
+		// an empty file).
+		p := d.pos[""]
+		if p.Line == 0 || d.root == nil { // yaml.v3 places "---" alone's null on line 2
+			p = Pos{Line: 1}
+		}
+		l.diags = append(l.diags, Diag{File: file, Line: p.Line, Col: p.Col, Severity: SevError,
+			Msg: fmt.Sprintf("graph spec top-level must be a mapping, got %s: %s", describeTop(d.root), file)})
 		return nil, l.diags
 	}
-	ip := &interpolator{root: root, getenv: getenv, active: map[string]bool{}}
+	ip := &interpolator{root: root, getenv: getenv, active: map[string]bool{}, lim: lim}
 	ip.resolveTree(root, "")
 	for _, e := range ip.errs {
 		subject, rest := subjectOf(root, e.path)
@@ -190,6 +267,13 @@ func subjectOf(root *packet.Map, path string) (string, string) {
 		}
 	}
 	return subject, m[3]
+}
+
+func describeTop(v any) string {
+	if v == nil {
+		return "an empty document"
+	}
+	return describe(v)
 }
 
 func describe(v any) string {

@@ -151,16 +151,29 @@ func (v *validator) validateV2() (*Plan, Diags) {
 	return &Plan{Graph: g, Nodes: nodes, Cyclic: cyclic}, v.diags
 }
 
+// suggestNode names at most three ids near id (the first in sort order):
+// a graph of many nodes "n1", "n2", ... and many edges to "n" would
+// otherwise print every id in every message (gigabytes).
 func (v *validator) suggestNode(id string, byID map[string]*PlanNode) string {
+	const most = 3
 	var near []string
 	for k := range byID {
 		if strings.EqualFold(k, id) || strings.HasPrefix(k, id) || strings.HasPrefix(id, k) {
-			near = append(near, fmt.Sprintf("%q", k))
+			if len(near) == most && k > near[most-1] {
+				continue
+			}
+			near = append(near, k)
+			sort.Strings(near)
+			if len(near) > most {
+				near = near[:most]
+			}
 		}
 	}
-	sort.Strings(near)
 	if len(near) == 0 {
 		return ""
+	}
+	for i, k := range near {
+		near[i] = fmt.Sprintf("%q", k)
 	}
 	return " (did you mean " + strings.Join(near, " or ") + "?)"
 }

@@ -1,16 +1,17 @@
 package graph
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
+	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
@@ -20,7 +21,7 @@ import (
 type doc struct {
 	root    any
 	pos     map[string]Pos
-	anchors map[string]any
+	anchors map[*yaml.Node]any // converted anchored values, for their aliases
 	errs    []posErr
 }
 
@@ -30,20 +31,45 @@ type posErr struct {
 }
 
 // parseYAML reads YAML with OmegaConf's scalar rules (YAML 1.1 as patched
-// by OmegaConf) and keeps positions.
-func parseYAML(data []byte) (*doc, error) {
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, yamlSyntaxError(err)
+// by OmegaConf) and keeps positions. data has passed checkText; the limits
+// are checked on the raw text (prescan) before the YAML library parses it
+// and on the parsed tree (measure) before aliases are expanded.
+//
+// The library parses into yaml.Node, where an alias is a pointer to its
+// anchor's node: parsing costs what the file holds, not what it expands to
+// (go.yaml.in/yaml/v3; goccy/go-yaml's parser is quadratic in the number of
+// keys of a block mapping and recurses once per key).
+func parseYAML(data []byte, lim Limits) (*doc, error) {
+	if err := prescan(data, lim); err != nil {
+		return nil, err
 	}
-	d := &doc{pos: map[string]Pos{}, anchors: map[string]any{}}
-	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
-		return d, nil
+	d := &doc{pos: map[string]Pos{}, anchors: map[*yaml.Node]any{}}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var top yaml.Node
+	if err := dec.Decode(&top); err != nil {
+		if errors.Is(err, io.EOF) {
+			return d, nil // empty, or only comments
+		}
+		return nil, yamlSyntaxError(err, data)
 	}
-	if len(f.Docs) > 1 {
-		d.errs = append(d.errs, posErr{posOf(f.Docs[1].Body), "more than one YAML document in the file"})
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		d.errs = append(d.errs, posErr{posOf(&next), "more than one YAML document in the file"})
+	case !errors.Is(err, io.EOF):
+		return nil, yamlSyntaxError(err, data)
 	}
-	d.root = d.value(f.Docs[0].Body, "")
+	body := &top
+	if top.Kind == yaml.DocumentNode {
+		if len(top.Content) == 0 {
+			return d, nil
+		}
+		body = top.Content[0]
+	}
+	if err := measure(body, lim); err != nil {
+		return nil, err
+	}
+	d.root = d.value(body, "")
 	return d, nil
 }
 
@@ -55,31 +81,36 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return e.msg }
 
-var lineCol = regexp.MustCompile(`^\[(\d+):(\d+)\]\s*(.*)$`)
+var (
+	reErrLine      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	reUnknownAlias = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
-func yamlSyntaxError(err error) error {
-	// goccy errors print "[line:col] message" followed by a source excerpt.
-	first, _, _ := strings.Cut(err.Error(), "\n")
-	if m := lineCol.FindStringSubmatch(strings.TrimSpace(first)); m != nil {
+func yamlSyntaxError(err error, data []byte) error {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	if m := reErrLine.FindStringSubmatch(msg); m != nil {
 		l, _ := strconv.Atoi(m[1])
-		c, _ := strconv.Atoi(m[2])
-		return &syntaxError{pos: Pos{l, c}, msg: "invalid YAML: " + m[3]}
+		return &syntaxError{pos: Pos{Line: l}, msg: "invalid YAML: " + m[2]}
 	}
-	return &syntaxError{msg: "invalid YAML: " + first}
+	if m := reUnknownAlias.FindStringSubmatch(msg); m != nil {
+		// The library does not say where: the first *name is.
+		line := 1
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			line += bytes.Count(data[:i], []byte("\n"))
+		}
+		return &syntaxError{pos: Pos{Line: line}, msg: fmt.Sprintf("invalid YAML: unknown alias *%s (no anchor &%s before it)", m[1], m[1])}
+	}
+	return &syntaxError{pos: Pos{Line: 1}, msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
-func posOf(n ast.Node) Pos {
+func posOf(n *yaml.Node) Pos {
 	if n == nil {
 		return Pos{}
 	}
-	t := n.GetToken()
-	if t == nil || t.Position == nil {
-		return Pos{}
-	}
-	return Pos{t.Position.Line, t.Position.Column}
+	return Pos{n.Line, n.Column}
 }
 
-func (d *doc) errf(n ast.Node, format string, args ...any) {
+func (d *doc) errf(n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, posErr{posOf(n), fmt.Sprintf(format, args...)})
 }
 
@@ -90,118 +121,125 @@ func childPath(path, key string) string {
 	return path + "." + key
 }
 
-func (d *doc) value(n ast.Node, path string) any {
-	p := posOf(n)
-	if _, seen := d.pos[path]; !seen || path == "" {
-		d.pos[path] = p
-	}
-	switch x := n.(type) {
-	case *ast.DocumentNode:
-		return d.value(x.Body, path)
-	case *ast.MappingNode:
-		return d.mapping(x.Values, path)
-	case *ast.MappingValueNode:
-		return d.mapping([]*ast.MappingValueNode{x}, path)
-	case *ast.SequenceNode:
-		out := make([]any, 0, len(x.Values))
-		for i, v := range x.Values {
-			out = append(out, d.value(v, fmt.Sprintf("%s[%d]", path, i)))
-		}
-		return out
-	case *ast.AnchorNode:
-		v := d.value(x.Value, path)
-		d.anchors[x.Name.GetToken().Value] = v
-		return v
-	case *ast.AliasNode:
-		name := x.Value.GetToken().Value
-		v, ok := d.anchors[name]
-		if !ok {
-			d.errf(x, "unknown alias *%s", name)
-		}
-		return packet.DeepCopy(v)
-	case *ast.TagNode:
-		tag := x.Start.Value
-		switch tag {
-		case "!!str":
-			return rawText(x.Value)
-		case "!!int", "!!float", "!!bool", "!!null", "!!map", "!!seq":
-			return d.value(x.Value, path)
-		default:
-			d.errf(x, "unsupported YAML tag %s", tag)
-			return nil
-		}
-	case *ast.LiteralNode:
-		return x.Value.Value
-	case *ast.NullNode:
-		return nil
-	case *ast.CommentNode, nil:
-		return nil
-	}
-	t := n.GetToken()
-	if t == nil {
-		return nil
-	}
-	switch t.Type {
-	case token.SingleQuoteType, token.DoubleQuoteType:
-		return t.Value
-	}
-	if t.Position != nil && (strings.HasPrefix(t.Origin, "|") || strings.HasPrefix(t.Origin, ">")) {
-		return t.Value
-	}
-	return resolvePlain(t.Value)
-}
-
-func rawText(n ast.Node) string {
-	if n == nil {
-		return ""
-	}
-	if t := n.GetToken(); t != nil {
-		return t.Value
+// explicitTag returns the tag written in the file ("!!str"), if any.
+func explicitTag(n *yaml.Node) string {
+	if n.Style&yaml.TaggedStyle != 0 {
+		return n.Tag
 	}
 	return ""
 }
 
-func (d *doc) mapping(values []*ast.MappingValueNode, path string) *packet.Map {
-	m := packet.NewMap(len(values))
-	for _, mv := range values {
-		if mv.Key != nil && mv.Key.IsMergeKey() {
-			src := d.value(mv.Value, path+".<<")
-			merge := func(v any) {
-				if sm, ok := v.(*packet.Map); ok {
+func (d *doc) value(n *yaml.Node, path string) any {
+	p := posOf(n)
+	if _, seen := d.pos[path]; !seen || path == "" {
+		d.pos[path] = p
+	}
+	if n.Kind == yaml.AliasNode {
+		v, ok := d.anchors[n.Alias]
+		if !ok {
+			d.errf(n, "alias *%s refers to the value that holds it", n.Value)
+			return nil
+		}
+		return packet.DeepCopy(v)
+	}
+	switch tag := explicitTag(n); tag {
+	case "", "!!int", "!!float", "!!bool", "!!null", "!!map", "!!seq":
+	case "!!str":
+		if n.Kind == yaml.ScalarNode {
+			return d.anchor(n, n.Value)
+		}
+		d.errf(n, "YAML tag !!str on a collection")
+		return nil
+	default:
+		d.errf(n, "unsupported YAML tag %s", tag)
+		return nil
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return d.value(n.Content[0], path)
+	case yaml.MappingNode:
+		m := packet.NewMap(len(n.Content) / 2)
+		d.mapping(m, n, path)
+		return d.anchor(n, m)
+	case yaml.SequenceNode:
+		out := make([]any, len(n.Content))
+		for i, v := range n.Content {
+			out[i] = d.value(v, fmt.Sprintf("%s[%d]", path, i))
+		}
+		return d.anchor(n, out)
+	case yaml.ScalarNode:
+		switch n.Style &^ yaml.TaggedStyle {
+		case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle, yaml.LiteralStyle, yaml.FoldedStyle:
+			return d.anchor(n, n.Value)
+		}
+		return d.anchor(n, resolvePlain(n.Value))
+	}
+	return nil
+}
+
+// anchor remembers the value of an anchored node for its aliases.
+func (d *doc) anchor(n *yaml.Node, v any) any {
+	if n.Anchor != "" {
+		d.anchors[n] = v
+	}
+	return v
+}
+
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Tag == "!!merge" && k.Style&^yaml.TaggedStyle == 0
+}
+
+func (d *doc) mapping(m *packet.Map, n *yaml.Node, path string) {
+	// Keys are indexed here: packet.Map looks keys up linearly, which
+	// would make a mapping of many keys quadratic.
+	seen := make(map[string]bool, len(n.Content)/2)    // in m
+	written := make(map[string]bool, len(n.Content)/2) // written as keys here
+	set := func(key string, v any) {
+		if !seen[key] {
+			seen[key] = true
+			m.AppendNew(key, v)
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if isMergeKey(k) {
+			src := d.value(v, path+".<<")
+			merge := func(x any) {
+				if sm, ok := x.(*packet.Map); ok {
 					for _, e := range sm.Entries() {
-						if _, exists := m.Get(e.Key); !exists {
-							m.Set(e.Key, e.Value)
-						}
+						set(e.Key, e.Value) // keys written before << win
 					}
 				} else {
-					d.errf(mv.Value, "merge key << needs a mapping")
+					d.errf(v, "merge key << needs a mapping")
 				}
 			}
 			if list, ok := src.([]any); ok {
-				for _, v := range list {
-					merge(v)
+				for _, x := range list {
+					merge(x)
 				}
 			} else {
 				merge(src)
 			}
 			continue
 		}
-		var key string
-		switch k := any(mv.Key).(type) {
-		case ast.Node:
-			kv := d.value(k, path+".<key>")
-			key = packet.PyStr(kv)
+		key := packet.PyStr(d.value(k, path+".<key>"))
+		if written[key] {
+			d.errf(k, "duplicate key %q", key)
 		}
-		if _, dup := m.Get(key); dup {
-			d.errf(mv.Key, "duplicate key %q", key)
-		}
+		written[key] = true
 		cp := childPath(path, key)
-		d.pos[cp] = posOf(mv.Key)
-		v := d.value(mv.Value, cp)
-		d.pos[cp] = posOf(mv.Key) // a key's line is where the key is written
-		m.Set(key, v)
+		d.pos[cp] = posOf(k)
+		val := d.value(v, cp)
+		d.pos[cp] = posOf(k) // a key's line is where the key is written
+		if seen[key] {
+			m.Set(key, val) // a written key beats a merged one
+		} else {
+			set(key, val)
+		}
 	}
-	return m
 }
 
 // YAML 1.1 plain-scalar resolution as OmegaConf configures PyYAML: bools

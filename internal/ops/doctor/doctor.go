@@ -135,14 +135,17 @@ func graphChecks(o Options) []Check {
 	if fi.IsDir() {
 		return []Check{{Name: "graph", Status: Fail, Message: o.Graph + " is a directory", Fix: "pass --graph with a graph file"}}
 	}
-	g, scanErr := scanGraph(o.Graph)
+	// Validate before the scan: the validator's loader is bounded (a hostile
+	// file is refused with its line), the scan only reads what it accepted.
 	if o.Validate != nil {
 		if err := o.Validate(o.Graph); err != nil {
 			return []Check{{Name: "graph", Status: Fail, Message: fmt.Sprintf("%s is not valid: %v", o.Graph, err),
 				Fix: "run `schnitzel validate --graph " + o.Graph + "` and fix the reported lines; " +
 					"a plugin outside the allowlist needs ALLOWED_PLUGIN_PREFIXES"}}
 		}
-	} else if scanErr != nil {
+	}
+	g, scanErr := scanGraph(o.Graph)
+	if o.Validate == nil && scanErr != nil {
 		return []Check{{Name: "graph", Status: Fail, Message: scanErr.Error(), Fix: "fix the YAML syntax"}}
 	}
 	out := []Check{{Name: "graph", Status: OK, Message: o.Graph + " is valid"}}
