@@ -28,6 +28,7 @@ var Version = "dev"
 // App carries what commands share: streams, environment, registry.
 type App struct {
 	Stdout, Stderr io.Writer
+	Stdin          io.Reader // read by --graph - (nil: no stdin)
 	Getenv         func(string) string
 	LookupEnv      func(string) (string, bool)
 	Registry       *plugin.Registry
@@ -45,7 +46,7 @@ func Main(args []string) int {
 	tuneGC()
 	growStdoutPipe()
 	app := &App{
-		Stdout: os.Stdout, Stderr: os.Stderr,
+		Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin,
 		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
 		Registry: bundle.Registry(),
 		Signals:  notifySignals(),

@@ -28,8 +28,13 @@ func (a *App) validateCommand() *cobra.Command {
 		Short: "Check graphs without running them",
 		Long: `Load and validate graphs: YAML, topology (duplicate ids, unknown edge
 endpoints, cycles), kinds, ports, plugin allowlist and every node's config.
-Every problem is reported with file:line. A DIR/... argument checks every
-.yaml file below DIR. Exit code 2 when any graph is invalid.`,
+Every problem is reported with file:line. A DIR (or DIR/...) argument checks
+every .yaml/.yml file below DIR.
+
+The file format (keys, kinds, ports, cycles, __runtime__, interpolation) is
+documented in docs/graph-format.md; node config keys: schnitzel plugins NAME.
+
+Exit code 0 when every graph is valid, 2 when any is invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			paths := append([]string(nil), graphs...)
 			for _, arg := range args {

@@ -68,7 +68,7 @@ r: TRUE
 func TestInterpolation(t *testing.T) {
 	src := `
 version: 2
-vars: {name: cam7, n: 3}
+x-vars: {name: cam7, n: 3}
 nodes:
   - id: src
     kind: source
@@ -76,14 +76,14 @@ nodes:
     config:
       packets:
         - kind: ${oc.env:KIND}
-          source_id: ${vars.name}
+          source_id: ${x-vars.name}
           payload:
-            n: ${vars.n}
+            n: ${x-vars.n}
             fwd: ${oc.env:MISSING,false}
             num: ${oc.env:MISSING,30}
             empty: ${oc.env:MISSING,}
             nul: ${oc.env:MISSING,null}
-            mixed: "id-${vars.name}-${vars.n}"
+            mixed: "id-${x-vars.name}-${x-vars.n}"
             escaped: \${not}
 `
 	g, diags := Load("g.yaml", []byte(src), env(map[string]string{"KIND": "demo"}))

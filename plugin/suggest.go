@@ -1,0 +1,67 @@
+package plugin
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Nearest returns the entries of known that name is probably a typo of,
+// closest first (at most three): equal ignoring case, within a small edit
+// distance, or a prefix of at least three characters.
+func Nearest(name string, known []string) []string {
+	type cand struct {
+		s string
+		d int
+	}
+	low := strings.ToLower(name)
+	limit := 1
+	if len(name) >= 4 {
+		limit = 2
+	}
+	if len(name) >= 9 {
+		limit = 3
+	}
+	var cs []cand
+	for _, k := range known {
+		kl := strings.ToLower(k)
+		d := levenshtein(low, kl)
+		switch {
+		case k == name:
+			continue
+		case d <= limit:
+		case len(low) >= 3 && (strings.HasPrefix(kl, low) || strings.HasPrefix(low, kl) && len(kl) >= 3):
+			d = limit + 1
+		default:
+			continue
+		}
+		cs = append(cs, cand{k, d})
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].d != cs[j].d {
+			return cs[i].d < cs[j].d
+		}
+		return cs[i].s < cs[j].s
+	})
+	var out []string
+	for _, c := range cs {
+		if len(out) == 3 {
+			break
+		}
+		out = append(out, c.s)
+	}
+	return out
+}
+
+// DidYouMean formats Nearest as ` (did you mean "a" or "b"?)`, or "".
+func DidYouMean(name string, known []string) string {
+	near := Nearest(name, known)
+	if len(near) == 0 {
+		return ""
+	}
+	q := make([]string, len(near))
+	for i, n := range near {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return " (did you mean " + strings.Join(q, " or ") + "?)"
+}
