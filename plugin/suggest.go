@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// Nearest returns the entries of known that name is probably a typo of,
-// closest first (at most three): equal ignoring case, within a small edit
+// Nearest returns the entries of known that name is probably a typo of:
+// the closest ones (at most three): equal ignoring case, within a small edit
 // distance, or a prefix of at least three characters.
 func Nearest(name string, known []string) []string {
 	type cand struct {
@@ -45,7 +45,7 @@ func Nearest(name string, known []string) []string {
 	})
 	var out []string
 	for _, c := range cs {
-		if len(out) == 3 {
+		if len(out) == 3 || c.d > cs[0].d { // only the closest
 			break
 		}
 		out = append(out, c.s)

@@ -195,7 +195,7 @@ edges:
 	want := []string{
 		`graph.yaml:6: node "src": duplicate node_id: src (first defined at line 3)`,
 		`graph.yaml:12: node "out": config.forward: expected a boolean (true/false), got the string "maybe"`,
-		`graph.yaml:13: warning: node "out": config.prefx: unknown key "prefx" (ignored)`,
+		`graph.yaml:13: node "out": config.prefx: unknown key "prefx" (did you mean "prefix"?)`,
 		`graph.yaml:15: node "evil": plugin module is not allowed: bad.module`,
 		`graph.yaml:17: node "typo": plugin "schnitzel_stream.nodes.dev:PrintSnk" is not registered in this build (did you mean schnitzel_stream.nodes.dev:PrintSink?)`,
 		`graph.yaml:25: node "wrongkind": unsupported node kind: Source`,

@@ -136,5 +136,9 @@ func (l *loader) unknownKey(path, subject, where, key string, known []string) {
 	if strings.HasPrefix(key, "x-") {
 		return
 	}
-	l.errf(path, subject, "unknown %s key %q%s (known: %s; keys starting with x- are ignored)", where, key, plugin.DidYouMean(key, known), strings.Join(known, ", "))
+	hint := plugin.DidYouMean(key, known)
+	if hint == "" {
+		hint = " (known: " + strings.Join(known, ", ") + "; keys starting with x- are ignored)"
+	}
+	l.errf(path, subject, "unknown %s key %q%s", where, key, hint)
 }
