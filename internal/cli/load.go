@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 
 	"github.com/schnitzel-stream/schnitzel/configs"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
@@ -40,7 +42,7 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 		}
 		g, diags = graph.Load(name, data, a.LookupEnv)
 	} else {
-		g, diags = graph.LoadFile(path, a.LookupEnv)
+		g, diags = a.loadGraph(path)
 	}
 	if g == nil {
 		return nil, diags, exitcode.New(exitcode.Usage, nil)
@@ -56,7 +58,51 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 	return plan, diags, nil
 }
 
+// stdinName is how a graph read from standard input (--graph -) is named
+// in diagnostics and the report.
+const stdinName = "<stdin>"
+
+// loadGraph loads a graph file, or standard input for "-".
+func (a *App) loadGraph(path string) (*graph.Graph, graph.Diags) {
+	if path != "-" {
+		return graph.LoadFile(path, a.LookupEnv)
+	}
+	if a.Stdin == nil {
+		return nil, graph.Diags{{File: stdinName, Severity: graph.SevError, Msg: "--graph -: no standard input"}}
+	}
+	data, err := io.ReadAll(io.LimitReader(a.Stdin, maxStdinGraph+1))
+	if err != nil {
+		return nil, graph.Diags{{File: stdinName, Severity: graph.SevError, Msg: "cannot read the graph from standard input: " + err.Error()}}
+	}
+	if len(data) > maxStdinGraph {
+		return nil, graph.Diags{{File: stdinName, Severity: graph.SevError, Msg: fmt.Sprintf("graph on standard input is larger than %d bytes", maxStdinGraph)}}
+	}
+	return graph.Load(stdinName, data, a.LookupEnv)
+}
+
+// maxStdinGraph bounds what --graph - reads: a graph is small, a mistaken
+// pipe (a video file) must not be read into memory.
+const maxStdinGraph = 16 << 20
+
+// diagWriter is stderr when --log-format json is set: printDiags writes
+// each diagnostic as a JSON log record there, everything else passes.
+type diagWriter struct {
+	io.Writer
+}
+
 func printDiags(w io.Writer, diags graph.Diags) {
+	if dw, ok := w.(*diagWriter); ok {
+		lg := slog.New(slog.NewJSONHandler(dw.Writer, nil))
+		for _, d := range diags {
+			lvl := slog.LevelError
+			if d.Severity == graph.SevWarning {
+				lvl = slog.LevelWarn
+			}
+			lg.Log(context.Background(), lvl, "graph diagnostic", "file", d.File, "line", d.Line, "column", d.Col,
+				"severity", string(d.Severity), "subject", d.Subject, "message", redact.Text(d.Msg))
+		}
+		return
+	}
 	for _, d := range diags {
 		fmt.Fprintln(w, redact.Text(d.String())) // a config error may quote a URL
 	}

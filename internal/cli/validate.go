@@ -17,35 +17,42 @@ import (
 
 func (a *App) validateCommand() *cobra.Command {
 	var (
-		graphs   []string
-		asJSON   bool
-		strict   bool
-		logOpts  logOptions
-		legacyRO runOptions
+		graphs     []string
+		asJSON     bool
+		strict     bool
+		useDefault bool
+		logOpts    logOptions
+		legacyRO   runOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "validate [--graph G]... [DIR/...]",
+		Use:   "validate (--graph G | FILE | DIR)... [--default]",
 		Short: "Check graphs without running them",
 		Long: `Load and validate graphs: YAML, topology (duplicate ids, unknown edge
 endpoints, cycles), kinds, ports, plugin allowlist and every node's config.
 Every problem is reported with file:line. A DIR (or DIR/...) argument checks
-every .yaml/.yml file below DIR.
+every .yaml/.yml file below DIR; --graph - reads a graph from standard input;
+--default checks the built-in graph that a run without --graph uses. Giving no
+graph at all is an error. With --log-format json each diagnostic is a JSON log
+record on stderr.
 
 The file format (keys, kinds, ports, cycles, __runtime__, interpolation) is
 documented in docs/graph-format.md; node config keys: schnitzel plugins NAME.
 
 Exit code 0 when every graph is valid, 2 when any is invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			paths := append([]string(nil), graphs...)
-			for _, arg := range args {
+			var paths []string
+			for _, arg := range append(append([]string(nil), graphs...), args...) {
 				expanded, err := expandGraphArg(arg)
 				if err != nil {
 					return exitcode.New(exitcode.Usage, err)
 				}
 				paths = append(paths, expanded...)
 			}
+			if useDefault {
+				paths = append(paths, "") // the built-in graph
+			}
 			if len(paths) == 0 {
-				paths = []string{""} // the default graph
+				return exitcode.Errorf(exitcode.Usage, "no graph given: validate --graph FILE, validate FILE or DIR, or validate --default for the built-in graph (see docs/graph-format.md)")
 			}
 			type result struct {
 				Graph    string       `json:"graph"`
@@ -59,6 +66,9 @@ Exit code 0 when every graph is valid, 2 when any is invalid.`,
 			for _, p := range paths {
 				plan, diags, err := a.load(p, strict)
 				name := p
+				if p == "-" {
+					name = stdinName
+				}
 				r := result{Graph: name, Valid: err == nil, Errors: nonNil(diags.Errors()), Warnings: nonNil(diags.Warnings())}
 				if plan != nil {
 					r.Version = plan.Graph.Version
@@ -103,6 +113,7 @@ Exit code 0 when every graph is valid, 2 when any is invalid.`,
 	f.StringArrayVar(&graphs, "graph", nil, "graph file to check (repeatable)")
 	f.BoolVar(&asJSON, "json", false, "print results as JSON on stdout")
 	f.BoolVar(&strict, "strict", false, "treat warnings as errors")
+	f.BoolVar(&useDefault, "default", false, "also check the built-in graph (what a run without --graph uses)")
 	// Accepted so that 'validate' takes the same flags as a run (upstream's
 	// validate is the run command with --validate-only).
 	f.BoolVar(&legacyRO.validateOnly, "validate-only", true, "no effect (validate never runs)")
@@ -131,12 +142,15 @@ func displayName(p string) string {
 	return p
 }
 
-// expandGraphArg turns DIR/... into every .yaml/.yml file below DIR.
+// expandGraphArg turns a directory (DIR or DIR/...) into every .yaml/.yml
+// file below it; anything else is one graph.
 func expandGraphArg(arg string) ([]string, error) {
-	if !strings.HasSuffix(arg, "/...") {
-		return []string{arg}, nil
-	}
 	dir := strings.TrimSuffix(arg, "/...")
+	if dir == arg {
+		if st, err := os.Stat(arg); err != nil || !st.IsDir() {
+			return []string{arg}, nil // "-", a file, or a missing path (reported by the loader)
+		}
+	}
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
