@@ -187,10 +187,25 @@ func TestMissingAndUnwritableDirs(t *testing.T) {
 	} else if err := os.Chmod(p.State, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	r := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	installed := func(context.Context) (service.State, error) {
+		return service.State{Installed: true, Running: true}, nil
+	}
+	r := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk, Service: installed})
 	if c := find(t, r, "dir.logs"); c.Status != Fail || !strings.Contains(c.Message, "does not exist") || c.Fix == "" {
 		t.Errorf("missing logs: %+v", c)
 	}
+	// Without an installed service a missing directory does not matter
+	// (a development machine): a warning that says so.
+	r2 := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r2, "dir.logs"); c.Status != Warn || !strings.Contains(c.Message, "matters only for a service") {
+		t.Errorf("missing logs, no service: %+v", c)
+	}
+	p.Scope = paths.User
+	r3 := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r3, "dir.logs"); !strings.Contains(c.Fix, "schnitzel service install --user") {
+		t.Errorf("user fix lacks --user: %+v", c)
+	}
+	p.Scope = paths.System
 	if c := find(t, r, "dir.state"); c.Status != Fail || !strings.Contains(c.Message, "not writable") {
 		t.Errorf("unwritable state: %+v", c)
 	}
@@ -311,5 +326,18 @@ func TestEnvFileCheck(t *testing.T) {
 	os.Chmod(path, 0o644)
 	if c := envFileCheck(path); c.Status != Warn {
 		t.Errorf("world-readable: %+v", c)
+	}
+}
+
+func TestMissingEnvFileVarWarns(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.env")
+	r := Run(context.Background(), Options{DiskFree: plentyOfDisk, Getenv: func(k string) string {
+		if k == service.EnvFileVar {
+			return missing
+		}
+		return ""
+	}})
+	if c := find(t, r, "env_file"); c.Status != Warn || !strings.Contains(c.Message, "does not exist") || !strings.Contains(c.Message, service.EnvFileVar) {
+		t.Errorf("env_file: %+v", c)
 	}
 }
