@@ -191,6 +191,9 @@ node in its own goroutine with bounded inboxes between them.
 
 With no --graph it runs the built-in default graph (the mock CCTV pipeline).
 
+The graph file format: docs/graph-format.md. The nodes: schnitzel plugins.
+Shell completion: schnitzel completion bash|zsh|fish|powershell.
+
 Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
 		Args:             noArgsOrSuggest,
 		SilenceUsage:     true,
