@@ -25,7 +25,7 @@ func Nearest(name string, known []string) []string {
 	var cs []cand
 	for _, k := range known {
 		kl := strings.ToLower(k)
-		d := levenshtein(low, kl)
+		d := osaDistance(low, kl)
 		switch {
 		case k == name:
 			continue
@@ -64,4 +64,31 @@ func DidYouMean(name string, known []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return " (did you mean " + strings.Join(q, " or ") + "?)"
+}
+
+// osaDistance is the edit distance counting a swap of two adjacent
+// characters as one edit (jbo -> job), the commonest typo.
+func osaDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }

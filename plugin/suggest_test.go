@@ -18,6 +18,8 @@ func TestNearest(t *testing.T) {
 		{"Kind", []string{"kind"}},
 		{"interval", []string{"interval_sec"}},
 		{"zzz", nil},
+		{"cuont", []string{"count"}},
+		{"knid", []string{"kind"}},
 		{"count", nil},
 	} {
 		if got := Nearest(tc.in, known); !slices.Equal(got, tc.want) {

@@ -152,7 +152,7 @@ func (l *loader) loadV1(root *packet.Map) {
 		switch e.Key {
 		case "version", "job", "config":
 		default:
-			l.unknownKey(e.Key, e.Key, "top-level (v1 job graph)", e.Key, topKeysV1)
+			l.unknownKey(e.Key, e.Key, "v1 top-level", e.Key, topKeysV1)
 		}
 	}
 }
