@@ -51,6 +51,15 @@ nodes:
 edges:
   - {from: src, to: out}
 `)}, 2, []string{"config.interval_sec: expected a number", "config.count: must be >= 0", "config.fsync: must be one of", "config.max_files: expected an integer"}},
+		{"yolo without adapter, every error at once", "", []string{"validate", write("yolo.yaml", `version: 2
+nodes:
+  - {id: src, kind: source, plugin: schnitzel_stream.packs.vision.nodes:OpenCvVideoFileSource, config: {path: /tmp/x.mp4, fps: -1, max_frames: -1}}
+  - {id: yolo, plugin: schnitzel_stream.packs.vision.nodes:YoloV8DetectorNode, config: {classes: "0,x", timeout_sec: 0}}
+  - {id: out, kind: sink, plugin: schnitzel_stream.packs.vision.nodes:OpenCvBboxDisplaySink}
+edges:
+  - {from: src, to: yolo}
+  - {from: yolo, to: out}
+`)}, 2, []string{"config.command: YOLO inference needs a model adapter", `config.classes: must be class ids like "0,2"`, "config.timeout_sec: must be > 0", "config.fps: must be >= 0", "config.max_frames: must be >= 0"}},
 		{"http sink not forwarding before ack", "", []string{"validate", "--strict", write("fwd.yaml", `version: 2
 nodes:
   - {id: src, kind: source, plugin: schnitzel_stream.nodes.durable_sqlite:SqliteQueueSource, config: {path: /tmp/q.sqlite3}}

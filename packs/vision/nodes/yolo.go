@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -44,10 +45,11 @@ type YoloConfig struct {
 // classes. A missing adapter is a validation error: the node could only
 // fail at start (HEAD's graphs need command or url added, docs/compat.md).
 func (c *YoloConfig) Validate() error {
+	var errs []error // every problem at once
 	if len(c.Command) == 0 && strings.TrimSpace(c.URL) == "" {
-		return plugin.Errorf("command", "YOLO inference needs a model adapter: schnitzel runs no Python and ships "+
+		errs = append(errs, plugin.Errorf("command", "YOLO inference needs a model adapter: schnitzel runs no Python and ships "+
 			"no model weights, so set command (e.g. [python3, scripts/adapters/yolo_adapter.py]) or url to an adapter "+
-			"that loads %s; see docs/detector-adapter.md", or(strings.TrimSpace(c.ModelPath), "models/yolov8n.pt"))
+			"that loads %s; see docs/detector-adapter.md", or(strings.TrimSpace(c.ModelPath), "models/yolov8n.pt")))
 	}
 	c.Conf = math.Max(0, math.Min(1, c.Conf))
 	c.IOU = math.Max(0, math.Min(1, c.IOU))
@@ -66,7 +68,8 @@ func (c *YoloConfig) Validate() error {
 			}
 			n, err := strconv.ParseInt(part, 10, 64)
 			if err != nil {
-				return plugin.Errorf("classes", "must be class ids like \"0,2\", got %q", v)
+				errs = append(errs, plugin.Errorf("classes", "must be class ids like \"0,2\", got %q", v))
+				break
 			}
 			c.classes = append(c.classes, n)
 		}
@@ -74,14 +77,15 @@ func (c *YoloConfig) Validate() error {
 		for i, x := range v {
 			n, ok := x.(int64)
 			if !ok {
-				return plugin.Errorf(fmt.Sprintf("classes[%d]", i), "must be an integer class id, got %s", packet.PyStr(x))
+				errs = append(errs, plugin.Errorf(fmt.Sprintf("classes[%d]", i), "must be an integer class id, got %s", packet.PyStr(x)))
+				continue
 			}
 			c.classes = append(c.classes, n)
 		}
 	default:
-		return plugin.Errorf("classes", "must be a list of class ids or a string \"0,1\", got %s", packet.PyStr(v))
+		errs = append(errs, plugin.Errorf("classes", "must be a list of class ids or a string \"0,1\", got %s", packet.PyStr(v)))
 	}
-	return c.transport().validate(false)
+	return errors.Join(append(errs, c.transport().validate(false))...)
 }
 
 func (c *YoloConfig) transport() transport {
