@@ -341,3 +341,28 @@ func TestMissingEnvFileVarWarns(t *testing.T) {
 		t.Errorf("env_file: %+v", c)
 	}
 }
+
+// A queue that does not exist yet in a directory the run cannot write
+// fails here, not at run time with SQLite's "unable to open database file".
+func TestQueueInUnwritableDirFails(t *testing.T) {
+	dir := t.TempDir()
+	locked := filepath.Join(dir, "locked")
+	if err := os.Mkdir(locked, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if probeWrite(locked) == nil {
+		// root writes through permission bits; /sys refuses even root.
+		if probeWrite("/sys") == nil {
+			t.Skip("no directory here is unwritable")
+		}
+		locked = "/sys"
+	}
+	c := sqliteCheck("queue.q", filepath.Join(locked, "sub", "q.sqlite3"), true)
+	if c.Status != Fail || !strings.Contains(c.Message, "cannot be created") || !strings.Contains(c.Message, locked+" is not writable") {
+		t.Errorf("%+v", c)
+	}
+	c = sqliteCheck("queue.q", filepath.Join(dir, "new", "q.sqlite3"), true)
+	if c.Status != OK {
+		t.Errorf("writable parent: %+v", c)
+	}
+}
