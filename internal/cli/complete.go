@@ -8,13 +8,17 @@ import (
 
 // registerCompletions teaches `schnitzel completion bash|zsh|fish|powershell`
 // (cobra's generator) our values: graph files for --graph and graph
-// arguments, plugin names for `plugins`, and the fixed values of the
-// format and level flags.
+// arguments, queue files for `queue ... --path`, plugin names for
+// `plugins`, and the fixed values of the format, level, manager and os
+// flags.
 func (a *App) registerCompletions(root *cobra.Command) {
 	fixed := map[string][]string{
-		"log-format": {"text", "json"},
-		"log-level":  {"debug", "info", "warn", "error"},
-		"format":     {"text", "json", "markdown"},
+		"log-format":  {"text", "json"},
+		"log-level":   {"debug", "info", "warn", "error"},
+		"format":      {"text", "json", "markdown"},
+		"manager":     {"systemd", "launchd", "windows", "taskscheduler"},
+		"queue-check": {"full", "quick", "off"},
+		"os":          {"linux", "darwin", "macos", "windows"},
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -27,6 +31,11 @@ func (a *App) registerCompletions(root *cobra.Command) {
 		}
 		if c.Flags().Lookup("graph") != nil || c.PersistentFlags().Lookup("graph") != nil {
 			_ = c.RegisterFlagCompletionFunc("graph", completeGraphFiles)
+		}
+		if c.Parent() != nil && c.Parent().Name() == "queue" && c.Flags().Lookup("path") != nil {
+			_ = c.RegisterFlagCompletionFunc("path", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+				return []string{"sqlite3", "sqlite", "db"}, cobra.ShellCompDirectiveFilterFileExt
+			})
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)
