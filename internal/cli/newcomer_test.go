@@ -83,6 +83,11 @@ edges:
 		{"validate stdin", "version: 2\nnodes:\n  - {id: src, kind: source, plugin: schnitzel_stream.nodes.dev:TickerSource, config: {cout: 3}}\n", []string{"validate", "--graph", "-"}, 2,
 			[]string{`<stdin>:3: node "src": config.cout: unknown key "cout" (did you mean "count"?)`}},
 		{"validate DIR recurses", "", []string{"validate", "../../configs/graphs"}, 0, []string{"dev_inproc_demo_v2.yaml: ok", "legacy_pipeline.yaml: ok"}},
+		{"validate DIR skips files that are not graphs", "", []string{"validate", "../../configs"}, 0, []string{"configs/default.yaml: skipped (not a graph file", "configs/bench/chain_print_v2.yaml: ok"}},
+		{"validate DIR checks a graph with a typo", "", []string{"validate", mkdir(t, map[string]string{"a.yaml": "version: 2\nnodez:\n" + tickerSrc, "zones.yaml": "zones: []\n"})}, 2,
+			[]string{`unknown top-level key "nodez" (did you mean "nodes"?)`, "zones.yaml: skipped"}},
+		{"nodez without version", "", []string{"validate", write("nover.yaml", "nodez:\n"+tickerSrc)}, 2,
+			[]string{`unknown v1 top-level key "nodez" (did you mean "nodes"?)`}},
 		{"plugins by class name", "", []string{"plugins", "TickerSource"}, 0, []string{"schnitzel_stream.nodes.dev:TickerSource  [source"}},
 		{"plugins by class name, any case", "", []string{"plugins", "tickersource"}, 0, []string{"schnitzel_stream.nodes.dev:TickerSource"}},
 		{"plugins by substring", "", []string{"plugins", "Sqlite"}, 0, []string{"SqliteQueueSource", "SqliteQueueSink", "SqliteQueueAckSink"}},
@@ -137,4 +142,15 @@ func TestGraphDotRendersInGraphviz(t *testing.T) {
 			t.Errorf("svg lacks %s", want)
 		}
 	}
+}
+
+// mkdir writes files into a new directory and returns it.
+func mkdir(t *testing.T, files map[string]string) string {
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

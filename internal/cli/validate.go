@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
@@ -46,7 +47,21 @@ Exit code 0 when every graph is valid, 2 when any is invalid.`,
 				if err != nil {
 					return exitcode.New(exitcode.Usage, err)
 				}
-				paths = append(paths, expanded...)
+				if len(expanded) == 1 && expanded[0] == arg {
+					paths = append(paths, arg) // named explicitly: always checked
+					continue
+				}
+				for _, p := range expanded {
+					// A directory also holds other YAML (app configs,
+					// zone files): only graph files are checked.
+					if !looksLikeGraph(p) {
+						if !asJSON {
+							fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped (not a graph file: no version, job, nodes or edges at the top level)\n", p)
+						}
+						continue
+					}
+					paths = append(paths, p)
+				}
 			}
 			if useDefault {
 				paths = append(paths, "") // the built-in graph
@@ -169,4 +184,25 @@ func expandGraphArg(arg string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no .yaml files", arg)
 	}
 	return out, nil
+}
+
+// looksLikeGraph reports whether a YAML file found in a directory is meant
+// as a graph: its top level is a mapping with version, job, nodes or
+// edges (a skipped file is named on stderr, never silently). Files that cannot be read or parsed count as graphs, so that
+// their errors are reported.
+func looksLikeGraph(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	var top map[string]any
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		return true
+	}
+	for _, k := range []string{"version", "job", "nodes", "edges"} {
+		if _, ok := top[k]; ok {
+			return true
+		}
+	}
+	return false
 }

@@ -136,7 +136,13 @@ func (l *loader) unknownKey(path, subject, where, key string, known []string) {
 	if strings.HasPrefix(key, "x-") {
 		return
 	}
-	hint := plugin.DidYouMean(key, known)
+	near := known
+	if where == "v1 top-level" {
+		// A file without version and without nodes is read as v1, so
+		// `nodez:` lands here: suggest the v2 keys too.
+		near = append(append([]string(nil), topKeysV1...), "nodes", "edges")
+	}
+	hint := plugin.DidYouMean(key, near)
 	if hint == "" {
 		hint = " (known: " + strings.Join(known, ", ") + "; keys starting with x- are ignored)"
 	}
