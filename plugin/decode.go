@@ -82,10 +82,23 @@ func (d *decoder) decodeStruct(v reflect.Value, cfg *packet.Map, path string) {
 			}
 		}
 	}
+	var known []string
+	for _, f := range fields {
+		known = append(known, f.key)
+	}
 	for _, e := range cfg.Entries() {
-		if !slices.ContainsFunc(fields, func(f fieldInfo) bool { return f.key == e.Key }) {
-			d.warns = append(d.warns, Errorf(join(path, e.Key), "unknown key %q (ignored)", e.Key))
+		if slices.Contains(known, e.Key) {
+			continue
 		}
+		// An unknown key is an error: a typo (cout for count) would
+		// otherwise leave the default in force, silently.
+		msg := fmt.Sprintf("unknown key %q%s", e.Key, DidYouMean(e.Key, known))
+		if len(known) == 0 {
+			msg += " (this node has no config keys)"
+		} else if !strings.Contains(msg, "did you mean") {
+			msg += " (known: " + strings.Join(known, ", ") + ")"
+		}
+		d.errs = append(d.errs, &FieldError{Path: join(path, e.Key), Msg: msg})
 	}
 }
 

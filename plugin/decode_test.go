@@ -47,7 +47,8 @@ func TestDecodeTypedWithDefaults(t *testing.T) {
 		"headers", packet.MapOf("k", "v"), "raw", []any{true}, "obj", packet.MapOf("z", nil), "opt", "7",
 		"inner", packet.MapOf("mode", "b"), "extra", int64(1))
 	dec, warns, errs := e.Decode(in)
-	if len(errs) != 0 {
+	// An unknown key is an error (a typo must not leave a default in force).
+	if len(errs) != 1 || errs[0].Path != "extra" || !strings.Contains(errs[0].Msg, `unknown key "extra"`) {
 		t.Fatal(errs)
 	}
 	c := dec.(cfg)
@@ -55,7 +56,7 @@ func TestDecodeTypedWithDefaults(t *testing.T) {
 		c.Headers["k"] != "v" || c.Obj.Len() != 1 || c.Opt == nil || *c.Opt != 7 || c.Inner.Mode != "b" {
 		t.Errorf("decoded %+v", c)
 	}
-	if len(warns) != 1 || warns[0].Path != "extra" {
+	if len(warns) != 0 {
 		t.Errorf("warnings %v", warns)
 	}
 }
@@ -121,5 +122,18 @@ func TestRegisterRejectsDuplicatesAndBadNames(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+func TestDecodeOnePass(t *testing.T) {
+	// A type error, a range error (Validate) and a typo come together.
+	_, _, errs := entry().Decode(packet.MapOf("name", []any{}, "count", int64(-1), "cout", int64(1)))
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{`config.name: expected a string, got a list`, `config.cout: unknown key "cout" (did you mean "count"?)`, `config.count: must be >= 0`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -1,9 +1,11 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -37,11 +39,17 @@ type Spec[C any] struct {
 	// "" = none. Out kinds with "frame" or "bytes" imply ProfileInproc out.
 	InProfile, OutProfile string
 	OutPorts              []string // named output ports the node emits on (EmitPort); nil = default only
-	Summary               string   // one line
-	Description           string   // paragraphs, markdown
-	Stability             Stability
-	Defaults              C
-	New                   func(cfg C, env Env) (any, error) // returns a Source or a Processor
+	// PortAware is true when the node implements PortProcessor, so that an
+	// edge's to_port means something to it (validation warns otherwise).
+	PortAware bool
+	// Ignored are config keys upstream's node accepts and ignores, which
+	// upstream's own graph files set: warnings, not errors (docs/compat.md).
+	Ignored     []string
+	Summary     string // one line
+	Description string // paragraphs, markdown
+	Stability   Stability
+	Defaults    C
+	New         func(cfg C, env Env) (any, error) // returns a Source or a Processor
 }
 
 // Field documents one config key.
@@ -64,6 +72,7 @@ type Info struct {
 	InProfile   string    `json:"input_profile,omitempty"`
 	OutProfile  string    `json:"output_profile,omitempty"`
 	OutPorts    []string  `json:"output_ports,omitempty"`
+	PortAware   bool      `json:"reads_input_ports,omitempty"`
 	Summary     string    `json:"summary"`
 	Description string    `json:"description,omitempty"`
 	Stability   Stability `json:"stability"`
@@ -121,7 +130,7 @@ func (s Spec[C]) entry() *Entry {
 	e := &Entry{
 		Info: Info{
 			Name: s.Name, Aliases: s.Aliases, Role: s.Role,
-			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts,
+			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware,
 			InProfile: s.InProfile, OutProfile: outProfile(s.Out, s.OutProfile),
 			Summary: s.Summary, Description: strings.TrimSpace(s.Description),
 			Stability: s.Stability, Fields: fields,
@@ -131,16 +140,30 @@ func (s Spec[C]) entry() *Entry {
 		c := defaults
 		d := decoder{}
 		d.decodeStruct(reflect.ValueOf(&c).Elem(), cfg, "")
-		if len(d.errs) == 0 {
-			if v, ok := any(&c).(interface{ Validate() error }); ok {
-				if err := v.Validate(); err != nil {
-					if fe, ok := err.(*FieldError); ok {
-						d.errs = append(d.errs, fe)
-					} else {
-						d.errs = append(d.errs, &FieldError{Msg: err.Error()})
-					}
+		// Validate runs even after decode errors, so that type, range and
+		// enum errors come in one pass; a key that failed to decode kept
+		// its default, so what Validate says about it is dropped.
+		if v, ok := any(&c).(interface{ Validate() error }); ok {
+			bad := map[string]bool{}
+			for _, fe := range d.errs {
+				bad[fe.Path] = true
+			}
+			for _, fe := range fieldErrors(v.Validate()) {
+				if !bad[fe.Path] || fe.Path == "" && len(d.errs) == 0 {
+					d.errs = append(d.errs, fe)
 				}
 			}
+		}
+		if len(s.Ignored) > 0 {
+			errs := d.errs[:0:0]
+			for _, fe := range d.errs {
+				if slices.Contains(s.Ignored, fe.Path) {
+					d.warns = append(d.warns, Errorf(fe.Path, "unknown key %q (ignored: accepted for upstream's graph files, unused by this node)", fe.Path))
+					continue
+				}
+				errs = append(errs, fe)
+			}
+			d.errs = errs
 		}
 		return c, d.warns, d.errs
 	}
@@ -206,4 +229,24 @@ func Wildcard(kinds []string) bool {
 		}
 	}
 	return false
+}
+
+// fieldErrors flattens what a config's Validate returned: one error, a
+// FieldError, or several joined with errors.Join.
+func fieldErrors(err error) []*FieldError {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []*FieldError
+		for _, e := range j.Unwrap() {
+			out = append(out, fieldErrors(e)...)
+		}
+		return out
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return []*FieldError{fe}
+	}
+	return []*FieldError{{Msg: err.Error()}}
 }

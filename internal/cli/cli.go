@@ -28,6 +28,7 @@ var Version = "dev"
 // App carries what commands share: streams, environment, registry.
 type App struct {
 	Stdout, Stderr io.Writer
+	Stdin          io.Reader // read by --graph - (nil: no stdin)
 	Getenv         func(string) string
 	LookupEnv      func(string) (string, bool)
 	Registry       *plugin.Registry
@@ -47,7 +48,7 @@ func Main(args []string) int {
 	tuneGC()
 	growStdoutPipe()
 	app := &App{
-		Stdout: os.Stdout, Stderr: os.Stderr,
+		Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin,
 		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
 		Registry: bundle.Registry(),
 		Signals:  notifySignals(),
@@ -86,14 +87,38 @@ func (a *App) Run(args []string) int {
 	var ee *exitcode.Error
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintln(a.Stderr, "error:", redact.Text(ee.Err.Error()))
+			a.printError(ee.Err.Error())
 		}
 		return ee.Code
 	}
 	// cobra's own errors: unknown command or flag, bad argument.
-	fmt.Fprintln(a.Stderr, "error:", redact.Text(err.Error()))
-	fmt.Fprintln(a.Stderr, "run 'schnitzel --help' for usage")
+	a.printError(err.Error() + "\nrun 'schnitzel --help' for usage")
 	return exitcode.Usage
+}
+
+// printError writes the final error line: text, or a JSON log record under
+// --log-format json.
+func (a *App) printError(msg string) {
+	msg = redact.Text(msg)
+	if dw, ok := a.Stderr.(*diagWriter); ok {
+		slog.New(slog.NewJSONHandler(dw.Writer, nil)).Error(msg)
+		return
+	}
+	fmt.Fprintln(a.Stderr, "error:", msg)
+}
+
+// useJSONStderr switches stderr to JSON records when the command being run
+// has --log-format json, so that graph diagnostics and the final error
+// follow the log format too.
+func (a *App) useJSONStderr(cmd *cobra.Command) {
+	f := cmd.Flags().Lookup("log-format")
+	if f == nil || !strings.EqualFold(f.Value.String(), "json") {
+		return
+	}
+	if _, done := a.Stderr.(*diagWriter); !done {
+		a.Stderr = &diagWriter{Writer: a.Stderr}
+		cmd.Root().SetErr(a.Stderr)
+	}
 }
 
 // logOptions are the logging flags shared by commands that run graphs.
@@ -168,11 +193,15 @@ node in its own goroutine with bounded inboxes between them.
 
 With no --graph it runs the built-in default graph (the mock CCTV pipeline).
 
+The graph file format: docs/graph-format.md. The nodes: schnitzel plugins.
+Shell completion: schnitzel completion bash|zsh|fish|powershell.
+
 Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       Version,
+		Args:             noArgsOrSuggest,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		Version:          Version,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) { a.useJSONStderr(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Under launchd or the Windows SCM, RunAsService applies the
 			// service's environment and turns an SCM stop into ctx
@@ -191,7 +220,42 @@ Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
+	root.SuggestionsMinimumDistance = 2
+	strictGroups(root)
+	a.registerCompletions(root)
 	return root
+}
+
+// noArgsOrSuggest rejects arguments of a command that takes none; the first
+// one is most likely a mistyped subcommand, so it gets cobra's suggestions
+// (`valdate` -> validate).
+func noArgsOrSuggest(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return exitcode.New(exitcode.Usage, errors.New(msg))
+}
+
+// strictGroups makes every command that only groups subcommands (graph,
+// queue, service) fail on an unknown subcommand with a suggestion and exit
+// 2, instead of printing its help and exiting 0. Unknown flags are let
+// through to that check: `queue stat --path q` must say "unknown command
+// stat, did you mean stats", not "unknown flag --path".
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = noArgsOrSuggest
+		c.FParseErrWhitelist.UnknownFlags = true
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		}
+	}
 }
 
 // extraCommands are command groups added by other files (queue, service,

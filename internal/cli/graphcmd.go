@@ -15,23 +15,32 @@ func (a *App) graphCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "graph",
 		Short: "Draw a graph as Graphviz DOT or Mermaid",
+		Long: `Draw a graph: schnitzel graph dot --graph G | dot -Tsvg > g.svg, or
+schnitzel graph mermaid --graph G. The graph may also be given as the only
+argument (graph dot G); --graph - reads it from standard input.`,
 	}
 	for _, format := range []string{"dot", "mermaid"} {
-		cmd.AddCommand(&cobra.Command{
-			Use:   format + " GRAPH",
-			Short: "Print the graph as " + format,
-			Args:  cobra.ExactArgs(1),
+		var path string
+		sub := &cobra.Command{
+			Use:               format + " --graph G",
+			Short:             "Print the graph as " + format,
+			Args:              cobra.MaximumNArgs(1),
+			ValidArgsFunction: completeGraphFiles,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				g, diags, err := a.loadFile(args[0])
+				p, err := graphArg(path, args)
+				if err != nil {
+					return err
+				}
+				g, diags, err := a.loadFile(p)
 				if err != nil {
 					return err
 				}
 				if g == nil || diags.HasErrors() {
 					printDiags(cmd.ErrOrStderr(), diags)
-					return exitcode.Errorf(exitcode.Usage, "%s: cannot load graph", args[0])
+					return exitcode.Errorf(exitcode.Usage, "%s: cannot load graph", p)
 				}
 				if g.Version != 2 {
-					return exitcode.Errorf(exitcode.Usage, "%s: a v1 job graph has no nodes to draw (job %s)", args[0], g.Job)
+					return exitcode.Errorf(exitcode.Usage, "%s: a v1 job graph has no nodes to draw (job %s)", p, g.Job)
 				}
 				if format == "dot" {
 					writeDot(cmd.OutOrStdout(), g)
@@ -40,9 +49,25 @@ func (a *App) graphCommand() *cobra.Command {
 				}
 				return nil
 			},
-		})
+		}
+		sub.Flags().StringVar(&path, "graph", "", "graph file to draw (- reads standard input)")
+		cmd.AddCommand(sub)
 	}
 	return cmd
+}
+
+// graphArg takes the graph from --graph or, as an alias, the one
+// positional argument; giving both (differently) or neither is an error.
+func graphArg(flag string, args []string) (string, error) {
+	switch {
+	case len(args) == 1 && flag != "" && args[0] != flag:
+		return "", exitcode.Errorf(exitcode.Usage, "give the graph once: --graph %s or %s, not both", flag, args[0])
+	case len(args) == 1:
+		return args[0], nil
+	case flag != "":
+		return flag, nil
+	}
+	return "", exitcode.Errorf(exitcode.Usage, "no graph given: use --graph FILE (or - for standard input)")
 }
 
 func shortPlugin(p string) string {
@@ -66,16 +91,36 @@ func writeDot(w io.Writer, g *graph.Graph) {
 		case graph.KindDelay, graph.KindInitial:
 			shape = "diamond"
 		}
-		fmt.Fprintf(w, "  %q [label=%q, shape=%s];\n", n.ID, n.ID+"\\n"+shortPlugin(n.Plugin), shape)
+		fmt.Fprintf(w, "  %s [label=%s, shape=%s];\n", dotQuote(n.ID), dotLabel(n.ID, shortPlugin(n.Plugin)), shape)
 	}
 	for _, e := range g.Edges {
 		label := ""
 		if e.FromPort != "" || e.ToPort != "" {
-			label = fmt.Sprintf(" [label=%q]", strings.Trim(e.FromPort+" -> "+e.ToPort, " ->"))
+			label = " [label=" + dotQuote(strings.Trim(e.FromPort+" -> "+e.ToPort, " ->")) + "]"
 		}
-		fmt.Fprintf(w, "  %q -> %q%s;\n", e.From, e.To, label)
+		fmt.Fprintf(w, "  %s -> %s%s;\n", dotQuote(e.From), dotQuote(e.To), label)
 	}
 	fmt.Fprintln(w, "}")
+}
+
+// dotQuote writes s as a DOT quoted string. DOT knows only two escapes in
+// one: \" and a backslash before a newline; Go's %q would turn a newline
+// escape into a literal backslash-n that Graphviz prints as is.
+func dotQuote(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	s = strings.ReplaceAll(s, "\n", `\n`)
+	return `"` + s + `"`
+}
+
+// dotLabel is a label of several lines (\n is Graphviz's centred line
+// break inside a quoted label).
+func dotLabel(lines ...string) string {
+	q := make([]string, len(lines))
+	for i, l := range lines {
+		q[i] = strings.Trim(dotQuote(l), `"`)
+	}
+	return `"` + strings.Join(q, `\n`) + `"`
 }
 
 func mermaidID(id string) string {

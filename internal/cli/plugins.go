@@ -19,18 +19,25 @@ func (a *App) pluginsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins [NAME]",
 		Short: "List the nodes this build has, with their config keys, defaults and docs",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `List the nodes this build has, with their role, packet kinds, config keys,
+types, defaults and docs. NAME selects nodes: a full plugin string
+(schnitzel_stream.nodes.dev:TickerSource or an alias), a class name
+(TickerSource, any case), or a substring of either (ticker, sqlite).
+
+How nodes are put together in a graph file: docs/graph-format.md.`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: a.completePlugins,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON {
 				format = "json"
 			}
 			entries := a.Registry.Entries()
 			if len(args) == 1 {
-				e, ok := a.Registry.Lookup(args[0])
-				if !ok {
-					return exitcode.Errorf(exitcode.Usage, "plugin %q is not registered in this build", args[0])
+				found, err := a.findPlugins(args[0])
+				if err != nil {
+					return err
 				}
-				entries = []*plugin.Entry{e}
+				entries = found
 			}
 			infos := make([]plugin.Info, len(entries))
 			for i, e := range entries {
@@ -142,4 +149,48 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// findPlugins selects entries by exact name or alias, then by class name,
+// then by substring (case-insensitive) of a name, alias or class name.
+func (a *App) findPlugins(q string) ([]*plugin.Entry, error) {
+	if e, ok := a.Registry.Lookup(q); ok {
+		return []*plugin.Entry{e}, nil
+	}
+	low := strings.ToLower(strings.TrimSpace(q))
+	var byClass, bySub []*plugin.Entry
+	for _, e := range a.Registry.Entries() {
+		names := append([]string{e.Name}, e.Aliases...)
+		class, sub := false, false
+		for _, n := range names {
+			c := strings.ToLower(shortPlugin(n))
+			if c == low {
+				class = true
+			}
+			if strings.Contains(strings.ToLower(n), low) {
+				sub = true
+			}
+		}
+		switch {
+		case class:
+			byClass = append(byClass, e)
+		case sub:
+			bySub = append(bySub, e)
+		}
+	}
+	if len(byClass) > 0 {
+		return byClass, nil
+	}
+	if len(bySub) > 0 && low != "" {
+		return bySub, nil
+	}
+	msg := fmt.Sprintf("no plugin matches %q in this build", q)
+	var classes []string
+	for _, e := range a.Registry.Entries() {
+		classes = append(classes, shortPlugin(e.Name))
+	}
+	if near := plugin.Nearest(shortPlugin(q), classes); len(near) > 0 {
+		msg += " (did you mean " + strings.Join(near, " or ") + "?)"
+	}
+	return nil, exitcode.Errorf(exitcode.Usage, "%s; `schnitzel plugins` lists every node", msg)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
@@ -17,33 +18,59 @@ import (
 
 func (a *App) validateCommand() *cobra.Command {
 	var (
-		graphs   []string
-		asJSON   bool
-		strict   bool
-		logOpts  logOptions
-		legacyRO runOptions
+		graphs     []string
+		asJSON     bool
+		strict     bool
+		useDefault bool
+		logOpts    logOptions
+		legacyRO   runOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "validate [--graph G]... [DIR/...]",
+		Use:   "validate (--graph G | FILE | DIR)... [--default]",
 		Short: "Check graphs without running them",
 		Long: `Load and validate graphs: YAML, topology (duplicate ids, unknown edge
 endpoints, cycles), kinds, ports, plugin allowlist and every node's config.
-Every problem is reported with file:line. A DIR/... argument checks every
-.yaml file below DIR. Exit code 2 when any graph is invalid.`,
+Every problem is reported with file:line. A DIR (or DIR/...) argument checks
+every .yaml/.yml file below DIR; --graph - reads a graph from standard input;
+--default checks the built-in graph that a run without --graph uses. Giving no
+graph at all is an error. With --log-format json each diagnostic is a JSON log
+record on stderr.
+
+The file format (keys, kinds, ports, cycles, __runtime__, interpolation) is
+documented in docs/graph-format.md; node config keys: schnitzel plugins NAME.
+
+Exit code 0 when every graph is valid, 2 when any is invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := a.graphLimits(); err != nil {
 				return err // a bad limit is a usage error, not an invalid graph
 			}
-			paths := append([]string(nil), graphs...)
-			for _, arg := range args {
+			var paths []string
+			for _, arg := range append(append([]string(nil), graphs...), args...) {
 				expanded, err := expandGraphArg(arg)
 				if err != nil {
 					return exitcode.New(exitcode.Usage, err)
 				}
-				paths = append(paths, expanded...)
+				if len(expanded) == 1 && expanded[0] == arg {
+					paths = append(paths, arg) // named explicitly: always checked
+					continue
+				}
+				for _, p := range expanded {
+					// A directory also holds other YAML (app configs,
+					// zone files): only graph files are checked.
+					if !looksLikeGraph(p) {
+						if !asJSON {
+							fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped (not a graph file: no version, job, nodes or edges at the top level)\n", p)
+						}
+						continue
+					}
+					paths = append(paths, p)
+				}
+			}
+			if useDefault {
+				paths = append(paths, "") // the built-in graph
 			}
 			if len(paths) == 0 {
-				paths = []string{""} // the default graph
+				return exitcode.Errorf(exitcode.Usage, "no graph given: validate --graph FILE, validate FILE or DIR, or validate --default for the built-in graph (see docs/graph-format.md)")
 			}
 			type result struct {
 				Graph    string       `json:"graph"`
@@ -57,6 +84,9 @@ Every problem is reported with file:line. A DIR/... argument checks every
 			for _, p := range paths {
 				plan, diags, err := a.load(p, strict)
 				name := p
+				if p == "-" {
+					name = stdinName
+				}
 				r := result{Graph: name, Valid: err == nil, Errors: nonNil(diags.Errors()), Warnings: nonNil(diags.Warnings())}
 				if plan != nil {
 					r.Version = plan.Graph.Version
@@ -101,6 +131,7 @@ Every problem is reported with file:line. A DIR/... argument checks every
 	f.StringArrayVar(&graphs, "graph", nil, "graph file to check (repeatable)")
 	f.BoolVar(&asJSON, "json", false, "print results as JSON on stdout")
 	f.BoolVar(&strict, "strict", false, "treat warnings as errors")
+	f.BoolVar(&useDefault, "default", false, "also check the built-in graph (what a run without --graph uses)")
 	// Accepted so that 'validate' takes the same flags as a run (upstream's
 	// validate is the run command with --validate-only).
 	f.BoolVar(&legacyRO.validateOnly, "validate-only", true, "no effect (validate never runs)")
@@ -129,12 +160,15 @@ func displayName(p string) string {
 	return p
 }
 
-// expandGraphArg turns DIR/... into every .yaml/.yml file below DIR.
+// expandGraphArg turns a directory (DIR or DIR/...) into every .yaml/.yml
+// file below it; anything else is one graph.
 func expandGraphArg(arg string) ([]string, error) {
-	if !strings.HasSuffix(arg, "/...") {
-		return []string{arg}, nil
-	}
 	dir := strings.TrimSuffix(arg, "/...")
+	if dir == arg {
+		if st, err := os.Stat(arg); err != nil || !st.IsDir() {
+			return []string{arg}, nil // "-", a file, or a missing path (reported by the loader)
+		}
+	}
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -153,4 +187,37 @@ func expandGraphArg(arg string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no .yaml files", arg)
 	}
 	return out, nil
+}
+
+// looksLikeGraph reports whether a YAML file found in a directory is meant
+// as a graph: its top level is a mapping with version, job, nodes or
+// edges (a skipped file is named on stderr, never silently). Files that cannot be read or parsed count as graphs, so that
+// their errors are reported.
+func looksLikeGraph(path string) bool {
+	// Only the top-level keys are looked at, on the parsed node tree
+	// (aliases stay unexpanded), and a file past the loader's size limit
+	// is left for the loader to refuse: a hostile file in a directory
+	// costs no more here than in validate itself.
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() > graph.DefaultLimits.MaxFileBytes {
+		return true
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return true
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return true
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		switch top.Content[i].Value {
+		case "version", "job", "nodes", "edges":
+			return true
+		}
+	}
+	return false
 }

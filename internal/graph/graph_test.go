@@ -68,7 +68,7 @@ r: TRUE
 func TestInterpolation(t *testing.T) {
 	src := `
 version: 2
-vars: {name: cam7, n: 3}
+x-vars: {name: cam7, n: 3}
 nodes:
   - id: src
     kind: source
@@ -76,14 +76,14 @@ nodes:
     config:
       packets:
         - kind: ${oc.env:KIND}
-          source_id: ${vars.name}
+          source_id: ${x-vars.name}
           payload:
-            n: ${vars.n}
+            n: ${x-vars.n}
             fwd: ${oc.env:MISSING,false}
             num: ${oc.env:MISSING,30}
             empty: ${oc.env:MISSING,}
             nul: ${oc.env:MISSING,null}
-            mixed: "id-${vars.name}-${vars.n}"
+            mixed: "id-${x-vars.name}-${x-vars.n}"
             escaped: \${not}
 `
 	g, diags := Load("g.yaml", []byte(src), env(map[string]string{"KIND": "demo"}))
@@ -195,7 +195,7 @@ edges:
 	want := []string{
 		`graph.yaml:6: node "src": duplicate node_id: src (first defined at line 3)`,
 		`graph.yaml:12: node "out": config.forward: expected a boolean (true/false), got the string "maybe"`,
-		`graph.yaml:13: warning: node "out": config.prefx: unknown key "prefx" (ignored)`,
+		`graph.yaml:13: node "out": config.prefx: unknown key "prefx" (did you mean "prefix"?)`,
 		`graph.yaml:15: node "evil": plugin "bad.module:Thing" is not allowed: module "bad.module" is not under ALLOWED_PLUGIN_PREFIXES (schnitzel_stream.,ai.); add its prefix there, or set ALLOW_ALL_PLUGINS=true for dev-only use`,
 		`graph.yaml:17: node "typo": plugin "schnitzel_stream.nodes.dev:PrintSnk" is not registered in this build (did you mean schnitzel_stream.nodes.dev:PrintSink?)`,
 		`graph.yaml:25: node "wrongkind": unsupported node kind: Source`,

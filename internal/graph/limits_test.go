@@ -222,7 +222,7 @@ func TestLimitsAreExact(t *testing.T) {
 // Aliases under the limit still expand, and a key written beside a merge
 // wins over the merged one whichever comes first (YAML merge semantics).
 func TestAliasesAndMergesUnderTheLimit(t *testing.T) {
-	src := "version: 2\nnodes: []\nbase: &b {x: 1, y: 2}\nc: {<<: *b, y: 3}\nd: {y: 4, <<: *b}\nl: &l [1, 2]\nm: [*l, *l]\n"
+	src := "version: 2\nnodes: []\nx-base: &b {x: 1, y: 2}\nx-c: {<<: *b, y: 3}\nx-d: {y: 4, <<: *b}\nx-l: &l [1, 2]\nx-m: [*l, *l]\n"
 	d, err := parseYAML([]byte(src), DefaultLimits)
 	if err != nil || len(d.errs) > 0 {
 		t.Fatal(err, d.errs)
@@ -232,7 +232,7 @@ func TestAliasesAndMergesUnderTheLimit(t *testing.T) {
 		t.Errorf("unexpected: %s", dg)
 	}
 	root := d.root.(*packet.Map)
-	for key, want := range map[string]string{"c": "{'x': 1, 'y': 3}", "d": "{'y': 4, 'x': 1}", "m": "[[1, 2], [1, 2]]"} {
+	for key, want := range map[string]string{"x-c": "{'x': 1, 'y': 3}", "x-d": "{'y': 4, 'x': 1}", "x-m": "[[1, 2], [1, 2]]"} {
 		v, _ := root.Get(key)
 		if got := packet.PyStr(v); got != want {
 			t.Errorf("%s = %s, want %s", key, got, want)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
 // LoadFile reads and loads a graph file within DefaultLimits. getenv
@@ -228,7 +229,7 @@ func (l *loader) loadV1(root *packet.Map) {
 		switch e.Key {
 		case "version", "job", "config":
 		default:
-			l.warnf(e.Key, e.Key, "unknown top-level key %q in a v1 job graph (ignored)", e.Key)
+			l.unknownKey(e.Key, e.Key, "v1 top-level", e.Key, topKeysV1)
 		}
 	}
 }
@@ -340,7 +341,7 @@ func (l *loader) loadV2(root *packet.Map) {
 		switch e.Key {
 		case "version", "nodes", "edges", "config":
 		default:
-			l.warnf(e.Key, e.Key, "unknown top-level key %q (ignored)", e.Key)
+			l.unknownKey(e.Key, e.Key, "top-level", e.Key, topKeysV2)
 		}
 	}
 	g.Config = l.configMap(root, "config", "config")
@@ -389,7 +390,7 @@ func (l *loader) loadV2(root *packet.Map) {
 		l.runtimeConfig(n, subject)
 		for _, e := range m.Entries() {
 			if !nodeKeys[e.Key] {
-				l.warnf(path+"."+e.Key, subject, "unknown node key %q (ignored)", e.Key)
+				l.unknownKey(path+"."+e.Key, subject, "node", e.Key, nodeKeySet)
 			}
 		}
 		g.Nodes = append(g.Nodes, n)
@@ -416,7 +417,7 @@ func (l *loader) loadV2(root *packet.Map) {
 		e.ToPort = l.port(m, path, "dst_port", "to_port")
 		for _, kv := range m.Entries() {
 			if !edgeKeys[kv.Key] {
-				l.warnf(path+"."+kv.Key, e.Subject(), "unknown edge key %q (ignored)", kv.Key)
+				l.unknownKey(path+"."+kv.Key, e.Subject(), "edge", kv.Key, edgeKeySet)
 			}
 		}
 		g.Edges = append(g.Edges, e)
@@ -519,7 +520,7 @@ func (l *loader) runtimeConfig(n *Node, subject string) {
 				l.errf(rpath+".inbox_overflow", subject, "__runtime__.inbox_overflow must be one of block, drop_new, drop_oldest, error; got %s", describe(e.Value))
 			}
 		default:
-			l.warnf(rpath+"."+e.Key, subject, "unknown __runtime__ key %q (ignored; known: inbox_max, inbox_max_bytes, inbox_overflow)", e.Key)
+			l.warnf(rpath+"."+e.Key, subject, "unknown __runtime__ key %q%s (ignored; known: inbox_max, inbox_max_bytes, inbox_overflow)", e.Key, plugin.DidYouMean(e.Key, runtimeSet))
 		}
 	}
 }

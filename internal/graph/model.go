@@ -4,7 +4,12 @@
 // allowlist and typed config. Every problem is reported with file:line.
 package graph
 
-import "github.com/schnitzel-stream/schnitzel/packet"
+import (
+	"strings"
+
+	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
+)
 
 // Node kinds. delay and initial mark the nodes a cycle may pass through.
 const (
@@ -112,4 +117,34 @@ func (g *Graph) NodeByID(id string) *Node {
 		}
 	}
 	return nil
+}
+
+// The keys each part of a graph file has. Anything else is an error (a
+// typo such as `nodez:` must not leave an empty graph that runs), except
+// keys starting with "x-": the place for YAML anchors and notes.
+var (
+	topKeysV1  = []string{"version", "job", "config"}
+	topKeysV2  = []string{"version", "nodes", "edges", "config"}
+	nodeKeySet = []string{"id", "node_id", "kind", "plugin", "config"}
+	edgeKeySet = []string{"from", "to", "src", "dst", "from_port", "to_port", "src_port", "dst_port"}
+	runtimeSet = []string{"inbox_max", "inbox_max_bytes", "inbox_overflow"}
+)
+
+// unknownKey reports key, found where (e.g. "top-level", "node"), which is
+// not among known: an error with the nearest known key.
+func (l *loader) unknownKey(path, subject, where, key string, known []string) {
+	if strings.HasPrefix(key, "x-") {
+		return
+	}
+	near := known
+	if where == "v1 top-level" {
+		// A file without version and without nodes is read as v1, so
+		// `nodez:` lands here: suggest the v2 keys too.
+		near = append(append([]string(nil), topKeysV1...), "nodes", "edges")
+	}
+	hint := plugin.DidYouMean(key, near)
+	if hint == "" {
+		hint = " (known: " + strings.Join(known, ", ") + "; keys starting with x- are ignored)"
+	}
+	l.errf(path, subject, "unknown %s key %q%s", where, key, hint)
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -25,6 +26,7 @@ type PlanNode struct {
 	*Node
 	Entry   *plugin.Entry
 	Decoded any // typed config from Entry.Decode, for Entry.Build
+	badCfg  bool
 	In      []*Edge
 	Out     []*Edge
 }
@@ -139,6 +141,10 @@ func (v *validator) validateV2() (*Plan, Diags) {
 	for _, e := range edges {
 		v.checkKinds(e, byID[e.From], byID[e.To])
 	}
+	v.checkSources(nodes)
+	for _, pn := range nodes {
+		v.checkForwarding(pn, byID)
+	}
 	for _, pn := range nodes {
 		if pn.Kind != KindSource && len(pn.In) == 0 && pn.Kind != KindInitial {
 			v.at(SevWarning, pn.Pos, fmt.Sprintf("node %q", pn.ID), "has no incoming edges and is not a source: it will never receive a packet")
@@ -214,12 +220,99 @@ func (v *validator) checkPlugin(pn *PlanNode) {
 	for _, fe := range errs {
 		v.at(SevError, g.ConfigPos(pn.Node, fe.Path), subject, "%s", fe.Error())
 	}
+	pn.badCfg = len(errs) > 0
 	pn.Decoded = dec
 	for _, out := range pn.Out {
-		if out.FromPort != "" && len(e.OutPorts) > 0 && !slices.Contains(e.OutPorts, out.FromPort) {
-			v.at(SevError, out.Pos, out.Subject(), "node %q has no output port %q (ports of %s: %s)", pn.ID, out.FromPort, pn.Plugin, strings.Join(e.OutPorts, ", "))
+		switch {
+		case out.FromPort == "":
+		case len(e.OutPorts) == 0:
+			v.at(SevWarning, g.PosOf(out.path+".from_port"), out.Subject(), "from_port %q: %s declares no output ports, so every packet goes down every edge (from_port ignored)", out.FromPort, shortName(pn.Plugin))
+		case !slices.Contains(e.OutPorts, out.FromPort):
+			v.at(SevError, g.PosOf(out.path+".from_port"), out.Subject(), "node %q has no output port %q%s (ports of %s: %s)", pn.ID, out.FromPort, plugin.DidYouMean(out.FromPort, e.OutPorts), pn.Plugin, strings.Join(e.OutPorts, ", "))
 		}
 	}
+	for _, in := range pn.In {
+		if in.ToPort != "" && !e.PortAware {
+			v.at(SevWarning, g.PosOf(in.path+".to_port"), in.Subject(), "to_port %q: %s does not read input ports (to_port ignored)", in.ToPort, shortName(pn.Plugin))
+		}
+	}
+}
+
+func shortName(p string) string {
+	if i := strings.LastIndex(p, ":"); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// checkSources rejects a v2 graph that cannot produce anything: no nodes,
+// or no node of kind source (only sources start packets; a graph of
+// initial/delay nodes alone would run, do nothing and report ok).
+func (v *validator) checkSources(nodes []*PlanNode) {
+	g := v.g
+	if len(g.Nodes) == 0 {
+		if _, has := g.pos["nodes"]; has {
+			v.at(SevError, g.PosOf("nodes"), "nodes", "the graph has no nodes: nothing would run (docs/graph-format.md)")
+		} else {
+			v.at(SevError, Pos{Line: 1}, "", "the graph has no nodes: a v2 graph needs a `nodes:` list (docs/graph-format.md)")
+		}
+		return
+	}
+	for _, pn := range nodes {
+		if pn.Kind == KindSource {
+			return
+		}
+	}
+	if len(nodes) == 0 {
+		return // every node was already reported
+	}
+	v.at(SevError, nodes[0].Pos, "", "the graph has no source: no node has kind: source, so no packet would ever be produced (a source plugin such as StaticSource or TickerSource, with kind: source)")
+}
+
+// checkForwarding rejects a sink with outgoing edges that does not forward:
+// nothing would ever reach the nodes after it (HttpJsonSink before
+// SqliteQueueAckSink without forward: true never acks).
+func (v *validator) checkForwarding(pn *PlanNode, byID map[string]*PlanNode) {
+	if pn.Entry == nil || pn.Entry.Role != plugin.RoleSink || len(pn.Out) == 0 || pn.Decoded == nil || pn.badCfg || pn.Kind == KindSink {
+		return
+	}
+	fwd, has := forwardOf(pn.Decoded)
+	if !has || fwd {
+		return
+	}
+	var next []string
+	for _, e := range pn.Out {
+		next = append(next, fmt.Sprintf("%q", e.To))
+	}
+	why := ""
+	for _, e := range pn.Out {
+		if dst := byID[e.To]; dst != nil && strings.HasSuffix(dst.Plugin, "AckSink") {
+			why = fmt.Sprintf(": %s %q would never acknowledge anything", shortName(dst.Plugin), dst.ID)
+			break
+		}
+	}
+	v.at(SevError, v.g.ConfigPos(pn.Node, "forward"), fmt.Sprintf("node %q", pn.ID), "%s does not forward (forward: false), so %s never receives a packet%s; set forward: true", shortName(pn.Plugin), strings.Join(next, ", "), why)
+}
+
+// forwardOf reads the `forward` key of a decoded sink config.
+func forwardOf(cfg any) (fwd, has bool) {
+	rv := reflect.ValueOf(cfg)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return false, false
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return false, false
+	}
+	t := rv.Type()
+	for i := range t.NumField() {
+		if key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); key == "forward" && rv.Field(i).Kind() == reflect.Bool {
+			return rv.Field(i).Bool(), true
+		}
+	}
+	return false, false
 }
 
 func (v *validator) checkKinds(e *Edge, src, dst *PlanNode) {

@@ -86,10 +86,27 @@ var (
 	reUnknownAlias = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
 )
 
+// parserError reports whether msg is one of libyaml's parser (not
+// scanner) errors, the ones yaml.v3 numbers from 0.
+func parserError(msg string) bool {
+	for _, p := range []string{"did not find expected", "found incompatible YAML document", "found duplicate %", "found undefined tag handle"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func yamlSyntaxError(err error, data []byte) error {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	if m := reErrLine.FindStringSubmatch(msg); m != nil {
 		l, _ := strconv.Atoi(m[1])
+		if parserError(m[2]) {
+			// yaml.v3 prints a parser error's mark 0-based (its scanner
+			// errors are 1-based): "plugin: [unclosed" on line 4 comes
+			// back as "line 3".
+			l++
+		}
 		return &syntaxError{pos: Pos{Line: l}, msg: "invalid YAML: " + m[2]}
 	}
 	if m := reUnknownAlias.FindStringSubmatch(msg); m != nil {

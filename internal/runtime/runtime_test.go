@@ -437,7 +437,9 @@ func TestConstructorFailureClosesBuiltNodes(t *testing.T) {
 nodes:
   - {id: out, kind: sink, plugin: "schnitzel_stream.test:Collect"}
   - {id: broken, plugin: "schnitzel_stream.test:FailBuild"}
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource"}
 edges:
+  - {from: src, to: broken}
   - {from: broken, to: out}
 `
 	_, err := New(plan(t, src), Options{})

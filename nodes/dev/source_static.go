@@ -39,9 +39,12 @@ func itemPath(i int, key string) string {
 
 func registerStatic(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[StaticConfig]{
-		Name:    mod + "StaticSource",
-		Role:    plugin.RoleSource,
-		Out:     []string{"*"},
+		Name: mod + "StaticSource",
+		Role: plugin.RoleSource,
+		Out:  []string{"*"},
+		// upstream's dev_stream_template_v2.yaml sets the video sources'
+		// keys on its StaticSource default; upstream ignores them.
+		Ignored: []string{"source_id", "url", "path", "camera_index", "reconnect", "reconnect_backoff_sec", "reconnect_backoff_max_sec"},
 		Summary: "Emit a fixed list of packets from the config, then end.",
 		Description: "Each item becomes a new packet (fresh packet_id). `ts` is kept when it is a non-blank " +
 			"string, otherwise the current UTC time. Payloads are shared, never copied: downstream nodes must not mutate them.",

@@ -2,6 +2,7 @@ package dev
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -19,13 +20,14 @@ type TickerConfig struct {
 
 // Validate rejects negative settings.
 func (c *TickerConfig) Validate() error {
+	var errs []error // all of them, so one validation shows every problem
 	if c.IntervalSec < 0 {
-		return plugin.Errorf("interval_sec", "must be >= 0, got %v", c.IntervalSec)
+		errs = append(errs, plugin.Errorf("interval_sec", "must be >= 0, got %v", c.IntervalSec))
 	}
 	if c.Count < 0 {
-		return plugin.Errorf("count", "must be >= 0 (0 = forever), got %d", c.Count)
+		errs = append(errs, plugin.Errorf("count", "must be >= 0 (0 = forever), got %d", c.Count))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func registerTicker(r *plugin.Registry) {

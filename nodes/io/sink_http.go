@@ -199,7 +199,8 @@ func registerHTTP(r *plugin.Registry) {
 			"which makes the run degraded. On a graceful stop (SIGTERM) no new attempt or retry starts: packets not yet " +
 			"sent are left (left_on_stop_total; a durable source releases their leases), requests in flight get " +
 			"stop_timeout_sec to finish and are then cancelled (interrupted_total); neither kind is nacked, because an " +
-			"interrupted attempt is not a failed one. The same holds when the runtime cancels the node.",
+			"interrupted attempt is not a failed one; both counters make the run degraded, as the runtime's abandoned packets do. " +
+			"The same holds when the runtime cancels the node.",
 		Defaults: HTTPConfig{
 			Method: "POST", TimeoutSec: 3, Body: "payload", IdempotencyHeader: "Idempotency-Key",
 			RetryMaxAttempts: 3, RetryBackoffSec: 1, RetryBackoffMaxSec: 10,
@@ -970,8 +971,11 @@ func (s *httpSink) Metrics() []plugin.Metric {
 		{Name: "permanent_total", Value: s.permanent.Load()},
 		{Name: "requests_total", Value: s.requests.Load()},
 		{Name: "redirect_total", Value: s.redirects.Load()},
-		{Name: "interrupted_total", Value: s.interrupted.Load()},
-		{Name: "left_on_stop_total", Value: s.left.Load()},
+		// Packets a stop left undelivered: like the runtime's abandoned
+		// packets they make the run degraded (a durable source keeps them
+		// queued; any other source has lost them).
+		{Name: "interrupted_total", Value: s.interrupted.Load(), Loss: true},
+		{Name: "left_on_stop_total", Value: s.left.Load(), Loss: true},
 		{Name: "in_flight", Value: s.inFlight.Load()},
 	}
 }

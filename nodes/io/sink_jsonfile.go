@@ -36,13 +36,14 @@ func (c *JSONFileConfig) Validate() error {
 	if c.Body == "" {
 		c.Body = "payload"
 	}
+	var errs []error // every problem at once
 	if c.Body != "payload" && c.Body != "packet" {
-		return plugin.Errorf("body", "must be 'payload' or 'packet', got %q", c.Body)
+		errs = append(errs, plugin.Errorf("body", "must be 'payload' or 'packet', got %q", c.Body))
 	}
 	if _, err := pyFormat(c.FilenameTemplate, templateFields(0, &packet.Packet{})); err != nil {
-		return plugin.Errorf("filename_template", "%v", err)
+		errs = append(errs, plugin.Errorf("filename_template", "%v", err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func registerJSONFile(r *plugin.Registry) {

@@ -31,24 +31,25 @@ type JSONLConfig struct {
 
 // Validate normalises body as upstream does and checks the additions.
 func (c *JSONLConfig) Validate() error {
+	var errs []error // every problem at once
 	c.Path = strings.TrimSpace(c.Path)
 	if c.Path == "" {
-		return plugin.Errorf("path", "must not be empty")
+		errs = append(errs, plugin.Errorf("path", "must not be empty"))
 	}
 	c.Body = strings.ToLower(strings.TrimSpace(c.Body))
 	if c.Body == "" {
 		c.Body = "packet"
 	}
 	if c.Body != "payload" && c.Body != "packet" {
-		return plugin.Errorf("body", "must be 'payload' or 'packet', got %q", c.Body)
+		errs = append(errs, plugin.Errorf("body", "must be 'payload' or 'packet', got %q", c.Body))
 	}
 	if c.MaxBytes < 0 {
-		return plugin.Errorf("max_bytes", "must be >= 0 (0 = no rotation), got %d", c.MaxBytes)
+		errs = append(errs, plugin.Errorf("max_bytes", "must be >= 0 (0 = no rotation), got %d", c.MaxBytes))
 	}
 	if c.MaxFiles < 0 {
-		return plugin.Errorf("max_files", "must be >= 0, got %d", c.MaxFiles)
+		errs = append(errs, plugin.Errorf("max_files", "must be >= 0, got %d", c.MaxFiles))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func registerJSONL(r *plugin.Registry) {

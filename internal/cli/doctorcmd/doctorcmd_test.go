@@ -57,13 +57,29 @@ func TestDoctorJSONOK(t *testing.T) {
 }
 
 func TestDoctorFailsExit1(t *testing.T) {
-	getenv, _ := userEnv(t, false)
+	getenv, home := userEnv(t, false)
+	// A file where the state directory belongs fails, service or not.
+	os.MkdirAll(filepath.Join(home, ".local/state"), 0o750)
+	os.WriteFile(filepath.Join(home, ".local/state/schnitzel-stream"), nil, 0o600)
 	out, err := run(t, Options{Getenv: getenv, GOOS: "linux", DiskFree: plenty}, "--user", "--service=false")
 	var ee *exitcode.Error
 	if !errors.As(err, &ee) || ee.Code != exitcode.Runtime {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("err = %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "fail  dir.state") || !strings.Contains(out, "fix: create it") || !strings.Contains(out, "doctor: fail") {
+	if !strings.Contains(out, "fail  dir.state") || !strings.Contains(out, "doctor: fail") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+// On a development machine (no service) missing service directories are
+// warnings that say when they matter, and the fix keeps --user.
+func TestDoctorMissingDirsWithoutService(t *testing.T) {
+	getenv, _ := userEnv(t, false)
+	out, err := run(t, Options{Getenv: getenv, GOOS: "linux", DiskFree: plenty}, "--user", "--service=false")
+	if err != nil {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "matters only for a service") || !strings.Contains(out, "fix: create it: `schnitzel service install --user`") {
 		t.Errorf("output:\n%s", out)
 	}
 }

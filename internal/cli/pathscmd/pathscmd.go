@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -31,7 +32,25 @@ graph land here) and logs. System-wide by default; --user for a per-user
 deployment (XDG on Linux, ~/Library on macOS, %LOCALAPPDATA% on Windows).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := paths.For(goos, user, getenv)
+			target, err := normOS(goos)
+			if err != nil {
+				return exitcode.New(exitcode.Usage, err)
+			}
+			env := getenv
+			if target != runtime.GOOS && user {
+				// Another OS's layout: its variables are not set here, so
+				// show them as that OS writes them (%LOCALAPPDATA%, $HOME).
+				env = func(k string) string {
+					switch {
+					case target == "windows" && k == "LOCALAPPDATA":
+						return "%LOCALAPPDATA%"
+					case target != "windows" && k == "HOME":
+						return "$HOME"
+					}
+					return ""
+				}
+			}
+			p, err := paths.For(target, user, env)
 			if err != nil {
 				return exitcode.New(exitcode.Usage, err)
 			}
@@ -51,6 +70,20 @@ deployment (XDG on Linux, ~/Library on macOS, %LOCALAPPDATA% on Windows).`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&user, "user", false, "per-user paths instead of system-wide")
-	cmd.Flags().StringVar(&goos, "os", runtime.GOOS, "show the layout of another OS (linux, darwin, windows)")
+	cmd.Flags().StringVar(&goos, "os", runtime.GOOS, "show the layout of another OS: linux, darwin (or macos), windows")
+	_ = cmd.RegisterFlagCompletionFunc("os", cobra.FixedCompletions([]string{"linux", "darwin", "macos", "windows"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// normOS accepts the systems schnitzel has a layout for.
+func normOS(s string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "linux":
+		return "linux", nil
+	case "darwin", "macos", "osx":
+		return "darwin", nil
+	case "windows", "win":
+		return "windows", nil
+	}
+	return "", fmt.Errorf("--os %q: unknown system (known: linux, darwin or macos, windows)", s)
 }

@@ -3,6 +3,7 @@ package pathscmd
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -47,7 +48,33 @@ func TestPathsText(t *testing.T) {
 }
 
 func TestPathsUserWithoutHome(t *testing.T) {
-	if _, err := run(t, nil, "--user", "--os", "darwin"); err == nil {
+	if _, err := run(t, nil, "--user", "--os", runtime.GOOS); err == nil {
 		t.Error("want error without HOME")
+	}
+}
+
+// --user works for every OS: another system's layout is shown with its
+// variables as that system writes them.
+func TestPathsOtherOS(t *testing.T) {
+	for _, tc := range []struct {
+		os, want string
+	}{
+		{"windows", `%LOCALAPPDATA%\SchnitzelStream\state`},
+		{"macos", "$HOME/Library/Application Support/schnitzel-stream"},
+		{"darwin", "$HOME/Library/Application Support/schnitzel-stream"},
+		{"linux", "$HOME/"},
+	} {
+		if tc.os == runtime.GOOS {
+			continue
+		}
+		out, err := run(t, nil, "--user", "--os", tc.os)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("--os %s --user: %v\n%s", tc.os, err, out)
+		}
+	}
+	for _, bad := range []string{"freebsd", "plan9", ""} {
+		if _, err := run(t, nil, "--os", bad); err == nil || !strings.Contains(err.Error(), "unknown system") {
+			t.Errorf("--os %q: %v", bad, err)
+		}
 	}
 }

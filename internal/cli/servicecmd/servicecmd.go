@@ -160,6 +160,10 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 	stop := verb("stop", "Stop the service gracefully", (*service.Installer).Stop)
 	status := &cobra.Command{
 		Use: "status", Short: "Show whether the service is installed and running", Args: cobra.NoArgs,
+		Long: `Show whether the service is installed and running. Exit codes (as LSB and
+systemctl status): 0 installed and running, 3 installed but stopped, 4 not
+installed, 2 usage error.`,
+		SilenceUsage: true, SilenceErrors: true, // a stopped service is an answer, not a usage error
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(cmd, f, nil, forTarget)
 			if err != nil {
@@ -170,7 +174,10 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 				return wrap(err)
 			}
 			if f.asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
+				if err := writeJSON(cmd.OutOrStdout(), st); err != nil {
+					return err
+				}
+				return statusExit(st)
 			}
 			state := "not installed"
 			if st.Installed {
@@ -180,7 +187,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s): %s [%s]\n", st.Name, st.Manager, state, st.Detail)
-			return nil
+			return statusExit(st)
 		},
 	}
 	status.Flags().BoolVar(&f.asJSON, "json", false, "print JSON")
@@ -350,4 +357,22 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// Exit codes of `service status`, as LSB init scripts and systemctl
+// status use them: a script can tell "running" from "stopped" from
+// "nothing installed" without parsing text.
+const (
+	StatusStopped      = 3
+	StatusNotInstalled = 4
+)
+
+func statusExit(st service.State) error {
+	switch {
+	case !st.Installed:
+		return exitcode.New(StatusNotInstalled, nil)
+	case !st.Running:
+		return exitcode.New(StatusStopped, nil)
+	}
+	return nil
 }

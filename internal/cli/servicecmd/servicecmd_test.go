@@ -167,7 +167,7 @@ func TestInstallAndStatusUser(t *testing.T) {
 		t.Fatalf("unit not written under the test root: %v", err)
 	}
 	out, _, err := e.run(t, nil, "status", "--user", "--json")
-	if err != nil {
+	if err != nil && code(err) != StatusStopped { // installed, not started
 		t.Fatal(err)
 	}
 	var st service.State
@@ -179,6 +179,10 @@ func TestInstallAndStatusUser(t *testing.T) {
 	}
 	if _, _, err := e.run(t, nil, "uninstall", "--user"); err != nil {
 		t.Fatal(err)
+	}
+	// Nothing installed: status says so and exits non-zero.
+	if out, _, err := e.run(t, nil, "status", "--user"); code(err) != StatusNotInstalled || !strings.Contains(out, "not installed") {
+		t.Errorf("status after uninstall: exit %d, %q", code(err), out)
 	}
 	if _, err := os.Stat(unit); err == nil {
 		t.Error("unit left after uninstall")

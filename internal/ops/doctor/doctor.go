@@ -105,9 +105,26 @@ func Run(ctx context.Context, o Options) Report {
 	if o.Graph != "" {
 		checks = append(checks, graphChecks(o)...)
 	}
-	checks = append(checks, dirChecks(o)...)
+	// Whether a service is installed decides whether missing directories
+	// matter: a graph run by hand needs none of them.
+	var svc *service.State
+	if o.Service != nil {
+		if st, err := o.Service(ctx); err == nil {
+			svc = &st
+		}
+	}
+	checks = append(checks, dirChecks(o, svc != nil && svc.Installed)...)
 	if o.Paths.EnvFile != "" {
 		checks = append(checks, envFileCheck(o.Paths.EnvFile))
+	}
+	if f := o.Getenv(service.EnvFileVar); f != "" && f != o.Paths.EnvFile {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			checks = append(checks, Check{Name: "env_file", Status: Warn,
+				Message: fmt.Sprintf("%s=%s does not exist: a run loads no variables from it", service.EnvFileVar, f),
+				Fix:     "create the file or correct " + service.EnvFileVar})
+		} else {
+			checks = append(checks, envFileCheck(f))
+		}
 	}
 	if o.MetricsAddr != "" {
 		checks = append(checks, portCheck(o.MetricsAddr))
@@ -202,15 +219,29 @@ func ffmpegCheck(o Options, plugins []string) Check {
 	return Check{Name: "ffmpeg", Status: OK, Message: "ffmpeg and ffprobe found (needed by " + who + ")"}
 }
 
-func dirChecks(o Options) []Check {
+// userFlag is " --user" for a per-user deployment, so that fix hints
+// can be pasted as they are.
+func userFlag(o Options) string {
+	if o.Paths.Scope == paths.User {
+		return " --user"
+	}
+	return ""
+}
+
+func dirChecks(o Options, installed bool) []Check {
 	var out []Check
 	for _, d := range o.Paths.Dirs() {
 		name := "dir." + d.Class
-		fix := "create it: `schnitzel service install` does, or mkdir -p " + d.Path + " and give it to the service account"
+		fix := "create it: `schnitzel service install" + userFlag(o) + "` does, or mkdir -p " + d.Path + " and give it to the service account"
 		fi, err := os.Stat(d.Path)
 		switch {
+		case err != nil && !installed:
+			// Only a service uses these directories: on a development
+			// machine that runs graphs by hand their absence is fine.
+			out = append(out, Check{Name: name, Status: Warn, Message: d.Path + " does not exist (it matters only for a service: no service is installed; a graph run by hand uses the working directory)", Fix: fix})
+			continue
 		case err != nil:
-			out = append(out, Check{Name: name, Status: Fail, Message: d.Path + " does not exist", Fix: fix})
+			out = append(out, Check{Name: name, Status: Fail, Message: d.Path + " does not exist, and the installed service needs it", Fix: fix})
 			continue
 		case !fi.IsDir():
 			out = append(out, Check{Name: name, Status: Fail, Message: d.Path + " is not a directory", Fix: "move the file away; " + fix})
@@ -317,10 +348,10 @@ func serviceCheck(ctx context.Context, o Options) Check {
 		return Check{Name: "service", Status: Warn, Message: "cannot query the service: " + err.Error()}
 	case !st.Installed:
 		return Check{Name: "service", Status: Warn, Message: fmt.Sprintf("%s service %s is not installed (fine when you run the graph by hand)", st.Manager, st.Name),
-			Fix: "schnitzel service install --manager " + string(st.Manager) + " --graph GRAPH"}
+			Fix: "schnitzel service install --manager " + string(st.Manager) + userFlag(o) + " --graph GRAPH"}
 	case !st.Running:
 		return Check{Name: "service", Status: Warn, Message: fmt.Sprintf("%s service %s is installed but not running (%s)", st.Manager, st.Name, st.Detail),
-			Fix: "schnitzel service start --manager " + string(st.Manager) + "; see its logs for why it stopped"}
+			Fix: "schnitzel service start --manager " + string(st.Manager) + userFlag(o) + "; see its logs for why it stopped"}
 	}
 	return Check{Name: "service", Status: OK, Message: fmt.Sprintf("%s service %s is running", st.Manager, st.Name)}
 }

@@ -187,10 +187,25 @@ func TestMissingAndUnwritableDirs(t *testing.T) {
 	} else if err := os.Chmod(p.State, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	r := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	installed := func(context.Context) (service.State, error) {
+		return service.State{Installed: true, Running: true}, nil
+	}
+	r := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk, Service: installed})
 	if c := find(t, r, "dir.logs"); c.Status != Fail || !strings.Contains(c.Message, "does not exist") || c.Fix == "" {
 		t.Errorf("missing logs: %+v", c)
 	}
+	// Without an installed service a missing directory does not matter
+	// (a development machine): a warning that says so.
+	r2 := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r2, "dir.logs"); c.Status != Warn || !strings.Contains(c.Message, "matters only for a service") {
+		t.Errorf("missing logs, no service: %+v", c)
+	}
+	p.Scope = paths.User
+	r3 := Run(context.Background(), Options{Paths: p, DiskFree: plentyOfDisk})
+	if c := find(t, r3, "dir.logs"); !strings.Contains(c.Fix, "schnitzel service install --user") {
+		t.Errorf("user fix lacks --user: %+v", c)
+	}
+	p.Scope = paths.System
 	if c := find(t, r, "dir.state"); c.Status != Fail || !strings.Contains(c.Message, "not writable") {
 		t.Errorf("unwritable state: %+v", c)
 	}
@@ -311,5 +326,43 @@ func TestEnvFileCheck(t *testing.T) {
 	os.Chmod(path, 0o644)
 	if c := envFileCheck(path); c.Status != Warn {
 		t.Errorf("world-readable: %+v", c)
+	}
+}
+
+func TestMissingEnvFileVarWarns(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.env")
+	r := Run(context.Background(), Options{DiskFree: plentyOfDisk, Getenv: func(k string) string {
+		if k == service.EnvFileVar {
+			return missing
+		}
+		return ""
+	}})
+	if c := find(t, r, "env_file"); c.Status != Warn || !strings.Contains(c.Message, "does not exist") || !strings.Contains(c.Message, service.EnvFileVar) {
+		t.Errorf("env_file: %+v", c)
+	}
+}
+
+// A queue that does not exist yet in a directory the run cannot write
+// fails here, not at run time with SQLite's "unable to open database file".
+func TestQueueInUnwritableDirFails(t *testing.T) {
+	dir := t.TempDir()
+	locked := filepath.Join(dir, "locked")
+	if err := os.Mkdir(locked, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if probeWrite(locked) == nil {
+		// root writes through permission bits; /sys refuses even root.
+		if probeWrite("/sys") == nil {
+			t.Skip("no directory here is unwritable")
+		}
+		locked = "/sys"
+	}
+	c := sqliteCheck("queue.q", filepath.Join(locked, "sub", "q.sqlite3"), true)
+	if c.Status != Fail || !strings.Contains(c.Message, "cannot be created") || !strings.Contains(c.Message, locked+" is not writable") {
+		t.Errorf("%+v", c)
+	}
+	c = sqliteCheck("queue.q", filepath.Join(dir, "new", "q.sqlite3"), true)
+	if c.Status != OK {
+		t.Errorf("writable parent: %+v", c)
 	}
 }

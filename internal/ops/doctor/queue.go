@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,7 +44,16 @@ func sqliteCheck(name, path string, quick bool) Check {
 		pragma = "quick_check"
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return Check{Name: name, Status: OK, Message: path + " does not exist yet (created on the first run)"}
+		// The queue creates the file and its missing directories; that
+		// works only if the nearest existing directory is writable (else
+		// the run fails with SQLite's bare "unable to open database file").
+		dir := existingAncestor(filepath.Dir(path))
+		if err := probeWrite(dir); err != nil {
+			return Check{Name: name, Status: Fail,
+				Message: fmt.Sprintf("%s does not exist and cannot be created: %s is not writable (%v)", path, dir, err),
+				Fix:     "run as the account that owns " + dir + ", give it the directory, or point the queue path elsewhere"}
+		}
+		return Check{Name: name, Status: OK, Message: path + " does not exist yet (created on the first run; " + dir + " is writable)"}
 	}
 	problems, err := integrityCheck(path, pragma)
 	fix := "stop the service, move " + path + " aside (recover rows with `sqlite3 FILE .recover`), then start again: an empty queue is created"
@@ -86,4 +96,18 @@ func integrityCheck(path, pragma string) ([]string, error) {
 		}
 	}
 	return problems, rows.Err()
+}
+
+// existingAncestor returns dir or its nearest parent that exists.
+func existingAncestor(dir string) string {
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
 }

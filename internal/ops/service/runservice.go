@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 )
 
@@ -28,6 +30,11 @@ func RunAsService(ctx context.Context, run func(context.Context) error) error {
 // $SCHNITZEL_WORKDIR when they are set.
 func ApplyServiceEnv() error {
 	if f := os.Getenv(EnvFileVar); f != "" {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			// Optional, as systemd's EnvironmentFile=-, but a typo in the
+			// path must not pass unnoticed (the logger does not exist yet).
+			fmt.Fprintf(os.Stderr, "warning: %s=%s does not exist: no variables loaded from it\n", EnvFileVar, f)
+		}
 		if err := LoadEnvFile(f); err != nil {
 			return err
 		}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,32 +94,37 @@ func transportOf(c *ModelAdapterConfig) transport {
 // validate checks the keys; need says whether command/url is mandatory
 // (YOLO defers that to Start, so HEAD graphs validate without an adapter).
 func (t transport) validate(need bool) error {
+	var errs []error // every problem at once
 	switch {
 	case len(t.command) > 0 && t.url != "":
-		return plugin.Errorf("command", "set either command or url, not both")
+		errs = append(errs, plugin.Errorf("command", "set either command or url, not both"))
 	case need && len(t.command) == 0 && t.url == "":
-		return plugin.Errorf("command", "set command (the adapter program) or url (an HTTP adapter); see docs/detector-adapter.md")
+		errs = append(errs, plugin.Errorf("command", "set command (the adapter program) or url (an HTTP adapter); see docs/detector-adapter.md"))
 	case len(t.command) > 0 && strings.TrimSpace(t.command[0]) == "":
-		return plugin.Errorf("command[0]", "must name the adapter program")
+		errs = append(errs, plugin.Errorf("command[0]", "must name the adapter program"))
 	case t.url != "" && !strings.HasPrefix(t.url, "http://") && !strings.HasPrefix(t.url, "https://"):
-		return plugin.Errorf("url", "must start with http:// or https://, got %q", redact.URL(t.url))
-	case t.timeout <= 0:
-		return plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.timeout))
-	case t.startup < 0:
-		return plugin.Errorf("startup_timeout_sec", "must be >= 0")
-	case t.quality < 1 || t.quality > 100:
-		return plugin.Errorf("jpeg_quality", "must be between 1 and 100, got %d", t.quality)
-	case t.backoff <= 0 || t.backoffM < t.backoff:
-		return plugin.Errorf("restart_backoff_sec", "must be > 0 and <= restart_backoff_max_sec")
+		errs = append(errs, plugin.Errorf("url", "must start with http:// or https://, got %q", redact.URL(t.url)))
 	}
-	for k, v := range t.env {
-		switch v.(type) {
+	if t.timeout <= 0 {
+		errs = append(errs, plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.timeout)))
+	}
+	if t.startup < 0 {
+		errs = append(errs, plugin.Errorf("startup_timeout_sec", "must be >= 0"))
+	}
+	if t.quality < 1 || t.quality > 100 {
+		errs = append(errs, plugin.Errorf("jpeg_quality", "must be between 1 and 100, got %d", t.quality))
+	}
+	if t.backoff <= 0 || t.backoffM < t.backoff {
+		errs = append(errs, plugin.Errorf("restart_backoff_sec", "must be > 0 and <= restart_backoff_max_sec"))
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.env)) {
+		switch v := t.env[k]; v.(type) {
 		case string, int64, float64, bool:
 		default:
-			return plugin.Errorf("env."+k, "must be a scalar, got %s", packet.PyStr(v))
+			errs = append(errs, plugin.Errorf("env."+k, "must be a scalar, got %s", packet.PyStr(v)))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }

@@ -374,15 +374,26 @@ func TestZonePolicy(t *testing.T) {
 		if zoneOf(t, out[0]) != inside {
 			t.Fatalf("zone %s", zoneOf(t, out[0]))
 		}
-		// A malformed file fails at start, naming file and zone.
-		bad := filepath.Join(dir, "bad.json")
-		os.WriteFile(bad, []byte(`[{"zone_id":"GATE","polygon":[[0,0],[1,"x"],[1,1]]}]`), 0o644)
-		r := plugin.NewRegistry()
-		nodes.Register(r)
-		node := plugintest.Build(t, r, zonesN, "node", packet.MapOf("source", "file", "file_path", bad))
-		err := node.(plugin.Starter).Start(t.Context())
-		if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "GATE") {
-			t.Fatalf("start with malformed file: %v", err)
+		// A malformed, missing or polygon-less file fails validation,
+		// naming the file and the zone (as the node's docs say).
+		for name, content := range map[string]string{
+			"bad.json":     `[{"zone_id":"GATE","polygon":[[0,0],[1,"x"],[1,1]]}]`,
+			"short.json":   `[{"zone_id":"GATE","polygon":[[0,0],[1,1]]}]`,
+			"syntax.yml":   "zones: [GATE\n",
+			"empty.yaml":   "other: 1\n",
+			"missing.json": "",
+		} {
+			bad := filepath.Join(dir, name)
+			if name != "missing.json" {
+				os.WriteFile(bad, []byte(content), 0o644)
+			}
+			err := buildErr(zonesN, packet.MapOf("source", "file", "file_path", bad))
+			if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "file_path") {
+				t.Errorf("%s: validation error %v", name, err)
+			}
+			if strings.HasPrefix(content, "[") && !strings.Contains(err.Error(), "GATE") {
+				t.Errorf("%s: error does not name the zone: %v", name, err)
+			}
 		}
 	})
 	t.Run("config errors", func(t *testing.T) {

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -25,7 +26,7 @@ type YoloConfig struct {
 	Classes   any     `yaml:"classes" doc:"Only these class ids: a list or \"0,1,2\"; null = all. Passed to the adapter and applied here."`
 	Device    string  `yaml:"device" doc:"Inference device (\"cpu\", \"0\"), passed to the adapter."`
 
-	Command              []string       `yaml:"command" doc:"Adapter program and arguments (ours; HEAD ran ultralytics in-process). Without command or url the node fails at start: see docs/detector-adapter.md."`
+	Command              []string       `yaml:"command" doc:"Adapter program and arguments (ours; HEAD ran ultralytics in-process). Required unless url is set: without an adapter the graph is invalid, see docs/detector-adapter.md."`
 	URL                  string         `yaml:"url" doc:"HTTP adapter URL (ours), instead of command."`
 	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
 	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter."`
@@ -41,8 +42,15 @@ type YoloConfig struct {
 }
 
 // Validate clamps like HEAD (conf and iou to 0..1, max_det >= 1) and parses
-// classes; a missing adapter is reported at Start, so HEAD graphs validate.
+// classes. A missing adapter is a validation error: the node could only
+// fail at start (HEAD's graphs need command or url added, docs/compat.md).
 func (c *YoloConfig) Validate() error {
+	var errs []error // every problem at once
+	if len(c.Command) == 0 && strings.TrimSpace(c.URL) == "" {
+		errs = append(errs, plugin.Errorf("command", "YOLO inference needs a model adapter: schnitzel runs no Python and ships "+
+			"no model weights, so set command (e.g. [python3, scripts/adapters/yolo_adapter.py]) or url to an adapter "+
+			"that loads %s; see docs/detector-adapter.md", or(strings.TrimSpace(c.ModelPath), "models/yolov8n.pt")))
+	}
 	c.Conf = math.Max(0, math.Min(1, c.Conf))
 	c.IOU = math.Max(0, math.Min(1, c.IOU))
 	c.MaxDet = max(1, c.MaxDet)
@@ -60,7 +68,8 @@ func (c *YoloConfig) Validate() error {
 			}
 			n, err := strconv.ParseInt(part, 10, 64)
 			if err != nil {
-				return plugin.Errorf("classes", "must be class ids like \"0,2\", got %q", v)
+				errs = append(errs, plugin.Errorf("classes", "must be class ids like \"0,2\", got %q", v))
+				break
 			}
 			c.classes = append(c.classes, n)
 		}
@@ -68,14 +77,15 @@ func (c *YoloConfig) Validate() error {
 		for i, x := range v {
 			n, ok := x.(int64)
 			if !ok {
-				return plugin.Errorf(fmt.Sprintf("classes[%d]", i), "must be an integer class id, got %s", packet.PyStr(x))
+				errs = append(errs, plugin.Errorf(fmt.Sprintf("classes[%d]", i), "must be an integer class id, got %s", packet.PyStr(x)))
+				continue
 			}
 			c.classes = append(c.classes, n)
 		}
 	default:
-		return plugin.Errorf("classes", "must be a list of class ids or a string \"0,1\", got %s", packet.PyStr(v))
+		errs = append(errs, plugin.Errorf("classes", "must be a list of class ids or a string \"0,1\", got %s", packet.PyStr(v)))
 	}
-	return c.transport().validate(false)
+	return errors.Join(append(errs, c.transport().validate(false))...)
 }
 
 func (c *YoloConfig) transport() transport {
@@ -92,7 +102,7 @@ func registerYolo(r *plugin.Registry) {
 		Stability: plugin.Beta,
 		Summary:   "YOLOv8 detection through an external model adapter; attaches payload.detections to frame packets (HEAD's shape).",
 		Description: "HEAD ran ultralytics in-process; schnitzel has no Python or model weights inside, so inference runs in " +
-			"a model adapter given by command or url (our keys). Without one the node fails at Start with a message pointing " +
+			"a model adapter given by command or url (our keys). Without one the graph fails validation with a message pointing " +
 			"to docs/detector-adapter.md (scripts/adapters/ holds a reference adapter and shows how to wrap ultralytics). " +
 			"HEAD's keys travel to the adapter as params {model_path, conf, iou, max_det, classes, device}; conf, classes and " +
 			"max_det are also enforced here. Output: a new frame packet (same source_id and ts) whose payload is the input's " +

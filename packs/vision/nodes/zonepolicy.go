@@ -44,6 +44,9 @@ func (c *ZonePolicyConfig) Validate() error {
 		if err != nil {
 			return plugin.Errorf("zones", "%s", err)
 		}
+		if err := checkPolygons(zs); err != nil {
+			return plugin.Errorf("zones", "%s", err)
+		}
 		c.inline = zs
 		return nil
 	}
@@ -57,12 +60,36 @@ func (c *ZonePolicyConfig) Validate() error {
 		if !zones.FileSuffixOK(c.FilePath) {
 			return plugin.Errorf("file_path", "%q: a zone file must end in .json, .yaml or .yml", c.FilePath)
 		}
+		// The file is read at validation too, so that a missing file, a
+		// syntax error or a bad polygon fails the graph before it runs.
+		zs, err := zones.LoadFile(c.FilePath, nil)
+		if err != nil {
+			return plugin.Errorf("file_path", "%s", err)
+		}
+		if zs == nil {
+			return plugin.Errorf("file_path", "zones file %s holds no zone list (want a list of zones or {zones: [...]})", c.FilePath)
+		}
+		if err := checkPolygons(zs); err != nil {
+			return plugin.Errorf("file_path", "zones file %s: %s", c.FilePath, err)
+		}
 	case "api":
 		if strings.TrimSpace(c.APICfg.BaseURL) == "" {
 			return plugin.Errorf("api_cfg.base_url", "required when source is api")
 		}
 	default:
 		return plugin.Errorf("source", "must be file, api or none, got %q", c.Source)
+	}
+	return nil
+}
+
+// checkPolygons rejects a zone whose polygon is missing or has fewer than
+// three vertices (upstream skipped such a zone with a warning, so its
+// events were silently "outside").
+func checkPolygons(zs []zones.Zone) error {
+	for i, z := range zs {
+		if z.Polygon == nil {
+			return fmt.Errorf("zones[%d] (zone_id %s): polygon must be a list of at least three [x, y] vertices", i, packet.PyStr(z.ID))
+		}
 	}
 	return nil
 }

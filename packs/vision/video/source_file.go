@@ -30,21 +30,22 @@ type FileConfig struct {
 
 // Validate checks the keys that need no file access.
 func (c *FileConfig) Validate() error {
+	var errs []error // every problem at once
 	if strings.TrimSpace(c.Path) == "" {
-		return plugin.Errorf("path", "must name a video file")
+		errs = append(errs, plugin.Errorf("path", "must name a video file"))
 	}
 	if c.MaxFrames < 0 {
-		return plugin.Errorf("max_frames", "must be >= 0 (0 = no limit), got %d", c.MaxFrames)
+		errs = append(errs, plugin.Errorf("max_frames", "must be >= 0 (0 = no limit), got %d", c.MaxFrames))
 	}
 	if c.FPS < 0 {
-		return plugin.Errorf("fps", "must be >= 0 (0 = source rate), got %v", c.FPS)
+		errs = append(errs, plugin.Errorf("fps", "must be >= 0 (0 = source rate), got %v", c.FPS))
 	}
 	if strings.TrimSpace(c.StartTS) != "" {
 		if _, err := parseISO(c.StartTS); err != nil {
-			return plugin.Errorf("start_ts", "%v", err)
+			errs = append(errs, plugin.Errorf("start_ts", "%v", err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type fileSource struct {

@@ -35,23 +35,20 @@ type liveConfig struct {
 const minBackoff = 50 * time.Millisecond
 
 func (c *liveConfig) validate() error {
-	switch {
-	case c.MaxFrames < 0:
-		return plugin.Errorf("max_frames", "must be >= 0 (0 = no limit), got %d", c.MaxFrames)
-	case c.ReconnectBackoffSec < 0:
-		return plugin.Errorf("reconnect_backoff_sec", "must be >= 0, got %v", c.ReconnectBackoffSec)
-	case c.ReconnectBackoffMaxSec < 0:
-		return plugin.Errorf("reconnect_backoff_max_sec", "must be >= 0, got %v", c.ReconnectBackoffMaxSec)
-	case c.ReconnectMaxAttempts < 0:
-		return plugin.Errorf("reconnect_max_attempts", "must be >= 0 (0 = unlimited), got %d", c.ReconnectMaxAttempts)
-	case c.FPS < 0:
-		return plugin.Errorf("fps", "must be >= 0 (0 = source rate), got %v", c.FPS)
-	case c.OpenTimeoutSec <= 0:
-		return plugin.Errorf("open_timeout_sec", "must be > 0, got %v", c.OpenTimeoutSec)
-	case c.ReadTimeoutSec <= 0:
-		return plugin.Errorf("read_timeout_sec", "must be > 0, got %v", c.ReadTimeoutSec)
+	var errs []error // every problem at once
+	add := func(bad bool, key, format string, args ...any) {
+		if bad {
+			errs = append(errs, plugin.Errorf(key, format, args...))
+		}
 	}
-	return nil
+	add(c.MaxFrames < 0, "max_frames", "must be >= 0 (0 = no limit), got %d", c.MaxFrames)
+	add(c.ReconnectBackoffSec < 0, "reconnect_backoff_sec", "must be >= 0, got %v", c.ReconnectBackoffSec)
+	add(c.ReconnectBackoffMaxSec < 0, "reconnect_backoff_max_sec", "must be >= 0, got %v", c.ReconnectBackoffMaxSec)
+	add(c.ReconnectMaxAttempts < 0, "reconnect_max_attempts", "must be >= 0 (0 = unlimited), got %d", c.ReconnectMaxAttempts)
+	add(c.FPS < 0, "fps", "must be >= 0 (0 = source rate), got %v", c.FPS)
+	add(c.OpenTimeoutSec <= 0, "open_timeout_sec", "must be > 0, got %v", c.OpenTimeoutSec)
+	add(c.ReadTimeoutSec <= 0, "read_timeout_sec", "must be > 0, got %v", c.ReadTimeoutSec)
+	return errors.Join(errs...)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -2,6 +2,7 @@ package video
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"unicode"
 
@@ -35,16 +36,17 @@ func (c *RTSPConfig) live() liveConfig {
 
 // Validate checks ranges.
 func (c *RTSPConfig) Validate() error {
+	var errs []error // every problem at once
 	u := strings.TrimSpace(c.URL)
 	if u == "" {
-		return plugin.Errorf("url", "must be a stream URL")
+		errs = append(errs, plugin.Errorf("url", "must be a stream URL"))
 	}
 	// ffmpeg reads the URL from a line-based script (inputscript.go).
 	if i := strings.IndexFunc(u, unicode.IsControl); i >= 0 {
-		return plugin.Errorf("url", "contains a control character (U+%04X): %s", []rune(u[i:])[0], redact.URL(u))
+		errs = append(errs, plugin.Errorf("url", "contains a control character (U+%04X): %s", []rune(u[i:])[0], redact.URL(u)))
 	}
 	l := c.live()
-	return l.validate()
+	return errors.Join(append(errs, l.validate())...)
 }
 
 var rtspDefaults = RTSPConfig{

@@ -2,6 +2,7 @@ package video
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -36,14 +37,15 @@ func (c *WebcamConfig) live() liveConfig {
 
 // Validate checks ranges.
 func (c *WebcamConfig) Validate() error {
+	var errs []error // every problem at once
 	if c.CameraIndex < 0 {
-		return plugin.Errorf("camera_index", "must be >= 0, got %d", c.CameraIndex)
+		errs = append(errs, plugin.Errorf("camera_index", "must be >= 0, got %d", c.CameraIndex))
 	}
 	if c.CaptureFPS < 0 {
-		return plugin.Errorf("capture_fps", "must be >= 0, got %v", c.CaptureFPS)
+		errs = append(errs, plugin.Errorf("capture_fps", "must be >= 0, got %v", c.CaptureFPS))
 	}
 	l := c.live()
-	return l.validate()
+	return errors.Join(append(errs, l.validate())...)
 }
 
 var webcamDefaults = WebcamConfig{
