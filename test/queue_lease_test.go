@@ -303,8 +303,12 @@ func TestForwardKillLoop(t *testing.T) {
 		fa := rc.first[key]
 		k, found := slices.BinarySearchFunc(killTimes, fa, func(a, b time.Time) int { return a.Compare(b) })
 		_ = found
-		if k == len(killTimes) || killTimes[k].Sub(fa) > 3*time.Second {
-			t.Errorf("key %s delivered %d times, first at %s, not shortly before a kill", key, n, fa.Format(time.RFC3339Nano))
+		if k == len(killTimes) {
+			t.Errorf("key %s delivered %d times, first at %s by the final forwarder, which was never killed", key, n, fa.Format(time.RFC3339Nano))
+			continue
+		}
+		if gap := killTimes[k].Sub(fa); gap > 10*time.Second { // acks can lag seconds on a loaded machine (SQLite lock shared with the producer)
+			t.Errorf("key %s delivered %d times, first at %s, %s before the next kill (kill %d): not shortly before a kill", key, n, fa.Format(time.RFC3339Nano), gap.Round(time.Millisecond), k)
 			continue
 		}
 		perKill[k] += n - 1
