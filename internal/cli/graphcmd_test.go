@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
+)
+
+// A node id or port name is drawn as label text: whatever it holds, the
+// Mermaid file has one line per node and per edge and no line of the id's
+// own (an id once closed its label and added a click directive).
+func TestMermaidLabelsCannotInjectLines(t *testing.T) {
+	evil := `x\"]) \n  click src \"javascript:alert(1)\"\n  y([\"|#&<b>\u2028z`
+	src := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource"}
+  - {id: "` + evil + `", kind: sink, plugin: "schnitzel_stream.nodes.dev:PrintSink"}
+edges:
+  - {from: src, to: "` + evil + `", from_port: "a|b\"c", to_port: "d\ne"}
+`
+	g, diags := graph.Load("g.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if g == nil || len(diags.Errors()) > 0 {
+		t.Fatalf("load: %v", diags)
+	}
+	var b strings.Builder
+	writeMermaid(&b, g)
+	out := b.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 lines (header, 2 nodes, 1 edge), got %d:\n%s", len(lines), out)
+	}
+	for _, l := range lines[1:3] {
+		// id[("label")] or id(["label"]): exactly the two quotes we wrote.
+		if strings.Count(l, `"`) != 2 || strings.ContainsRune(l, '\u2028') {
+			t.Errorf("label not escaped: %q", l)
+		}
+	}
+	if edge := lines[3]; strings.Count(edge, "|") != 2 || strings.Contains(edge, `"`) {
+		t.Errorf("edge label not escaped: %q", edge)
+	}
+}
