@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
 )
 
@@ -38,5 +40,16 @@ edges:
 	}
 	if edge := lines[3]; strings.Count(edge, "|") != 2 || strings.Contains(edge, `"`) {
 		t.Errorf("edge label not escaped: %q", edge)
+	}
+}
+
+// doctor is one-shot: it runs at GOGC=100, not the run's 400 (at 400 a
+// large graph under the limits took it past 128 MiB).
+func TestDoctorRunsAtGOGC100(t *testing.T) {
+	var set []int
+	a := &App{Getenv: func(string) string { return "" }, SetGCPercent: func(p int) { set = append(set, p) }}
+	c := oneShotGC(a, &cobra.Command{RunE: func(*cobra.Command, []string) error { return nil }})
+	if err := c.RunE(c, nil); err != nil || len(set) != 1 || set[0] != 100 {
+		t.Fatalf("err %v, GC percents set %v, want [100]", err, set)
 	}
 }
