@@ -207,8 +207,9 @@ var exact = map[string]bool{
 }
 
 // within are substrings that make any name secret: authtoken, x_amz_security_token,
-// client_secret, db_password, x_amz_signature, x_amz_credential.
-var within = []string{"token", "secret", "passw", "apikey", "api_key", "signature", "credential"}
+// client_secret, db_password, x_amz_signature, x_amz_credential, passphrase
+// (SRT's encryption secret: srt://host?passphrase=...), privatekey.
+var within = []string{"token", "secret", "passw", "passphrase", "privatekey", "apikey", "api_key", "signature", "credential"}
 
 // suffixes are name endings that make a name secret: stream_key, hmac_sig,
 // basic_auth, db_pass, db_pwd.
@@ -218,8 +219,9 @@ var suffixes = []string{"_key", "_sig", "_auth", "_pass", "_pwd"}
 // secret. Case-insensitive, '-' and '.' count as '_': the names token, key,
 // api_key, apikey, secret, password, passwd, pass, pwd, sig, signature,
 // auth, authorization, access_token, code, credential(s), session(id); any
-// name containing token, secret, passw, apikey, api_key, signature or
-// credential; any name ending in _key, _sig, _auth, _pass or _pwd.
+// name containing token, secret, passw, passphrase, privatekey, apikey,
+// api_key, signature or credential; any name ending in _key, _sig, _auth,
+// _pass or _pwd.
 func SecretName(name string) bool {
 	n := strings.ToLower(strings.TrimSpace(name))
 	n = strings.NewReplacer("-", "_", ".", "_").Replace(n)

@@ -27,6 +27,8 @@ func TestURL(t *testing.T) {
 		{"uppercase names", "http://h/?API_KEY=k1;Sig=zz&Password=p", "http://h/?API_KEY=***;Sig=***&Password=***"},
 		{"suffixes and substrings", "http://h/?stream_key=a&client_secret=b&X-Amz-Signature=c&authtoken=d&db_pass=e",
 			"http://h/?stream_key=***&client_secret=***&X-Amz-Signature=***&authtoken=***&db_pass=***"},
+		{"srt passphrase, private key", "srt://h:9000?passphrase=a&streamid=cam1&privatekey=b",
+			"srt://h:9000?passphrase=***&streamid=cam1&privatekey=***"},
 		{"every listed name", "http://h/?token=1&key=2&api_key=3&apikey=4&secret=5&password=6&pass=7&sig=8&signature=9&auth=10&access_token=11",
 			"http://h/?token=***&key=***&api_key=***&apikey=***&secret=***&password=***&pass=***&sig=***&signature=***&auth=***&access_token=***"},
 		{"harmless params", "http://h/?x=1&keyframe=2&monkey=3&q=token", "http://h/?x=1&keyframe=2&monkey=3&q=token"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -135,6 +136,21 @@ func mermaidID(id string) string {
 	return b.String()
 }
 
+// mermaidText escapes s for a quoted Mermaid label or an edge label: a
+// quote, bar, bracket or line break from a node id would end the label
+// and start a directive of the file's own (click ... "javascript:...").
+func mermaidText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune("\"|<>#&[](){}", r) || unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			fmt.Fprintf(&b, "#%d;", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 func writeMermaid(w io.Writer, g *graph.Graph) {
 	fmt.Fprintln(w, "flowchart LR")
 	for _, n := range g.Nodes {
@@ -147,12 +163,12 @@ func writeMermaid(w io.Writer, g *graph.Graph) {
 		case graph.KindDelay, graph.KindInitial:
 			open, closing = "{", "}"
 		}
-		fmt.Fprintf(w, "  %s%s\"%s<br/>%s\"%s\n", mermaidID(n.ID), open, n.ID, shortPlugin(n.Plugin), closing)
+		fmt.Fprintf(w, "  %s%s\"%s<br/>%s\"%s\n", mermaidID(n.ID), open, mermaidText(n.ID), mermaidText(shortPlugin(n.Plugin)), closing)
 	}
 	for _, e := range g.Edges {
 		label := ""
 		if e.FromPort != "" || e.ToPort != "" {
-			label = "|" + strings.Trim(e.FromPort+" -> "+e.ToPort, " ->") + "|"
+			label = "|" + mermaidText(strings.Trim(e.FromPort+" -> "+e.ToPort, " ->")) + "|"
 		}
 		fmt.Fprintf(w, "  %s -->%s %s\n", mermaidID(e.From), label, mermaidID(e.To))
 	}

@@ -17,8 +17,22 @@ func init() {
 		func(*App) *cobra.Command { return pathscmd.Command() },
 		func(*App) *cobra.Command { return queuecmd.Command() },
 		func(a *App) *cobra.Command { return servicecmd.Command(a.validatePath) },
-		func(a *App) *cobra.Command { return doctorcmd.Command(a.validatePath, a.graphPlugins) },
+		func(a *App) *cobra.Command { return oneShotGC(a, doctorcmd.Command(a.validatePath, a.graphPlugins)) },
 	)
+}
+
+// oneShotGC runs c at GOGC=100 instead of the run's 400: doctor loads the
+// graph twice and scans its YAML once more, and at 400 the garbage of a
+// large file under the limits took it past 128 MiB (64 MiB at 100).
+func oneShotGC(a *App, c *cobra.Command) *cobra.Command {
+	run := c.RunE
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if a.SetGCPercent != nil {
+			a.SetGCPercent(100)
+		}
+		return run(cmd, args)
+	}
+	return c
 }
 
 // validatePath validates a graph file for the ops commands (service,

@@ -68,7 +68,7 @@ r: TRUE
 func TestInterpolation(t *testing.T) {
 	src := `
 version: 2
-x-vars: {name: cam7, n: 3}
+x-vars: {name: cam7, n: 3, lit: '\${not}', inj: "${oc.env:INJECT}"}
 nodes:
   - id: src
     kind: source
@@ -85,8 +85,16 @@ nodes:
             nul: ${oc.env:MISSING,null}
             mixed: "id-${x-vars.name}-${x-vars.n}"
             escaped: \${not}
+            litref: ${x-vars.lit}
+            inj: ${oc.env:INJECT}
+            injref: ${x-vars.inj}
+            later: ${x-later.m}
+x-later: {m: {x: "${oc.env:KIND}"}}
 `
-	g, diags := Load("g.yaml", []byte(src), env(map[string]string{"KIND": "demo"}))
+	// An env value and an escaped literal are results: a reference to them
+	// does not interpolate them again (OmegaConf); a reference to a key
+	// later in the file gets it resolved.
+	g, diags := Load("g.yaml", []byte(src), env(map[string]string{"KIND": "demo", "INJECT": "${oc.env:KIND}"}))
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -104,10 +112,17 @@ nodes:
 	}
 	pl, _ := item.Get("payload")
 	p := pl.(*packet.Map)
-	for k, w := range map[string]any{"n": int64(3), "fwd": false, "num": int64(30), "empty": "", "nul": nil, "mixed": "id-cam7-3", "escaped": "${not}"} {
+	for k, w := range map[string]any{"n": int64(3), "fwd": false, "num": int64(30), "empty": "", "nul": nil, "mixed": "id-cam7-3", "escaped": "${not}",
+		"litref": "${not}", "inj": "${oc.env:KIND}", "injref": "${oc.env:KIND}"} {
 		if got, _ := p.Get(k); got != w {
 			t.Errorf("%s = %#v, want %#v", k, got, w)
 		}
+	}
+	later, _ := p.Get("later")
+	if m, ok := later.(*packet.Map); !ok {
+		t.Errorf("later = %#v, want a mapping", later)
+	} else if x, _ := m.Get("x"); x != "demo" {
+		t.Errorf("later.x = %#v, want demo", x)
 	}
 }
 

@@ -26,7 +26,11 @@ type interpolator struct {
 	root   any
 	getenv func(string) (string, bool)
 	active map[string]bool // paths being resolved, to catch ${a} -> ${a}
-	errs   []pathErr
+	// final holds the paths of strings already resolved in place: their
+	// value is a result (an env value, an escaped \${...}) and is never
+	// interpolated again when something refers to it.
+	final map[string]bool
+	errs  []pathErr
 
 	lim    Limits
 	evals  int   // values resolved so far
@@ -88,10 +92,14 @@ func (ip *interpolator) resolveTree(v any, path string) any {
 		}
 		return x
 	case string:
-		if ip.over || !strings.Contains(x, "${") {
+		if ip.over || !strings.Contains(x, "${") || ip.final[path] {
 			return x
 		}
 		out, err := ip.resolveString(x, path)
+		if ip.final == nil {
+			ip.final = map[string]bool{}
+		}
+		ip.final[path] = true // resolved, or its error recorded once
 		if err != nil {
 			var over *errOver
 			if errors.As(err, &over) {
@@ -360,8 +368,30 @@ func (ip *interpolator) ref(expr, path string) (any, error) {
 			return nil, fmt.Errorf("interpolation key %q not found (in ${%s})", seg, expr)
 		}
 	}
-	if s, ok := cur.(string); ok && strings.Contains(s, "${") {
-		return ip.resolveString(s, curPath)
+	switch x := cur.(type) {
+	case string:
+		if strings.Contains(x, "${") && !ip.final[curPath] {
+			return ip.resolveString(x, curPath)
+		}
+	case *packet.Map, []any:
+		// Resolve the referenced collection in place before copying it, as
+		// OmegaConf does: a reference to a key later in the file must not
+		// copy its ${...} unresolved (nor re-interpolate an earlier result).
+		// Once: walking it again for every reference would cost its size
+		// each time, uncharged.
+		if !ip.final[curPath] {
+			before := len(ip.errs)
+			ip.resolveTree(x, curPath)
+			if ip.final == nil {
+				ip.final = map[string]bool{}
+			}
+			ip.final[curPath] = true
+			if len(ip.errs) > before {
+				// Copying it would spread its unresolved ${...} to new
+				// paths, each failing again.
+				return nil, fmt.Errorf("${%s} refers to a value whose interpolation failed (reported at its line)", expr)
+			}
+		}
 	}
 	n, depth := countValues(cur, ip.lim.MaxNodes-ip.evals+1)
 	if err := ip.charge(n - 1); err != nil {

@@ -73,6 +73,9 @@ func TestHostileFilesAreRefusedWithTheirLine(t *testing.T) {
 		{"top_list.yaml", 1, []string{"top-level must be a mapping, got a list"}},
 		{"top_scalar.yaml", 3, []string{"top-level must be a mapping, got the string"}},
 		{"top_empty.yaml", 1, []string{"top-level must be a mapping, got an empty document"}},
+		{"interp_self_map.yaml", 4, []string{`config.a.r: interpolation cycle through "config.a.r"`}},
+		{"plugin_null.yaml", 6, []string{`node "out": node requires non-empty plugin`}},
+		{"id_null.yaml", 6, []string{`nodes[1]: node requires non-empty id`}},
 		{"plugin_os_system.yaml", 5, []string{`node "evil": plugin "os:system" is not allowed: module "os" is not under ALLOWED_PLUGIN_PREFIXES (schnitzel_stream.,ai.)`}},
 	}
 	for _, c := range cases {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -39,17 +40,27 @@ func LoadFileLimited(path string, getenv func(string) (string, bool), lim Limits
 	return LoadLimited(path, data, getenv, lim)
 }
 
+// nonRegularReadTimeout bounds reading a graph from a pipe or device.
+const nonRegularReadTimeout = 1500 * time.Millisecond
+
 func readAtMost(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openGraph(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var buf bytes.Buffer
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+	st, err := f.Stat()
+	if err == nil && st.Mode().IsRegular() {
 		buf.Grow(int(min(st.Size(), n)) + 1)
 	}
 	_, err = buf.ReadFrom(io.LimitReader(f, n))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("no data from %s within %s (a named pipe or device, not a regular file)", path, nonRegularReadTimeout)
+	}
+	if err == nil && buf.Len() == 0 && st != nil && st.Mode()&os.ModeNamedPipe != 0 {
+		return nil, fmt.Errorf("%s is a named pipe with no writer; graph files are read from regular files", path)
+	}
 	return buf.Bytes(), err
 }
 
@@ -356,10 +367,8 @@ func (l *loader) loadV2(root *packet.Map) {
 		subject := fmt.Sprintf("nodes[%d]", i)
 		id, _, ok := l.str(m, path, subject, "id", "node_id")
 		if !ok {
-			if _, has := m.Get("id"); !has {
-				if _, has2 := m.Get("node_id"); !has2 {
-					l.errf(path, subject, "node requires non-empty id")
-				}
+			if !hasAny(m, "id", "node_id") { // id: ~ is no id
+				l.errf(path, subject, "node requires non-empty id")
 			}
 		}
 		n.ID = id
@@ -383,7 +392,7 @@ func (l *loader) loadV2(root *packet.Map) {
 			if mod, name, found := strings.Cut(pl, ":"); !found || mod == "" || name == "" {
 				l.errf(path+".plugin", subject, "node plugin must be in form 'module:Name', got %q", pl)
 			}
-		} else if _, has := m.Get("plugin"); !has {
+		} else if !hasAny(m, "plugin") { // plugin: ~ is no plugin
 			l.errf(path, subject, "node requires non-empty plugin")
 		}
 		n.Config = l.configMap(m, "config", path+".config")

@@ -66,7 +66,8 @@ Relative paths in the graph (queue files) resolve against --workdir, which
 defaults to the current directory; a service runs in the state directory,
 so check a service deployment with --workdir set to it (see "schnitzel paths").
 
-Exit status: 0 when no required check failed (warnings allowed), 1 otherwise.`,
+Exit status: 0 when no required check failed (warnings allowed), 2 when the
+graph is missing or invalid, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch queueCheck {
@@ -117,7 +118,14 @@ Exit status: 0 when no required check failed (warnings allowed), 1 otherwise.`,
 				printText(cmd, r)
 			}
 			if r.Failed() {
-				// The report already says what failed; exit 1 without repeating it.
+				// The report already says what failed; exit without repeating
+				// it: 2 for a missing or invalid graph (as every command that
+				// loads one), 1 for any other failed check.
+				for _, c := range r.Checks {
+					if c.Name == "graph" && c.Status == doctor.Fail {
+						return exitcode.New(exitcode.Usage, nil)
+					}
+				}
 				return exitcode.New(exitcode.Runtime, nil)
 			}
 			return nil

@@ -84,6 +84,23 @@ func TestDoctorMissingDirsWithoutService(t *testing.T) {
 	}
 }
 
+// An invalid graph is exit 2, as for validate, run and service install.
+func TestDoctorInvalidGraphExit2(t *testing.T) {
+	getenv, home := userEnv(t, true)
+	graph := filepath.Join(home, "g.yaml")
+	os.WriteFile(graph, []byte("version: 2\nnodes: []\n"), 0o644)
+	out, err := run(t, Options{Getenv: getenv, GOOS: "linux", DiskFree: plenty,
+		Validate: func(string) error { return errors.New(graph + ":3: nesting deeper than the limit of 64 levels") }},
+		"--user", "--graph", graph, "--service=false")
+	var ee *exitcode.Error
+	if !errors.As(err, &ee) || ee.Code != exitcode.Usage {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(out, graph+":3: nesting deeper") {
+		t.Errorf("output lacks the line:\n%s", out)
+	}
+}
+
 func TestDoctorUnknownManager(t *testing.T) {
 	_, err := run(t, Options{GOOS: "linux"}, "--manager", "upstart")
 	var ee *exitcode.Error

@@ -15,10 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // Status of a check or of the whole report.
@@ -156,23 +158,28 @@ func graphChecks(o Options) []Check {
 	// file is refused with its line), the scan only reads what it accepted.
 	if o.Validate != nil {
 		if err := o.Validate(o.Graph); err != nil {
-			return []Check{{Name: "graph", Status: Fail, Message: fmt.Sprintf("%s is not valid: %v", o.Graph, err),
+			return []Check{{Name: "graph", Status: Fail, Message: fmt.Sprintf("%s is not valid: %s", o.Graph, redact.Text(err.Error())), // may quote a URL from the config
 				Fix: "run `schnitzel validate --graph " + o.Graph + "` and fix the reported lines; " +
 					"a plugin outside the allowlist needs ALLOWED_PLUGIN_PREFIXES"}}
 		}
 	}
+	// Each of validate, the scan and the plugin listing parses the whole
+	// file: hand the last one's memory back first, so a large graph under
+	// the limits costs one parse at peak, not three.
+	debug.FreeOSMemory()
 	g, scanErr := scanGraph(o.Graph)
 	if o.Validate == nil && scanErr != nil {
-		return []Check{{Name: "graph", Status: Fail, Message: scanErr.Error(), Fix: "fix the YAML syntax"}}
+		return []Check{{Name: "graph", Status: Fail, Message: redact.Text(scanErr.Error()), Fix: "fix the YAML syntax"}}
 	}
 	out := []Check{{Name: "graph", Status: OK, Message: o.Graph + " is valid"}}
 	if scanErr != nil {
 		// The validator accepted what our scan cannot read: report, don't guess.
-		out = append(out, Check{Name: "graph.scan", Status: Warn, Message: "cannot scan graph for ffmpeg and queue checks: " + scanErr.Error()})
+		out = append(out, Check{Name: "graph.scan", Status: Warn, Message: "cannot scan graph for ffmpeg and queue checks: " + redact.Text(scanErr.Error())})
 		return out
 	}
 	plugins := g.plugins()
 	if o.Plugins != nil {
+		debug.FreeOSMemory()
 		p, err := o.Plugins(o.Graph)
 		if err != nil {
 			out = append(out, Check{Name: "plugins", Status: Warn, Message: "cannot list plugins: " + err.Error()})

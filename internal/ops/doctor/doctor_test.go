@@ -258,6 +258,14 @@ func TestGraphInvalid(t *testing.T) {
 	if c := find(t, r, "graph"); c.Status != Fail || !strings.Contains(c.Message, "not allowed") || c.Fix == "" {
 		t.Errorf("%+v", c)
 	}
+	// The validator's message may quote a config value: doctor masks it like validate does.
+	r = Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk,
+		Validate: func(string) error {
+			return errors.New(`config.timeout_sec: expected a number, got the string "http://u:pw@x/?token=abc"`)
+		}})
+	if c := find(t, r, "graph"); c.Status != Fail || strings.Contains(c.Message, "pw@") || strings.Contains(c.Message, "abc") {
+		t.Errorf("secret not masked: %+v", c)
+	}
 	r = Run(context.Background(), Options{Graph: filepath.Join(p.Config, "nope.yaml"), Paths: p, DiskFree: plentyOfDisk})
 	if c := find(t, r, "graph"); c.Status != Fail {
 		t.Errorf("%+v", c)
