@@ -47,6 +47,8 @@ func TestNoSilentSuccess(t *testing.T) {
 		{"config key", "version: 2\nnodes:\n" + src + "  - {id: out, kind: sink, plugin: schnitzel_stream.nodes.dev:PrintSink, config: {prefx: a}}\n" + edge, `g.yaml:4: node "out": config.prefx: unknown key "prefx" (did you mean "prefix"?)`},
 		{"not forwarding", "version: 2\nnodes:\n" + src + "  - {id: mid, kind: node, plugin: schnitzel_stream.nodes.dev:PrintSink}\n" + sink + "edges:\n  - {from: src, to: mid}\n  - {from: mid, to: out}\n", `g.yaml:4: node "mid": PrintSink does not forward (forward: false), so "out" never receives a packet; set forward: true`},
 		{"from_port no ports", "version: 2\nnodes:\n" + src + sink + "edges:\n  - {from: src, to: out, from_port: a}\n", `g.yaml:6: warning: edge src.a -> out: from_port "a": StaticSource declares no output ports`},
+		{"id with newline", "version: 2\nnodes:\n  - {id: \"o\\nut\", kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource}\n", `g.yaml:3: node "o\nut": node_id contains a control character (U+000A)`},
+		{"id with bidi override", "version: 2\nnodes:\n  - {id: \"a\\u202eb\", kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource}\n", `node_id contains a control character (U+202E)`},
 		{"to_port not read", "version: 2\nnodes:\n" + src + sink + "edges:\n  - {from: src, to: out, dst_port: b}\n", `warning: edge src -> out.b: to_port "b": PrintSink does not read input ports (to_port ignored)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -82,6 +83,13 @@ func (v *validator) validateV2() (*Plan, Diags) {
 			continue // reported by the loader
 		}
 		subject := fmt.Sprintf("node %q", n.ID)
+		if r, bad := controlRune(n.ID); bad {
+			// An id reaches log lines, metric labels, DOT/Mermaid output
+			// and lock file names: a newline or a bidi override there
+			// forges lines or hides text. Upstream accepts any string.
+			v.at(SevError, g.PosOf(n.path+".id"), subject, "node_id contains a control character (U+%04X): ids are names, write them without escapes", r)
+			continue
+		}
 		if first, dup := byID[n.ID]; dup {
 			v.at(SevError, n.Pos, subject, "duplicate node_id: %s (first defined at line %d)", n.ID, first.Pos.Line)
 			continue
@@ -511,4 +519,15 @@ func cyclePath(comp []string, adj map[string][]string) []string {
 // SortDiags orders diagnostics by line, keeping the check order on a line.
 func SortDiags(ds Diags) {
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Line < ds[j].Line })
+}
+
+// controlRune returns the first control, line-separator or bidi-control
+// character in s.
+func controlRune(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return r, true
+		}
+	}
+	return 0, false
 }
