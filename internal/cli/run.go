@@ -39,6 +39,7 @@ type runOptions struct {
 	inboxBytes   int64
 	stopTimeout  time.Duration
 	stall        time.Duration
+	failDegraded bool
 	logOptions
 
 	// Legacy flags of the seed CLI, read only by v1 jobs.
@@ -65,6 +66,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.Int64Var(&o.inboxBytes, "inbox-max-bytes", runtime.DefaultInboxBytes, "default inbox bound per node in bytes of decoded frames, in graphs that carry them (config.__runtime__.inbox_max_bytes overrides)")
 	o.stopTimeout = runtime.DefaultStopTimeout
 	f.Var(secondsOrDuration{&o.stopTimeout}, "stop-timeout", "after a stop signal, how long in-flight packets may drain before node calls are cancelled and the rest is abandoned (counted in the report); seconds or a duration such as 500ms")
+	f.BoolVar(&o.failDegraded, "fail-on-degraded", false, "exit 3 when the run ends degraded (packets dropped, failed, dead-lettered or abandoned), for scripts and CI")
 	f.Var(secondsOrDuration{&o.stall}, "watchdog-stall", "systemd watchdog: stop pinging when a node has been inside one call this long (default: half of WatchdogSec, else 60s; env "+envStall+" in seconds)")
 	o.logOptions.register(cmd)
 	f.StringVar(&o.cameraID, "camera-id", "", "v1 legacy job: camera id")
@@ -150,7 +152,7 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 		a.SetGCPercent(200)
 	}
 
-	stopMetrics, err := a.serveMetrics(o.metricsAddr, x, logger)
+	stopMetrics, err := a.serveMetrics(o.metricsAddr, x, o.stall, logger)
 	if err != nil {
 		return err
 	}
@@ -181,6 +183,9 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 			"abandoned", res.Abandoned, "stuck_nodes", res.Stuck, "stop_timeout", o.stopTimeout.String())
 	} else if rep.Status == report.StatusDegraded {
 		logger.Warn("run degraded: packets were dropped or failed; see the report metrics")
+	}
+	if o.failDegraded && rep.Status == report.StatusDegraded {
+		return exitcode.Errorf(exitcode.Degraded, "run degraded (--fail-on-degraded): packets were dropped, failed, dead-lettered or abandoned; see the report metrics")
 	}
 	return nil
 }
@@ -277,7 +282,12 @@ func watchdogHealth(x *runtime.Executor, stall time.Duration, logger *slog.Logge
 	}
 }
 
-func (a *App) serveMetrics(addr string, x *runtime.Executor, logger *slog.Logger) (func(), error) {
+// serveMetrics serves /metrics, and the probes beside it: /healthz is 200
+// while every node makes progress (runtime.Liveness, the watchdog's rule)
+// and 503 naming the stuck node otherwise; /readyz is 200 while the graph
+// runs and 503 once a stop has begun, so a load balancer or orchestrator
+// stops sending before the drain.
+func (a *App) serveMetrics(addr string, x *runtime.Executor, stall time.Duration, logger *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -289,6 +299,20 @@ func (a *App) serveMetrics(addr string, x *runtime.Executor, logger *slog.Logger
 	reg.MustRegister(report.NewCollector(x.Snapshot), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := x.Liveness(stall); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if x.Stopping() {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

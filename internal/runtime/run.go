@@ -343,6 +343,10 @@ func buildNode(pn *graph.PlanNode, env plugin.Env) (inst any, err error) {
 	return inst, nil
 }
 
+// Stopping reports whether a graceful stop has begun (readiness probes
+// say "not ready" from then on).
+func (x *Executor) Stopping() bool { return x.stopped.Load() }
+
 // Stop asks for a graceful stop: Stopping() on plugin.Stopper nodes,
 // sources' ctx cancelled, everything already emitted drains through the
 // graph, then nodes close. If the drain has not finished within

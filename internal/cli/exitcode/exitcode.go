@@ -1,6 +1,6 @@
 // Package exitcode carries a process exit code through command errors, so
 // that only main calls os.Exit. Codes: 0 ok or degraded, 1 runtime error,
-// 2 usage error or invalid graph/config.
+// 2 usage error or invalid graph/config, 3 degraded with --fail-on-degraded.
 package exitcode
 
 import "fmt"
@@ -10,6 +10,9 @@ const (
 	OK      = 0
 	Runtime = 1
 	Usage   = 2
+	// Degraded: the run ended degraded (packets dropped, failed, dead-
+	// lettered or abandoned) and --fail-on-degraded was given.
+	Degraded = 3
 )
 
 // Error is an error with the exit code it should cause.
