@@ -77,7 +77,7 @@ func TestForwarderSIGTERMWithHungReceiver(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(release); srv.Close() })
 
-	f := startGraph(t, dir, fmt.Sprintf(forwardStopGraph, 600.0, stopTimeout), srv.URL)
+	f := startForwarderGraph(t, dir, fmt.Sprintf(forwardStopGraph, 600.0, stopTimeout), srv.URL)
 	waitFor(t, "8 requests in flight", 20*time.Second, func() bool { return requests.Load() >= 8 })
 	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -107,8 +107,8 @@ func TestForwarderSIGTERMWithHungReceiver(t *testing.T) {
 	}
 }
 
-// startGraph runs graph text (written to dir) as a forwarder posting to url.
-func startGraph(t *testing.T, dir, graph, url string) *forwarder {
+// startForwarderGraph runs graph text (written to dir) as a forwarder posting to url.
+func startForwarderGraph(t *testing.T, dir, graph, url string) *forwarder {
 	t.Helper()
 	path := filepath.Join(dir, "forward.yaml")
 	if err := os.WriteFile(path, []byte(graph), 0o644); err != nil {
@@ -149,7 +149,7 @@ func TestForwarderSIGTERMDuringOutage(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
-	f := startGraph(t, dir, fmt.Sprintf(forwardStopGraph, 3.0, 5.0), srv.URL)
+	f := startForwarderGraph(t, dir, fmt.Sprintf(forwardStopGraph, 3.0, 5.0), srv.URL)
 	waitFor(t, "retries under way", 20*time.Second, func() bool { return requests.Load() >= 16 })
 	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
