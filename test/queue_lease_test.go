@@ -329,9 +329,12 @@ func TestForwardKillLoop(t *testing.T) {
 // being delivered, and those were mostly delivered).
 func TestHealthyKillsNeverDeadLetter(t *testing.T) {
 	requirePlugins(t, "schnitzel_stream.nodes.durable_sqlite:SqliteQueueSource", "schnitzel_stream.nodes.http:HttpJsonSink")
-	const rows = 3000
+	// Enough rows, and a receiver slow enough (64 requests in flight at
+	// 10 ms: at most 6,400/s), that the queue is not drained before the
+	// third kill; 3000 rows at 1 ms were all delivered by the first run.
+	const rows = 20000
 	dir := t.TempDir()
-	rc := newLeaseReceiver(t, false, time.Millisecond)
+	rc := newLeaseReceiver(t, false, 10*time.Millisecond)
 	writeGraph(t, dir, "fwd.yaml", leaseForwarder(rc.srv.URL+"/events", 1, 3))
 	writeGraph(t, dir, "prod.yaml", fmt.Sprintf(leaseProducer, 0.0, rows))
 	if r := run(t, dir, nil, "--graph", "prod.yaml"); r.code != 0 {

@@ -374,3 +374,30 @@ func TestQuickCheckBudget(t *testing.T) {
 		t.Fatalf("no debug note: %q", logs.String())
 	}
 }
+
+// TestCantOpenSaysWhy: SQLite's bare "unable to open database file (14)"
+// (here: the -wal it must create is a directory; on a read-only mount
+// the same code) is reported as a file that cannot be opened for
+// writing, naming the path. Root writes through permissions, so a
+// directory in the WAL's place stands in for a read-only mount.
+func TestCantOpenSaysWhy(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "q.sqlite3")
+	q, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, q, rec(1))
+	q.Close()
+	os.Remove(p + "-wal")
+	if err := os.Mkdir(p+"-wal", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	q, err = Open(p, Options{})
+	if err == nil {
+		_, err = q.Enqueue(context.Background(), rec(2))
+		q.Close()
+	}
+	if !errors.Is(err, ErrCantOpen) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("open with an unopenable -wal: %v", err)
+	}
+}

@@ -21,6 +21,10 @@ var (
 	ErrEmptyKey    = errors.New("idempotency key is empty")
 	ErrNotPortable = errors.New("packet is not JSON-portable")
 	ErrBusy        = errors.New("queue file is locked by another process (busy timeout)")
+	// ErrCantOpen: SQLite could not open the file or the -wal/-shm files
+	// it keeps beside it for writing; on an existing file that is almost
+	// always a read-only file, directory or mount.
+	ErrCantOpen = errors.New("cannot open the queue file, or its -wal/-shm beside it, for writing (read-only file, directory or filesystem?)")
 )
 
 // Error is a failure of one operation on one queue file.
@@ -102,6 +106,8 @@ func wrap(path, op string, err error) error {
 		kind = ErrCorrupt
 	case sqliteBusy, sqliteLocked:
 		kind = ErrBusy
+	case sqliteCantOpen:
+		kind = ErrCantOpen
 	}
 	return &Error{Path: path, Op: op, Kind: kind, Err: err}
 }

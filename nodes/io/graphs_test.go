@@ -30,10 +30,23 @@ func TestStoreAndForwardGraphsValidate(t *testing.T) {
 			if len(vd) > 0 {
 				t.Fatalf("diagnostics (warnings count too):\n%v", vd)
 			}
+			limit, inFlight := 0, 0
 			for _, pn := range plan.Nodes {
-				if c, ok := pn.Decoded.(HTTPConfig); ok && (c.URL != env["SF_URL"] || !c.Forward || c.IdempotencyHeader == "") {
-					t.Errorf("forwarder http config %+v", c)
+				if c, ok := pn.Decoded.(HTTPConfig); ok {
+					inFlight = c.MaxInFlight * c.BatchMaxCount
+					if c.URL != env["SF_URL"] || !c.Forward || c.IdempotencyHeader == "" {
+						t.Errorf("forwarder http config %+v", c)
+					}
 				}
+				if c, ok := pn.Decoded.(durable.SourceConfig); ok {
+					limit = c.Limit
+				}
+			}
+			// Each read is a durable lease commit: a read smaller than what
+			// the sink has in flight makes the source, not the receiver, the
+			// bottleneck (limit 10 capped an instant receiver at ~2,500/s).
+			if inFlight > 0 && limit < inFlight {
+				t.Errorf("source limit %d is below the sink's %d packets in flight", limit, inFlight)
 			}
 		})
 	}
