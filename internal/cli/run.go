@@ -40,6 +40,8 @@ type runOptions struct {
 	stopTimeout  time.Duration
 	stall        time.Duration
 	failDegraded bool
+	noProgress   bool
+	logw         *switchWriter // the logger's output, moved above the progress line while it shows
 	logOptions
 
 	// Legacy flags of the seed CLI, read only by v1 jobs.
@@ -66,6 +68,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.Int64Var(&o.inboxBytes, "inbox-max-bytes", runtime.DefaultInboxBytes, "default inbox bound per node in bytes of decoded frames, in graphs that carry them (config.__runtime__.inbox_max_bytes overrides)")
 	o.stopTimeout = runtime.DefaultStopTimeout
 	f.Var(secondsOrDuration{&o.stopTimeout}, "stop-timeout", "after a stop signal, how long in-flight packets may drain before node calls are cancelled and the rest is abandoned (counted in the report); seconds or a duration such as 500ms")
+	f.BoolVar(&o.noProgress, "no-progress", false, "no live status line on a terminal (it shows only when stderr is a terminal, without --log-format json, --log-file, CI or a service manager)")
 	f.BoolVar(&o.failDegraded, "fail-on-degraded", false, "exit 3 when the run ends degraded (packets dropped, failed, dead-lettered or abandoned), for scripts and CI")
 	f.Var(secondsOrDuration{&o.stall}, "watchdog-stall", "systemd watchdog: stop pinging when a node has been inside one call this long (default: half of WatchdogSec, else 60s; env "+envStall+" in seconds)")
 	o.logOptions.register(cmd)
@@ -104,7 +107,8 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 		return err
 	}
 	o.stall = stall
-	logger, closeLog, err := o.logger(a.Stderr)
+	o.logw = &switchWriter{w: a.Stderr}
+	logger, closeLog, err := o.logger(o.logw)
 	if err != nil {
 		return err
 	}
@@ -169,7 +173,12 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 	_, _ = sdnotify.Notify(sdnotify.Ready)
 	go sdnotify.RunWatchdog(ctx, watchdogHealth(x, o.stall, logger))
 	logger.Debug("graph started", "graph", graphName, "nodes", len(plan.Nodes))
+	stopProgress := func() {}
+	if a.progressWanted(o) {
+		stopProgress = a.startProgress(x, o.logw)
+	}
 	res := x.Run(ctx)
+	stopProgress()
 	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	rep := report.FromResult(graphName, res)
 	if err := a.emitReport(o, rep, len(plan.Nodes), len(plan.Graph.Edges)); err != nil {
