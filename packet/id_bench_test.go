@@ -32,7 +32,7 @@ func BenchmarkAppendPacket(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		buf = AppendPacket(buf[:0], p, Spaced)
+		buf, _ = AppendPacketJSON(buf[:0], p, JSONOptions{EnsureASCII: true})
 	}
 	b.SetBytes(int64(len(buf)))
 }

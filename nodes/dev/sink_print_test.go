@@ -15,7 +15,7 @@ import (
 // json.dumps(data, default=str) with the prefix in front.
 func TestPrintSinkLine(t *testing.T) {
 	var out bytes.Buffer
-	s := &printSink{cfg: PrintConfig{Prefix: "> "}, w: &out}
+	s := newPrintSink(PrintConfig{Prefix: "> "}, &out)
 	p := &packet.Packet{ID: "id1", TS: "2026-01-01T00:00:00+00:00", Kind: "demo", SourceID: "s\u00e9",
 		Payload: packet.MapOf("message", "h\u00e9llo", "value", int64(1), "r", 0.5, "nan", math.NaN(), "l", []any{true, nil}),
 		Meta:    packet.MapOf("burst_seq", int64(3))}
@@ -36,7 +36,7 @@ func TestPrintSinkLine(t *testing.T) {
 // BenchmarkPrintSink is the core chain's sink: batches of BurstNode's
 // packets (a small payload, meta burst_seq) to a discarding writer.
 func BenchmarkPrintSink(b *testing.B) {
-	s := &printSink{w: io.Discard}
+	s := newPrintSink(PrintConfig{}, io.Discard)
 	src := &packet.Packet{ID: packet.NewID(), TS: "2026-11-25T20:43:58.487035+00:00", Kind: "demo", SourceID: "bench",
 		Payload: packet.MapOf("message", "hello", "value", int64(1))}
 	batch := make([]*packet.Packet, 256)

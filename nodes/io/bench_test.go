@@ -25,7 +25,7 @@ func BenchmarkJSONLSink(b *testing.B) {
 				for i := range batch {
 					batch[i] = fixedPacket(i)
 				}
-				line, _ := appendRecord(nil, batch[0], true, jsonStyle{indent: -1})
+				line, _ := appendRecord(nil, batch[0], true, packet.JSONOptions{})
 				b.SetBytes(int64(len(line)+1) * int64(size))
 				b.ReportAllocs()
 				c := &plugintest.Collector{}
@@ -116,7 +116,7 @@ func BenchmarkEncodeRecord(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				var err error
-				if buf, err = appendRecord(buf[:0], p, true, jsonStyle{ascii: c.ascii, indent: c.indent}); err != nil {
+				if buf, err = appendRecord(buf[:0], p, true, packet.JSONOptions{EnsureASCII: c.ascii, Pretty: c.indent >= 0, Indent: c.indent}); err != nil {
 					b.Fatal(err)
 				}
 			}
