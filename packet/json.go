@@ -92,7 +92,7 @@ type JSONEncoder struct {
 	ascii, strict bool
 	pretty        bool
 	indent        int
-	path, prefix  string // o.Path; o.Path + "." (or "") for the envelope's fields
+	path          string // o.Path
 	pk            *packetKeys
 }
 
@@ -104,9 +104,6 @@ func NewJSONEncoder(o JSONOptions) JSONEncoder {
 		if o.Pretty {
 			e.item = ","
 		}
-	}
-	if o.Path != "" {
-		e.prefix = o.Path + "."
 	}
 	if !o.Pretty {
 		e.pk = e.keys()
@@ -152,9 +149,16 @@ func AppendPacketJSON(b []byte, p *Packet, o JSONOptions) ([]byte, error) {
 	return e.AppendPacket(b, p)
 }
 
+// field is the path of an envelope field, built only for an error.
+func (e *JSONEncoder) field(name string) string {
+	if e.path == "" {
+		return name
+	}
+	return e.path + "." + name
+}
+
 // AppendPacket is AppendPacketJSON with the encoder's options.
 func (e *JSONEncoder) AppendPacket(b []byte, p *Packet) ([]byte, error) {
-	prefix := e.prefix
 	meta := p.PortableMeta()
 	if meta == nil {
 		meta = emptyMap
@@ -177,21 +181,21 @@ func (e *JSONEncoder) AppendPacket(b []byte, p *Packet) ([]byte, error) {
 		out = appendStringBody(out, p.SourceID, e.ascii)
 		out = append(out, f[4]...)
 		if out, err = e.value(out, p.Payload, 1); err != nil {
-			return b, atPath(err, prefix+"payload")
+			return b, atPath(err, e.field("payload"))
 		}
 		out = append(out, f[5]...)
 		if out, err = e.value(out, meta, 1); err != nil {
-			return b, atPath(err, prefix+"meta")
+			return b, atPath(err, e.field("meta"))
 		}
 		return append(out, '}'), nil
 	}
-	if out, err = e.prettyPacket(out, p, meta, prefix); err != nil {
+	if out, err = e.prettyPacket(out, p, meta); err != nil {
 		return b, err
 	}
 	return out, nil
 }
 
-func (e *JSONEncoder) prettyPacket(b []byte, p *Packet, meta *Map, prefix string) ([]byte, error) {
+func (e *JSONEncoder) prettyPacket(b []byte, p *Packet, meta *Map) ([]byte, error) {
 	var err error
 	b = append(b, '{')
 	for i, f := range [...]struct{ key, v string }{{"packet_id", p.ID}, {"ts", p.TS}, {"kind", p.Kind}, {"source_id", p.SourceID}} {
@@ -208,7 +212,7 @@ func (e *JSONEncoder) prettyPacket(b []byte, p *Packet, meta *Map, prefix string
 		b = e.str(b, f.key)
 		b = append(b, e.key...)
 		if b, err = e.value(b, f.v, 1); err != nil {
-			return b, atPath(err, prefix+f.key)
+			return b, atPath(err, e.field(f.key))
 		}
 	}
 	return e.close(b, 6, 0, '}'), nil
