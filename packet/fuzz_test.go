@@ -7,7 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzAppendString: every string encodes to ASCII-only JSON that decodes
+// FuzzAppendString: every string encodes to ASCII-only JSON (and to UTF-8
+// JSON under ensure_ascii=False) that decodes
 // back to the same string (invalid UTF-8 becomes U+FFFD, as Python cannot
 // hold it anyway).
 func FuzzAppendString(f *testing.F) {
@@ -37,6 +38,10 @@ func FuzzAppendString(f *testing.F) {
 		}
 		if back != want {
 			t.Fatalf("round trip %q -> %q -> %q", s, b, back)
+		}
+		u := AppendStringUTF8(nil, s) // ensure_ascii=False: the same text
+		if err := json.Unmarshal(u, &back); err != nil || back != want || !utf8.Valid(u) {
+			t.Fatalf("UTF-8 round trip %q -> %q -> %q, %v", s, u, back, err)
 		}
 	})
 }

@@ -32,7 +32,22 @@ func BenchmarkAppendPacket(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		buf = AppendPacket(buf[:0], p, Spaced)
+		buf, _ = AppendPacketJSON(buf[:0], p, JSONOptions{EnsureASCII: true})
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkAppendJSONMixed covers the slower shapes: nested containers,
+// floats, non-ASCII text and Go-typed values reached through reflection.
+func BenchmarkAppendJSONMixed(b *testing.B) {
+	v := MapOf("dets", []any{
+		MapOf("bbox", MapOf("x1", int64(16), "y1", int64(0), "x2", int64(26), "y2", int64(10)), "confidence", 0.875, "class_name", "person"),
+		MapOf("bbox", MapOf("x1", int64(1), "y1", int64(2), "x2", int64(3), "y2", int64(4)), "confidence", 0.1, "class_name", "caf\u00e9 \u2713"),
+	}, "zones", []string{"a", "b"}, "counts", map[string]int{"a": 1, "b": 2}, "ok", true, "note", nil)
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf = AppendJSON(buf[:0], v, Spaced)
 	}
 	b.SetBytes(int64(len(buf)))
 }

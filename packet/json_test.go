@@ -36,7 +36,11 @@ func TestAppendJSONPythonCompatible(t *testing.T) {
 func TestAppendPacket(t *testing.T) {
 	p := &Packet{ID: "9d52", TS: "2026-01-01T00:00:00+00:00", Kind: "demo", SourceID: "demo01",
 		Payload: MapOf("message", "hello", "value", int64(1))}
-	got := string(AppendPacket(nil, p, Spaced))
+	b, err := AppendPacketJSON(nil, p, JSONOptions{EnsureASCII: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
 	want := `{"packet_id": "9d52", "ts": "2026-01-01T00:00:00+00:00", "kind": "demo", "source_id": "demo01", "payload": {"message": "hello", "value": 1}, "meta": {}}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
@@ -117,7 +121,11 @@ func TestPortableMetaLeavesLocalValuesOut(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := &Packet{ID: "i", TS: "t", Kind: "k", SourceID: "s", Payload: MapOf(), Meta: c.meta}
-			got := string(AppendPacket(nil, p, Spaced))
+			b, err := AppendPacketJSON(nil, p, JSONOptions{EnsureASCII: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := string(b)
 			want := `{"packet_id": "i", "ts": "t", "kind": "k", "source_id": "s", "payload": {}, "meta": ` + c.want + `}`
 			if got != want {
 				t.Errorf("got  %s\nwant %s", got, want)

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"fmt"
-	"math/big"
-	"reflect"
 	"strings"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -63,52 +61,19 @@ func RecordOf(p *packet.Packet, explicitKey string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if err := portable(p.Payload, "payload"); err != nil {
+	opts := packet.JSONOptions{Style: packet.Compact, EnsureASCII: true, Strict: true, Path: "payload"}
+	buf, err := packet.AppendJSONOpts(make([]byte, 0, 256), p.Payload, opts)
+	if err != nil {
 		return Record{}, fmt.Errorf("%w: %v (kind=%s source_id=%s)", ErrNotPortable, err, p.Kind, p.SourceID)
 	}
-	meta := p.PortableMeta()
-	if err := portable(meta, "meta"); err != nil {
-		return Record{}, fmt.Errorf("%w: %v (kind=%s source_id=%s)", ErrNotPortable, err, p.Kind, p.SourceID)
-	}
-	buf := make([]byte, 0, 256)
-	buf = packet.AppendJSON(buf, p.Payload, packet.Compact)
 	payload := string(buf)
-	buf = buf[:0]
-	if meta == nil {
+	buf, opts.Path = buf[:0], "meta"
+	if meta := p.PortableMeta(); meta == nil {
 		buf = append(buf, "{}"...)
-	} else {
-		buf = packet.AppendJSON(buf, meta, packet.Compact)
+	} else if buf, err = packet.AppendJSONOpts(buf, meta, opts); err != nil {
+		return Record{}, fmt.Errorf("%w: %v (kind=%s source_id=%s)", ErrNotPortable, err, p.Kind, p.SourceID)
 	}
 	return Record{Key: key, PacketID: p.ID, TS: p.TS, Kind: p.Kind, SourceID: p.SourceID, Payload: payload, Meta: string(buf)}, nil
-}
-
-// portable checks that v is JSON-like all the way down.
-func portable(v any, path string) error {
-	switch x := v.(type) {
-	case nil, bool, string, int64, int, float64, *big.Int:
-		return nil
-	case *packet.Map:
-		for _, e := range x.Entries() {
-			if err := portable(e.Value, path+"."+e.Key); err != nil {
-				return err
-			}
-		}
-		return nil
-	case []any:
-		for i, e := range x {
-			if err := portable(e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32:
-		return nil
-	}
-	return fmt.Errorf("%s is %T, not JSON", path, v)
 }
 
 // Message is a leased (or peeked) row.
@@ -123,11 +88,11 @@ type Message struct {
 // decodeRow rebuilds a packet as upstream's read does: the stored id and
 // ts, a meta that is not an object becomes empty.
 func decodeRow(pid, ts, kind, src, payloadJSON, metaJSON string) (*packet.Packet, error) {
-	payload, err := DecodeJSON([]byte(payloadJSON))
+	payload, err := packet.DecodeJSON([]byte(payloadJSON))
 	if err != nil {
 		return nil, fmt.Errorf("payload_json: %w", err)
 	}
-	metaRaw, err := DecodeJSON([]byte(metaJSON))
+	metaRaw, err := packet.DecodeJSON([]byte(metaJSON))
 	if err != nil {
 		return nil, fmt.Errorf("meta_json: %w", err)
 	}

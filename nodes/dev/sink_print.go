@@ -2,6 +2,7 @@ package dev
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -25,14 +26,20 @@ func registerPrint(r *plugin.Registry) {
 			"source_id, payload, meta; `, ` and `: ` separators; ASCII escaping). In-process payloads such as video " +
 			"frames print as a short summary, not pixels. Lines of one batch are written with one write.",
 		New: func(c PrintConfig, env plugin.Env) (any, error) {
-			return &printSink{cfg: c, w: env.Stdout}, nil
+			return newPrintSink(c, env.Stdout), nil
 		},
 	})
+}
+
+// newPrintSink writes as upstream's json.dumps(data, default=str).
+func newPrintSink(c PrintConfig, w io.Writer) *printSink {
+	return &printSink{cfg: c, w: w, enc: packet.NewJSONEncoder(packet.JSONOptions{EnsureASCII: true})}
 }
 
 type printSink struct {
 	cfg PrintConfig
 	w   io.Writer
+	enc packet.JSONEncoder
 	buf []byte
 }
 
@@ -42,9 +49,13 @@ func (s *printSink) Process(ctx context.Context, p *packet.Packet, out plugin.Em
 
 func (s *printSink) ProcessBatch(_ context.Context, batch []*packet.Packet, out plugin.Emitter) error {
 	b := s.buf[:0]
+	var err error
 	for _, p := range batch {
 		b = append(b, s.cfg.Prefix...)
-		b = packet.AppendPacket(b, p, packet.Spaced)
+		if b, err = s.enc.AppendPacket(b, p); err != nil {
+			// only a value nested deeper than Python's recursion limit (a cycle)
+			return fmt.Errorf("packet %s: %w", p.ID, err)
+		}
 		b = append(b, '\n')
 	}
 	s.buf = b[:0]

@@ -25,7 +25,7 @@ func BenchmarkJSONLSink(b *testing.B) {
 				for i := range batch {
 					batch[i] = fixedPacket(i)
 				}
-				line, _ := appendRecord(nil, batch[0], true, jsonStyle{indent: -1})
+				line, _ := appendRecord(nil, batch[0], true, packet.JSONOptions{})
 				b.SetBytes(int64(len(line)+1) * int64(size))
 				b.ReportAllocs()
 				c := &plugintest.Collector{}
@@ -101,3 +101,26 @@ type discardEmitter struct{ n atomic.Int64 }
 
 func (d *discardEmitter) Emit(*packet.Packet) error             { d.n.Add(1); return nil }
 func (d *discardEmitter) EmitPort(string, *packet.Packet) error { d.n.Add(1); return nil }
+
+// BenchmarkEncodeRecord measures the sinks' encoder alone: a packet
+// envelope by ensure_ascii and indent.
+func BenchmarkEncodeRecord(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		ascii  bool
+		indent int
+	}{{"utf8/line", false, -1}, {"ascii/line", true, -1}, {"utf8/indent2", false, 2}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := fixedPacket(7)
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var err error
+				if buf, err = appendRecord(buf[:0], p, true, packet.JSONOptions{EnsureASCII: c.ascii, Pretty: c.indent >= 0, Indent: c.indent}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(len(buf)))
+		})
+	}
+}

@@ -454,7 +454,7 @@ func (s *httpSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out
 		}
 		// A fresh buffer per packet: the transport may still read a
 		// request body after Do returns (net/http RoundTripper contract).
-		body, err := appendRecord(nil, p, s.bodyPacket, jsonStyle{ascii: false, indent: -1})
+		body, err := appendRecord(nil, p, s.bodyPacket, packet.JSONOptions{})
 		if err != nil {
 			// Upstream raises TypeError here, ending the run; a queue
 			// could never deliver such a packet either.

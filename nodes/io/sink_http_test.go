@@ -715,7 +715,7 @@ func TestHTTPSinkBatches(t *testing.T) {
 			i := 0
 			for _, recs := range bodies {
 				for _, rec := range recs {
-					want, _ := appendRecord(nil, in[i], false, jsonStyle{indent: -1})
+					want, _ := appendRecord(nil, in[i], false, packet.JSONOptions{})
 					if rec != string(want) {
 						t.Errorf("record %d = %s, want upstream's body %s", i, rec, want)
 					}
@@ -731,7 +731,7 @@ func TestHTTPSinkBatches(t *testing.T) {
 
 func TestHTTPSinkBatchMaxBytes(t *testing.T) {
 	rc := newReceiver(t, always(200))
-	one, _ := appendRecord(nil, fixedPacket(0), false, jsonStyle{indent: -1})
+	one, _ := appendRecord(nil, fixedPacket(0), false, packet.JSONOptions{})
 	// Room for two records (and separators) per request, not three.
 	s := startHTTPSink(t, "url", rc.srv.URL, "batch_max_count", int64(100), "batch_max_bytes", int64(2*len(one)+6), "max_in_flight", int64(1))
 	var nk nacks

@@ -64,7 +64,7 @@ func registerJSONFile(r *plugin.Registry) {
 			Indent: 2, MetaKey: "file", Fsync: fsyncBatch,
 		},
 		New: func(c JSONFileConfig, env plugin.Env) (any, error) {
-			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: jsonStyle{ascii: c.EnsureASCII, indent: max(c.Indent, 0)}}, nil
+			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: packet.JSONOptions{EnsureASCII: c.EnsureASCII, Pretty: true, Indent: max(c.Indent, 0)}}, nil
 		},
 	})
 }
@@ -101,7 +101,7 @@ type jsonFileSink struct {
 	cfg     JSONFileConfig
 	env     plugin.Env
 	dir     string
-	style   jsonStyle
+	style   packet.JSONOptions
 	started atomic.Bool
 	written atomic.Int64
 }

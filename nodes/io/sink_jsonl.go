@@ -67,7 +67,7 @@ func registerJSONL(r *plugin.Registry) {
 			"file is renamed to path.1 (older ones shift up to path.<max_files>) before a line would overflow it.",
 		Defaults: JSONLConfig{Body: "packet", Flush: true, Mode: "append", Fsync: fsyncBatch, MaxFiles: 5},
 		New: func(c JSONLConfig, env plugin.Env) (any, error) {
-			return &jsonlSink{cfg: c, env: env, style: jsonStyle{ascii: c.EnsureASCII, indent: -1}}, nil
+			return &jsonlSink{cfg: c, env: env, style: packet.JSONOptions{EnsureASCII: c.EnsureASCII}}, nil
 		},
 	})
 }
@@ -75,7 +75,7 @@ func registerJSONL(r *plugin.Registry) {
 type jsonlSink struct {
 	cfg   JSONLConfig
 	env   plugin.Env
-	style jsonStyle
+	style packet.JSONOptions
 
 	mu      sync.Mutex // guards f and size: Close may come from another goroutine
 	f       *os.File

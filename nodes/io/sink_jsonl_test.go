@@ -113,7 +113,7 @@ s.close()
 
 func TestJSONLSinkAppendVsOverwrite(t *testing.T) {
 	line := func(i int) string {
-		b, _ := appendRecord(nil, fixedPacket(i), true, jsonStyle{indent: -1})
+		b, _ := appendRecord(nil, fixedPacket(i), true, packet.JSONOptions{})
 		return string(b) + "\n"
 	}
 	cases := []struct {

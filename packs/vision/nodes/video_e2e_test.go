@@ -130,7 +130,7 @@ edges:
 	printed, _ := runGraph(t, dir, g)
 	wantKeys := []string{"frame_idx", "pos_msec", "idempotency_key", "source_packet_id"}
 	metaKeys := func(line string) []string {
-		v, err := queue.DecodeJSON([]byte(line)) // keeps key order
+		v, err := packet.DecodeJSON([]byte(line)) // keeps key order
 		rec, ok := v.(*packet.Map)
 		if err != nil || !ok {
 			t.Fatalf("line %q: %v", line, err)

@@ -1,4 +1,4 @@
-package queue
+package packet
 
 import (
 	"fmt"
@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
 // DecodeJSON parses JSON text as Python's json.loads does, into packet's
@@ -32,8 +30,8 @@ func DecodeJSON(b []byte) (any, error) {
 	return v, nil
 }
 
-// maxDepth bounds nesting so a hostile row cannot exhaust the stack.
-const maxDepth = 10000
+// maxDecodeDepth bounds nesting so a hostile row cannot exhaust the stack.
+const maxDecodeDepth = 10000
 
 type jsonDecoder struct {
 	b []byte
@@ -64,8 +62,8 @@ func (d *jsonDecoder) literal(s string) bool {
 }
 
 func (d *jsonDecoder) value(depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, d.errf("nesting deeper than %d", maxDepth)
+	if depth > maxDecodeDepth {
+		return nil, d.errf("nesting deeper than %d", maxDecodeDepth)
 	}
 	if d.i >= len(d.b) {
 		return nil, d.errf("unexpected end of input")
@@ -97,7 +95,7 @@ func (d *jsonDecoder) value(depth int) (any, error) {
 
 func (d *jsonDecoder) object(depth int) (any, error) {
 	d.i++ // {
-	m := packet.NewMap(4)
+	m := NewMap(4)
 	d.space()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++

@@ -1,10 +1,8 @@
-package queue
+package packet
 
 import (
 	"math"
 	"testing"
-
-	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
 func TestDecodeJSON(t *testing.T) {
@@ -41,7 +39,7 @@ func TestDecodeJSON(t *testing.T) {
 			t.Errorf("DecodeJSON(%q): %v", tc.in, err)
 			continue
 		}
-		if got := string(packet.AppendJSON(nil, v, packet.Compact)); got != tc.want {
+		if got := string(AppendJSON(nil, v, Compact)); got != tc.want {
 			t.Errorf("DecodeJSON(%q) re-encodes to %s, want %s", tc.in, got, tc.want)
 		}
 	}
@@ -58,12 +56,12 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err != nil {
 			return
 		}
-		enc := packet.AppendJSON(nil, v, packet.Compact)
+		enc := AppendJSON(nil, v, Compact)
 		v2, err := DecodeJSON(enc)
 		if err != nil {
 			t.Fatalf("re-encoding %s of %q does not decode: %v", enc, b, err)
 		}
-		if enc2 := packet.AppendJSON(nil, v2, packet.Compact); string(enc2) != string(enc) {
+		if enc2 := AppendJSON(nil, v2, Compact); string(enc2) != string(enc) {
 			if f, ok := v.(float64); ok && math.IsNaN(f) {
 				return
 			}
