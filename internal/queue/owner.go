@@ -62,13 +62,7 @@ func (q *Queue) WaitSettled(ctx context.Context, d time.Duration) {
 	q.settleMu.Lock()
 	ch := q.settled
 	q.settleMu.Unlock()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	waitOn(ctx, ch, d)
 }
 
 func (q *Queue) notifySettled() {

@@ -387,6 +387,11 @@ func (q *Queue) Wait(ctx context.Context, d time.Duration) {
 	q.c.mu.Lock()
 	ch := q.c.changed
 	q.c.mu.Unlock()
+	waitOn(ctx, ch, d)
+}
+
+// waitOn blocks until ch is closed, d passes, or ctx ends.
+func waitOn(ctx context.Context, ch <-chan struct{}, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -903,14 +908,7 @@ func openCore(path, key string, opts Options) (*core, error) {
 		db.Close()
 		return nil, wrap(path, "open", err)
 	}
-	c := &core{
-		path: path, key: key, db: db, conn: conn, dsn: dsn, busy: opts.BusyTimeout,
-		reqs: make(chan *op, 256), kick: make(chan struct{}, 1),
-		quit: make(chan struct{}), done: make(chan struct{}),
-		changed: make(chan struct{}), syncLvl: opts.Synchronous,
-		stmts: map[string]*sql.Stmt{}, deadRetention: opts.DeadRetention,
-		held: map[int64]*Queue{}, log: opts.Logger,
-	}
+	c := newCore(path, key, dsn, db, conn, opts)
 	if err := c.initSchema(ctx, opts); err != nil {
 		conn.Close()
 		db.Close()
@@ -918,6 +916,19 @@ func openCore(path, key string, opts Options) (*core, error) {
 	}
 	go c.loop()
 	return c, nil
+}
+
+// newCore is the state of a file opened on conn, before its schema is
+// read or made.
+func newCore(path, key, dsn string, db *sql.DB, conn *sql.Conn, opts Options) *core {
+	return &core{
+		path: path, key: key, db: db, conn: conn, dsn: dsn, busy: opts.BusyTimeout,
+		reqs: make(chan *op, 256), kick: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{}),
+		changed: make(chan struct{}), syncLvl: opts.Synchronous,
+		stmts: map[string]*sql.Stmt{}, deadRetention: opts.DeadRetention,
+		held: map[int64]*Queue{}, log: opts.Logger,
+	}
 }
 
 // openReadOnly opens an existing file without writing to it: mode=ro
@@ -937,14 +948,8 @@ func openReadOnly(path, key string, opts Options) (*core, error) {
 		ctx := context.Background()
 		conn, err := db.Conn(ctx)
 		if err == nil {
-			c := &core{
-				path: path, key: key, db: db, conn: conn, dsn: dsn, busy: opts.BusyTimeout,
-				reqs: make(chan *op, 256), kick: make(chan struct{}, 1),
-				quit: make(chan struct{}), done: make(chan struct{}),
-				changed: make(chan struct{}), syncLvl: opts.Synchronous,
-				stmts: map[string]*sql.Stmt{}, deadRetention: opts.DeadRetention,
-				held: map[int64]*Queue{}, log: opts.Logger, readOnly: true,
-			}
+			c := newCore(path, key, dsn, db, conn, opts)
+			c.readOnly = true
 			if err = c.initReadOnly(ctx, opts); err == nil {
 				go c.loop()
 				return c, nil

@@ -597,12 +597,7 @@ func (x *Executor) process(n *node, em *emitter) {
 			}
 			em.mark()
 			err = x.call(n, func() error { return bp.ProcessBatch(ctx, batch, em) })
-			em.settle(err != nil && x.interrupted())
-			if err != nil && x.interrupted() {
-				// An interrupted batch is neither failed nor done.
-				n.abandoned.Add(n.holding.Swap(0))
-				em.rollback()
-				em.flushAll()
+			if x.settleCall(n, em, err) {
 				return
 			}
 			if pe := (*plugin.PacketError)(nil); err != nil && errors.As(err, &pe) {
@@ -629,11 +624,7 @@ func (x *Executor) process(n *node, em *emitter) {
 				} else {
 					err = x.call(n, func() error { return bp.ProcessBatch(ctx, []*packet.Packet{it.p}, em) })
 				}
-				em.settle(err != nil && x.interrupted())
-				if err != nil && x.interrupted() {
-					n.abandoned.Add(n.holding.Swap(0))
-					em.rollback()
-					em.flushAll()
+				if x.settleCall(n, em, err) {
 					return
 				}
 				if pe := (*plugin.PacketError)(nil); err != nil && errors.As(err, &pe) {
@@ -673,6 +664,21 @@ func (x *Executor) process(n *node, em *emitter) {
 			return
 		}
 	}
+}
+
+// settleCall accounts the emits of a call that returned err and reports
+// whether the stop interrupted it: then its input is abandoned (neither
+// failed nor done) and its partial output dropped, and the node's loop
+// ends.
+func (x *Executor) settleCall(n *node, em *emitter, err error) bool {
+	interrupted := err != nil && x.interrupted()
+	em.settle(interrupted)
+	if interrupted {
+		n.abandoned.Add(n.holding.Swap(0))
+		em.rollback()
+		em.flushAll()
+	}
+	return interrupted
 }
 
 func hasPort(items []item) bool {
