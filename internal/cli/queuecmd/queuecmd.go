@@ -62,11 +62,34 @@ func (c *common) openMode(ro bool) (*queue.Queue, error) {
 	if strings.TrimSpace(c.path) == "" {
 		return nil, exitcode.New(exitcode.Usage, errors.New("--path is required: the queue file, e.g. --path outputs/queues/dev_demo.sqlite3"))
 	}
+	if err := sqliteHeader(c.path); err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
+	}
 	q, err := queue.Open(c.path, queue.Options{MustExist: true, ReadOnly: ro})
 	if err != nil {
 		return nil, classify(err)
 	}
 	return q, nil
+}
+
+// sqliteHeader refuses, as the user's mistake (exit 2), a path that holds
+// something other than an SQLite file: a text file, a graph, a video. A
+// file that has the header but is damaged stays the run's failure (1).
+func sqliteHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // queue.Open says what is wrong with the path
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, _ := io.ReadFull(f, head)
+	if n == 0 {
+		return nil // an empty file is a new SQLite database to the driver
+	}
+	if string(head[:n]) != "SQLite format 3\x00" {
+		return fmt.Errorf("queue %s: not an SQLite file (a queue file starts with \"SQLite format 3\"); is --path the right file?", path)
+	}
+	return nil
 }
 
 // classify maps queue errors to exit codes: a wrong path is the user's
@@ -304,9 +327,16 @@ func requeueCmd() *cobra.Command {
 				return classify(err)
 			}
 			if c.json {
-				return writeJSON(cmd.OutOrStdout(), map[string]int64{"requeued": n, "skipped": skipped})
+				if err := writeJSON(cmd.OutOrStdout(), map[string]int64{"requeued": n, "skipped": skipped}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "requeued %d dead letters (%d skipped: not found or key already queued)\n", n, skipped)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "requeued %d dead letters (%d skipped: not found or key already queued)\n", n, skipped)
+			if n == 0 && skipped > 0 {
+				// Asked to requeue and nothing moved: a script must see it.
+				return exitcode.Errorf(exitcode.Runtime, "nothing requeued: %d dead letter(s) not found or their key already queued", skipped)
+			}
 			return nil
 		},
 	}

@@ -121,7 +121,10 @@ func TestQueueCmdErrors(t *testing.T) {
 	}{
 		{[]string{"stats"}, 2, "--path is required"},
 		{[]string{"stats", "--path", missing}, 2, missing + ": open: queue file does not exist"},
-		{[]string{"peek", "--path", notQueue}, 1, notQueue},
+		{[]string{"peek", "--path", notQueue}, 2, notQueue + ": not an SQLite file"},
+		{[]string{"stats", "--path", notQueue}, 2, "is --path the right file?"},
+		{[]string{"requeue", "--path", p, "--seq", "999"}, 1, "nothing requeued: 1 dead letter(s) not found"},
+		{[]string{"requeue", "--path", p, "--seq", "999", "--json"}, 1, "nothing requeued"},
 		{[]string{"peek", "--path", p, "--limit", "0"}, 2, "--limit must be > 0"},
 		{[]string{"requeue", "--path", p}, 2, "either --seq"},
 		{[]string{"requeue", "--path", p, "--all", "--seq", "1"}, 2, "either --seq"},
