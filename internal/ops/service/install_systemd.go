@@ -16,6 +16,10 @@ func systemctl(c Config, args ...string) []string {
 // hiddenByProtectHome lists the prefixes ProtectHome=yes makes invisible.
 var hiddenByProtectHome = []string{"/home/", "/root/", "/run/user/"}
 
+// hiddenByPrivateTmp lists the prefixes PrivateTmp=yes replaces with the
+// service's own empty directories: a binary or graph there is not found.
+var hiddenByPrivateTmp = []string{"/tmp/", "/var/tmp/"}
+
 func (in *Installer) installSystemd(ctx context.Context, c Config, def Definition, rb *rollback) error {
 	if _, err := in.Host.LookPath("systemctl"); err != nil {
 		return usageErr("install on a systemd host, or print the unit with `schnitzel service render --manager systemd`",
@@ -31,6 +35,12 @@ func (in *Installer) installSystemd(ctx context.Context, c Config, def Definitio
 			for _, pre := range hiddenByProtectHome {
 				if strings.HasPrefix(f.path, pre) {
 					return usageErr(f.fix, "%s %s is under %s, which the unit's ProtectHome=yes hides from the service",
+						f.what, f.path, strings.TrimSuffix(pre, "/"))
+				}
+			}
+			for _, pre := range hiddenByPrivateTmp {
+				if strings.HasPrefix(f.path, pre) {
+					return usageErr(f.fix, "%s %s is under %s, which the unit's PrivateTmp=yes replaces with an empty directory for the service",
 						f.what, f.path, strings.TrimSuffix(pre, "/"))
 				}
 			}

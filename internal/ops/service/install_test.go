@@ -212,6 +212,16 @@ func TestInstallBadInput(t *testing.T) {
 			os.MkdirAll(f.in.fsPath("/home/op"), 0o755)
 			os.WriteFile(f.in.fsPath("/home/op/g.yaml"), nil, 0o644)
 		}, "ProtectHome"},
+		{"binary under /tmp", func(f *fixture) {
+			f.cfg.Binary = "/tmp/build/schnitzel"
+			os.MkdirAll(f.in.fsPath("/tmp/build"), 0o755)
+			os.WriteFile(f.in.fsPath("/tmp/build/schnitzel"), nil, 0o755)
+		}, "PrivateTmp"},
+		{"graph under /var/tmp", func(f *fixture) {
+			f.cfg.Graph = "/var/tmp/g.yaml"
+			os.MkdirAll(f.in.fsPath("/var/tmp"), 0o755)
+			os.WriteFile(f.in.fsPath("/var/tmp/g.yaml"), nil, 0o644)
+		}, "PrivateTmp"},
 		{"no systemctl", func(f *fixture) { f.host.missing["systemctl"] = true }, "systemctl not found"},
 		{"no useradd", func(f *fixture) { f.host.missing["useradd"] = true }, "useradd is not available"},
 		{"wrong os", func(f *fixture) { f.in.GOOS = "darwin" }, "cannot install a systemd service on darwin"},
