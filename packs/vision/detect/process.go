@@ -52,6 +52,12 @@ type Process struct {
 	hdr       []byte
 	restarts  atomic.Int64
 	lastStart time.Time
+
+	// The previous child's first stderr lines: a restarted adapter that
+	// prints the same traceback again (one that fails at import) is not
+	// logged again on every restart.
+	stderrMu   sync.Mutex
+	lastStderr []string
 }
 
 // NewProcess returns an adapter for cfg; nothing starts until Start.
@@ -158,11 +164,17 @@ func (p *Process) spawn() (*child, error) {
 		return nil, fmt.Errorf("start %s: %w", p.name, err)
 	}
 	pr.Close()
-	c := &child{cmd: cmd, stdin: pw, lines: make(chan lineItem, 8), exited: make(chan struct{}), tail: &tail{}}
+	p.stderrMu.Lock()
+	prev := p.lastStderr
+	p.stderrMu.Unlock()
+	c := &child{cmd: cmd, stdin: pw, lines: make(chan lineItem, 8), exited: make(chan struct{}), tail: &tail{prev: prev}}
 	stderrDone := make(chan struct{})
 	go func() {
 		defer close(stderrDone)
-		c.tail.copy(stderr, p.cfg.Logger, p.name)
+		first := c.tail.copy(stderr, p.cfg.Logger, p.name)
+		p.stderrMu.Lock()
+		p.lastStderr = first
+		p.stderrMu.Unlock()
 	}()
 	go func() {
 		readLines(stdout, c.lines)
@@ -399,23 +411,44 @@ func (p *Process) Close(ctx context.Context) error {
 
 // tail keeps the last lines of a child's stderr for crash messages and
 // logs each line (the first 100 per child, then every 100th, so a chatty
-// adapter cannot flood the log).
+// adapter cannot flood the log). Lines that repeat the previous child's,
+// line for line from the start, are not logged again.
 type tail struct {
 	mu    sync.Mutex
 	lines []string
+	prev  []string // the previous child's first lines
 }
 
-func (t *tail) copy(r io.Reader, log *slog.Logger, name string) {
+// stderrKeep is how many first lines of a child's stderr are logged (then
+// every 100th) and remembered for the next child.
+const stderrKeep = 100
+
+// copy logs and keeps r's lines until EOF and returns the first
+// stderrKeep of them.
+func (t *tail) copy(r io.Reader, log *slog.Logger, name string) []string {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	n := 0
+	n, repeated := 0, 0
+	var first []string
+	same := true // every line so far repeats the previous child's
 	for sc.Scan() {
 		line := sc.Text()
 		if len(line) > 500 {
 			line = line[:500] + "..."
 		}
 		n++
-		if n <= 100 || n%100 == 0 {
+		if n <= stderrKeep {
+			first = append(first, line)
+		}
+		same = same && n <= len(t.prev) && t.prev[n-1] == line
+		switch {
+		case same:
+			repeated++
+		case n <= stderrKeep || n%100 == 0:
+			if repeated > 0 {
+				log.Info("adapter stderr: the restarted adapter repeats the previous start's first lines (not logged again)", "adapter", name, "lines", repeated)
+				repeated = 0
+			}
 			log.Info("adapter stderr", "adapter", name, "line", line)
 		}
 		t.mu.Lock()
@@ -426,6 +459,10 @@ func (t *tail) copy(r io.Reader, log *slog.Logger, name string) {
 		t.mu.Unlock()
 	}
 	_, _ = io.Copy(io.Discard, r)
+	if repeated > 0 {
+		log.Info("adapter stderr: the restarted adapter printed the same lines as its previous start (not logged again)", "adapter", name, "lines", repeated)
+	}
+	return first
 }
 
 func (t *tail) String() string {
