@@ -21,10 +21,12 @@ type AckConfig struct {
 
 // Validate implements the plugin config check.
 func (c *AckConfig) Validate() error {
+	var errs []error // all of them, so one validation shows every problem
 	if err := checkPath(c.Path); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	return retention("dedup_window_sec", c.DedupWindowSec)
+	errs = append(errs, retention("dedup_window_sec", c.DedupWindowSec))
+	return errors.Join(errs...)
 }
 
 func registerAck(r *plugin.Registry) {

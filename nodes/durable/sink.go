@@ -24,13 +24,15 @@ type SinkConfig struct {
 
 // Validate implements the plugin config check.
 func (c *SinkConfig) Validate() error {
+	var errs []error // all of them, so one validation shows every problem
 	if err := checkPath(c.Path); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if c.MaxRows < 0 || c.MaxBytes < 0 {
-		return plugin.Errorf("max_rows", "max_rows and max_bytes must be >= 0")
+		errs = append(errs, plugin.Errorf("max_rows", "max_rows and max_bytes must be >= 0"))
 	}
-	return checkSync(&c.Synchronous)
+	errs = append(errs, checkSync(&c.Synchronous))
+	return errors.Join(errs...)
 }
 
 func registerSink(r *plugin.Registry) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,43 +37,44 @@ type SourceConfig struct {
 
 // Validate implements the plugin config check.
 func (c *SourceConfig) Validate() error {
+	var errs []error // all of them, so one validation shows every problem
 	if err := checkPath(c.Path); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if c.Follow && c.Limit <= 0 {
-		return plugin.Errorf("limit", "must be > 0 with follow: true")
+		errs = append(errs, plugin.Errorf("limit", "must be > 0 with follow: true"))
 	}
 	if c.Limit > 1_000_000_000 {
-		return plugin.Errorf("limit", "must be <= 1000000000, got %d", c.Limit)
+		errs = append(errs, plugin.Errorf("limit", "must be <= 1000000000, got %d", c.Limit))
 	}
 	if err := secRange("lease_sec", c.LeaseSec, false, 86400); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := secRange("poll_interval_sec", c.PollIntervalSec, false, 3600); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 1_000_000 {
-		return plugin.Errorf("max_in_flight", "must be in 1..1000000, got %d", c.MaxInFlight)
+		errs = append(errs, plugin.Errorf("max_in_flight", "must be in 1..1000000, got %d", c.MaxInFlight))
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 1_000_000 {
-		return plugin.Errorf("max_attempts", "must be in 1..1000000, got %d", c.MaxAttempts)
+		errs = append(errs, plugin.Errorf("max_attempts", "must be in 1..1000000, got %d", c.MaxAttempts))
 	}
 	if err := secRange("retry_backoff_sec", c.RetryBackoffSec, true, 86400); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := secRange("retry_backoff_max_sec", c.RetryBackoffMaxSec, true, 86400); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := retention("dedup_window_sec", c.DedupWindowSec); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := retention("dead_retention_sec", c.DeadRetentionSec); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if strings.TrimSpace(c.Consumer) != c.Consumer || len(c.Consumer) > 200 {
-		return plugin.Errorf("consumer", "must be a name without leading or trailing spaces, at most 200 bytes")
+		errs = append(errs, plugin.Errorf("consumer", "must be a name without leading or trailing spaces, at most 200 bytes"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func registerSource(r *plugin.Registry) {

@@ -55,10 +55,9 @@ const (
 	defaultMaxInFlight = 64
 )
 
-// Validate applies upstream's normalisation (trim, upper-case method) and
-// rejects what upstream would fail on later, per packet, and values out of
-// range.
-func (c *HTTPConfig) Validate() error {
+// checkURL checks url alone: the checks after the first failing one
+// would only repeat it.
+func (c *HTTPConfig) checkURL() error {
 	c.URL = strings.TrimSpace(c.URL)
 	if c.URL == "" {
 		return plugin.Errorf("url", "must not be empty")
@@ -73,41 +72,52 @@ func (c *HTTPConfig) Validate() error {
 	if u.Host == "" {
 		return plugin.Errorf("url", "no host in %s", maskURL(c.URL))
 	}
+	return nil
+}
+
+// Validate applies upstream's normalisation (trim, upper-case method) and
+// rejects what upstream would fail on later, per packet, and values out of
+// range: every problem at once.
+func (c *HTTPConfig) Validate() error {
+	var errs []error // all of them, so one validation shows every problem
+	if err := c.checkURL(); err != nil {
+		errs = append(errs, err)
+	}
 	c.Method = strings.ToUpper(strings.TrimSpace(c.Method))
 	if c.Method == "" {
 		c.Method = http.MethodPost
 	}
 	if !isToken(c.Method) {
-		return plugin.Errorf("method", "not an HTTP method: %q", c.Method)
+		errs = append(errs, plugin.Errorf("method", "not an HTTP method: %q", c.Method))
 	}
 	if !(c.TimeoutSec > 0) || c.TimeoutSec > maxDurationSec {
-		return plugin.Errorf("timeout_sec", "must be > 0 and <= %d, got %v", maxDurationSec, c.TimeoutSec)
+		errs = append(errs, plugin.Errorf("timeout_sec", "must be > 0 and <= %d, got %v", maxDurationSec, c.TimeoutSec))
 	}
 	c.Body = strings.ToLower(strings.TrimSpace(c.Body))
 	if c.Body == "" {
 		c.Body = "payload"
 	}
 	if c.Body != "payload" && c.Body != "packet" {
-		return plugin.Errorf("body", "must be 'payload' or 'packet', got %q", c.Body)
+		errs = append(errs, plugin.Errorf("body", "must be 'payload' or 'packet', got %q", c.Body))
 	}
 	for k, v := range c.Headers {
 		if !isToken(k) {
-			return plugin.Errorf("headers."+k, "not a valid header name")
+			errs = append(errs, plugin.Errorf("headers."+k, "not a valid header name"))
 		}
 		if !validHeaderValue(v) {
-			return plugin.Errorf("headers."+k, "header value contains a control character")
+			errs = append(errs, plugin.Errorf("headers."+k, "header value contains a control character"))
 		}
 	}
 	c.IdempotencyHeader = strings.TrimSpace(c.IdempotencyHeader)
 	if c.IdempotencyHeader != "" && !isToken(c.IdempotencyHeader) {
-		return plugin.Errorf("idempotency_header", "not a valid header name: %q", c.IdempotencyHeader)
+		errs = append(errs, plugin.Errorf("idempotency_header", "not a valid header name: %q", c.IdempotencyHeader))
 	}
 	c.IdempotencyKeysHeader = strings.TrimSpace(c.IdempotencyKeysHeader)
 	if c.IdempotencyKeysHeader != "" && !isToken(c.IdempotencyKeysHeader) {
-		return plugin.Errorf("idempotency_keys_header", "not a valid header name: %q", c.IdempotencyKeysHeader)
+		errs = append(errs, plugin.Errorf("idempotency_keys_header", "not a valid header name: %q", c.IdempotencyKeysHeader))
 	}
 	if c.RetryMaxAttempts < 1 || c.RetryMaxAttempts > maxAttemptsLimit {
-		return plugin.Errorf("retry_max_attempts", "must be between 1 and %d, got %d", maxAttemptsLimit, c.RetryMaxAttempts)
+		errs = append(errs, plugin.Errorf("retry_max_attempts", "must be between 1 and %d, got %d", maxAttemptsLimit, c.RetryMaxAttempts))
 	}
 	for _, d := range []struct {
 		key string
@@ -119,25 +129,25 @@ func (c *HTTPConfig) Validate() error {
 		{"stop_timeout_sec", c.StopTimeoutSec},
 	} {
 		if !(d.v >= 0) || d.v > maxDurationSec {
-			return plugin.Errorf(d.key, "must be between 0 and %d seconds, got %v", maxDurationSec, d.v)
+			errs = append(errs, plugin.Errorf(d.key, "must be between 0 and %d seconds, got %v", maxDurationSec, d.v))
 		}
 	}
 	c.RetryBackoffMaxSec = max(c.RetryBackoffSec, c.RetryBackoffMaxSec)
 	for i, s := range c.RetryOnStatus {
 		if s < 100 || s > 999 {
-			return plugin.Errorf(fmt.Sprintf("retry_on_status[%d]", i), "not an HTTP status: %d", s)
+			errs = append(errs, plugin.Errorf(fmt.Sprintf("retry_on_status[%d]", i), "not an HTTP status: %d", s))
 		}
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > maxInFlightLimit {
-		return plugin.Errorf("max_in_flight", "must be between 1 and %d, got %d", maxInFlightLimit, c.MaxInFlight)
+		errs = append(errs, plugin.Errorf("max_in_flight", "must be between 1 and %d, got %d", maxInFlightLimit, c.MaxInFlight))
 	}
 	if c.BatchMaxCount < 1 || c.BatchMaxCount > maxBatchCount {
-		return plugin.Errorf("batch_max_count", "must be between 1 and %d, got %d", maxBatchCount, c.BatchMaxCount)
+		errs = append(errs, plugin.Errorf("batch_max_count", "must be between 1 and %d, got %d", maxBatchCount, c.BatchMaxCount))
 	}
 	if c.BatchMaxBytes < 1 || c.BatchMaxBytes > maxBatchBytes {
-		return plugin.Errorf("batch_max_bytes", "must be between 1 and %d (64 MiB), got %d", maxBatchBytes, c.BatchMaxBytes)
+		errs = append(errs, plugin.Errorf("batch_max_bytes", "must be between 1 and %d (64 MiB), got %d", maxBatchBytes, c.BatchMaxBytes))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // isToken reports whether s is an RFC 9110 token (header names, methods).
