@@ -18,7 +18,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/cli"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packet"
