@@ -48,6 +48,9 @@ type App struct {
 
 	// Commands are extra top-level commands (WithCommand).
 	Commands []*cobra.Command
+	// Prefixes are plugin module prefixes allowed beside the defaults
+	// (WithAllowedPrefixes).
+	Prefixes []string
 
 	limits limitOptions // graph loader limits (flags)
 }
@@ -62,6 +65,15 @@ type Option func(*App)
 // exits 1 (a runtime error).
 func WithCommand(c *cobra.Command) Option {
 	return func(a *App) { a.Commands = append(a.Commands, c) }
+}
+
+// WithAllowedPrefixes allows plugin strings under these module prefixes
+// (e.g. "acme." for "acme.nodes:Uppercase") beside the defaults
+// (schnitzel_stream., ai.), so that a custom binary's graphs can name its
+// own nodes without setting ALLOWED_PLUGIN_PREFIXES. When that variable
+// is set it replaces the whole list, these prefixes included, as upstream.
+func WithAllowedPrefixes(prefixes ...string) Option {
+	return func(a *App) { a.Prefixes = append(a.Prefixes, prefixes...) }
 }
 
 // Main runs the command line with the nodes and jobs in reg and returns

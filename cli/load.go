@@ -53,7 +53,7 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 			return nil, nil, err
 		}
 	}
-	plan, diags, err := engine.Validate(g, diags, engine.Options{Registry: a.Registry, Getenv: a.Getenv, Strict: strict})
+	plan, diags, err := engine.Validate(g, diags, engine.Options{Registry: a.Registry, Getenv: a.Getenv, Prefixes: a.Prefixes, Strict: strict})
 	if err != nil {
 		var ie *engine.InvalidError
 		if errors.As(err, &ie) {

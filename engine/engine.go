@@ -14,6 +14,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
@@ -45,6 +47,10 @@ type Options struct {
 	// Getenv reads the policy variables (plugin.PolicyFromEnv); nil: os.Getenv.
 	Getenv func(string) string
 	Limits Limits
+	// Prefixes are module prefixes allowed beside plugin.DefaultPrefixes
+	// while ALLOWED_PLUGIN_PREFIXES is unset: a custom binary's own nodes
+	// (cli.WithAllowedPrefixes). Set, the variable still replaces them all.
+	Prefixes []string
 	// Strict makes warnings (unknown config keys, ...) errors.
 	Strict bool
 
@@ -92,6 +98,14 @@ func (o *Options) getenv() func(string) string {
 	return os.Getenv
 }
 
+func (o *Options) policy() plugin.Policy {
+	p := plugin.PolicyFromEnv(o.getenv())
+	if strings.TrimSpace(o.getenv()("ALLOWED_PLUGIN_PREFIXES")) == "" {
+		p.Prefixes = append(slices.Clip(p.Prefixes), o.Prefixes...)
+	}
+	return p
+}
+
 // LoadFile loads and validates a graph file. It returns every diagnostic;
 // err is an *InvalidError when the graph cannot run.
 func LoadFile(path string, opts Options) (*Plan, Diags, error) {
@@ -115,7 +129,7 @@ func Validate(g *Graph, diags Diags, opts Options) (*Plan, Diags, error) {
 	if opts.Registry == nil {
 		return nil, diags, errors.New("engine: Options.Registry is nil")
 	}
-	plan, vdiags := graph.Validate(g, opts.Registry, plugin.PolicyFromEnv(opts.getenv()))
+	plan, vdiags := graph.Validate(g, opts.Registry, opts.policy())
 	diags = append(diags, vdiags...)
 	graph.SortDiags(diags)
 	if plan == nil || diags.HasErrors() {
