@@ -1,8 +1,10 @@
 package uppercase
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
@@ -29,5 +31,27 @@ func TestUppercase(t *testing.T) {
 	}
 	if got[1] != raw {
 		t.Errorf("a packet without the field should pass unchanged")
+	}
+}
+
+// TestUppercaseInGraph runs the node between built-in ones through the
+// real loader, validator and runtime.
+func TestUppercaseInGraph(t *testing.T) {
+	t.Setenv("ALLOWED_PLUGIN_PREFIXES", "schnitzel_stream.,example.")
+	r := plugin.NewRegistry()
+	dev.Register(r)
+	Register(r)
+	run := plugintest.RunGraph(t, `version: 2
+nodes:
+  - {id: src, kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource,
+     config: {packets: [{kind: demo, source_id: d1, payload: {text: quiet}}]}}
+  - {id: up, kind: node, plugin: example.nodes:Uppercase, config: {field: text}}
+  - {id: out, kind: sink, plugin: schnitzel_stream.nodes.dev:PrintSink}
+edges:
+  - {from: src, to: up}
+  - {from: up, to: out}
+`, r)
+	if run.Report.Status != "ok" || !strings.Contains(run.Stdout, `"text": "QUIET"`) {
+		t.Fatalf("status %s, stdout %s", run.Report.Status, run.Stdout)
 	}
 }
