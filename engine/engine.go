@@ -63,7 +63,7 @@ type Options struct {
 
 	// Started, if set, is called once the nodes are built and before they
 	// start: the CLI serves metrics and watches signals from here. An
-	// error aborts the run.
+	// error aborts the run: the built nodes are closed, none is started.
 	Started func(*Executor) error
 }
 
@@ -165,6 +165,9 @@ func Execute(ctx context.Context, plan *Plan, graphName string, opts Options) (*
 	}
 	if opts.Started != nil {
 		if err := opts.Started(x); err != nil {
+			if cerr := x.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
 			return nil, err
 		}
 	}

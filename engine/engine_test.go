@@ -10,6 +10,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
 )
@@ -75,3 +76,44 @@ func TestRunGraph(t *testing.T) {
 		t.Fatalf("status %q stdout %q", r.Report.Status, r.Stdout)
 	}
 }
+
+// TestExecuteBuildFailure: a constructor error names the node and its line;
+// an error from Started aborts before anything runs.
+func TestExecuteBuildFailure(t *testing.T) {
+	type none struct{}
+	reg := registry()
+	plugin.Register(reg, plugin.Spec[none]{
+		Name: "schnitzel_stream.test:Broken", Role: plugin.RoleSink, Summary: "fails to build",
+		New: func(none, plugin.Env) (any, error) { return nil, errors.New("no such device") },
+	})
+	broken := strings.Replace(demo, "schnitzel_stream.nodes.dev:PrintSink, config: {prefix: \"EV \"}", "schnitzel_stream.test:Broken", 1)
+	plan, _, err := engine.Load("g.yaml", []byte(broken), engine.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := engine.Execute(context.Background(), plan, "g.yaml", engine.Options{Registry: reg})
+	if rep != nil || err == nil || !strings.Contains(err.Error(), `g.yaml:5: node "out": no such device`) {
+		t.Fatalf("report %v, err %v", rep, err)
+	}
+
+	closes := 0
+	plugin.Register(reg, plugin.Spec[none]{
+		Name: "schnitzel_stream.test:Closing", Role: plugin.RoleSink, Summary: "counts closes",
+		New: func(none, plugin.Env) (any, error) { return &closing{n: &closes}, nil },
+	})
+	closing := strings.Replace(demo, "schnitzel_stream.nodes.dev:PrintSink, config: {prefix: \"EV \"}", "schnitzel_stream.test:Closing", 1)
+	plan, _, err = engine.Load("g.yaml", []byte(closing), engine.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = engine.Execute(context.Background(), plan, "g.yaml", engine.Options{Registry: reg,
+		Started: func(*engine.Executor) error { return errors.New("port in use") }})
+	if rep != nil || err == nil || err.Error() != "port in use" || closes != 1 {
+		t.Fatalf("report %v, err %v, closes %d (want the built node closed once)", rep, err, closes)
+	}
+}
+
+type closing struct{ n *int }
+
+func (c *closing) Process(context.Context, *packet.Packet, plugin.Emitter) error { return nil }
+func (c *closing) Close(context.Context) error                                   { *c.n++; return nil }
