@@ -16,7 +16,7 @@ COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X github.com/schnitzel-stream/schnitzel/internal/cli.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/schnitzel-stream/schnitzel/cli.Version=${VERSION}" \
       -o /out/schnitzel ./cmd/schnitzel
 
 # --- runtime: Debian slim with ffmpeg for the video nodes ---------------------

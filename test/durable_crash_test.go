@@ -80,7 +80,7 @@ func TestDurableSurvivesKill9(t *testing.T) {
 		t.Skip("kills real processes; skipped under -short")
 	}
 	if r := run(t, "", nil, "plugins"); !strings.Contains(r.stdout, "schnitzel_stream.nodes.durable_sqlite:SqliteQueueSink") {
-		t.Fatal("the durable nodes are not registered in this build (nodes/durable.Register in internal/bundle)")
+		t.Fatal("the durable nodes are not registered in this build (nodes/durable.Register in nodes/all)")
 	}
 	dir := t.TempDir()
 	for name, body := range map[string]string{"produce.yaml": crashProducer, "drain.yaml": crashDrain} {

@@ -4,7 +4,8 @@ package main
 import (
 	"os"
 
-	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/cli"
+	"github.com/schnitzel-stream/schnitzel/nodes/all"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:])) }
+func main() { os.Exit(cli.Main(os.Args[1:], all.Registry())) }

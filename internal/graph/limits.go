@@ -38,7 +38,7 @@ var DefaultLimits = Limits{
 }
 
 // The knobs that raise each limit, named in every limit error. The CLI
-// (internal/cli) maps each to a flag and an environment variable.
+// (cli) maps each to a flag and an environment variable.
 const (
 	knobBytes  = "--max-graph-bytes or SCHNITZEL_MAX_GRAPH_BYTES"
 	knobDepth  = "--max-graph-depth or SCHNITZEL_MAX_GRAPH_DEPTH"

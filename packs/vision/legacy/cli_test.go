@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/cli"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/legacy"
 	"github.com/schnitzel-stream/schnitzel/plugin"

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -79,9 +79,11 @@ type runReport struct {
 	Metrics map[string]int64 `json:"metrics"`
 }
 
-// runGraph runs graph text through the real CLI and returns the lines the
-// print sink wrote (prefix "EV ") and the report.
-func runGraph(t *testing.T, dir, g string, flags ...string) ([]string, runReport) {
+// runGraph runs graph text through engine.Run (the CLI's load, validate
+// and run path) and returns the lines the print sink wrote (prefix "EV ")
+// and the report. opts adjust the run (the CLI's --inbox-max-bytes and
+// such).
+func runGraph(t *testing.T, dir, g string, opts ...func(*engine.Options)) ([]string, runReport) {
 	t.Helper()
 	gf := filepath.Join(dir, "g.yaml")
 	if err := os.WriteFile(gf, []byte(g), 0o644); err != nil {
@@ -91,19 +93,26 @@ func runGraph(t *testing.T, dir, g string, flags ...string) ([]string, runReport
 	video.Register(reg)
 	ionodes.Register(reg)
 	durable.Register(reg)
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" },
-		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg}
-	if code := app.Run(append([]string{"--graph", gf, "--report-json"}, flags...)); code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	var stdout bytes.Buffer
+	o := engine.Options{Registry: reg, Stdout: &stdout, Getenv: func(string) string { return "" },
+		LookupEnv: func(string) (string, bool) { return "", false }}
+	for _, f := range opts {
+		f(&o)
+	}
+	r, err := engine.Run(context.Background(), gf, o)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	var rep runReport
+	if err := json.Unmarshal(r.JSON(), &rep); err != nil {
+		t.Fatal(err)
 	}
 	var lines []string
-	var rep runReport
 	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if strings.HasPrefix(l, "EV ") {
-			lines = append(lines, strings.TrimPrefix(l, "EV "))
-		} else if err := json.Unmarshal([]byte(l), &rep); err != nil {
-			t.Fatalf("line %q: %v\nstderr:\n%s", l, err, stderr.String())
+		if s, ok := strings.CutPrefix(l, "EV "); ok {
+			lines = append(lines, s)
+		} else if l != "" {
+			t.Fatalf("line %q is not the print sink's", l)
 		}
 	}
 	return lines, rep

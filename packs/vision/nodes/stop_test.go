@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/schnitzel-stream/schnitzel/internal/cli"
+	"github.com/schnitzel-stream/schnitzel/cli"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
 )

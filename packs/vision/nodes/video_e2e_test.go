@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -210,7 +211,7 @@ nodes:
 edges:
   - {from: video, to: slow}
 `
-	_, rep := runGraph(t, dir, g, "--inbox-max-bytes", "4194304")
+	_, rep := runGraph(t, dir, g, func(o *engine.Options) { o.InboxBytes = 4 << 20 })
 	if got := rep.Metrics["node.slow.consumed"]; got != 240 || rep.Status != "ok" {
 		t.Fatalf("the slow sink took %d of 240 frames, status %q", got, rep.Status)
 	}

@@ -14,7 +14,7 @@ var graphExample = regexp.MustCompile("(?s)<!-- graph-example -->\n```yaml\n(.*?
 // TestGraphFormatExamplesValidate keeps docs/graph-format.md honest: every
 // graph example in it validates, warnings included (--strict).
 func TestGraphFormatExamplesValidate(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/graph-format.md")
+	doc, err := os.ReadFile("../docs/graph-format.md")
 	if err != nil {
 		t.Fatal(err)
 	}

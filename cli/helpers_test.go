@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/schnitzel-stream/schnitzel/internal/bundle"
+	"github.com/schnitzel-stream/schnitzel/nodes/all"
 )
 
 // cliResult is what one command line printed and returned.
@@ -25,7 +25,7 @@ func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) c
 		Stdin:     strings.NewReader(stdin),
 		Getenv:    func(k string) string { return env[k] },
 		LookupEnv: lookup,
-		Registry:  bundle.Registry(),
+		Registry:  all.Registry(),
 		HardExit:  func(int) { t.Fatal("hard exit") },
 	}
 	code := a.Run(args)

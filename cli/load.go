@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/schnitzel-stream/schnitzel/configs"
+	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
-	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
@@ -52,16 +53,13 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 			return nil, nil, err
 		}
 	}
-	if g == nil {
-		return nil, diags, exitcode.New(exitcode.Usage, nil)
-	}
-	// Validate even when loading found problems, so that one pass reports
-	// every error in the file.
-	plan, vdiags := graph.Validate(g, a.Registry, plugin.PolicyFromEnv(a.Getenv))
-	diags = append(diags, vdiags...)
-	graph.SortDiags(diags)
-	if plan == nil || diags.HasErrors() || (strict && len(diags) > 0) {
-		return nil, diags, exitcode.New(exitcode.Usage, nil)
+	plan, diags, err := engine.Validate(g, diags, engine.Options{Registry: a.Registry, Getenv: a.Getenv, Prefixes: a.Prefixes, Strict: strict})
+	if err != nil {
+		var ie *engine.InvalidError
+		if errors.As(err, &ie) {
+			return nil, diags, exitcode.New(exitcode.Usage, nil)
+		}
+		return nil, diags, exitcode.New(exitcode.Usage, err)
 	}
 	return plan, diags, nil
 }

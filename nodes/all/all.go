@@ -1,6 +1,7 @@
-// Package bundle registers every first-party node and job into one
-// registry. A custom binary is a different import list here.
-package bundle
+// Package all registers every first-party node and job. A custom binary
+// starts from Registry() and adds its own nodes (examples/custom-binary),
+// or builds a registry from scratch with the Register functions it wants.
+package all
 
 import (
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
@@ -12,14 +13,19 @@ import (
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
-// Registry returns a registry with every built-in node and job.
-func Registry() *plugin.Registry {
-	r := plugin.NewRegistry()
+// Register adds every built-in node and job to r.
+func Register(r *plugin.Registry) {
 	dev.Register(r)
 	durable.Register(r)
 	ionodes.Register(r)
 	video.Register(r)
 	visionnodes.Register(r)
 	legacy.Register(r)
+}
+
+// Registry returns a new registry with every built-in node and job.
+func Registry() *plugin.Registry {
+	r := plugin.NewRegistry()
+	Register(r)
 	return r
 }

@@ -1,5 +1,12 @@
-// Package cli holds the schnitzel commands. Only Main touches the process
-// (exit code); commands get their streams and environment injected.
+// Package cli is the schnitzel command line as a library: the door for
+// custom binaries. A main package builds a registry (nodes/all plus its own
+// nodes) and calls Main:
+//
+//	func main() { os.Exit(cli.Main(os.Args[1:], reg)) }
+//
+// Only Main touches the process (exit code, signals, GC tuning); commands
+// get their streams and environment injected through App, which tests use
+// to run a command line in-process.
 package cli
 
 import (
@@ -14,7 +21,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/schnitzel-stream/schnitzel/internal/bundle"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/logfile"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
@@ -40,17 +46,46 @@ type App struct {
 	// leave it (tests run many graphs in one process).
 	SetGCPercent func(percent int)
 
+	// Commands are extra top-level commands (WithCommand).
+	Commands []*cobra.Command
+	// Prefixes are plugin module prefixes allowed beside the defaults
+	// (WithAllowedPrefixes).
+	Prefixes []string
+
 	limits limitOptions // graph loader limits (flags)
 }
 
-// Main runs the command line and returns the process exit code.
-func Main(args []string) int {
+// Option changes how Main builds the command line.
+type Option func(*App)
+
+// WithCommand adds a top-level command beside run, validate, plugins, ...
+// The command is a github.com/spf13/cobra command, the one third-party type
+// in this package's API: a command needs flags, help and completion like
+// the built-in ones. An error its RunE returns prints as "error: ..." and
+// exits 1 (a runtime error).
+func WithCommand(c *cobra.Command) Option {
+	return func(a *App) { a.Commands = append(a.Commands, c) }
+}
+
+// WithAllowedPrefixes allows plugin strings under these module prefixes
+// (e.g. "acme." for "acme.nodes:Uppercase") beside the defaults
+// (schnitzel_stream., ai.), so that a custom binary's graphs can name its
+// own nodes without setting ALLOWED_PLUGIN_PREFIXES. When that variable
+// is set it replaces the whole list, these prefixes included, as upstream.
+func WithAllowedPrefixes(prefixes ...string) Option {
+	return func(a *App) { a.Prefixes = append(a.Prefixes, prefixes...) }
+}
+
+// Main runs the command line with the nodes and jobs in reg and returns
+// the process exit code (0 ok or degraded, 1 runtime error, 2 usage error
+// or invalid graph, 3 degraded under --fail-on-degraded).
+func Main(args []string, reg *plugin.Registry, opts ...Option) int {
 	tuneGC()
 	growStdoutPipe()
 	app := &App{
 		Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin,
 		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
-		Registry: bundle.Registry(),
+		Registry: reg,
 		Signals:  notifySignals(),
 		HardExit: os.Exit,
 		SetGCPercent: func(p int) {
@@ -58,6 +93,9 @@ func Main(args []string) int {
 				debug.SetGCPercent(p)
 			}
 		},
+	}
+	for _, o := range opts {
+		o(app)
 	}
 	return app.Run(args)
 }
@@ -220,10 +258,29 @@ Exit codes: 0 ok or degraded, 1 runtime error, 2 usage error or invalid graph.`,
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
+	for _, c := range a.Commands {
+		root.AddCommand(runtimeErrors(c))
+	}
 	root.SuggestionsMinimumDistance = 2
 	strictGroups(root)
 	a.registerCompletions(root)
 	return root
+}
+
+// runtimeErrors makes an error from c's RunE exit 1, as the built-in
+// commands' runtime errors do, instead of 2 (cobra's usage errors).
+func runtimeErrors(c *cobra.Command) *cobra.Command {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			var ee *exitcode.Error
+			if err != nil && !errors.As(err, &ee) {
+				return exitcode.New(exitcode.Runtime, err)
+			}
+			return err
+		}
+	}
+	return c
 }
 
 // noArgsOrSuggest rejects arguments of a command that takes none; the first

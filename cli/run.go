@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/sdnotify"
@@ -138,58 +139,51 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 }
 
 func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, graphName string, logger *slog.Logger) error {
-	x, err := runtime.New(plan, runtime.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax, InboxBytes: o.inboxBytes,
-		Logger: logger, Stdout: a.Stdout, StopTimeout: o.stopTimeout})
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	stopMetrics, stopProgress := func() {}, func() {}
+	defer func() { stopMetrics() }()
+	started := func(x *engine.Executor) error {
+		if x.LargePackets() && a.SetGCPercent != nil {
+			a.SetGCPercent(200)
+		}
+		var err error
+		if stopMetrics, err = a.serveMetrics(o.metricsAddr, x, o.stall, logger); err != nil {
+			return err
+		}
+		go a.watchSignals(ctx, x.Stop, logger)
+		// Under systemd (Type=notify): ready once the nodes are built and
+		// the metrics port is bound; watchdog pings only while every node
+		// is making progress (runtime.Liveness), so a node stuck in a call
+		// gets the process restarted.
+		_, _ = sdnotify.Notify(sdnotify.Ready)
+		go sdnotify.RunWatchdog(ctx, watchdogHealth(x, o.stall, logger))
+		logger.Debug("graph started", "graph", graphName, "nodes", len(plan.Nodes))
+		if a.progressWanted(o) {
+			stopProgress = a.startProgress(x, o.logw)
+		}
+		return nil
+	}
+	rep, err := engine.Execute(ctx, plan, graphName, engine.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax,
+		InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout, StopTimeout: o.stopTimeout, Started: started})
 	if err != nil {
-		var ne *runtime.NodeError
-		if errors.As(err, &ne) {
-			n := plan.Graph.NodeByID(ne.NodeID)
-			pos := ""
-			if n != nil {
-				pos = fmt.Sprintf("%s:%d: ", plan.Graph.File, n.Pos.Line)
-			}
-			return exitcode.Errorf(exitcode.Usage, "%snode %q: %v", pos, ne.NodeID, ne.Err)
+		var ee *exitcode.Error
+		if errors.As(err, &ee) { // --metrics-addr
+			return err
 		}
 		return exitcode.New(exitcode.Usage, err)
 	}
-	if x.LargePackets() && a.SetGCPercent != nil {
-		a.SetGCPercent(200)
-	}
-
-	stopMetrics, err := a.serveMetrics(o.metricsAddr, x, o.stall, logger)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
-
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	go a.watchSignals(ctx, x.Stop, logger)
-
-	// Under systemd (Type=notify): ready once the nodes are built and the
-	// metrics port is bound; watchdog pings only while every node is
-	// making progress (runtime.Liveness), so a node stuck in a call gets
-	// the process restarted.
-	_, _ = sdnotify.Notify(sdnotify.Ready)
-	go sdnotify.RunWatchdog(ctx, watchdogHealth(x, o.stall, logger))
-	logger.Debug("graph started", "graph", graphName, "nodes", len(plan.Nodes))
-	stopProgress := func() {}
-	if a.progressWanted(o) {
-		stopProgress = a.startProgress(x, o.logw)
-	}
-	res := x.Run(ctx)
 	stopProgress()
 	_, _ = sdnotify.Notify(sdnotify.Stopping)
-	rep := report.FromResult(graphName, res)
 	if err := a.emitReport(o, rep, len(plan.Nodes), len(plan.Graph.Edges)); err != nil {
 		return err
 	}
-	if res.Err != nil {
-		return exitcode.Errorf(exitcode.Runtime, "node %q failed (%s): %v", res.Err.NodeID, res.Err.Phase, res.Err.Err)
+	if rep.Error != nil {
+		return exitcode.Errorf(exitcode.Runtime, "node %q failed (%s): %s", rep.Error.Node, rep.Error.Phase, rep.Error.Message)
 	}
-	if res.Abandoned > 0 || len(res.Stuck) > 0 {
+	if rep.Abandoned > 0 || len(rep.Stuck) > 0 {
 		logger.Warn("stop timeout expired: packets still in flight were abandoned (not nacked); see abandoned_total in the report",
-			"abandoned", res.Abandoned, "stuck_nodes", res.Stuck, "stop_timeout", o.stopTimeout.String())
+			"abandoned", rep.Abandoned, "stuck_nodes", rep.Stuck, "stop_timeout", o.stopTimeout.String())
 	} else if rep.Status == report.StatusDegraded {
 		logger.Warn("run degraded: packets were dropped or failed; see the report metrics")
 	}

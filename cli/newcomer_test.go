@@ -82,8 +82,8 @@ edges:
 		{"graph dot without graph", "", []string{"graph", "dot"}, 2, []string{"no graph given"}},
 		{"validate stdin", "version: 2\nnodes:\n  - {id: src, kind: source, plugin: schnitzel_stream.nodes.dev:TickerSource, config: {cout: 3}}\n", []string{"validate", "--graph", "-"}, 2,
 			[]string{`<stdin>:3: node "src": config.cout: unknown key "cout" (did you mean "count"?)`}},
-		{"validate DIR recurses", "", []string{"validate", "../../configs/graphs"}, 0, []string{"dev_inproc_demo_v2.yaml: ok", "legacy_pipeline.yaml: ok"}},
-		{"validate DIR skips files that are not graphs", "", []string{"validate", "../../configs"}, 0, []string{"configs/default.yaml: skipped (not a graph file", "configs/bench/chain_print_v2.yaml: ok"}},
+		{"validate DIR recurses", "", []string{"validate", "../configs/graphs"}, 0, []string{"dev_inproc_demo_v2.yaml: ok", "legacy_pipeline.yaml: ok"}},
+		{"validate DIR skips files that are not graphs", "", []string{"validate", "../configs"}, 0, []string{"configs/default.yaml: skipped (not a graph file", "configs/bench/chain_print_v2.yaml: ok"}},
 		{"validate DIR checks a graph with a typo", "", []string{"validate", mkdir(t, map[string]string{"a.yaml": "version: 2\nnodez:\n" + tickerSrc, "zones.yaml": "zones: []\n"})}, 2,
 			[]string{`unknown top-level key "nodez" (did you mean "nodes"?)`, "zones.yaml: skipped"}},
 		{"nodez without version", "", []string{"validate", write("nover.yaml", "nodez:\n"+tickerSrc)}, 2,
@@ -122,7 +122,7 @@ func TestGraphDotRendersInGraphviz(t *testing.T) {
 	if err != nil {
 		t.Skip("graphviz not installed")
 	}
-	r := runCLI(t, nil, "", "graph", "dot", "--graph", "../../configs/graphs/dev_durable_drain_ack_v2.yaml")
+	r := runCLI(t, nil, "", "graph", "dot", "--graph", "../configs/graphs/dev_durable_drain_ack_v2.yaml")
 	if r.code != 0 {
 		t.Fatal(r.stderr)
 	}
