@@ -78,6 +78,7 @@ edges:
 		{"graph svg", "", []string{"graph", "svg", good}, 2, []string{`unknown command "svg" for "schnitzel graph"`}},
 		{"graph dot positional", "", []string{"graph", "dot", good}, 0, []string{`"src" [label="src\nTickerSource"`}},
 		{"graph dot --graph", "", []string{"graph", "dot", "--graph", good}, 0, []string{`"src" -> "out";`}},
+		{"run from stdin names <stdin> in the report", "version: 2\nnodes:\n  - {id: src, kind: source, plugin: schnitzel_stream.nodes.dev:TickerSource, config: {count: 1, interval_sec: 0}}\n  - {id: out, kind: sink, plugin: schnitzel_stream.nodes.dev:PrintSink}\nedges:\n  - {from: src, to: out}\n", []string{"--graph", "-", "--report-json"}, 0, []string{`"graph":"<stdin>"`}},
 		{"graph mermaid from stdin", "version: 2\nnodes:\n" + tickerSrc, []string{"graph", "mermaid", "--graph", "-"}, 0, []string{"src(["}},
 		{"graph dot without graph", "", []string{"graph", "dot"}, 2, []string{"no graph given"}},
 		{"validate stdin", "version: 2\nnodes:\n  - {id: src, kind: source, plugin: schnitzel_stream.nodes.dev:TickerSource, config: {cout: 3}}\n", []string{"validate", "--graph", "-"}, 2,

@@ -129,7 +129,7 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 		return nil
 	}
 	graphName := o.graph
-	if graphName == "" {
+	if graphName == "" || graphName == "-" { // "-": the loader named it <stdin>
 		graphName = plan.Graph.File
 	}
 	if plan.Graph.Version == 1 {
