@@ -1,5 +1,5 @@
 // Enqueue: storing records (multi-row chunks, or row by row under bounds),
-// the overflow policies, and idempotency-key conflicts.
+// the overflow policies, and idempotency-key conflicts (keyHolder).
 
 package queue
 
@@ -273,12 +273,12 @@ func (t *txn) insertChunk(o *op, k int, enqAt string, lastSeq *int64) (redo bool
 	}
 	for _, i := range left {
 		r := &recs[i]
-		dup, found, stale, err := t.existing(r)
+		dup, holder, err := t.keyHolder(r)
 		if err != nil {
 			return false, err
 		}
-		switch {
-		case stale:
+		switch holder {
+		case keyStale:
 			// Undo the chunk (its rows are not counted yet), make the
 			// key free, store the records one by one in order.
 			if _, err := t.exec(`DELETE FROM packets WHERE seq > ?`, before); err != nil {
@@ -289,17 +289,10 @@ func (t *txn) insertChunk(o *op, k int, enqAt string, lastSeq *int64) (redo bool
 				return false, err
 			}
 			return true, nil
-		case found:
+		case keyQueued, keyRemembered:
 			out[i] = dup
 		default:
-			seq, ok, err := t.dedupHit(r)
-			if err != nil {
-				return false, err
-			}
-			if !ok {
-				return false, fmt.Errorf("idempotency row not found after conflict (key=%s packet_id=%s)", r.Key, r.PacketID)
-			}
-			out[i] = Result{Seq: seq, Duplicate: true}
+			return false, errNoHolder(r)
 		}
 	}
 	for i := range recs {
@@ -309,16 +302,6 @@ func (t *txn) insertChunk(o *op, k int, enqAt string, lastSeq *int64) (redo bool
 	}
 	o.next += k
 	return false, nil
-}
-
-// dedupHit looks r's key up among the keys of acked rows.
-func (t *txn) dedupHit(r *Record) (int64, bool, error) {
-	var seq int64
-	err := t.queryRow(`SELECT seq FROM schnitzel_queue_dedup WHERE key = ? AND until > ?`, r.Key, t.nowMs()).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	return seq, err == nil, err
 }
 
 // enqueue stores o's remaining records, as many as the bounds allow.
@@ -368,17 +351,10 @@ func (t *txn) enqueue(o *op) error {
 			}
 			if over() {
 				// A duplicate needs no room.
-				if seq, ok, err := t.dedupHit(r); err != nil {
+				if dup, holder, err := t.keyHolder(r); err != nil {
 					return err
-				} else if ok {
-					o.res[o.next] = Result{Seq: seq, Duplicate: true}
-					o.next++
-					continue
-				}
-				if res, found, _, err := t.existing(r); err != nil {
-					return err
-				} else if found {
-					o.res[o.next] = res
+				} else if holder == keyQueued || holder == keyRemembered {
+					o.res[o.next] = dup
 					o.next++
 					continue
 				}
@@ -413,11 +389,12 @@ func (t *txn) enqueue(o *op) error {
 			return err
 		}
 		if n == 0 {
-			dup, found, stale, err := t.existing(r)
+			dup, holder, err := t.keyHolder(r)
 			if err != nil {
 				return err
 			}
-			if stale {
+			switch holder {
+			case keyStale:
 				// The key belongs to an acked row awaiting compaction
 				// whose dedup window is over (or off): compact, then store.
 				if err := t.compact(); err != nil {
@@ -429,14 +406,10 @@ func (t *txn) enqueue(o *op) error {
 				if n, err = res.RowsAffected(); err != nil {
 					return err
 				}
-			} else if found {
+			case keyQueued, keyRemembered:
 				o.res[o.next] = dup
-			} else if seq, ok, err := t.dedupHit(r); err != nil {
-				return err
-			} else if ok {
-				o.res[o.next] = Result{Seq: seq, Duplicate: true}
-			} else {
-				return fmt.Errorf("idempotency row not found after conflict (key=%s packet_id=%s)", r.Key, r.PacketID)
+			default:
+				return errNoHolder(r)
 			}
 		}
 		if n == 1 {
@@ -454,25 +427,51 @@ func (t *txn) enqueue(o *op) error {
 	return nil
 }
 
-// existing looks up a queued row holding r's key. stale reports an acked
-// row awaiting compaction whose key is no longer remembered.
-func (t *txn) existing(r *Record) (res Result, found, stale bool, err error) {
+// keyHolder says what holds an idempotency key when a record cannot be
+// stored as it is.
+type keyHolder int
+
+const (
+	keyFree       keyHolder = iota // nothing: the record needs room and is stored
+	keyQueued                      // a queued row: the record is its duplicate (Conflict if the payload differs)
+	keyRemembered                  // an acked, compacted row, within the dedup window: a duplicate
+	keyStale                       // an acked row awaiting compaction, window over (or off): compact, then store
+)
+
+// keyHolder resolves r's key: the one conflict resolution of every
+// enqueue path (a chunk's leftovers, a row refused by the INSERT, a row
+// that would not fit). dup is the duplicate's result for keyQueued and
+// keyRemembered. A queued row is looked at first: it is the row that holds
+// the key in the packets table's unique index.
+func (t *txn) keyHolder(r *Record) (dup Result, holder keyHolder, err error) {
 	var seq int64
 	var payload string
 	var acked int
 	var until sql.NullInt64
 	err = t.queryRow(`SELECT p.seq, p.payload_json, COALESCE(s.acked, 0), s.acked_until FROM packets p LEFT JOIN schnitzel_queue_state s ON s.seq = p.seq WHERE p.idempotency_key = ?`, r.Key).
 		Scan(&seq, &payload, &acked, &until)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Result{}, false, false, nil
+	switch {
+	case err == nil:
+		if acked == 1 && (!until.Valid || until.Int64 <= t.nowMs()) {
+			return Result{}, keyStale, nil
+		}
+		return Result{Seq: seq, Duplicate: true, Conflict: payload != r.Payload}, keyQueued, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Result{}, keyFree, err
 	}
-	if err != nil {
-		return Result{}, false, false, err
+	err = t.queryRow(`SELECT seq FROM schnitzel_queue_dedup WHERE key = ? AND until > ?`, r.Key, t.nowMs()).Scan(&seq)
+	switch {
+	case err == nil:
+		return Result{Seq: seq, Duplicate: true}, keyRemembered, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return Result{}, keyFree, nil
 	}
-	if acked == 1 && (!until.Valid || until.Int64 <= t.nowMs()) {
-		return Result{}, false, true, nil
-	}
-	return Result{Seq: seq, Duplicate: true, Conflict: payload != r.Payload}, true, false, nil
+	return Result{}, keyFree, err
+}
+
+// errNoHolder reports an INSERT that refused r although nothing holds its key.
+func errNoHolder(r *Record) error {
+	return fmt.Errorf("idempotency row not found after conflict (key=%s packet_id=%s)", r.Key, r.PacketID)
 }
 
 // dropOldest deletes the oldest queued row.
