@@ -7,7 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/redact"
@@ -57,9 +56,9 @@ func (p *AckPending) Wait() ([]AckStatus, error) {
 }
 
 // Nack records a failed delivery of a row: it is offered again after an
-// exponential backoff, or moved to the dead-letter table with reason
-// after MaxAttempts failures, or at once when reason is
-// packet.Permanent (a retry cannot fix it).
+// exponential backoff (Retrying), or moved to the dead-letter table with
+// reason after MaxAttempts failures, or at once when reason is
+// packet.Permanent (a retry cannot fix it) (Dead).
 func (q *Queue) Nack(ctx context.Context, ref Ref, reason error) (AckStatus, error) {
 	msg := "nacked"
 	if reason != nil {
@@ -80,15 +79,16 @@ type AckStatus int
 
 // Outcomes.
 const (
-	Acked   AckStatus = iota // the row was deleted (ack) or scheduled for retry (nack)
-	Missing                  // no such queued row: acked before, dropped, purged or dead
-	Foreign                  // the reference names another queue file
-	Invalid                  // seq <= 0
-	Dead                     // nack: the row ran out of attempts and is now a dead letter
+	Acked    AckStatus = iota // ack: the row is acknowledged (hidden now, deleted by compaction)
+	Missing                   // no such queued row: acked before, dropped, purged or dead
+	Foreign                   // the reference names another queue file
+	Invalid                   // seq <= 0
+	Dead                      // nack: the row ran out of attempts (or failed permanently) and is now a dead letter
+	Retrying                  // nack: the row is offered again after its retry backoff
 )
 
 func (s AckStatus) String() string {
-	return [...]string{"acked", "missing", "foreign", "invalid", "dead"}[s]
+	return [...]string{"acked", "missing", "foreign", "invalid", "dead", "retrying"}[s]
 }
 
 // Ref names a row: its seq and, when known, the id of the queue it came
@@ -98,14 +98,16 @@ type Ref struct {
 	QueueID string
 }
 
-func (t *txn) check(r Ref) (AckStatus, bool) {
+// refRefused says why r cannot name a row of this queue file, if it
+// cannot: Foreign or Invalid.
+func (t *txn) refRefused(r Ref) (AckStatus, bool) {
 	if r.QueueID != "" && r.QueueID != t.c.id {
-		return Foreign, false
+		return Foreign, true
 	}
 	if r.Seq <= 0 {
-		return Invalid, false
+		return Invalid, true
 	}
-	return Acked, true
+	return 0, false
 }
 
 // ack marks rows acknowledged: committed, hidden from readers, counted
@@ -119,11 +121,12 @@ func (t *txn) ack(h *Queue, refs []Ref, out []AckStatus) error {
 	// than the b-tree work they do.
 	var seqs []byte
 	for i, r := range refs {
-		st, ok := t.check(r)
-		out[i] = st
-		if ok {
-			seqs = appendSeq(seqs, r.Seq)
+		if st, refused := t.refRefused(r); refused {
+			out[i] = st
+			continue
 		}
+		out[i] = Acked
+		seqs = appendSeq(seqs, r.Seq)
 	}
 	if seqs == nil {
 		return nil
@@ -165,8 +168,7 @@ RETURNING seq`, until, string(append(seqs, ']')))
 }
 
 func (t *txn) nack(h *Queue, r Ref, reason string, permanent bool) (AckStatus, error) {
-	st, ok := t.check(r)
-	if !ok {
+	if st, refused := t.refRefused(r); refused {
 		return st, nil
 	}
 	var attempts int
@@ -179,10 +181,10 @@ func (t *txn) nack(h *Queue, r Ref, reason string, permanent bool) (AckStatus, e
 	}
 	attempts++
 	if permanent {
-		return Dead, t.kill(r.Seq, attempts, "permanent failure (a retry cannot fix it): "+reason)
+		return Dead, t.deadLetter(r.Seq, attempts, "permanent failure (a retry cannot fix it): "+reason)
 	}
 	if attempts >= h.opts.MaxAttempts {
-		return Dead, t.kill(r.Seq, attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", attempts, reason))
+		return Dead, t.deadLetter(r.Seq, attempts, gaveUp(attempts, reason))
 	}
 	delay := h.opts.RetryBackoff
 	for i := 1; i < attempts && delay < h.opts.RetryBackoffMax; i++ {
@@ -194,5 +196,5 @@ func (t *txn) nack(h *Queue, r Ref, reason string, permanent bool) (AckStatus, e
 ON CONFLICT(seq) DO UPDATE SET attempts = excluded.attempts, lease_until = NULL, lease_owner = NULL, not_before = excluded.not_before, last_error = excluded.last_error, handed = 0`,
 		r.Seq, attempts, t.now.Add(delay).UnixMilli(), reason)
 	t.settle(r.Seq)
-	return Acked, err
+	return Retrying, err
 }

@@ -149,7 +149,7 @@ func (q *Queue) Load(ctx context.Context, msgs []Message) ([]Message, error) {
 	if len(poison) > 0 {
 		err = q.do(ctx, true, func(t *txn) error {
 			for _, d := range poison {
-				if err := t.bury(q.owner, d.m, d.reason); err != nil {
+				if err := t.deadLetterUndecodable(q.owner, d.m, d.reason); err != nil {
 					return err
 				}
 			}
@@ -245,7 +245,7 @@ func (t *txn) lease(h *Queue, n int, d time.Duration) ([]Message, error) {
 				r.lastErr = fmt.Sprintf("lease expired at %s without ack", time.UnixMilli(r.leaseUntil.Int64).UTC().Format(time.RFC3339))
 			}
 			if r.attempts >= h.opts.MaxAttempts {
-				if err := t.kill(r.seq, r.attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", r.attempts, r.lastErr)); err != nil {
+				if err := t.deadLetter(r.seq, r.attempts, gaveUp(r.attempts, r.lastErr)); err != nil {
 					return nil, err
 				}
 				continue

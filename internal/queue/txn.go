@@ -1,6 +1,6 @@
 // The transaction core: the txn the writer goroutine runs operations in, its
 // statement cache, begin/commit, recount and maintenance, and
-// applied, which applies a committed transaction to the core and
+// publishCommitted, which applies a committed transaction to the core and
 // the handles.
 
 package queue
@@ -190,8 +190,10 @@ func (t *txn) recount(withBytes bool) error {
 	return nil
 }
 
-// applied publishes a committed transaction's effects.
-func (t *txn) applied() {
+// publishCommitted applies a committed transaction's effects to the core
+// (depth, floor, held rows) and to the handles (counters, settled waits,
+// OnDead).
+func (t *txn) publishCommitted() {
 	c := t.c
 	switch {
 	case t.lowerFloor:

@@ -411,7 +411,7 @@ func (c *core) runWrites(ops []*op) []*op {
 		}
 		return nil
 	}
-	t.applied()
+	t.publishCommitted()
 	c.commits.Add(1)
 	var blocked []*op
 	for _, o := range ops {
