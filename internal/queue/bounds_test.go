@@ -401,3 +401,39 @@ func TestCantOpenSaysWhy(t *testing.T) {
 		t.Fatalf("open with an unopenable -wal: %v", err)
 	}
 }
+
+// TestBoundFullQueueTakesDuplicates: a duplicate needs no room, so a full
+// queue under overflow: block answers it at once (the over-bound path of
+// keyHolder): a queued key, the same key with another payload (Conflict),
+// and a key remembered from an acked, compacted row.
+func TestBoundFullQueueTakesDuplicates(t *testing.T) {
+	backends(t, func(t *testing.T, open func(Options) *Queue) {
+		q := open(Options{MaxRows: 2})
+		ctx := context.Background()
+		pre := mustEnqueue(t, q, recKey(1, "queued"), recKey(2, "acked"))
+		if _, err := q.Ack(ctx, Ref{Seq: pre[1].Seq}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.do(ctx, true, func(tx *txn) error { return tx.compact() }); err != nil {
+			t.Fatal(err)
+		}
+		mustEnqueue(t, q, rec(3)) // full: "queued" and rec(3)
+		for _, c := range []struct {
+			name string
+			r    Record
+			want Result
+		}{
+			{"queued key", recKey(1, "queued"), Result{Seq: pre[0].Seq, Duplicate: true}},
+			{"queued key, other payload", recKey(9, "queued"), Result{Seq: pre[0].Seq, Duplicate: true, Conflict: true}},
+			{"remembered key", recKey(2, "acked"), Result{Seq: pre[1].Seq, Duplicate: true}},
+		} {
+			// A blocked enqueue would end with the deadline, not a result.
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			got, err := q.Enqueue(cctx, c.r)
+			cancel()
+			if err != nil || got != c.want {
+				t.Fatalf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+			}
+		}
+	})
+}

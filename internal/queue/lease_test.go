@@ -221,7 +221,7 @@ func TestNackBackoffThenDeadLetter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Acked
+			want := Retrying
 			if attempt == 3 {
 				want = Dead
 			} else if got := mustLease(t, q, 2, time.Minute); len(got) > 0 && got[0].Key == "poison" {

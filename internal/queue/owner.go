@@ -290,7 +290,7 @@ WHERE seq IN (SELECT seq FROM schnitzel_queue_state WHERE lease_owner = ?2 AND a
 	for _, x := range out {
 		rep.Charged++
 		if x.attempts >= h.opts.MaxAttempts {
-			if err := t.kill(x.seq, x.attempts, fmt.Sprintf("gave up after %d failed attempts; last: %s", x.attempts, reason)); err != nil {
+			if err := t.deadLetter(x.seq, x.attempts, gaveUp(x.attempts, reason)); err != nil {
 				return rep, err
 			}
 			rep.Dead++

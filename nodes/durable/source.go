@@ -384,7 +384,7 @@ func (s *source) packet(m queue.Message) *packet.Packet {
 				}
 			case st == queue.Dead:
 				s.nacked.Add(1) // logged and counted by OnDead
-			case st == queue.Acked:
+			case st == queue.Retrying:
 				s.nacked.Add(1)
 			}
 		})
