@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/schnitzel-stream/schnitzel/configs"
 	"github.com/schnitzel-stream/schnitzel/engine"
@@ -115,6 +116,7 @@ type diagWriter struct {
 // graph.DefaultLimits. Every command that loads a graph honours them.
 type limitOptions struct {
 	bytes, depth, nodes, scalar int64
+	flags                       *pflag.FlagSet // to tell "--max-graph-depth 0" from no flag
 }
 
 var limitKnobs = []struct {
@@ -128,6 +130,7 @@ var limitKnobs = []struct {
 }
 
 func (o *limitOptions) register(cmd *cobra.Command) {
+	o.flags = cmd.PersistentFlags()
 	for _, k := range limitKnobs {
 		cmd.PersistentFlags().Int64Var(k.field(o), k.flag, 0, k.usage+"; env "+k.env)
 	}
@@ -138,7 +141,8 @@ func (a *App) graphLimits() (graph.Limits, error) {
 	var vals [4]int64
 	for i, k := range limitKnobs {
 		v := *k.field(&a.limits)
-		if v < 0 {
+		if v < 0 || (v == 0 && a.limits.flags != nil && a.limits.flags.Changed(k.flag)) {
+			// 0 would silently mean "the default": say so instead.
 			return graph.Limits{}, exitcode.Errorf(exitcode.Usage, "--%s must be a positive number, got %d", k.flag, v)
 		}
 		if raw := strings.TrimSpace(a.Getenv(k.env)); v == 0 && raw != "" {

@@ -128,6 +128,10 @@ edges:
 	if r := run(t, "", []string{"SCHNITZEL_MAX_GRAPH_DEPTH=20000"}, "validate", "--graph", deep); r.code != 0 {
 		t.Errorf("SCHNITZEL_MAX_GRAPH_DEPTH=20000: exit %d: %s", r.code, r.stderr)
 	}
+	// 0 is refused, not taken silently as "the default".
+	if r := run(t, "", nil, "validate", "--max-graph-depth", "0", "--graph", deep); r.code != 2 || !strings.Contains(r.stderr, "--max-graph-depth must be a positive number, got 0") {
+		t.Errorf("--max-graph-depth 0: exit %d: %s", r.code, r.stderr)
+	}
 	// The flag beats the environment.
 	if r := run(t, "", []string{"SCHNITZEL_MAX_GRAPH_DEPTH=20000"}, "validate", "--max-graph-depth", "64", "--graph", deep); r.code != 2 {
 		t.Errorf("flag over env: exit %d", r.code)
