@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -146,16 +147,6 @@ func startForwarder(t *testing.T, dir string, env []string) *forwarder {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestForwardSurvivesOutageAndKills runs the shipped store-and-forward pair
 // as real processes: the producer fills the SQLite queue, then the
@@ -192,7 +183,7 @@ func TestForwardSurvivesOutageAndKills(t *testing.T) {
 		// Kill only once this forwarder is mid-delivery (it has sent a
 		// request), so rows are leased and unacked when it dies.
 		before := rc.seen()
-		waitFor(t, "the forwarder to post", 20*time.Second, func() bool { return rc.seen() > before })
+		poll.Until(t, 20*time.Second, "the forwarder to post", func() bool { return rc.seen() > before })
 		if err := f.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +192,7 @@ func TestForwardSurvivesOutageAndKills(t *testing.T) {
 	}
 	// Let the last forwarder meet the outage too, then end it.
 	before := rc.refusedCount()
-	waitFor(t, "the last forwarder to be refused", 20*time.Second, func() bool { return rc.refusedCount() > before })
+	poll.Until(t, 20*time.Second, "the last forwarder to be refused", func() bool { return rc.refusedCount() > before })
 	rc.heal()
 	// One more kill once deliveries flow: rows the server accepted but the
 	// dead forwarder never acked are delivered again after their lease, and
@@ -216,10 +207,10 @@ func TestForwardSurvivesOutageAndKills(t *testing.T) {
 	<-f.done
 	f = startForwarder(t, dir, env)
 
-	waitFor(t, "every packet at the receiver", 90*time.Second, func() bool { return rc.distinct() == count })
+	poll.Until(t, 90*time.Second, "every packet at the receiver", func() bool { return rc.distinct() == count })
 	// Rows delivered by a killed forwarder but never acked come back after
 	// their lease; the last forwarder delivers (a duplicate) and acks them.
-	waitFor(t, "the queue to drain", 60*time.Second, func() bool { return queueStats(t, qpath).Rows == 0 })
+	poll.Until(t, 60*time.Second, "the queue to drain", func() bool { return queueStats(t, qpath).Rows == 0 })
 
 	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ package test
 
 import (
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -78,7 +79,7 @@ func TestForwarderSIGTERMWithHungReceiver(t *testing.T) {
 	t.Cleanup(func() { close(release); srv.Close() })
 
 	f := startStopForwarder(t, dir, fmt.Sprintf(forwardStopGraph, 600.0, stopTimeout), srv.URL)
-	waitFor(t, "8 requests in flight", 20*time.Second, func() bool { return requests.Load() >= 8 })
+	poll.Until(t, 20*time.Second, "8 requests in flight", func() bool { return requests.Load() >= 8 })
 	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestForwarderSIGTERMDuringOutage(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	f := startStopForwarder(t, dir, fmt.Sprintf(forwardStopGraph, 3.0, 5.0), srv.URL)
-	waitFor(t, "retries under way", 20*time.Second, func() bool { return requests.Load() >= 16 })
+	poll.Until(t, 20*time.Second, "retries under way", func() bool { return requests.Load() >= 16 })
 	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

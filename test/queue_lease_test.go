@@ -5,6 +5,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -238,7 +239,7 @@ func TestForwardKillLoop(t *testing.T) {
 	qpath := filepath.Join(dir, "q.sqlite3")
 
 	producer := startQProc(t, dir, "--graph", "prod.yaml")
-	waitFor(t, "the producer to commit rows", 30*time.Second, func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) > 50 })
+	poll.Until(t, 30*time.Second, "the producer to commit rows", func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) > 50 })
 
 	var killTimes []time.Time
 	var firstDelivery []time.Duration // per healthy restart: start to first 200
@@ -249,7 +250,7 @@ func TestForwardKillLoop(t *testing.T) {
 		req0, acc0, _ := rc.counts()
 		f := startQProc(t, dir, "--graph", "fwd.yaml")
 		if i < outage {
-			waitFor(t, "the forwarder to post", 20*time.Second, func() bool { r, _, _ := rc.counts(); return r > req0 })
+			poll.Until(t, 20*time.Second, "the forwarder to post", func() bool { r, _, _ := rc.counts(); return r > req0 })
 		} else {
 			deadline := time.Now().Add(20 * time.Second)
 			for {
@@ -274,8 +275,8 @@ func TestForwardKillLoop(t *testing.T) {
 	final := startQProc(t, dir, "--graph", "fwd.yaml")
 	producer.stop(t, "producer")
 	total := probe(t, qpath, `SELECT seq FROM sqlite_sequence WHERE name = 'packets'`)
-	waitFor(t, "every produced packet at the receiver", 120*time.Second, func() bool { _, _, d := rc.counts(); return int64(d) == total })
-	waitFor(t, "the queue to drain", 60*time.Second, func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) == 0 })
+	poll.Until(t, 120*time.Second, "every produced packet at the receiver", func() bool { _, _, d := rc.counts(); return int64(d) == total })
+	poll.Until(t, 60*time.Second, "the queue to drain", func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) == 0 })
 	final.stop(t, "final forwarder")
 
 	rc.mu.Lock()
@@ -344,7 +345,7 @@ func TestHealthyKillsNeverDeadLetter(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		_, acc0, _ := rc.counts()
 		f := startQProc(t, dir, "--graph", "fwd.yaml")
-		waitFor(t, "deliveries", 20*time.Second, func() bool { _, a, _ := rc.counts(); return a > acc0+20 })
+		poll.Until(t, 20*time.Second, "deliveries", func() bool { _, a, _ := rc.counts(); return a > acc0+20 })
 		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
 		f.kill(t)
 	}
@@ -358,7 +359,7 @@ func TestHealthyKillsNeverDeadLetter(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitFor(t, "the queue to drain", 60*time.Second, func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) == 0 })
+	poll.Until(t, 60*time.Second, "the queue to drain", func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) == 0 })
 	f.stop(t, "forwarder")
 	if dead := probe(t, qpath, `SELECT COUNT(*) FROM schnitzel_queue_dead`); dead != 0 {
 		t.Fatalf("%d rows dead-lettered by three kills of a healthy forwarder\n%s", dead, f.stderr.String())
@@ -485,14 +486,14 @@ func TestSlowDeliveryKeepsLeases(t *testing.T) {
 		t.Fatalf("producer exit %d\n%s", r.code, r.stderr)
 	}
 	f := startQProc(t, dir, "--graph", "fwd.yaml")
-	waitFor(t, "the first deliveries", 30*time.Second, func() bool { _, a, _ := rc.counts(); return a > 0 })
+	poll.Until(t, 30*time.Second, "the first deliveries", func() bool { _, a, _ := rc.counts(); return a > 0 })
 	// A second process under the same consumer name refuses to start.
 	r := run(t, dir, nil, "--graph", "fwd.yaml")
 	if r.code == 0 || !strings.Contains(r.stderr, "consumer") || !strings.Contains(r.stderr, "pid") {
 		t.Fatalf("second forwarder with the same consumer: exit %d\n%s", r.code, r.stderr)
 	}
-	waitFor(t, "every row delivered", 120*time.Second, func() bool { _, _, d := rc.counts(); return d == rows })
-	waitFor(t, "the queue to drain", 60*time.Second, func() bool { return probe(t, filepath.Join(dir, "q.sqlite3"), `SELECT COUNT(*) FROM packets`) == 0 })
+	poll.Until(t, 120*time.Second, "every row delivered", func() bool { _, _, d := rc.counts(); return d == rows })
+	poll.Until(t, 60*time.Second, "the queue to drain", func() bool { return probe(t, filepath.Join(dir, "q.sqlite3"), `SELECT COUNT(*) FROM packets`) == 0 })
 	f.stop(t, "forwarder")
 	if _, acc, d := rc.counts(); acc != d {
 		t.Fatalf("%d deliveries of %d rows in one live run: leases expired while rows waited", acc, d)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,7 +207,7 @@ func TestNackBackoffThenDeadLetter(t *testing.T) {
 		mustEnqueue(t, q, recKey(1, "poison"), recKey(2, "good"))
 		for attempt := 1; attempt <= 3; attempt++ {
 			var m []Message
-			eventually(t, 5*time.Second, "retry after backoff", func() bool {
+			poll.Until(t, 5*time.Second, "retry after backoff", func() bool {
 				m = mustLease(t, q, 1, time.Minute)
 				if len(m) == 1 && m[0].Key == "good" {
 					q.Ack(ctx, Ref{Seq: m[0].Seq})
@@ -291,7 +292,7 @@ func TestCrashLoopingRowEndsDead(t *testing.T) {
 	mustEnqueue(t, q, rec(1))
 	for i := 0; i < 2; i++ {
 		var ms []Message
-		eventually(t, 5*time.Second, "row offered", func() bool { ms = mustLease(t, q, 1, time.Millisecond); return len(ms) == 1 })
+		poll.Until(t, 5*time.Second, "row offered", func() bool { ms = mustLease(t, q, 1, time.Millisecond); return len(ms) == 1 })
 		handed(t, q, ms)
 		crash(t, q)
 		if q, err = Open(path, opts); err != nil {
@@ -301,7 +302,7 @@ func TestCrashLoopingRowEndsDead(t *testing.T) {
 	defer q.Close()
 	// The second death while delivering it is the second failed attempt:
 	// the reopen parks the row instead of handing it out.
-	eventually(t, 5*time.Second, "row to be dead-lettered", func() bool {
+	poll.Until(t, 5*time.Second, "row to be dead-lettered", func() bool {
 		if got := mustLease(t, q, 1, time.Minute); len(got) != 0 {
 			t.Fatalf("row that crashed its reader twice delivered again: %v", seqsOf(got))
 		}
@@ -503,7 +504,7 @@ func TestAckCompaction(t *testing.T) {
 		q.Ack(ctx, refs(3)...)
 		// All rows acked: compaction (a cheap truncate) runs as soon as the
 		// writer is idle, not compactAfter later.
-		eventually(t, compactAfter/2, "idle compaction", func() bool { return raw() == 0 })
+		poll.Until(t, compactAfter/2, "idle compaction", func() bool { return raw() == 0 })
 		s, _ := q.Stats(ctx)
 		if s.Rows != 0 || s.AckedPending != 0 || s.DedupKeys != 3 {
 			t.Fatalf("stats %+v", s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -89,16 +90,6 @@ func refs(seqs ...int64) []Ref {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestEnqueueLeaseAck(t *testing.T) {
 	backends(t, func(t *testing.T, open func(Options) *Queue) {
@@ -224,7 +215,7 @@ func TestIdempotencyAndDedupWindow(t *testing.T) {
 		if !mustEnqueue(t, q, recKey(1, "k"))[0].Duplicate {
 			t.Fatal("inside window: stored again")
 		}
-		eventually(t, 15*time.Second, "dedup window to pass", func() bool {
+		poll.Until(t, 15*time.Second, "dedup window to pass", func() bool {
 			res := mustEnqueue(t, q, recKey(1, "k"))[0]
 			return !res.Duplicate
 		})

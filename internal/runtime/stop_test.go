@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"net"
 	"path/filepath"
 	"strings"
@@ -148,17 +149,6 @@ func start(t *testing.T, x *Executor) func() *Result {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 const blockGraph = `version: 2
 nodes:
   - {id: src, kind: source, plugin: "schnitzel_stream.test:NackSource"}
@@ -180,7 +170,7 @@ func TestStopTimeoutCancelsNodeContextAndAbandonsInbox(t *testing.T) {
 	wait := start(t, x)
 	b := blockerFor(t, "out")
 	<-b.entered
-	waitFor(t, "a full inbox", func() bool { return metric(&Result{Snapshot: x.Snapshot()}, "out").InboxDepth >= 8 })
+	poll.Until(t, 20*time.Second, "a full inbox", func() bool { return metric(&Result{Snapshot: x.Snapshot()}, "out").InboxDepth >= 8 })
 	x.Stop()
 	r := wait()
 	if r.Err != nil {
@@ -251,7 +241,7 @@ edges:
 		t.Fatal(err)
 	}
 	wait := start(t, x)
-	waitFor(t, "packets", func() bool { return x.Snapshot().SourceEmitted > 100 })
+	poll.Until(t, 20*time.Second, "packets", func() bool { return x.Snapshot().SourceEmitted > 100 })
 	x.Stop()
 	r := wait()
 	if r.StopExpired || r.Abandoned != 0 || r.Degraded || r.Err != nil {
@@ -282,7 +272,7 @@ func TestStopEndsCirculatingCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait := start(t, x)
-	waitFor(t, "circulation", func() bool { return metric(&Result{Snapshot: x.Snapshot()}, "mid").Consumed > 1000 })
+	poll.Until(t, 20*time.Second, "circulation", func() bool { return metric(&Result{Snapshot: x.Snapshot()}, "mid").Consumed > 1000 })
 	x.Stop()
 	r := wait()
 	if r.Err != nil || !r.StopExpired {
@@ -322,7 +312,7 @@ func TestGrowingCycleDropsWhenAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait := start(t, x)
-	waitFor(t, "drops", func() bool { return metric(&Result{Snapshot: x.Snapshot()}, "gate").InboxDropped > 1000 })
+	poll.Until(t, 20*time.Second, "drops", func() bool { return metric(&Result{Snapshot: x.Snapshot()}, "gate").InboxDropped > 1000 })
 	x.Stop()
 	r := wait()
 	if r.Err != nil || !r.StopExpired || r.Abandoned == 0 {
@@ -378,7 +368,7 @@ edges:
 	b := blockerFor(t, "stuck")
 	<-b.entered
 	var se *StallError
-	waitFor(t, "liveness lost", func() bool { return errors.As(x.Liveness(stall), &se) })
+	poll.Until(t, 20*time.Second, "liveness lost", func() bool { return errors.As(x.Liveness(stall), &se) })
 	if se.NodeID != "stuck" || se.InCall <= stall {
 		t.Errorf("stall error %+v", se)
 	}
@@ -415,9 +405,9 @@ edges:
 	}
 	wait := start(t, x)
 	<-blockerFor(t, "out").entered
-	waitFor(t, "mid blocked on out's inbox", func() bool { return x.byID["mid"].pushing.Load() })
+	poll.Until(t, 20*time.Second, "mid blocked on out's inbox", func() bool { return x.byID["mid"].pushing.Load() })
 	var se *StallError
-	waitFor(t, "out stalls", func() bool { return errors.As(x.Liveness(time.Millisecond), &se) })
+	poll.Until(t, 20*time.Second, "out stalls", func() bool { return errors.As(x.Liveness(time.Millisecond), &se) })
 	if se.NodeID != "out" {
 		t.Errorf("stalled node %q, want out (mid is only blocked behind it)", se.NodeID)
 	}

@@ -3,6 +3,7 @@ package video
 import (
 	"bytes"
 	"context"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -139,16 +140,6 @@ func (r *recorder) waitFor(t testing.TB, d time.Duration, what string, cond func
 }
 
 // eventually polls cond every 20 ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // runSource starts Start+Run in a goroutine; stop cancels and returns Run's
 // error, failing if Run does not return promptly.
@@ -222,7 +213,7 @@ func noFFmpegChildren(t testing.TB) {
 	t.Helper()
 	// Reaping happens before Run returns; allow the kernel a moment to
 	// drop /proc entries of children we killed and waited for.
-	eventually(t, 5*time.Second, "ffmpeg children to be reaped", func() bool { return len(ffmpegChildren(t)) == 0 })
+	poll.Until(t, 5*time.Second, "ffmpeg children to be reaped", func() bool { return len(ffmpegChildren(t)) == 0 })
 }
 
 func cfgOf(kv ...any) *packet.Map {

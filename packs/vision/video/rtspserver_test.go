@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"io"
 	"net"
 	"net/textproto"
@@ -362,7 +363,7 @@ func startPublisher(t testing.TB, url string) *publisher {
 // that wants a first attempt to succeed does not race the publisher.
 func (s *rtspServer) waitPublished(t testing.TB) {
 	t.Helper()
-	eventually(t, 15*time.Second, "the publisher to announce", func() bool {
+	poll.Until(t, 15*time.Second, "the publisher to announce", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.sdp != nil

@@ -3,6 +3,7 @@ package video
 import (
 	"context"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestRTSPSamplingAcrossReconnect(t *testing.T) {
 	defer stop()
 	rec.waitFor(t, 30*time.Second, "first frames", func(p []*packet.Packet) bool { return len(p) >= 3 })
 	pub.stop()
-	eventually(t, 15*time.Second, "stream loss to be noticed", func() bool { return metric(n, "stream_lost_total") >= 1 })
+	poll.Until(t, 15*time.Second, "stream loss to be noticed", func() bool { return metric(n, "stream_lost_total") >= 1 })
 	before := len(rec.packets())
 	pub = startPublisher(t, url)
 	rec.waitFor(t, 30*time.Second, "frames of epoch 2", func(p []*packet.Packet) bool {

@@ -2,6 +2,7 @@ package video
 
 import (
 	"errors"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"net"
 	"os"
 	"path/filepath"
@@ -102,8 +103,8 @@ func TestRTSPPublisherLossAndReconnect(t *testing.T) {
 
 	rec.waitFor(t, 30*time.Second, "first frames", func(p []*packet.Packet) bool { return len(p) >= 5 })
 	pub.stop()
-	eventually(t, 15*time.Second, "stream loss to be noticed", func() bool { return metric(n, "stream_lost_total") >= 1 })
-	eventually(t, 15*time.Second, "a failed reopen while the camera is away", func() bool { return metric(n, "open_failures_total") >= 1 })
+	poll.Until(t, 15*time.Second, "stream loss to be noticed", func() bool { return metric(n, "stream_lost_total") >= 1 })
+	poll.Until(t, 15*time.Second, "a failed reopen while the camera is away", func() bool { return metric(n, "open_failures_total") >= 1 })
 	before := len(rec.packets())
 
 	pub = startPublisher(t, url)
@@ -152,7 +153,7 @@ func TestRTSPServerRestart(t *testing.T) {
 
 	srv.close()
 	pub.stop()
-	eventually(t, 15*time.Second, "refused reconnects", func() bool { return metric(n, "open_failures_total") >= 2 })
+	poll.Until(t, 15*time.Second, "refused reconnects", func() bool { return metric(n, "open_failures_total") >= 2 })
 	_ = startRTSPServer(t, addr) // closed by its t.Cleanup
 	pub = startPublisher(t, url)
 	rec.waitFor(t, 30*time.Second, "frames after the restart", func(p []*packet.Packet) bool { return epochOf(p[len(p)-1]) == 2 })
@@ -176,7 +177,7 @@ func TestRTSPStall(t *testing.T) {
 	defer stop()
 	rec.waitFor(t, 30*time.Second, "first frames", func(p []*packet.Packet) bool { return len(p) >= 3 })
 	srv.paused.Store(true)
-	eventually(t, 15*time.Second, "the stall to count as a loss", func() bool { return metric(n, "stream_lost_total") >= 1 })
+	poll.Until(t, 15*time.Second, "the stall to count as a loss", func() bool { return metric(n, "stream_lost_total") >= 1 })
 	if !strings.Contains(logs.String(), "no frame within the timeout") {
 		t.Errorf("log does not give the stall as cause:\n%s", logs)
 	}
@@ -241,7 +242,7 @@ func TestRTSPOpenFailure(t *testing.T) {
 	t.Run("cancel_during_backoff", func(t *testing.T) {
 		n, _ := build(t, rtspName, rtspCfg(url, "reconnect_backoff_sec", 30.0, "reconnect_backoff_max_sec", 30.0))
 		stop, _ := runSource(t, n, newRecorder(0))
-		eventually(t, 15*time.Second, "first failure", func() bool { return metric(n, "open_failures_total") >= 1 })
+		poll.Until(t, 15*time.Second, "first failure", func() bool { return metric(n, "open_failures_total") >= 1 })
 		start := time.Now()
 		if err := stop(); err != nil {
 			t.Fatalf("run: %v", err)

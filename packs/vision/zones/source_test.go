@@ -3,6 +3,7 @@ package zones
 import (
 	"context"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -159,17 +160,6 @@ func status(code int) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestAPIURL(t *testing.T) {
 	c := APIConfig{BaseURL: "http://backend:8080//", PathTemplate: "/api/sites/{site_id}/cameras/{camera_id}/zones", SiteID: "S001", CameraID: "cam 01/x"}
 	if got := c.URL(); got != "http://backend:8080/api/sites/S001/cameras/cam%2001%2Fx/zones" {
@@ -246,9 +236,9 @@ func TestAPIZonesNeverBlock(t *testing.T) {
 	if el := time.Since(start); el > 500*time.Millisecond {
 		t.Fatalf("Zones blocked for %v", el)
 	}
-	waitFor(t, "the single background fetch to reach the server", func() bool { return calls.Load() >= 1 })
+	poll.Until(t, 5*time.Second, "the single background fetch to reach the server", func() bool { return calls.Load() >= 1 })
 	close(release)
-	waitFor(t, "zones", func() bool { return ids(a.Zones()) == "Z1" })
+	poll.Until(t, 5*time.Second, "zones", func() bool { return ids(a.Zones()) == "Z1" })
 	if calls.Load() != 1 { // the cancelled start-up fetch never connected; one single-flight refresh
 		t.Fatalf("calls %d, want 1", calls.Load())
 	}
@@ -274,5 +264,5 @@ func TestAPITTLZeroStillLoads(t *testing.T) {
 	a := &API{Cfg: APIConfig{BaseURL: srv.URL, Timeout: time.Second, TTL: 0}}
 	a.Start(context.Background())
 	defer a.Close()
-	waitFor(t, "zones with TTL 0", func() bool { return ids(a.Zones()) == "Z5" })
+	poll.Until(t, 5*time.Second, "zones with TTL 0", func() bool { return ids(a.Zones()) == "Z5" })
 }
