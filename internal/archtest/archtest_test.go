@@ -34,7 +34,11 @@ var rules = []rule{
 	{pkg: "internal/report", allow: []string{"internal/runtime", "internal/graph", "packet", "redact"}},
 	{pkg: "internal/queue", allow: []string{"packet", "redact"}},
 	{pkg: "internal/ops/", allow: []string{"internal/ops/", "internal/graph", "internal/queue", "internal/runtime", "packet", "plugin", "redact"}},
-	{pkg: "internal/cli/", allow: []string{"internal/", "packet", "plugin", "redact"}},
+	// The control plane: runs graphs through the engine entry point.
+	{pkg: "internal/serve", allow: []string{"engine", "internal/serve/audit", "internal/graph", "internal/runtime", "internal/report", "packet", "plugin", "redact"}},
+	{pkg: "internal/serve/", allow: []string{"engine", "internal/serve", "internal/serve/", "internal/graph", "internal/report", "packet", "plugin", "redact"}},
+	{pkg: "internal/poll", stdOnly: true},
+	{pkg: "internal/cli/", allow: []string{"engine", "internal/", "packet", "plugin", "redact"}},
 	{pkg: "internal/archtest"},
 	// The door: run a graph, run the command line; given a registry, never
 	// importing nodes.
