@@ -90,27 +90,14 @@ type node struct {
 	maxNs   atomic.Int64 // slowest single call
 
 	// Per-packet failures are counted; the log gets the first one and
-	// then at most one line per logEvery with the count in between, so an
+	// then at most one line per 10 s with the count in between, so an
 	// outage does not flood stderr.
-	lastLog    time.Time
-	suppressed int64
+	failLog plugin.RateLog
 }
 
-const logEvery = 10 * time.Second
-
-// warnPacket logs a per-packet failure, rate-limited. Only the node's own
-// goroutine calls it.
+// warnPacket logs a per-packet failure, rate-limited.
 func (n *node) warnPacket(msg string, count int, err error, attrs ...any) {
-	now := time.Now()
-	if !n.lastLog.IsZero() && now.Sub(n.lastLog) < logEvery {
-		n.suppressed += int64(count)
-		return
-	}
-	if n.suppressed > 0 {
-		attrs = append(attrs, "suppressed_since_last", n.suppressed)
-	}
-	n.logger.Warn(msg, append(attrs, "packets", count, "err", err)...)
-	n.lastLog, n.suppressed = now, 0
+	n.failLog.WarnN(n.logger, int64(count), msg, append(attrs, "packets", count, "err", err)...)
 }
 
 type outEdge struct {

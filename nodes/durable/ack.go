@@ -46,7 +46,7 @@ block is counted in ack_invalid_total, logged and dropped (upstream aborts the r
 already-deleted row is counted in ack_missing_total.`,
 		Defaults: AckConfig{MetaKey: "durable", DedupWindowSec: 86400},
 		New: func(c AckConfig, env plugin.Env) (any, error) {
-			return &ackSink{cfg: c, env: env}, nil
+			return &ackSink{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}}, nil
 		},
 	})
 }
@@ -55,7 +55,7 @@ type ackSink struct {
 	cfg  AckConfig
 	env  plugin.Env
 	q    *queue.Queue
-	warn warnLimiter
+	warn plugin.RateLog // per-packet problems: burst of 5, then one line per 10 s
 
 	acked, missing, invalid, foreign atomic.Int64
 
@@ -128,9 +128,7 @@ func (a *ackSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out 
 		r, err := a.ref(p)
 		if err != nil {
 			a.invalid.Add(1)
-			if a.warn.allow() {
-				a.env.Logger.Warn("packet dropped: cannot ack it", "path", a.cfg.Path, "packet_id", p.ID, "err", err)
-			}
+			a.warn.Warn(a.env.Logger, "packet dropped: cannot ack it", "path", a.cfg.Path, "packet_id", p.ID, "err", err)
 			continue
 		}
 		a.refs = append(a.refs, r)
@@ -199,10 +197,8 @@ func (a *ackSink) count(st []queue.AckStatus, refs []queue.Ref, pkts []*packet.P
 			a.invalid.Add(1)
 		case queue.Foreign:
 			a.foreign.Add(1)
-			if a.warn.allow() {
-				a.env.Logger.Warn("packet dropped: its durable block names another queue file",
-					"path", a.cfg.Path, "packet_id", pkts[i].ID, "seq", refs[i].Seq)
-			}
+			a.warn.Warn(a.env.Logger, "packet dropped: its durable block names another queue file",
+				"path", a.cfg.Path, "packet_id", pkts[i].ID, "seq", refs[i].Seq)
 		}
 	}
 }

@@ -10,10 +10,8 @@ package durable
 
 import (
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -98,49 +96,6 @@ func withBlock(p *packet.Packet, key string, b *packet.Map) *packet.Packet {
 	c.Meta = p.Meta.Clone(1)
 	c.Meta.Set(key, b)
 	return c
-}
-
-// warnLimiter logs the first few occurrences of a per-packet problem and
-// then only counts, so a bad stream cannot flood the log.
-type warnLimiter struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (w *warnLimiter) allow() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.n++
-	return w.n <= 5
-}
-
-// rateLog logs the first few of a kind of event, then at most one line
-// every rateLogEvery saying how many were not logged.
-type rateLog struct {
-	mu         sync.Mutex
-	n          int
-	suppressed int
-	last       time.Time
-}
-
-const rateLogEvery = 10 * time.Second
-
-func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	r.n++
-	now := time.Now()
-	if r.n > 5 && now.Sub(r.last) < rateLogEvery {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	sup := r.suppressed
-	r.suppressed, r.last = 0, now
-	r.mu.Unlock()
-	if sup > 0 {
-		args = append(args, "not_logged_since_last", sup)
-	}
-	l.Warn(msg, args...)
 }
 
 func pathErr(path string, err error) error {

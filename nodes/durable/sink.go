@@ -53,7 +53,7 @@ JSON (upstream P7.1): other packets are dropped, nacked and counted in rejected_
 The file's packets table is upstream's, so the Python project can drain it.`,
 		Defaults: SinkConfig{MetaKey: "durable", Synchronous: "FULL", Overflow: queue.OverflowBlock},
 		New: func(c SinkConfig, env plugin.Env) (any, error) {
-			return &sink{cfg: c, env: env, path: pyPath(c.Path)}, nil
+			return &sink{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}}, nil
 		},
 	})
 }
@@ -63,7 +63,7 @@ type sink struct {
 	env  plugin.Env
 	path string // meta block form
 	q    *queue.Queue
-	warn warnLimiter
+	warn plugin.RateLog // per-packet problems: burst of 5, then one line per 10 s
 
 	enqueued, dedup, conflicts, rejected, notStored atomic.Int64
 	recs                                            []queue.Record
@@ -114,9 +114,7 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 			// One bad packet must not sink the batch: drop it, tell its
 			// origin, count the loss.
 			s.rejected.Add(1)
-			if s.warn.allow() {
-				s.env.Logger.Warn("packet not stored", "path", s.cfg.Path, "packet_id", p.ID, "err", err)
-			}
+			s.warn.Warn(s.env.Logger, "packet not stored", "path", s.cfg.Path, "packet_id", p.ID, "err", err)
 			if p.Nack != nil {
 				p.Nack(err)
 			}
@@ -185,10 +183,8 @@ func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Pac
 			s.dedup.Add(1)
 			if r.Conflict {
 				s.conflicts.Add(1)
-				if s.warn.allow() {
-					s.env.Logger.Warn("duplicate idempotency key with a different payload: kept the queued row, discarded this one",
-						"path", s.cfg.Path, "key", recs[i].Key, "seq", r.Seq, "packet_id", pkts[i].ID)
-				}
+				s.warn.Warn(s.env.Logger, "duplicate idempotency key with a different payload: kept the queued row, discarded this one",
+					"path", s.cfg.Path, "key", recs[i].Key, "seq", r.Seq, "packet_id", pkts[i].ID)
 			}
 		}
 	}

@@ -101,7 +101,7 @@ and ts and carry meta[meta_key] = {queue, path, seq, node_id, queue_id, attempt}
 			RetryBackoffSec: 1, RetryBackoffMaxSec: 300, DedupWindowSec: 86400, DeadRetentionSec: 7 * 86400,
 		},
 		New: func(c SourceConfig, env plugin.Env) (any, error) {
-			return &source{cfg: c, env: env, path: pyPath(c.Path)}, nil
+			return &source{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}, dead: plugin.RateLog{Burst: 5}}, nil
 		},
 	})
 }
@@ -111,8 +111,8 @@ type source struct {
 	env  plugin.Env
 	path string
 	q    *queue.Queue
-	warn warnLimiter
-	dead rateLog
+	warn plugin.RateLog // per-packet problems: burst of 5, then one line per 10 s
+	dead plugin.RateLog
 
 	emitted, nacked atomic.Int64
 }
@@ -170,7 +170,7 @@ func (s *source) Start(context.Context) error {
 		MaxAttempts: s.cfg.MaxAttempts, RetryBackoff: secs(s.cfg.RetryBackoffSec), RetryBackoffMax: secs(s.cfg.RetryBackoffMaxSec),
 		DedupWindow: dedup, DeadRetention: ret, Consumer: consumer, Logger: s.env.Logger,
 		OnDead: func(seq int64, reason string) {
-			s.dead.log(s.env.Logger, "row moved to the dead-letter table", "path", s.cfg.Path, "seq", seq, "reason", reason)
+			s.dead.Warn(s.env.Logger, "row moved to the dead-letter table", "path", s.cfg.Path, "seq", seq, "reason", reason)
 		},
 	})
 	if err != nil {
@@ -379,9 +379,7 @@ func (s *source) packet(m queue.Message) *packet.Packet {
 			st, err := s.q.Nack(context.Background(), ref, reason)
 			switch {
 			case err != nil:
-				if s.warn.allow() {
-					s.env.Logger.Warn("nack failed; the row returns after its lease", "path", s.cfg.Path, "seq", m.Seq, "err", err)
-				}
+				s.warn.Warn(s.env.Logger, "nack failed; the row returns after its lease", "path", s.cfg.Path, "seq", m.Seq, "err", err)
 			case st == queue.Dead:
 				s.nacked.Add(1) // logged and counted by OnDead
 			case st == queue.Retrying:

@@ -287,9 +287,7 @@ type httpSink struct {
 	fatalMu sync.Mutex
 	fatal   error // a give-up under raise_on_fail: ends the run at the next call
 
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed int64
+	failLog plugin.RateLog // the first failure, then one line per 10 s during an outage
 
 	posted, failed, permanent, retries, requests, redirects atomic.Int64
 	interrupted, left, inFlight                             atomic.Int64
@@ -789,26 +787,9 @@ func (s *httpSink) fatalErr() error {
 	return s.fatal
 }
 
-// logEvery bounds failure logging during an outage: the first failure,
-// then one line per period with the count in between.
-const logEvery = 10 * time.Second
-
 func (s *httpSink) logFailure(err error, n int64) {
-	s.logMu.Lock()
-	now := time.Now()
-	if !s.lastLog.IsZero() && now.Sub(s.lastLog) < logEvery {
-		s.suppressed += n
-		s.logMu.Unlock()
-		return
-	}
-	sup := s.suppressed
-	s.lastLog, s.suppressed = now, 0
-	s.logMu.Unlock()
-	attrs := []any{"url", s.masked, "packets", n, "permanent", packet.IsPermanent(err), "err", err}
-	if sup > 0 {
-		attrs = append(attrs, "suppressed_since_last", sup)
-	}
-	s.env.Logger.Warn("http delivery failed, packets nacked", attrs...)
+	s.failLog.WarnN(s.env.Logger, n, "http delivery failed, packets nacked",
+		"url", s.masked, "packets", n, "permanent", packet.IsPermanent(err), "err", err)
 }
 
 // deliver runs the attempt loop of one request.
