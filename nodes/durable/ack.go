@@ -46,7 +46,7 @@ block is counted in ack_invalid_total, logged and dropped (upstream aborts the r
 already-deleted row is counted in ack_missing_total.`,
 		Defaults: AckConfig{MetaKey: "durable", DedupWindowSec: 86400},
 		New: func(c AckConfig, env plugin.Env) (any, error) {
-			return &ackSink{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}}, nil
+			return &ackSink{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}, inflight: pipeline[ackFlight]{max: maxInflightAcks}}, nil
 		},
 	})
 }
@@ -65,8 +65,7 @@ type ackSink struct {
 	// With forward: false acks are pipelined: the next batch is taken
 	// while earlier acks commit, and the writer commits them together.
 	// An ack not yet committed at a crash only means a redelivery.
-	inflight     []ackFlight
-	inflightRows int
+	inflight pipeline[ackFlight]
 }
 
 type ackFlight struct {
@@ -74,6 +73,9 @@ type ackFlight struct {
 	pkts []*packet.Packet
 	refs []queue.Ref
 }
+
+func (f ackFlight) Done() <-chan struct{} { return f.p.Done() }
+func (f ackFlight) Rows() int             { return len(f.refs) }
 
 const maxInflightAcks = 32768
 
@@ -144,8 +146,7 @@ func (a *ackSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out 
 		if err != nil {
 			return err
 		}
-		a.inflight = append(a.inflight, ackFlight{p: pend, pkts: pkts, refs: refs})
-		a.inflightRows += len(refs)
+		a.inflight.add(ackFlight{p: pend, pkts: pkts, refs: refs})
 		return a.settle(false)
 	}
 	st, err := a.q.Ack(context.Background(), a.refs...) // an ack is never abandoned halfway through shutdown
@@ -166,24 +167,17 @@ func (a *ackSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out 
 
 // settle collects finished pipelined acks (all of them when all is set).
 func (a *ackSink) settle(all bool) error {
-	for len(a.inflight) > 0 {
-		f := a.inflight[0]
-		if !all && a.inflightRows <= maxInflightAcks {
-			select {
-			case <-f.p.Done():
-			default:
-				return nil
-			}
+	for {
+		f, ok := a.inflight.next(all)
+		if !ok {
+			return nil
 		}
 		st, err := f.p.Wait()
-		a.inflight = a.inflight[1:]
-		a.inflightRows -= len(f.refs)
 		if err != nil {
 			return err
 		}
 		a.count(st, f.refs, f.pkts)
 	}
-	return nil
 }
 
 func (a *ackSink) count(st []queue.AckStatus, refs []queue.Ref, pkts []*packet.Packet) {

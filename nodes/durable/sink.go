@@ -53,7 +53,7 @@ JSON (upstream P7.1): other packets are dropped, nacked and counted in rejected_
 The file's packets table is upstream's, so the Python project can drain it.`,
 		Defaults: SinkConfig{MetaKey: "durable", Synchronous: "FULL", Overflow: queue.OverflowBlock},
 		New: func(c SinkConfig, env plugin.Env) (any, error) {
-			return &sink{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}}, nil
+			return &sink{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}, inflight: pipeline[enqueueFlight]{max: maxInflightRows}}, nil
 		},
 	})
 }
@@ -73,16 +73,18 @@ type sink struct {
 	// handed to the writer and the sink takes the next batch while they
 	// commit, so the writer commits several batches in one transaction.
 	// Close waits for all of them; a failed commit fails the next call.
-	pipelined    bool
-	inflight     []flight
-	inflightRows int
+	pipelined bool
+	inflight  pipeline[enqueueFlight]
 }
 
-type flight struct {
+type enqueueFlight struct {
 	p    *queue.Pending
 	recs []queue.Record
 	pkts []*packet.Packet
 }
+
+func (f enqueueFlight) Done() <-chan struct{} { return f.p.Done() }
+func (f enqueueFlight) Rows() int             { return len(f.recs) }
 
 // maxInflightRows bounds the rows handed to the writer but not yet
 // committed (memory, and what a crash can take with it).
@@ -134,8 +136,7 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 			return err
 		}
 		s.enqueued.Add(int64(len(recs)))
-		s.inflight = append(s.inflight, flight{p: pend, recs: recs, pkts: pkts})
-		s.inflightRows += len(recs)
+		s.inflight.add(enqueueFlight{p: pend, recs: recs, pkts: pkts})
 		return s.settle(false)
 	}
 	res, err := s.q.EnqueueBatch(ctx, s.recs)
@@ -196,18 +197,12 @@ func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Pac
 func (s *sink) settle(all bool) error {
 	var firstErr error
 	failed := 0
-	for len(s.inflight) > 0 {
-		f := s.inflight[0]
-		if !all && firstErr == nil && s.inflightRows <= maxInflightRows {
-			select {
-			case <-f.p.Done():
-			default:
-				return nil
-			}
+	for {
+		f, ok := s.inflight.next(all || firstErr != nil)
+		if !ok {
+			break
 		}
 		res, err := f.p.Wait()
-		s.inflight = s.inflight[1:]
-		s.inflightRows -= len(f.recs)
 		if err != nil {
 			// Rows of this batch are not stored: tell their origins. A
 			// failed commit usually fails the ones behind it (disk full):
