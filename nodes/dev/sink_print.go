@@ -43,10 +43,6 @@ type printSink struct {
 	buf []byte
 }
 
-func (s *printSink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
-	return s.ProcessBatch(ctx, []*packet.Packet{p}, out)
-}
-
 func (s *printSink) ProcessBatch(_ context.Context, batch []*packet.Packet, out plugin.Emitter) error {
 	b := s.buf[:0]
 	var err error

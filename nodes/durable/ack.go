@@ -119,10 +119,6 @@ func (a *ackSink) ref(p *packet.Packet) (queue.Ref, error) {
 	return queue.Ref{Seq: seq, QueueID: qid}, nil
 }
 
-func (a *ackSink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
-	return a.ProcessBatch(ctx, []*packet.Packet{p}, out)
-}
-
 // ProcessBatch acks the whole batch in one transaction.
 func (a *ackSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plugin.Emitter) error {
 	a.refs, a.pkts = a.refs[:0], a.pkts[:0]
@@ -225,7 +221,6 @@ func (a *ackSink) Metrics() []plugin.Metric {
 
 var (
 	_ plugin.BatchProcessor = (*ackSink)(nil)
-	_ plugin.Processor      = (*ackSink)(nil)
 	_ plugin.Starter        = (*ackSink)(nil)
 	_ plugin.Closer         = (*ackSink)(nil)
 	_ plugin.Metrics        = (*ackSink)(nil)

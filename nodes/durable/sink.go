@@ -102,10 +102,6 @@ func (s *sink) Start(context.Context) error {
 	return nil
 }
 
-func (s *sink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
-	return s.ProcessBatch(ctx, []*packet.Packet{p}, out)
-}
-
 // ProcessBatch commits the whole batch in one transaction (shared with
 // whatever else waits on the file).
 func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plugin.Emitter) error {
@@ -259,7 +255,6 @@ func (s *sink) Metrics() []plugin.Metric {
 
 var (
 	_ plugin.BatchProcessor = (*sink)(nil)
-	_ plugin.Processor      = (*sink)(nil)
 	_ plugin.Starter        = (*sink)(nil)
 	_ plugin.Closer         = (*sink)(nil)
 	_ plugin.Metrics        = (*sink)(nil)

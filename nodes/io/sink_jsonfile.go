@@ -126,11 +126,6 @@ func (s *jsonFileSink) Start(context.Context) error {
 	return nil
 }
 
-// Process writes one packet as a batch of one.
-func (s *jsonFileSink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
-	return s.ProcessBatch(ctx, []*packet.Packet{p}, out)
-}
-
 // ProcessBatch writes one file per packet, syncs the directory once (under
 // fsync: batch), then forwards.
 func (s *jsonFileSink) ProcessBatch(_ context.Context, batch []*packet.Packet, out plugin.Emitter) error {
@@ -244,7 +239,6 @@ func (s *jsonFileSink) Metrics() []plugin.Metric {
 
 var (
 	_ plugin.BatchProcessor = (*jsonFileSink)(nil)
-	_ plugin.Processor      = (*jsonFileSink)(nil)
 	_ plugin.Starter        = (*jsonFileSink)(nil)
 	_ plugin.Metrics        = (*jsonFileSink)(nil)
 )

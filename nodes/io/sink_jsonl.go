@@ -133,11 +133,6 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// Process writes one packet as a batch of one.
-func (s *jsonlSink) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {
-	return s.ProcessBatch(ctx, []*packet.Packet{p}, out)
-}
-
 // ProcessBatch encodes the whole batch first, so a packet that is not JSON
 // fails the run (as upstream's TypeError) before anything of the batch is
 // written; then writes, syncs per policy, and only then forwards.
@@ -304,7 +299,6 @@ func (s *jsonlSink) Metrics() []plugin.Metric {
 
 var (
 	_ plugin.BatchProcessor = (*jsonlSink)(nil)
-	_ plugin.Processor      = (*jsonlSink)(nil)
 	_ plugin.Starter        = (*jsonlSink)(nil)
 	_ plugin.Closer         = (*jsonlSink)(nil)
 	_ plugin.Metrics        = (*jsonlSink)(nil)
