@@ -34,28 +34,36 @@ func join(path, key string) string {
 
 type fieldInfo struct {
 	key      string
-	index    int
+	index    []int // reflect.Value.FieldByIndex: through inline structs
 	required bool
 	enum     []string
 	doc      string
 }
 
+// structFields lists t's config keys. A struct field tagged
+// `yaml:",inline"` contributes its own fields as keys of t, so that configs
+// sharing a group of keys declare it once.
 func structFields(t reflect.Type) []fieldInfo {
 	var out []fieldInfo
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
+		key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			// an embedded struct of an unexported type is fine: its
+			// exported fields are settable, as in encoding/json
+			for _, inner := range structFields(f.Type) {
+				inner.index = append([]int{i}, inner.index...)
+				out = append(out, inner)
+			}
 			continue
 		}
-		key := f.Tag.Get("yaml")
-		if key == "-" {
+		if !f.IsExported() || key == "-" {
 			continue
 		}
-		key, _, _ = strings.Cut(key, ",")
 		if key == "" {
 			key = strings.ToLower(f.Name)
 		}
-		fi := fieldInfo{key: key, index: i, required: f.Tag.Get("required") == "true", doc: f.Tag.Get("doc")}
+		fi := fieldInfo{key: key, index: []int{i}, required: f.Tag.Get("required") == "true", doc: f.Tag.Get("doc")}
 		if e := f.Tag.Get("enum"); e != "" {
 			fi.enum = strings.Split(e, ",")
 		}
@@ -68,15 +76,16 @@ func (d *decoder) decodeStruct(v reflect.Value, cfg *packet.Map, path string) {
 	fields := structFields(v.Type())
 	for _, fi := range fields {
 		raw, ok := cfg.Get(fi.key)
-		if !ok || (raw == nil && v.Field(fi.index).Kind() != reflect.Interface) {
+		fv := v.FieldByIndex(fi.index)
+		if !ok || (raw == nil && fv.Kind() != reflect.Interface) {
 			if fi.required {
 				d.errf(join(path, fi.key), "required key is missing")
 			}
 			continue
 		}
-		d.decodeValue(v.Field(fi.index), raw, join(path, fi.key))
-		if fi.enum != nil && v.Field(fi.index).Kind() == reflect.String {
-			s := v.Field(fi.index).String()
+		d.decodeValue(fv, raw, join(path, fi.key))
+		if fi.enum != nil && fv.Kind() == reflect.String {
+			s := fv.String()
 			if !slices.Contains(fi.enum, s) {
 				d.errf(join(path, fi.key), "must be one of %s, got %q", strings.Join(fi.enum, ", "), s)
 			}
@@ -279,8 +288,8 @@ func toFloat(raw any) (float64, bool) {
 func describe(t reflect.Type, def reflect.Value, prefix string) []Field {
 	var out []Field
 	for _, fi := range structFields(t) {
-		ft := t.Field(fi.index).Type
-		dv := def.Field(fi.index)
+		ft := t.FieldByIndex(fi.index).Type
+		dv := def.FieldByIndex(fi.index)
 		if ft.Kind() == reflect.Struct && ft != mapType {
 			out = append(out, describe(ft, dv, join(prefix, fi.key))...)
 			continue

@@ -137,3 +137,49 @@ func TestDecodeOnePass(t *testing.T) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+type transport struct {
+	TimeoutSec float64 `yaml:"timeout_sec" doc:"per attempt"`
+	Retries    int     `yaml:"retries" required:"true"`
+}
+
+type inlineCfg struct {
+	transport `yaml:",inline"`
+	Name      string `yaml:"name"`
+}
+
+// TestDecodeInline: an inline struct's keys are the outer config's keys,
+// with their defaults, errors, required checks and docs.
+func TestDecodeInline(t *testing.T) {
+	r := NewRegistry()
+	Register(r, Spec[inlineCfg]{
+		Name: "schnitzel_stream.test:Inline", Role: RoleNode, Defaults: inlineCfg{transport: transport{TimeoutSec: 5}},
+		New: func(c inlineCfg, _ Env) (any, error) { return c, nil },
+	})
+	e, _ := r.Lookup("schnitzel_stream.test:Inline")
+	dec, _, errs := e.Decode(packet.MapOf("name", "n", "retries", int64(2)))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if c := dec.(inlineCfg); c.TimeoutSec != 5 || c.Retries != 2 || c.Name != "n" {
+		t.Errorf("decoded %+v", c)
+	}
+	_, _, errs = e.Decode(packet.MapOf("timeout_sec", "soon", "transport", packet.MapOf()))
+	var paths []string
+	for _, fe := range errs {
+		paths = append(paths, fe.Path)
+	}
+	if got := strings.Join(paths, " "); !strings.Contains(got, "timeout_sec") || !strings.Contains(got, "retries") || !strings.Contains(got, "transport") {
+		t.Errorf("want errors for timeout_sec (bad value), retries (required) and transport (not a key), got %v", errs)
+	}
+	var keys []string
+	for _, f := range e.Info.Fields {
+		keys = append(keys, f.Key)
+		if f.Key == "timeout_sec" && (f.Default != 5.0 || f.Doc != "per attempt") {
+			t.Errorf("docs of an inline key: %+v", f)
+		}
+	}
+	if strings.Join(keys, ",") != "timeout_sec,retries,name" {
+		t.Errorf("documented keys %v", keys)
+	}
+}

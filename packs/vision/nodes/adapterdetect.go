@@ -38,18 +38,8 @@ type ClassMapEntry struct {
 
 // ModelAdapterConfig is ModelAdapterDetectorNode's config.
 type ModelAdapterConfig struct {
-	Command              []string       `yaml:"command" doc:"Adapter program and arguments, e.g. [python3, scripts/adapters/reference_adapter.py]; started at Start, one request per frame on its stdin (docs/detector-adapter.md). Exactly one of command and url."`
-	URL                  string         `yaml:"url" doc:"HTTP adapter: each frame is POSTed here (image as body, request JSON in the X-Schnitzel-Request header)."`
-	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
-	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter: jpeg, or bgr24 (raw pixels, width*height*3 bytes)."`
-	JPEGQuality          int64          `yaml:"jpeg_quality" doc:"JPEG quality (1-100) for input_format jpeg."`
-	TimeoutSec           float64        `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer; a late frame is dropped and counted (timeouts_total)."`
-	StartupTimeoutSec    float64        `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start, while the adapter loads its model."`
-	MaxRestarts          int64          `yaml:"max_restarts" doc:"Restarts in a row without a good answer before the run fails; 0: a crash ends the run; negative: no limit."`
-	RestartBackoffSec    float64        `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
-	RestartBackoffMaxSec float64        `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
-	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
-	Params               *packet.Map    `yaml:"params" doc:"Passed verbatim to the adapter in every request header (params), e.g. a model path."`
+	AdapterConfig `yaml:",inline"`
+	Params        *packet.Map `yaml:"params" doc:"Passed verbatim to the adapter in every request header (params), e.g. a model path."`
 
 	ConfidenceThreshold float64         `yaml:"confidence_threshold" doc:"Detections below this confidence are dropped (filtered_total)."`
 	ClassMapPath        string          `yaml:"class_map_path" doc:"YAML file with a class_map list (upstream's configs/model_class_map.yaml format), read at start; replaces class_map."`
@@ -70,55 +60,60 @@ func (c *ModelAdapterConfig) Validate() error {
 	if c.TrackerMaxAge < 1 || c.TrackerMaxAge > math.MaxInt32 {
 		return plugin.Errorf("tracker_max_age", "must be a number of frames >= 1, got %d", c.TrackerMaxAge)
 	}
-	t := transportOf(c)
-	return t.validate(true)
+	return c.AdapterConfig.validate(true)
 }
 
-// transport is the adapter part of both detector configs.
-type transport struct {
-	command                             []string
-	url                                 string
-	env                                 map[string]any
-	format                              string
-	quality                             int
-	timeout, startup, backoff, backoffM float64
-	maxRestarts, maxTimeouts            int64
-	params                              *packet.Map
+// AdapterConfig is the model-adapter part of both detector configs
+// (ModelAdapterDetectorNode, YoloV8DetectorNode): how the adapter is reached
+// and supervised. Its keys are inline: they sit beside the node's own.
+type AdapterConfig struct {
+	Command              []string       `yaml:"command" doc:"Adapter program and arguments, e.g. [python3, scripts/adapters/reference_adapter.py]; started at Start, one request per frame on its stdin (docs/detector-adapter.md). Exactly one of command and url."`
+	URL                  string         `yaml:"url" doc:"HTTP adapter: each frame is POSTed here (image as body, request JSON in the X-Schnitzel-Request header)."`
+	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
+	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter: jpeg, or bgr24 (raw pixels, width*height*3 bytes)."`
+	JPEGQuality          int64          `yaml:"jpeg_quality" doc:"JPEG quality (1-100) for input_format jpeg."`
+	TimeoutSec           float64        `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer; a late frame is dropped and counted (timeouts_total)."`
+	StartupTimeoutSec    float64        `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start, while the adapter loads its model."`
+	MaxRestarts          int64          `yaml:"max_restarts" doc:"Restarts in a row without a good answer before the run fails; 0: a crash ends the run; negative: no limit."`
+	RestartBackoffSec    float64        `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
+	RestartBackoffMaxSec float64        `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
+	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
 }
 
-func transportOf(c *ModelAdapterConfig) transport {
-	return transport{c.Command, strings.TrimSpace(c.URL), c.Env, c.InputFormat, int(c.JPEGQuality), c.TimeoutSec,
-		c.StartupTimeoutSec, c.RestartBackoffSec, c.RestartBackoffMaxSec, c.MaxRestarts, c.MaxTimeouts, c.Params}
+// adapterDefaults are both detectors' defaults.
+var adapterDefaults = AdapterConfig{
+	InputFormat: detect.FormatJPEG, JPEGQuality: 90, TimeoutSec: 5, StartupTimeoutSec: 60,
+	MaxRestarts: 5, RestartBackoffSec: 0.5, RestartBackoffMaxSec: 10, MaxTimeouts: 3,
 }
 
 // validate checks the keys; need says whether command/url is mandatory
 // (YOLO defers that to Start, so HEAD graphs validate without an adapter).
-func (t transport) validate(need bool) error {
+func (t AdapterConfig) validate(need bool) error {
 	var errs []error // every problem at once
 	switch {
-	case len(t.command) > 0 && t.url != "":
+	case len(t.Command) > 0 && strings.TrimSpace(t.URL) != "":
 		errs = append(errs, plugin.Errorf("command", "set either command or url, not both"))
-	case need && len(t.command) == 0 && t.url == "":
+	case need && len(t.Command) == 0 && strings.TrimSpace(t.URL) == "":
 		errs = append(errs, plugin.Errorf("command", "set command (the adapter program) or url (an HTTP adapter); see docs/detector-adapter.md"))
-	case len(t.command) > 0 && strings.TrimSpace(t.command[0]) == "":
+	case len(t.Command) > 0 && strings.TrimSpace(t.Command[0]) == "":
 		errs = append(errs, plugin.Errorf("command[0]", "must name the adapter program"))
-	case t.url != "" && !strings.HasPrefix(t.url, "http://") && !strings.HasPrefix(t.url, "https://"):
-		errs = append(errs, plugin.Errorf("url", "must start with http:// or https://, got %q", redact.URL(t.url)))
+	case strings.TrimSpace(t.URL) != "" && !strings.HasPrefix(strings.TrimSpace(t.URL), "http://") && !strings.HasPrefix(strings.TrimSpace(t.URL), "https://"):
+		errs = append(errs, plugin.Errorf("url", "must start with http:// or https://, got %q", redact.URL(strings.TrimSpace(t.URL))))
 	}
-	if t.timeout <= 0 {
-		errs = append(errs, plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.timeout)))
+	if t.TimeoutSec <= 0 {
+		errs = append(errs, plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.TimeoutSec)))
 	}
-	if t.startup < 0 {
+	if t.StartupTimeoutSec < 0 {
 		errs = append(errs, plugin.Errorf("startup_timeout_sec", "must be >= 0"))
 	}
-	if t.quality < 1 || t.quality > 100 {
-		errs = append(errs, plugin.Errorf("jpeg_quality", "must be between 1 and 100, got %d", t.quality))
+	if t.JPEGQuality < 1 || t.JPEGQuality > 100 {
+		errs = append(errs, plugin.Errorf("jpeg_quality", "must be between 1 and 100, got %d", t.JPEGQuality))
 	}
-	if t.backoff <= 0 || t.backoffM < t.backoff {
+	if t.RestartBackoffSec <= 0 || t.RestartBackoffMaxSec < t.RestartBackoffSec {
 		errs = append(errs, plugin.Errorf("restart_backoff_sec", "must be > 0 and <= restart_backoff_max_sec"))
 	}
-	for _, k := range slices.Sorted(maps.Keys(t.env)) {
-		switch v := t.env[k]; v.(type) {
+	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
+		switch v := t.Env[k]; v.(type) {
 		case string, int64, float64, bool:
 		default:
 			errs = append(errs, plugin.Errorf("env."+k, "must be a scalar, got %s", packet.PyStr(v)))
@@ -143,7 +138,7 @@ type adapterClient interface {
 type runner struct {
 	class, node string
 	env         plugin.Env
-	t           transport
+	t           AdapterConfig
 	client      adapterClient
 	params      json.RawMessage
 
@@ -153,20 +148,21 @@ type runner struct {
 	requests, timeouts, garbage, crashes, adapterErrs atomic.Int64
 }
 
-func newRunner(class string, t transport, params *packet.Map, penv plugin.Env) *runner {
+func newRunner(class string, t AdapterConfig, params *packet.Map, penv plugin.Env) *runner {
 	r := &runner{class: class, node: penv.NodeID, env: penv, t: t}
 	if params != nil && params.Len() > 0 {
 		r.params = packet.AppendJSON(nil, params, packet.Compact)
 	}
-	r.enc = detect.Encoder{Format: t.format, Quality: t.quality}
+	r.enc = detect.Encoder{Format: t.InputFormat, Quality: int(t.JPEGQuality)}
+	url := strings.TrimSpace(t.URL)
 	// The client is built here (cheap: nothing starts before Start) so that
 	// Metrics, called from other goroutines, never sees it change.
 	switch {
-	case t.url != "":
-		r.client = &detect.HTTP{URL: t.url, Timeout: secs(t.timeout), Client: &http.Client{}}
-	case len(t.command) > 0:
-		env := make([]string, 0, len(t.env))
-		for k, v := range t.env {
+	case url != "":
+		r.client = &detect.HTTP{URL: url, Timeout: secs(t.TimeoutSec), Client: &http.Client{}}
+	case len(t.Command) > 0:
+		env := make([]string, 0, len(t.Env))
+		for k, v := range t.Env {
 			s := packet.PyStr(v)
 			if b, ok := v.(bool); ok {
 				s = strconv.FormatBool(b) // "true", not Python's "True"
@@ -174,10 +170,10 @@ func newRunner(class string, t transport, params *packet.Map, penv plugin.Env) *
 			env = append(env, k+"="+s)
 		}
 		r.client = detect.NewProcess(detect.ProcessConfig{
-			Command: t.command, Env: env,
-			Timeout: secs(t.timeout), StartupTimeout: secs(t.startup),
-			MaxRestarts: int(t.maxRestarts), BackoffMin: secs(t.backoff), BackoffMax: secs(t.backoffM),
-			MaxTimeouts: int(t.maxTimeouts), Logger: penv.Logger,
+			Command: t.Command, Env: env,
+			Timeout: secs(t.TimeoutSec), StartupTimeout: secs(t.StartupTimeoutSec),
+			MaxRestarts: int(t.MaxRestarts), BackoffMin: secs(t.RestartBackoffSec), BackoffMax: secs(t.RestartBackoffMaxSec),
+			MaxTimeouts: int(t.MaxTimeouts), Logger: penv.Logger,
 		})
 	}
 	return r
@@ -215,7 +211,7 @@ func (r *runner) detect(ctx context.Context, p *packet.Packet, payload *packet.M
 	if err != nil {
 		return nil, nil, plugin.DropPacket(fmt.Errorf("%s %q: frame %d: %w", r.class, r.node, idx, err))
 	}
-	req := detect.Request{Width: fr.Width, Height: fr.Height, Format: r.t.format, FrameIdx: idx,
+	req := detect.Request{Width: fr.Width, Height: fr.Height, Format: r.t.InputFormat, FrameIdx: idx,
 		SourceID: p.SourceID, TS: p.TS, Params: r.params}
 	r.requests.Add(1)
 	dets, err := r.client.Detect(ctx, &req, img)
@@ -286,14 +282,13 @@ func registerModelAdapter(r *plugin.Registry) {
 			adapterDoc + " Metrics: emitted_total, filtered_total, unmapped_total, requests_total, adapter_restarts_total, " +
 			"timeouts_total, garbage_total, adapter_crashes_total, adapter_errors_total.",
 		Defaults: ModelAdapterConfig{
-			InputFormat: detect.FormatJPEG, JPEGQuality: 90, TimeoutSec: 5, StartupTimeoutSec: 60,
-			MaxRestarts: 5, RestartBackoffSec: 0.5, RestartBackoffMaxSec: 10, MaxTimeouts: 3,
-			ClassMap:  []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
-			EventType: "ZONE_INTRUSION", Severity: "LOW",
+			AdapterConfig: adapterDefaults,
+			ClassMap:      []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
+			EventType:     "ZONE_INTRUSION", Severity: "LOW",
 			Tracker: "none", TrackerIoU: track.Defaults.IoU, TrackerMaxAge: int64(track.Defaults.MaxAge),
 		},
 		New: func(c ModelAdapterConfig, env plugin.Env) (any, error) {
-			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", transportOf(&c), c.Params, env)}, nil
+			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env)}, nil
 		},
 	})
 	registerYolo(r)

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
-	"github.com/schnitzel-stream/schnitzel/packs/vision/detect"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -26,17 +25,9 @@ type YoloConfig struct {
 	Classes   any     `yaml:"classes" doc:"Only these class ids: a list or \"0,1,2\"; null = all. Passed to the adapter and applied here."`
 	Device    string  `yaml:"device" doc:"Inference device (\"cpu\", \"0\"), passed to the adapter."`
 
-	Command              []string       `yaml:"command" doc:"Adapter program and arguments (ours; HEAD ran ultralytics in-process). Required unless url is set: without an adapter the graph is invalid, see docs/detector-adapter.md."`
-	URL                  string         `yaml:"url" doc:"HTTP adapter URL (ours), instead of command."`
-	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
-	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter."`
-	JPEGQuality          int64          `yaml:"jpeg_quality" doc:"JPEG quality (1-100) for input_format jpeg."`
-	TimeoutSec           float64        `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer."`
-	StartupTimeoutSec    float64        `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start (model loading)."`
-	MaxRestarts          int64          `yaml:"max_restarts" doc:"Restarts in a row without a good answer before the run fails; negative: no limit."`
-	RestartBackoffSec    float64        `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
-	RestartBackoffMaxSec float64        `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
-	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
+	// The adapter keys (ours): command (required unless url is set:
+	// without an adapter the graph is invalid, see docs/detector-adapter.md), url, ...
+	AdapterConfig `yaml:",inline"`
 
 	classes []int64
 }
@@ -85,12 +76,7 @@ func (c *YoloConfig) Validate() error {
 	default:
 		errs = append(errs, plugin.Errorf("classes", "must be a list of class ids or a string \"0,1\", got %s", packet.PyStr(v)))
 	}
-	return errors.Join(append(errs, c.transport().validate(false))...)
-}
-
-func (c *YoloConfig) transport() transport {
-	return transport{c.Command, strings.TrimSpace(c.URL), c.Env, c.InputFormat, int(c.JPEGQuality), c.TimeoutSec,
-		c.StartupTimeoutSec, c.RestartBackoffSec, c.RestartBackoffMaxSec, c.MaxRestarts, c.MaxTimeouts, nil}
+	return errors.Join(append(errs, c.AdapterConfig.validate(false))...)
 }
 
 func registerYolo(r *plugin.Registry) {
@@ -111,8 +97,7 @@ func registerYolo(r *plugin.Registry) {
 			" Metrics: emitted_total, detected_total, and the adapter counters of ModelAdapterDetectorNode.",
 		Defaults: YoloConfig{
 			ModelPath: "models/yolov8n.pt", Conf: 0.25, IOU: 0.45, MaxDet: 100,
-			InputFormat: detect.FormatJPEG, JPEGQuality: 90, TimeoutSec: 5, StartupTimeoutSec: 60,
-			MaxRestarts: 5, RestartBackoffSec: 0.5, RestartBackoffMaxSec: 10, MaxTimeouts: 3,
+			AdapterConfig: adapterDefaults,
 		},
 		New: func(c YoloConfig, env plugin.Env) (any, error) {
 			params := packet.MapOf("model_path", c.ModelPath, "conf", c.Conf, "iou", c.IOU, "max_det", c.MaxDet)
@@ -126,7 +111,7 @@ func registerYolo(r *plugin.Registry) {
 				params.Set("classes", nil)
 			}
 			params.Set("device", c.Device)
-			return &yoloNode{cfg: c, run: newRunner("YoloV8DetectorNode", c.transport(), params, env)}, nil
+			return &yoloNode{cfg: c, run: newRunner("YoloV8DetectorNode", c.AdapterConfig, params, env)}, nil
 		},
 	})
 }
