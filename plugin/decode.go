@@ -214,6 +214,15 @@ func (d *decoder) decodeValue(v reflect.Value, raw any, path string) {
 		}
 		v.SetInt(n)
 	case reflect.Float64, reflect.Float32:
+		if t == secondsType {
+			f, err := parseSeconds(raw)
+			if err != nil {
+				d.errf(path, "%v", err)
+				return
+			}
+			v.SetFloat(f)
+			return
+		}
 		f, ok := toFloat(raw)
 		if !ok {
 			d.errf(path, "expected a number, got %s", shown(raw))
@@ -306,6 +315,9 @@ func describe(t reflect.Type, def reflect.Value, prefix string) []Field {
 func kindName(t reflect.Type) string {
 	if t == mapType {
 		return "object"
+	}
+	if t == secondsType {
+		return "seconds"
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

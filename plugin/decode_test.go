@@ -1,8 +1,10 @@
 package plugin
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
@@ -181,5 +183,50 @@ func TestDecodeInline(t *testing.T) {
 	}
 	if strings.Join(keys, ",") != "timeout_sec,retries,name" {
 		t.Errorf("documented keys %v", keys)
+	}
+}
+
+func TestDecodeSeconds(t *testing.T) {
+	type c struct {
+		Wait Seconds `yaml:"wait"`
+	}
+	r := NewRegistry()
+	Register(r, Spec[c]{Name: "schnitzel_stream.test:S", Role: RoleNode, Defaults: c{Wait: 1.5},
+		New: func(c c, _ Env) (any, error) { return c, nil }})
+	e, _ := r.Lookup("schnitzel_stream.test:S")
+	for _, tc := range []struct {
+		raw  any
+		want time.Duration
+		bad  string
+	}{
+		{int64(2), 2 * time.Second, ""},
+		{0.25, 250 * time.Millisecond, ""},
+		{"0.5", 500 * time.Millisecond, ""},
+		{"250ms", 250 * time.Millisecond, ""},
+		{"1m30s", 90 * time.Second, ""},
+		{int64(-1), -time.Second, ""}, // negative: the node decides (often "disabled")
+		{"soon", 0, "expected a number of seconds"},
+		{math.Inf(1), 0, "finite"},
+		{math.NaN(), 0, "finite"},
+		{1e12, time.Duration(math.MaxInt64), ""}, // saturates; each node checks its own range
+		{true, 0, "expected a number of seconds"},
+	} {
+		dec, _, errs := e.Decode(packet.MapOf("wait", tc.raw))
+		if tc.bad != "" {
+			if len(errs) != 1 || !strings.Contains(errs[0].Msg, tc.bad) || errs[0].Path != "wait" {
+				t.Errorf("%v: want an error with %q at wait, got %v", tc.raw, tc.bad, errs)
+			}
+			continue
+		}
+		if len(errs) != 0 {
+			t.Errorf("%v: %v", tc.raw, errs)
+			continue
+		}
+		if got := dec.(c).Wait.Duration(); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+	if f := e.Info.Fields[0]; f.Type != "seconds" || f.Default != Seconds(1.5) {
+		t.Errorf("documented as %+v", f)
 	}
 }

@@ -12,10 +12,10 @@ import (
 
 // TickerConfig is TickerSource's config.
 type TickerConfig struct {
-	IntervalSec float64 `yaml:"interval_sec" doc:"Seconds between packets; 0 emits as fast as downstream takes them."`
-	Count       int64   `yaml:"count" doc:"Packets to emit; 0 means forever (until stopped)."`
-	Kind        string  `yaml:"kind" doc:"Packet kind."`
-	SourceID    string  `yaml:"source_id" doc:"Packet source_id; default the node id."`
+	IntervalSec plugin.Seconds `yaml:"interval_sec" doc:"Seconds between packets; 0 emits as fast as downstream takes them."`
+	Count       int64          `yaml:"count" doc:"Packets to emit; 0 means forever (until stopped)."`
+	Kind        string         `yaml:"kind" doc:"Packet kind."`
+	SourceID    string         `yaml:"source_id" doc:"Packet source_id; default the node id."`
 }
 
 // Validate rejects negative settings.
@@ -54,7 +54,7 @@ type tickerSource struct {
 }
 
 func (s *tickerSource) Run(ctx context.Context, out plugin.Emitter) error {
-	interval := time.Duration(s.cfg.IntervalSec * float64(time.Second))
+	interval := s.cfg.IntervalSec.Duration()
 	var timer *time.Timer
 	start := time.Now()
 	for seq := int64(0); s.cfg.Count == 0 || seq < s.cfg.Count; seq++ {

@@ -13,10 +13,10 @@ import (
 
 // AckConfig is SqliteQueueAckSink's config.
 type AckConfig struct {
-	Path           string  `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory: the file the packets were read from."`
-	MetaKey        string  `yaml:"meta_key" doc:"Meta key holding the durable block ({seq, queue_id, ...}) the source attached."`
-	Forward        bool    `yaml:"forward" doc:"Emit each packet (unchanged) after its ack is committed."`
-	DedupWindowSec float64 `yaml:"dedup_window_sec" doc:"How long an acked row's idempotency key stays known, so a replayed packet is not stored again; negative disables (upstream forgets the key at ack)."`
+	Path           string         `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory: the file the packets were read from."`
+	MetaKey        string         `yaml:"meta_key" doc:"Meta key holding the durable block ({seq, queue_id, ...}) the source attached."`
+	Forward        bool           `yaml:"forward" doc:"Emit each packet (unchanged) after its ack is committed."`
+	DedupWindowSec plugin.Seconds `yaml:"dedup_window_sec" doc:"How long an acked row's idempotency key stays known, so a replayed packet is not stored again; negative disables (upstream forgets the key at ack)."`
 }
 
 // Validate implements the plugin config check.
@@ -80,7 +80,7 @@ func (f ackFlight) Rows() int             { return len(f.refs) }
 const maxInflightAcks = 32768
 
 func (a *ackSink) Start(context.Context) error {
-	dedup := secs(a.cfg.DedupWindowSec)
+	dedup := a.cfg.DedupWindowSec.Duration()
 	if a.cfg.DedupWindowSec < 0 {
 		dedup = -1
 	}

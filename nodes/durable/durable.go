@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -28,7 +27,6 @@ func Register(r *plugin.Registry) {
 }
 
 // secs turns a config number of seconds into a duration.
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 func checkPath(p string) error {
 	if strings.TrimSpace(p) == "" {

@@ -18,21 +18,21 @@ import (
 
 // SourceConfig is SqliteQueueSource's config.
 type SourceConfig struct {
-	Path               string  `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory."`
-	Limit              int     `yaml:"limit" doc:"Rows per read. Without follow or drain the source reads one batch of this many rows and ends, as upstream; 0 or less reads nothing."`
-	DeleteOnEmit       bool    `yaml:"delete_on_emit" doc:"Delete rows once the runtime accepted them (at-most-once downstream; rows not accepted, e.g. past --max-events, stay queued)."`
-	MetaKey            string  `yaml:"meta_key" doc:"Meta key of the durable block ({queue, path, seq, node_id, queue_id, attempt}) on emitted packets."`
-	Follow             bool    `yaml:"follow" doc:"Keep reading for ever: an always-on forwarder. Wakes at once on rows enqueued in this process and polls the file every poll_interval_sec for other writers."`
-	Drain              bool    `yaml:"drain" doc:"Without follow: read batches until the queue has no available row, then end (instead of upstream's single batch)."`
-	PollIntervalSec    float64 `yaml:"poll_interval_sec" doc:"With follow: how often an idle source looks for rows written by other processes."`
-	Consumer           string  `yaml:"consumer" doc:"Name of this reader: its leases are stored under it, and a lock file next to the queue (<path>.consumers/<name>.lock) proves it alive. Two live processes cannot share a consumer name: the second refuses to start. Default: the node id and a hash of the absolute queue path, so the same graph restarted is the same consumer and takes back at once what its killed run held."`
-	LeaseSec           float64 `yaml:"lease_sec" doc:"Lease of a read row, renewed every lease_sec/3 while this process lives (so a slow but live reader never loses it). Only matters when the owner hangs or its liveness cannot be seen; an expired lease of an emitted row counts as a failed attempt. (0, 86400]."`
-	MaxInFlight        int     `yaml:"max_in_flight" doc:"With an ack sink on the same file in the graph: at most this many rows are leased and not yet acked, nacked or released at a time, whatever limit says; the source waits for acks before it leases more. 1..1000000."`
-	MaxAttempts        int     `yaml:"max_attempts" doc:"Failed attempts (nacks, give-ups, dying while delivering the row) after which a row moves to the dead-letter table. A nack marked permanent (e.g. a receiver's 4xx) moves it at once."`
-	RetryBackoffSec    float64 `yaml:"retry_backoff_sec" doc:"Delay before a nacked row is offered again; doubles per failed attempt."`
-	RetryBackoffMaxSec float64 `yaml:"retry_backoff_max_sec" doc:"Upper bound of the retry delay."`
-	DedupWindowSec     float64 `yaml:"dedup_window_sec" doc:"With delete_on_emit: how long a deleted row's key stays known so a replay is not stored again; negative disables."`
-	DeadRetentionSec   float64 `yaml:"dead_retention_sec" doc:"How long dead letters are kept; negative keeps them until purged."`
+	Path               string         `yaml:"path" required:"true" doc:"SQLite queue file, relative to the working directory."`
+	Limit              int            `yaml:"limit" doc:"Rows per read. Without follow or drain the source reads one batch of this many rows and ends, as upstream; 0 or less reads nothing."`
+	DeleteOnEmit       bool           `yaml:"delete_on_emit" doc:"Delete rows once the runtime accepted them (at-most-once downstream; rows not accepted, e.g. past --max-events, stay queued)."`
+	MetaKey            string         `yaml:"meta_key" doc:"Meta key of the durable block ({queue, path, seq, node_id, queue_id, attempt}) on emitted packets."`
+	Follow             bool           `yaml:"follow" doc:"Keep reading for ever: an always-on forwarder. Wakes at once on rows enqueued in this process and polls the file every poll_interval_sec for other writers."`
+	Drain              bool           `yaml:"drain" doc:"Without follow: read batches until the queue has no available row, then end (instead of upstream's single batch)."`
+	PollIntervalSec    plugin.Seconds `yaml:"poll_interval_sec" doc:"With follow: how often an idle source looks for rows written by other processes."`
+	Consumer           string         `yaml:"consumer" doc:"Name of this reader: its leases are stored under it, and a lock file next to the queue (<path>.consumers/<name>.lock) proves it alive. Two live processes cannot share a consumer name: the second refuses to start. Default: the node id and a hash of the absolute queue path, so the same graph restarted is the same consumer and takes back at once what its killed run held."`
+	LeaseSec           plugin.Seconds `yaml:"lease_sec" doc:"Lease of a read row, renewed every lease_sec/3 while this process lives (so a slow but live reader never loses it). Only matters when the owner hangs or its liveness cannot be seen; an expired lease of an emitted row counts as a failed attempt. (0, 86400]."`
+	MaxInFlight        int            `yaml:"max_in_flight" doc:"With an ack sink on the same file in the graph: at most this many rows are leased and not yet acked, nacked or released at a time, whatever limit says; the source waits for acks before it leases more. 1..1000000."`
+	MaxAttempts        int            `yaml:"max_attempts" doc:"Failed attempts (nacks, give-ups, dying while delivering the row) after which a row moves to the dead-letter table. A nack marked permanent (e.g. a receiver's 4xx) moves it at once."`
+	RetryBackoffSec    plugin.Seconds `yaml:"retry_backoff_sec" doc:"Delay before a nacked row is offered again; doubles per failed attempt."`
+	RetryBackoffMaxSec plugin.Seconds `yaml:"retry_backoff_max_sec" doc:"Upper bound of the retry delay."`
+	DedupWindowSec     plugin.Seconds `yaml:"dedup_window_sec" doc:"With delete_on_emit: how long a deleted row's key stays known so a replay is not stored again; negative disables."`
+	DeadRetentionSec   plugin.Seconds `yaml:"dead_retention_sec" doc:"How long dead letters are kept; negative keeps them until purged."`
 }
 
 // Validate implements the plugin config check.
@@ -118,7 +118,7 @@ type source struct {
 }
 
 // secRange checks a number of seconds: > 0 (>= 0 when zeroOK) and <= hi.
-func secRange(key string, v float64, zeroOK bool, hi float64) error {
+func secRange(key string, v plugin.Seconds, zeroOK bool, hi plugin.Seconds) error {
 	lo := "> 0"
 	ok := v > 0
 	if zeroOK {
@@ -134,7 +134,7 @@ func secRange(key string, v float64, zeroOK bool, hi float64) error {
 // "keep" or "off" as each key says.
 const maxRetentionSec = 10 * 365 * 86400
 
-func retention(key string, v float64) error {
+func retention(key string, v plugin.Seconds) error {
 	if v != v || v > maxRetentionSec {
 		return plugin.Errorf(key, "must be <= %d seconds (ten years), or negative, got %g", maxRetentionSec, v)
 	}
@@ -154,11 +154,11 @@ func defaultConsumer(nodeID, path string) string {
 }
 
 func (s *source) Start(context.Context) error {
-	dedup := secs(s.cfg.DedupWindowSec)
+	dedup := s.cfg.DedupWindowSec.Duration()
 	if s.cfg.DedupWindowSec < 0 {
 		dedup = -1
 	}
-	ret := secs(s.cfg.DeadRetentionSec)
+	ret := s.cfg.DeadRetentionSec.Duration()
 	if s.cfg.DeadRetentionSec < 0 {
 		ret = -1
 	}
@@ -167,7 +167,7 @@ func (s *source) Start(context.Context) error {
 		consumer = defaultConsumer(s.env.NodeID, s.cfg.Path)
 	}
 	q, err := queue.Open(s.cfg.Path, queue.Options{
-		MaxAttempts: s.cfg.MaxAttempts, RetryBackoff: secs(s.cfg.RetryBackoffSec), RetryBackoffMax: secs(s.cfg.RetryBackoffMaxSec),
+		MaxAttempts: s.cfg.MaxAttempts, RetryBackoff: s.cfg.RetryBackoffSec.Duration(), RetryBackoffMax: s.cfg.RetryBackoffMaxSec.Duration(),
 		DedupWindow: dedup, DeadRetention: ret, Consumer: consumer, Logger: s.env.Logger,
 		OnDead: func(seq int64, reason string) {
 			s.dead.Warn(s.env.Logger, "row moved to the dead-letter table", "path", s.cfg.Path, "seq", seq, "reason", reason)
@@ -206,7 +206,7 @@ func (s *source) Run(ctx context.Context, out plugin.Emitter) error {
 			if !s.cfg.Follow {
 				return nil
 			}
-			s.q.Wait(ctx, secs(s.cfg.PollIntervalSec))
+			s.q.Wait(ctx, s.cfg.PollIntervalSec.Duration())
 			continue
 		}
 		if !s.cfg.Follow && !s.cfg.Drain {
@@ -235,7 +235,7 @@ type part struct {
 // overlap. It returns the rows emitted, or -1 when the runtime stopped
 // taking packets. Rows leased but not emitted are released.
 func (s *source) read(ctx context.Context, out plugin.Emitter, acks *[]queue.Ref) (int, error) {
-	lease := secs(s.cfg.LeaseSec)
+	lease := s.cfg.LeaseSec.Duration()
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Every stage hands on everything it gets, and the next one drains

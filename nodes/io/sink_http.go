@@ -24,24 +24,24 @@ import (
 type HTTPConfig struct {
 	URL                string            `yaml:"url" required:"true" doc:"Endpoint (http or https). A user:password@ part is sent as basic auth and masked (***:***@, with secret-looking query values) in logs, errors and meta.http."`
 	Method             string            `yaml:"method" doc:"HTTP method, upper-cased; empty means POST."`
-	TimeoutSec         float64           `yaml:"timeout_sec" doc:"Seconds one attempt may take in total (connect, send, response headers); 0 < timeout_sec <= 3600."`
+	TimeoutSec         plugin.Seconds    `yaml:"timeout_sec" doc:"Seconds one attempt may take in total (connect, send, response headers); 0 < timeout_sec <= 3600."`
 	Body               string            `yaml:"body" doc:"payload: send the packet's payload as JSON; packet: send {packet_id, ts, kind, source_id, payload, meta}."`
 	Headers            map[string]string `yaml:"headers" doc:"Extra request headers; they may override Content-Type, and are overridden by the idempotency header."`
 	IdempotencyHeader  string            `yaml:"idempotency_header" doc:"Header carrying meta.idempotency_key, or packet_id when that is empty; the same value on every retry and replay. Empty disables it. Batch requests use idempotency_keys_header instead."`
 	RetryMaxAttempts   int               `yaml:"retry_max_attempts" doc:"Attempts per request, the first included; 1 to 1000."`
-	RetryBackoffSec    float64           `yaml:"retry_backoff_sec" doc:"Wait before the first retry, doubled per retry; 0 = no wait; at most 3600. Each wait is drawn uniformly from [w/2, w] (jitter)."`
-	RetryBackoffMaxSec float64           `yaml:"retry_backoff_max_sec" doc:"Cap of the doubled wait (raised to retry_backoff_sec if lower; at most 3600); also caps a server's Retry-After."`
+	RetryBackoffSec    plugin.Seconds    `yaml:"retry_backoff_sec" doc:"Wait before the first retry, doubled per retry; 0 = no wait; at most 3600. Each wait is drawn uniformly from [w/2, w] (jitter)."`
+	RetryBackoffMaxSec plugin.Seconds    `yaml:"retry_backoff_max_sec" doc:"Cap of the doubled wait (raised to retry_backoff_sec if lower; at most 3600); also caps a server's Retry-After."`
 	RetryOnStatus      []int             `yaml:"retry_on_status" doc:"Statuses retried in addition to 408, 429 and every 5xx (which always are), e.g. 409 or a 404 during deployments; a listed 4xx is never dead-lettered as permanent."`
 	Forward            bool              `yaml:"forward" doc:"After a 2xx, emit the packet with meta.http = {url, method, node_id}, so that an ack sink after this node acknowledges only delivered packets. Each packet is emitted as soon as its own request succeeded."`
 	RaiseOnFail        bool              `yaml:"raise_on_fail" doc:"When a packet is given up on (retries exhausted or a permanent status), end the run with an error. Otherwise the packet fails alone: it is counted (failed_total), nacked to its source and the run is reported degraded."`
 
-	MaxInFlight           int     `yaml:"max_in_flight" doc:"Requests in flight at once (1 to 4096), each on its own keep-alive connection. 1 keeps strict order; more lets a later packet be delivered (and acked) before an earlier one that is slow or being retried."`
-	BatchMaxCount         int     `yaml:"batch_max_count" doc:"Packets per request (1 to 10000). 1 sends each packet alone with upstream's body; more sends batch_format bodies."`
-	BatchMaxBytes         int     `yaml:"batch_max_bytes" doc:"Body bytes per batch request (1 to 64 MiB); a packet larger than this is sent alone."`
-	BatchPeriodSec        float64 `yaml:"batch_period_sec" doc:"How long a partial batch waits for more packets (0 to 3600). 0: a batch is sent as soon as no more input is at hand."`
-	BatchFormat           string  `yaml:"batch_format" enum:"json_array,ndjson" doc:"Body of a batch request (batch_max_count > 1): json_array = [record, ...] (Content-Type application/json), ndjson = one record per line (application/x-ndjson). A record is what body selects."`
-	IdempotencyKeysHeader string  `yaml:"idempotency_keys_header" doc:"For batch requests: header carrying the packets' idempotency keys as a JSON array of strings, in body order. Empty disables it."`
-	StopTimeoutSec        float64 `yaml:"stop_timeout_sec" doc:"On a graceful stop, how long requests in flight may still finish (0 to 3600); then they are cancelled, and the packets neither forwarded nor nacked. No new attempt starts once the stop began."`
+	MaxInFlight           int            `yaml:"max_in_flight" doc:"Requests in flight at once (1 to 4096), each on its own keep-alive connection. 1 keeps strict order; more lets a later packet be delivered (and acked) before an earlier one that is slow or being retried."`
+	BatchMaxCount         int            `yaml:"batch_max_count" doc:"Packets per request (1 to 10000). 1 sends each packet alone with upstream's body; more sends batch_format bodies."`
+	BatchMaxBytes         int            `yaml:"batch_max_bytes" doc:"Body bytes per batch request (1 to 64 MiB); a packet larger than this is sent alone."`
+	BatchPeriodSec        plugin.Seconds `yaml:"batch_period_sec" doc:"How long a partial batch waits for more packets (0 to 3600). 0: a batch is sent as soon as no more input is at hand."`
+	BatchFormat           string         `yaml:"batch_format" enum:"json_array,ndjson" doc:"Body of a batch request (batch_max_count > 1): json_array = [record, ...] (Content-Type application/json), ndjson = one record per line (application/x-ndjson). A record is what body selects."`
+	IdempotencyKeysHeader string         `yaml:"idempotency_keys_header" doc:"For batch requests: header carrying the packets' idempotency keys as a JSON array of strings, in body order. Empty disables it."`
+	StopTimeoutSec        plugin.Seconds `yaml:"stop_timeout_sec" doc:"On a graceful stop, how long requests in flight may still finish (0 to 3600); then they are cancelled, and the packets neither forwarded nor nacked. No new attempt starts once the stop began."`
 }
 
 // Upper bounds of the config: beyond them a value is a typo, not a choice.
@@ -121,7 +121,7 @@ func (c *HTTPConfig) Validate() error {
 	}
 	for _, d := range []struct {
 		key string
-		v   float64
+		v   plugin.Seconds
 	}{
 		{"retry_backoff_sec", c.RetryBackoffSec},
 		{"retry_backoff_max_sec", c.RetryBackoffMaxSec},
@@ -300,11 +300,11 @@ func newHTTPSink(c HTTPConfig, env plugin.Env) (any, error) {
 		batched:    c.BatchMaxCount > 1,
 		headers:    http.Header{},
 		stop:       make(chan struct{}),
-		timeout:    secs(c.TimeoutSec),
-		backoff:    secs(c.RetryBackoffSec),
-		backoffMax: secs(c.RetryBackoffMaxSec),
-		period:     secs(c.BatchPeriodSec),
-		stopAfter:  secs(c.StopTimeoutSec),
+		timeout:    c.TimeoutSec.Duration(),
+		backoff:    c.RetryBackoffSec.Duration(),
+		backoffMax: c.RetryBackoffMaxSec.Duration(),
+		period:     c.BatchPeriodSec.Duration(),
+		stopAfter:  c.StopTimeoutSec.Duration(),
 	}
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
 	for _, st := range c.RetryOnStatus {
@@ -324,8 +324,6 @@ func newHTTPSink(c HTTPConfig, env plugin.Env) (any, error) {
 	}
 	return s, nil
 }
-
-func secs(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
 
 // Start builds the one client every request shares and starts the
 // dispatcher. Its transport keeps max_in_flight connections alive, so a

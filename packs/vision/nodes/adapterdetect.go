@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -72,11 +71,11 @@ type AdapterConfig struct {
 	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
 	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter: jpeg, or bgr24 (raw pixels, width*height*3 bytes)."`
 	JPEGQuality          int64          `yaml:"jpeg_quality" doc:"JPEG quality (1-100) for input_format jpeg."`
-	TimeoutSec           float64        `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer; a late frame is dropped and counted (timeouts_total)."`
-	StartupTimeoutSec    float64        `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start, while the adapter loads its model."`
+	TimeoutSec           plugin.Seconds `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer; a late frame is dropped and counted (timeouts_total)."`
+	StartupTimeoutSec    plugin.Seconds `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start, while the adapter loads its model."`
 	MaxRestarts          int64          `yaml:"max_restarts" doc:"Restarts in a row without a good answer before the run fails; 0: a crash ends the run; negative: no limit."`
-	RestartBackoffSec    float64        `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
-	RestartBackoffMaxSec float64        `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
+	RestartBackoffSec    plugin.Seconds `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
+	RestartBackoffMaxSec plugin.Seconds `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
 	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
 }
 
@@ -101,7 +100,7 @@ func (t AdapterConfig) validate(need bool) error {
 		errs = append(errs, plugin.Errorf("url", "must start with http:// or https://, got %q", redact.URL(strings.TrimSpace(t.URL))))
 	}
 	if t.TimeoutSec <= 0 {
-		errs = append(errs, plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(t.TimeoutSec)))
+		errs = append(errs, plugin.Errorf("timeout_sec", "must be > 0, got %s", packet.PyFloat(float64(t.TimeoutSec))))
 	}
 	if t.StartupTimeoutSec < 0 {
 		errs = append(errs, plugin.Errorf("startup_timeout_sec", "must be >= 0"))
@@ -121,8 +120,6 @@ func (t AdapterConfig) validate(need bool) error {
 	}
 	return errors.Join(errs...)
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 // adapterClient is what a detector node needs from a transport.
 type adapterClient interface {
@@ -159,7 +156,7 @@ func newRunner(class string, t AdapterConfig, params *packet.Map, penv plugin.En
 	// Metrics, called from other goroutines, never sees it change.
 	switch {
 	case url != "":
-		r.client = &detect.HTTP{URL: url, Timeout: secs(t.TimeoutSec), Client: &http.Client{}}
+		r.client = &detect.HTTP{URL: url, Timeout: t.TimeoutSec.Duration(), Client: &http.Client{}}
 	case len(t.Command) > 0:
 		env := make([]string, 0, len(t.Env))
 		for k, v := range t.Env {
@@ -171,8 +168,8 @@ func newRunner(class string, t AdapterConfig, params *packet.Map, penv plugin.En
 		}
 		r.client = detect.NewProcess(detect.ProcessConfig{
 			Command: t.Command, Env: env,
-			Timeout: secs(t.TimeoutSec), StartupTimeout: secs(t.StartupTimeoutSec),
-			MaxRestarts: int(t.MaxRestarts), BackoffMin: secs(t.RestartBackoffSec), BackoffMax: secs(t.RestartBackoffMaxSec),
+			Timeout: t.TimeoutSec.Duration(), StartupTimeout: t.StartupTimeoutSec.Duration(),
+			MaxRestarts: int(t.MaxRestarts), BackoffMin: t.RestartBackoffSec.Duration(), BackoffMax: t.RestartBackoffMaxSec.Duration(),
 			MaxTimeouts: int(t.MaxTimeouts), Logger: penv.Logger,
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/dedup"
@@ -13,8 +12,8 @@ import (
 
 // DedupConfig is DedupPolicyNode's config.
 type DedupConfig struct {
-	CooldownSec   float64 `yaml:"cooldown_sec" doc:"Seconds during which a repeat of the same camera_id:event_type:track_id is dropped."`
-	PruneInterval int64   `yaml:"prune_interval" doc:"Every this many keyed events, forget keys whose cooldown has passed."`
+	CooldownSec   plugin.Seconds `yaml:"cooldown_sec" doc:"Seconds during which a repeat of the same camera_id:event_type:track_id is dropped."`
+	PruneInterval int64          `yaml:"prune_interval" doc:"Every this many keyed events, forget keys whose cooldown has passed."`
 }
 
 // Validate rejects a negative or non-finite cooldown.
@@ -37,7 +36,7 @@ func registerDedupPolicy(r *plugin.Registry) {
 			"Accepted packets pass unchanged. Metrics: accepted_total, dropped_total.",
 		Defaults: DedupConfig{CooldownSec: 10, PruneInterval: 100},
 		New: func(c DedupConfig, _ plugin.Env) (any, error) {
-			return &dedupPolicy{store: dedup.New(time.Duration(c.CooldownSec*float64(time.Second)), int(c.PruneInterval))}, nil
+			return &dedupPolicy{store: dedup.New(c.CooldownSec.Duration(), int(c.PruneInterval))}, nil
 		},
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/event"
@@ -15,11 +14,11 @@ import (
 
 // ZoneAPIConfig is ZonePolicyNode's api_cfg (upstream's zones.api keys).
 type ZoneAPIConfig struct {
-	BaseURL         string  `yaml:"base_url" doc:"Zone API base URL, e.g. http://backend:8080 (trailing slashes trimmed)."`
-	GetPathTemplate string  `yaml:"get_path_template" doc:"Path appended to base_url; {site_id} and {camera_id} are substituted."`
-	TimeoutSec      float64 `yaml:"timeout_sec" doc:"HTTP timeout of one fetch."`
-	ErrorBackoffSec float64 `yaml:"error_backoff_sec" doc:"Pause in fetching after max_failures consecutive failures; 0 disables."`
-	MaxFailures     int64   `yaml:"max_failures" doc:"Consecutive failures that start the error backoff."`
+	BaseURL         string         `yaml:"base_url" doc:"Zone API base URL, e.g. http://backend:8080 (trailing slashes trimmed)."`
+	GetPathTemplate string         `yaml:"get_path_template" doc:"Path appended to base_url; {site_id} and {camera_id} are substituted."`
+	TimeoutSec      plugin.Seconds `yaml:"timeout_sec" doc:"HTTP timeout of one fetch."`
+	ErrorBackoffSec plugin.Seconds `yaml:"error_backoff_sec" doc:"Pause in fetching after max_failures consecutive failures; 0 disables."`
+	MaxFailures     int64          `yaml:"max_failures" doc:"Consecutive failures that start the error backoff."`
 }
 
 // ZonePolicyConfig is ZonePolicyNode's config.
@@ -31,7 +30,7 @@ type ZonePolicyConfig struct {
 	RuleMap     map[string]string `yaml:"rule_map" doc:"event_type -> rule point: bottom_center (default) or bbox_center."`
 	FilePath    string            `yaml:"file_path" doc:"Zone file (.json, .yaml, .yml), relative to the working directory: a list of zones or {zones: [...]}."`
 	APICfg      ZoneAPIConfig     `yaml:"api_cfg" doc:"Zone API settings."`
-	CacheTTLSec float64           `yaml:"cache_ttl_sec" doc:"Seconds a loaded zone list stays fresh; file: re-checked after it, api: refreshed in the background after it."`
+	CacheTTLSec plugin.Seconds    `yaml:"cache_ttl_sec" doc:"Seconds a loaded zone list stays fresh; file: re-checked after it, api: refreshed in the background after it."`
 
 	inline []zones.Zone
 }
@@ -113,7 +112,7 @@ func registerZonePolicy(r *plugin.Registry) {
 		},
 		New: func(c ZonePolicyConfig, env plugin.Env) (any, error) {
 			n := &zonePolicy{cfg: c, env: env}
-			ttl := time.Duration(c.CacheTTLSec * float64(time.Second))
+			ttl := c.CacheTTLSec.Duration()
 			switch {
 			case c.Zones != nil:
 				n.static = c.inline
@@ -131,9 +130,9 @@ func registerZonePolicy(r *plugin.Registry) {
 				n.api = &zones.API{Log: env.Logger, Cfg: zones.APIConfig{
 					BaseURL: c.APICfg.BaseURL, PathTemplate: c.APICfg.GetPathTemplate,
 					SiteID: c.SiteID, CameraID: c.CameraID,
-					Timeout:      time.Duration(c.APICfg.TimeoutSec * float64(time.Second)),
+					Timeout:      c.APICfg.TimeoutSec.Duration(),
 					TTL:          ttl,
-					ErrorBackoff: time.Duration(c.APICfg.ErrorBackoffSec * float64(time.Second)),
+					ErrorBackoff: c.APICfg.ErrorBackoffSec.Duration(),
 					MaxFailures:  int(c.APICfg.MaxFailures),
 				}}
 				n.mode = "api"

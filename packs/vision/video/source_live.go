@@ -21,12 +21,12 @@ type liveConfig struct {
 	SourceID               string
 	MaxFrames              int64
 	Reconnect              bool
-	ReconnectBackoffSec    float64
-	ReconnectBackoffMaxSec float64
+	ReconnectBackoffSec    plugin.Seconds
+	ReconnectBackoffMaxSec plugin.Seconds
 	ReconnectMaxAttempts   int64
 	FPS                    float64
-	OpenTimeoutSec         float64
-	ReadTimeoutSec         float64
+	OpenTimeoutSec         plugin.Seconds
+	ReadTimeoutSec         plugin.Seconds
 	LatestOnly             bool
 }
 
@@ -51,17 +51,15 @@ func (c *liveConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-
 // backoff returns the waits between attempts: base, 2*base, ... up to max
 // (upstream's doubling, without jitter), never below minBackoff.
 type backoff struct {
 	base, max, cur time.Duration
 }
 
-func newBackoff(baseSec, maxSec float64) backoff {
-	b := max(seconds(baseSec), minBackoff)
-	return backoff{base: b, max: max(seconds(maxSec), b), cur: b}
+func newBackoff(baseSec, maxSec plugin.Seconds) backoff {
+	b := max(baseSec.Duration(), minBackoff)
+	return backoff{base: b, max: max(maxSec.Duration(), b), cur: b}
 }
 
 func (b *backoff) next() time.Duration {
@@ -245,7 +243,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	// The watchdog kills ffmpeg when the first frame takes longer than the
 	// open timeout or a later one longer than the read timeout; the reads
 	// then fail and the session ends as a failure, never hanging.
-	watchdog := time.AfterFunc(seconds(s.cfg.OpenTimeoutSec), func() {
+	watchdog := time.AfterFunc(s.cfg.OpenTimeoutSec.Duration(), func() {
 		dec.stalled.Store(true)
 		dec.kill()
 	})
@@ -262,7 +260,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	pool := g.pool()
 	ch := make(chan decoded, 1)
 	pumpErr := make(chan error, 1)
-	readTimeout := seconds(s.cfg.ReadTimeoutSec)
+	readTimeout := s.cfg.ReadTimeoutSec.Duration()
 	nextIndex := s.indexer(base, &s.decodedN)
 	if s.every > 1 {
 		// Shipped frames are every_n frame intervals apart: a sparse

@@ -12,20 +12,20 @@ import (
 // WebcamConfig is OpenCvWebcamSource's config (HEAD's keys and defaults,
 // plus ours after reconnect_max_attempts).
 type WebcamConfig struct {
-	CameraIndex            int64   `yaml:"camera_index" doc:"Device index: /dev/videoN on Linux, the Nth avfoundation device on macOS, the Nth DirectShow video device on Windows."`
-	SourceID               string  `yaml:"source_id" doc:"Packet source_id and the camera name in logs; default the node id."`
-	MaxFrames              int64   `yaml:"max_frames" doc:"Stop after this many frames; 0 = no limit."`
-	Reconnect              bool    `yaml:"reconnect" doc:"Reopen after an open failure (a missing device) or a stream loss. When false an open failure is an error and a stream loss ends the source."`
-	ReconnectBackoffSec    float64 `yaml:"reconnect_backoff_sec" doc:"First wait before reopening; doubles after each failed attempt, resets after frames flowed again (at least 0.05 s)."`
-	ReconnectBackoffMaxSec float64 `yaml:"reconnect_backoff_max_sec" doc:"Upper bound of the wait."`
-	ReconnectMaxAttempts   int64   `yaml:"reconnect_max_attempts" doc:"Consecutive failed opens before the source fails the run; 0 = retry forever."`
-	Device                 string  `yaml:"device" doc:"Device to open instead of camera_index: a path (/dev/video2), an avfoundation index or name, a DirectShow device name."`
-	VideoSize              string  `yaml:"video_size" doc:"Capture size asked of the device, e.g. 1280x720; empty = the device default."`
-	CaptureFPS             float64 `yaml:"capture_fps" doc:"Capture rate asked of the device; 0 = the device default (30 on macOS, which needs one)."`
-	FPS                    float64 `yaml:"fps" doc:"Resample to this frame rate with ffmpeg's fps filter; 0 keeps every frame."`
-	OpenTimeoutSec         float64 `yaml:"open_timeout_sec" doc:"Time from starting ffmpeg to the first frame before the attempt counts as failed."`
-	ReadTimeoutSec         float64 `yaml:"read_timeout_sec" doc:"No frame for this long means the device is lost."`
-	LatestOnly             bool    `yaml:"latest_only" doc:"When downstream is slower than the camera, hand over the newest frame and skip stale ones (skipped_total); false queues every frame."`
+	CameraIndex            int64          `yaml:"camera_index" doc:"Device index: /dev/videoN on Linux, the Nth avfoundation device on macOS, the Nth DirectShow video device on Windows."`
+	SourceID               string         `yaml:"source_id" doc:"Packet source_id and the camera name in logs; default the node id."`
+	MaxFrames              int64          `yaml:"max_frames" doc:"Stop after this many frames; 0 = no limit."`
+	Reconnect              bool           `yaml:"reconnect" doc:"Reopen after an open failure (a missing device) or a stream loss. When false an open failure is an error and a stream loss ends the source."`
+	ReconnectBackoffSec    plugin.Seconds `yaml:"reconnect_backoff_sec" doc:"First wait before reopening; doubles after each failed attempt, resets after frames flowed again (at least 0.05 s)."`
+	ReconnectBackoffMaxSec plugin.Seconds `yaml:"reconnect_backoff_max_sec" doc:"Upper bound of the wait."`
+	ReconnectMaxAttempts   int64          `yaml:"reconnect_max_attempts" doc:"Consecutive failed opens before the source fails the run; 0 = retry forever."`
+	Device                 string         `yaml:"device" doc:"Device to open instead of camera_index: a path (/dev/video2), an avfoundation index or name, a DirectShow device name."`
+	VideoSize              string         `yaml:"video_size" doc:"Capture size asked of the device, e.g. 1280x720; empty = the device default."`
+	CaptureFPS             float64        `yaml:"capture_fps" doc:"Capture rate asked of the device; 0 = the device default (30 on macOS, which needs one)."`
+	FPS                    float64        `yaml:"fps" doc:"Resample to this frame rate with ffmpeg's fps filter; 0 keeps every frame."`
+	OpenTimeoutSec         plugin.Seconds `yaml:"open_timeout_sec" doc:"Time from starting ffmpeg to the first frame before the attempt counts as failed."`
+	ReadTimeoutSec         plugin.Seconds `yaml:"read_timeout_sec" doc:"No frame for this long means the device is lost."`
+	LatestOnly             bool           `yaml:"latest_only" doc:"When downstream is slower than the camera, hand over the newest frame and skip stale ones (skipped_total); false queues every frame."`
 }
 
 func (c *WebcamConfig) live() liveConfig {
