@@ -10,6 +10,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/cli/pathscmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/queuecmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/servicecmd"
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
 )
 
 func init() {
@@ -17,7 +18,7 @@ func init() {
 		func(*App) *cobra.Command { return pathscmd.Command() },
 		func(*App) *cobra.Command { return queuecmd.Command() },
 		func(a *App) *cobra.Command { return servicecmd.Command(a.validatePath) },
-		func(a *App) *cobra.Command { return oneShotGC(a, doctorcmd.Command(a.validatePath, a.graphPlugins)) },
+		func(a *App) *cobra.Command { return oneShotGC(a, doctorcmd.Command(a.loadPlan)) },
 	)
 }
 
@@ -35,38 +36,26 @@ func oneShotGC(a *App, c *cobra.Command) *cobra.Command {
 	return c
 }
 
-// validatePath validates a graph file for the ops commands (service,
-// doctor): nil when it would run, else every error with file:line.
+// validatePath validates a graph file for service install: nil when it
+// would run, else every error with file:line.
 func (a *App) validatePath(path string) error {
-	_, diags, err := a.load(path, false)
+	_, err := a.loadPlan(path)
+	return err
+}
+
+// loadPlan loads and validates a graph file as a run does (doctor reads
+// its queue paths and plugins from the plan): every error with file:line.
+func (a *App) loadPlan(path string) (*graph.Plan, error) {
+	plan, diags, err := a.load(path, false)
 	if err == nil {
-		return nil
+		return plan, nil
 	}
 	var msgs []string
 	for _, d := range diags.Errors() {
 		msgs = append(msgs, d.String())
 	}
 	if len(msgs) == 0 {
-		return err
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// graphPlugins lists the plugin strings a graph uses (its job for v1).
-func (a *App) graphPlugins(path string) ([]string, error) {
-	g, diags, err := a.loadFile(path)
-	if err != nil {
 		return nil, err
 	}
-	if g == nil {
-		return nil, diags
-	}
-	if g.Version == 1 {
-		return []string{g.Job}, nil
-	}
-	var out []string
-	for _, n := range g.Nodes {
-		out = append(out, n.Plugin)
-	}
-	return out, nil
+	return nil, errors.New(strings.Join(msgs, "; "))
 }

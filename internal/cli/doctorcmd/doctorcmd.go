@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/doctor"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
@@ -21,11 +22,9 @@ import (
 
 // Options are the command's dependencies; zero values use the real system.
 type Options struct {
-	// Validate checks a graph (load, validate, plugin allowlist).
-	Validate func(graphPath string) error
-	// Plugins lists a graph's plugin names (nil: scanned from the YAML).
-	Plugins func(graphPath string) ([]string, error)
-	Getenv  func(string) string
+	// Load loads and validates a graph as a run does (doctor.Options.Load).
+	Load   func(graphPath string) (*graph.Plan, error)
+	Getenv func(string) string
 	// GOOS of the host (default runtime.GOOS).
 	GOOS string
 	// Installer answers the service check (default: the local host).
@@ -34,10 +33,9 @@ type Options struct {
 	DiskFree func(string) (uint64, uint64, error)
 }
 
-// Command returns the doctor command. validate and plugins come from the
-// graph package (either may be nil).
-func Command(validate func(graphPath string) error, plugins func(graphPath string) ([]string, error)) *cobra.Command {
-	return NewCommand(Options{Validate: validate, Plugins: plugins})
+// Command returns the doctor command; load is the run's graph loader.
+func Command(load func(graphPath string) (*graph.Plan, error)) *cobra.Command {
+	return NewCommand(Options{Load: load})
 }
 
 // NewCommand returns the doctor command with explicit dependencies.
@@ -92,7 +90,7 @@ graph is missing or invalid, 1 otherwise.`,
 			// with its env file loaded. A broken file is reported by the
 			// env_file check, so its error is not fatal here.
 			_ = service.LoadEnvFile(p.EnvFile)
-			opts := doctor.Options{Graph: graph, Validate: o.Validate, Plugins: o.Plugins, Paths: p,
+			opts := doctor.Options{Graph: graph, Load: o.Load, Paths: p,
 				WorkDir: workDir, MetricsAddr: metricsAddr, Getenv: o.Getenv, DiskFree: o.DiskFree, QueueCheck: queueCheck}
 			if checkService && m.GOOS() == o.GOOS {
 				in := o.Installer

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	igraph "github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/doctor"
 )
 
@@ -36,13 +37,19 @@ func userEnv(t *testing.T, create bool) (func(string) string, string) {
 	return func(k string) string { return env[k] }, home
 }
 
+// emptyPlan stands in for the run's loader (doctor's own tests use the
+// real one): a valid graph without nodes.
+func emptyPlan(string) (*igraph.Plan, error) {
+	return &igraph.Plan{Graph: &igraph.Graph{Version: 2}}, nil
+}
+
 func plenty(string) (uint64, uint64, error) { return 100 << 30, 200 << 30, nil }
 
 func TestDoctorJSONOK(t *testing.T) {
 	getenv, home := userEnv(t, true)
 	graph := filepath.Join(home, "g.yaml")
 	os.WriteFile(graph, []byte("version: 2\nnodes: []\n"), 0o644)
-	out, err := run(t, Options{Getenv: getenv, GOOS: "linux", DiskFree: plenty, Validate: func(string) error { return nil }},
+	out, err := run(t, Options{Getenv: getenv, GOOS: "linux", DiskFree: plenty, Load: emptyPlan},
 		"--user", "--json", "--graph", graph, "--service=false")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -90,7 +97,9 @@ func TestDoctorInvalidGraphExit2(t *testing.T) {
 	graph := filepath.Join(home, "g.yaml")
 	os.WriteFile(graph, []byte("version: 2\nnodes: []\n"), 0o644)
 	out, err := run(t, Options{Getenv: getenv, GOOS: "linux", DiskFree: plenty,
-		Validate: func(string) error { return errors.New(graph + ":3: nesting deeper than the limit of 64 levels") }},
+		Load: func(string) (*igraph.Plan, error) {
+			return nil, errors.New(graph + ":3: nesting deeper than the limit of 64 levels")
+		}},
 		"--user", "--graph", graph, "--service=false")
 	var ee *exitcode.Error
 	if !errors.As(err, &ee) || ee.Code != exitcode.Usage {

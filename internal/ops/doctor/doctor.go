@@ -15,9 +15,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
 	"github.com/schnitzel-stream/schnitzel/redact"
@@ -62,11 +62,12 @@ const (
 type Options struct {
 	// Graph is the graph file ("" skips graph, ffmpeg and queue checks).
 	Graph string
-	// Validate checks the graph: load, validate, plugin allowlist (nil:
-	// existence and YAML syntax only).
-	Validate func(graphPath string) error
-	// Plugins lists the plugin names a graph uses (nil: scanned from the YAML).
-	Plugins func(graphPath string) ([]string, error)
+	// Load loads and validates the graph exactly as a run does (the
+	// bounded loader, ${oc.env:...} interpolation, the registry and the
+	// plugin allowlist): the queue and ffmpeg checks read the plan it
+	// returns, so they see the paths the run will open. An error is the
+	// validation failure, with file:line. Required when Graph is set.
+	Load func(graphPath string) (*graph.Plan, error)
 	// Paths whose directories are checked.
 	Paths paths.Paths
 	// WorkDir is where relative paths in the graph resolve (the service's
@@ -85,7 +86,8 @@ type Options struct {
 	// integrity_check), "quick" (PRAGMA quick_check: linear, skips index
 	// cross-checks; for frequent health checks) or "off".
 	QueueCheck string
-	// Getenv resolves ${oc.env:VAR,default} in graph values (default os.Getenv).
+	// Getenv reads the deployment's variables (SCHNITZEL_ENV_FILE); default
+	// os.Getenv. Graph interpolation is Load's.
 	Getenv func(string) string
 }
 
@@ -154,42 +156,26 @@ func graphChecks(o Options) []Check {
 	if fi.IsDir() {
 		return []Check{{Name: "graph", Status: Fail, Message: o.Graph + " is a directory", Fix: "pass --graph with a graph file"}}
 	}
-	// Validate before the scan: the validator's loader is bounded (a hostile
-	// file is refused with its line), the scan only reads what it accepted.
-	if o.Validate != nil {
-		if err := o.Validate(o.Graph); err != nil {
-			return []Check{{Name: "graph", Status: Fail, Message: fmt.Sprintf("%s is not valid: %s", o.Graph, redact.Text(err.Error())), // may quote a URL from the config
-				Fix: "run `schnitzel validate --graph " + o.Graph + "` and fix the reported lines; " +
-					"a plugin outside the allowlist needs ALLOWED_PLUGIN_PREFIXES"}}
-		}
+	if o.Load == nil {
+		return []Check{{Name: "graph", Status: Fail, Message: "doctor was built without a graph loader", Fix: "report this bug"}}
 	}
-	// Each of validate, the scan and the plugin listing parses the whole
-	// file: hand the last one's memory back first, so a large graph under
-	// the limits costs one parse at peak, not three.
-	debug.FreeOSMemory()
-	g, scanErr := scanGraph(o.Graph)
-	if o.Validate == nil && scanErr != nil {
-		return []Check{{Name: "graph", Status: Fail, Message: redact.Text(scanErr.Error()), Fix: "fix the YAML syntax"}}
+	plan, err := o.Load(o.Graph)
+	if err != nil {
+		return []Check{{Name: "graph", Status: Fail, Message: fmt.Sprintf("%s is not valid: %s", o.Graph, redact.Text(err.Error())), // may quote a URL from the config
+			Fix: "run `schnitzel validate --graph " + o.Graph + "` and fix the reported lines; " +
+				"a plugin outside the allowlist needs ALLOWED_PLUGIN_PREFIXES"}}
 	}
 	out := []Check{{Name: "graph", Status: OK, Message: o.Graph + " is valid"}}
-	if scanErr != nil {
-		// The validator accepted what our scan cannot read: report, don't guess.
-		out = append(out, Check{Name: "graph.scan", Status: Warn, Message: "cannot scan graph for ffmpeg and queue checks: " + redact.Text(scanErr.Error())})
-		return out
+	var plugins []string
+	if plan.Graph.Version == 1 {
+		plugins = append(plugins, plan.Graph.Job)
 	}
-	plugins := g.plugins()
-	if o.Plugins != nil {
-		debug.FreeOSMemory()
-		p, err := o.Plugins(o.Graph)
-		if err != nil {
-			out = append(out, Check{Name: "plugins", Status: Warn, Message: "cannot list plugins: " + err.Error()})
-		} else {
-			plugins = p
-		}
+	for _, n := range plan.Nodes {
+		plugins = append(plugins, n.Plugin)
 	}
 	out = append(out, ffmpegCheck(o, plugins))
 	if o.QueueCheck != "off" {
-		out = append(out, queueChecks(o, g)...)
+		out = append(out, queueChecks(o, plan)...)
 	}
 	return out
 }

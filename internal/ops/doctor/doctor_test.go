@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -11,9 +10,44 @@ import (
 	"strings"
 	"testing"
 
+	igraph "github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
 	"github.com/schnitzel-stream/schnitzel/internal/ops/service"
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/nodes/durable"
+	"github.com/schnitzel-stream/schnitzel/plugin"
 )
+
+// loader is the run's loader over the dev and durable nodes plus a video
+// source stand-in (for the ffmpeg check), interpolating from env.
+func loader(t *testing.T, env map[string]string) func(string) (*igraph.Plan, error) {
+	t.Helper()
+	reg := plugin.NewRegistry()
+	dev.Register(reg)
+	durable.Register(reg)
+	plugin.Register(reg, plugin.Spec[struct {
+		Path string `yaml:"path"`
+	}]{Name: "schnitzel_stream.nodes.video:OpenCvVideoFileSource", Role: plugin.RoleSource, Out: []string{"frame"},
+		New: func(struct {
+			Path string `yaml:"path"`
+		}, plugin.Env) (any, error) {
+			return nil, errors.New("not built in doctor tests")
+		}})
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return func(path string) (*igraph.Plan, error) {
+		g, diags := igraph.LoadFileLimited(path, lookup, igraph.Limits{})
+		if g == nil {
+			return nil, diags
+		}
+		plan, vd := igraph.Validate(g, reg, plugin.Policy{Prefixes: plugin.DefaultPrefixes})
+		diags = append(diags, vd...)
+		if plan == nil || diags.HasErrors() {
+			return nil, diags
+		}
+		return plan, nil
+	}
+}
 
 // deployment makes config/state/logs directories under a temp dir.
 func deployment(t *testing.T) paths.Paths {
@@ -71,10 +105,11 @@ func TestHealthyDeployment(t *testing.T) {
 	qdir := filepath.Join(p.State, "outputs", "queues")
 	os.MkdirAll(qdir, 0o750)
 	makeDB(t, filepath.Join(qdir, "q.sqlite3"), 50)
-	var validated string
+	var loaded string
+	load := loader(t, nil)
 	r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
-		Getenv:   func(string) string { return "" },
-		Validate: func(g string) error { validated = g; return nil },
+		Getenv: func(string) string { return "" },
+		Load:   func(g string) (*igraph.Plan, error) { loaded = g; return load(g) },
 		Service: func(context.Context) (service.State, error) {
 			return service.State{Manager: service.Systemd, Name: "schnitzel", Installed: true, Running: true}, nil
 		},
@@ -83,8 +118,8 @@ func TestHealthyDeployment(t *testing.T) {
 	if r.Status != OK || r.Failed() {
 		t.Fatalf("status %s: %+v", r.Status, r.Checks)
 	}
-	if validated != graph {
-		t.Errorf("validator not called with the graph: %q", validated)
+	if loaded != graph {
+		t.Errorf("loader not called with the graph: %q", loaded)
 	}
 	if c := find(t, r, "queue.queue"); !strings.Contains(c.Message, "passes integrity_check") {
 		t.Errorf("queue check: %+v", c)
@@ -99,33 +134,28 @@ func TestQueueEnvInterpolationAndMissingFile(t *testing.T) {
 	graph := writeGraph(t, p.Config, durableGraph)
 	abs := filepath.Join(t.TempDir(), "elsewhere")
 	r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
-		Getenv: func(k string) string { return map[string]string{"SCHNITZEL_TEST_QDIR": abs}[k] }})
+		Load: loader(t, map[string]string{"SCHNITZEL_TEST_QDIR": abs})})
 	c := find(t, r, "queue.queue")
 	if c.Status != OK || !strings.Contains(c.Message, filepath.Join(abs, "q.sqlite3")+" does not exist yet") {
 		t.Errorf("%+v", c)
 	}
 }
 
+// makeDB writes a real queue file with rows rows.
 func makeDB(t *testing.T, path string, rows int) {
 	t.Helper()
-	db, err := sql.Open("sqlite", path)
+	q, err := queue.Open(path, queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	for _, q := range []string{
-		"PRAGMA journal_mode=WAL",
-		"CREATE TABLE packets (id INTEGER PRIMARY KEY, body TEXT)",
-		"CREATE INDEX packets_body ON packets(body)",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
+	defer q.Close()
+	recs := make([]queue.Record, rows)
+	for i := range recs {
+		recs[i] = queue.Record{PacketID: fmt.Sprint("p", i), Kind: "k", SourceID: "s", TS: "2026-01-01T00:00:00Z",
+			Payload: fmt.Sprintf(`"%05d-%s"`, i, strings.Repeat("x", 200)), Meta: "{}"}
 	}
-	for i := 0; i < rows; i++ {
-		if _, err := db.Exec("INSERT INTO packets(body) VALUES (?)", fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 200))); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := q.EnqueueBatch(context.Background(), recs); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -161,13 +191,13 @@ func TestCorruptQueue(t *testing.T) {
 			os.MkdirAll(qdir, 0o750)
 			tt.corrupt(t, filepath.Join(qdir, "q.sqlite3"))
 			r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
-				Getenv: func(string) string { return "" }})
+				Load: loader(t, nil)})
 			c := find(t, r, "queue.queue")
 			if c.Status != Fail || c.Fix == "" || !r.Failed() {
 				t.Errorf("corrupt queue: %+v (report %s)", c, r.Status)
 			}
 			r = Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
-				Getenv: func(string) string { return "" }, QueueCheck: "quick"})
+				Load: loader(t, nil), QueueCheck: "quick"})
 			if c := find(t, r, "queue.queue"); c.Status != Fail {
 				t.Errorf("quick_check missed the corruption: %+v", c)
 			}
@@ -238,13 +268,12 @@ nodes:
 edges: [{from: src, to: out}]
 `)
 	none := func(string) (string, error) { return "", errors.New("not found") }
-	r := Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk, LookPath: none})
+	r := Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk, LookPath: none, Load: loader(t, nil)})
 	if c := find(t, r, "ffmpeg"); c.Status != Fail || !strings.Contains(c.Message, "OpenCvVideoFileSource") {
 		t.Errorf("%+v", c)
 	}
-	// The injected plugin list wins over the YAML scan.
-	r = Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk, LookPath: none,
-		Plugins: func(string) ([]string, error) { return []string{"dev.print"}, nil }})
+	plain := writeGraph(t, p.Config, durableGraph)
+	r = Run(context.Background(), Options{Graph: plain, Paths: p, DiskFree: plentyOfDisk, LookPath: none, Load: loader(t, nil), QueueCheck: "off"})
 	if c := find(t, r, "ffmpeg"); c.Status != OK {
 		t.Errorf("%+v", c)
 	}
@@ -254,26 +283,26 @@ func TestGraphInvalid(t *testing.T) {
 	p := deployment(t)
 	graph := writeGraph(t, p.Config, "version: 2\nnodes: []\n")
 	r := Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk,
-		Validate: func(string) error { return errors.New("plugin evil.x is not allowed") }})
+		Load: func(string) (*igraph.Plan, error) { return nil, errors.New("plugin evil.x is not allowed") }})
 	if c := find(t, r, "graph"); c.Status != Fail || !strings.Contains(c.Message, "not allowed") || c.Fix == "" {
 		t.Errorf("%+v", c)
 	}
 	// The validator's message may quote a config value: doctor masks it like validate does.
 	r = Run(context.Background(), Options{Graph: graph, Paths: p, DiskFree: plentyOfDisk,
-		Validate: func(string) error {
-			return errors.New(`config.timeout_sec: expected a number, got the string "http://u:pw@x/?token=abc"`)
+		Load: func(string) (*igraph.Plan, error) {
+			return nil, errors.New(`config.timeout_sec: expected a number, got the string "http://u:pw@x/?token=abc"`)
 		}})
 	if c := find(t, r, "graph"); c.Status != Fail || strings.Contains(c.Message, "pw@") || strings.Contains(c.Message, "abc") {
 		t.Errorf("secret not masked: %+v", c)
 	}
-	r = Run(context.Background(), Options{Graph: filepath.Join(p.Config, "nope.yaml"), Paths: p, DiskFree: plentyOfDisk})
+	r = Run(context.Background(), Options{Graph: filepath.Join(p.Config, "nope.yaml"), Paths: p, DiskFree: plentyOfDisk, Load: loader(t, nil)})
 	if c := find(t, r, "graph"); c.Status != Fail {
 		t.Errorf("%+v", c)
 	}
 	bad := writeGraph(t, p.Config, "nodes: [\n")
-	r = Run(context.Background(), Options{Graph: bad, Paths: p, DiskFree: plentyOfDisk})
-	if c := find(t, r, "graph"); c.Status != Fail {
-		t.Errorf("broken YAML without validator: %+v", c)
+	r = Run(context.Background(), Options{Graph: bad, Paths: p, DiskFree: plentyOfDisk, Load: loader(t, nil)})
+	if c := find(t, r, "graph"); c.Status != Fail || !strings.Contains(c.Message, "graph.yaml:") {
+		t.Errorf("broken YAML: want a failure with file:line, got %+v", c)
 	}
 }
 
@@ -372,5 +401,18 @@ func TestQueueInUnwritableDirFails(t *testing.T) {
 	c = sqliteCheck("queue.q", filepath.Join(dir, "new", "q.sqlite3"), true)
 	if c.Status != OK {
 		t.Errorf("writable parent: %+v", c)
+	}
+}
+
+// A variable set but empty resolves as the run resolves it (to "", not to
+// the default): doctor checks /q.sqlite3, the file the run will open.
+func TestQueuePathAsTheRunSeesIt(t *testing.T) {
+	p := deployment(t)
+	graph := writeGraph(t, p.Config, durableGraph)
+	r := Run(context.Background(), Options{Graph: graph, Paths: p, WorkDir: p.State, DiskFree: plentyOfDisk,
+		Load: loader(t, map[string]string{"SCHNITZEL_TEST_QDIR": ""})})
+	c := find(t, r, "queue.queue")
+	if !strings.HasPrefix(c.Message, "/q.sqlite3 ") {
+		t.Errorf("want the check on /q.sqlite3 (the run's path), got %+v", c)
 	}
 }

@@ -2,33 +2,34 @@ package doctor
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // pure-Go SQLite driver ("sqlite")
+	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
 )
 
-// queueChecks runs PRAGMA integrity_check on every durable SQLite queue file
-// the graph names (nodes whose plugin contains durable_sqlite).
-func queueChecks(o Options, g graphScan) []Check {
+// queueChecks checks every durable SQLite queue file the graph's nodes
+// name (plugins of durable_sqlite), at the path the run will open: the
+// plan's config, interpolated by the same loader.
+func queueChecks(o Options, plan *graph.Plan) []Check {
 	var out []Check
 	seen := map[string]bool{}
-	for _, n := range g.Nodes {
-		if !strings.Contains(strings.ToLower(n.Plugin), "durable_sqlite") {
+	for _, n := range plan.Nodes {
+		if !strings.Contains(strings.ToLower(n.Entry.Info.Name), "durable_sqlite") {
 			continue
 		}
-		raw, _ := n.Config["path"].(string)
-		if raw == "" {
+		raw, _ := n.Config.Get("path")
+		s, _ := raw.(string)
+		if s == "" {
 			continue
 		}
-		p := resolve(o.WorkDir, interpolate(raw, o.Getenv))
+		p := resolve(o.WorkDir, s)
 		if seen[p] {
 			continue
 		}
@@ -55,10 +56,10 @@ func sqliteCheck(name, path string, quick bool) Check {
 		}
 		return Check{Name: name, Status: OK, Message: path + " does not exist yet (created on the first run; " + dir + " is writable)"}
 	}
-	problems, err := integrityCheck(path, pragma)
+	problems, err := integrityCheck(path, quick)
 	fix := "stop the service, move " + path + " aside (recover rows with `sqlite3 FILE .recover`), then start again: an empty queue is created"
 	if err != nil {
-		return Check{Name: name, Status: Fail, Message: fmt.Sprintf("%s: %v", path, err), Fix: fix}
+		return Check{Name: name, Status: Fail, Message: err.Error(), Fix: fix}
 	}
 	if len(problems) > 0 {
 		if len(problems) > 3 {
@@ -69,33 +70,33 @@ func sqliteCheck(name, path string, quick bool) Check {
 	return Check{Name: name, Status: OK, Message: path + " passes " + pragma}
 }
 
-// integrityCheck opens the file read-only and returns the complaints of
-// PRAGMA pragma (integrity_check or quick_check; none when it says "ok").
-func integrityCheck(path, pragma string) ([]string, error) {
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(5000)"
-	db, err := sql.Open("sqlite", dsn)
+// integrityCheck opens the queue read-only, as the queue library opens it
+// for admin commands, and returns the complaints of SQLite's integrity or
+// quick check (none when it says "ok").
+func integrityCheck(path string, quick bool) ([]string, error) {
+	q, err := queue.Open(path, queue.Options{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	defer q.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, "PRAGMA "+pragma)
+	var found []string
+	if quick {
+		found, err = q.QuickCheck(ctx)
+	} else {
+		found, err = q.Check(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var problems []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
+	for _, s := range found {
 		if s != "ok" {
 			problems = append(problems, s)
 		}
 	}
-	return problems, rows.Err()
+	return problems, nil
 }
 
 // existingAncestor returns dir or its nearest parent that exists.
