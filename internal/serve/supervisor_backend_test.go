@@ -7,4 +7,3 @@ import (
 
 // The HTTP API drives a *serve.Supervisor.
 var _ api.Backend = (*serve.Supervisor)(nil)
-
