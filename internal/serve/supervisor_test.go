@@ -16,6 +16,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/serve/audit"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
+	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -25,8 +26,19 @@ func registry() *plugin.Registry {
 	r := plugin.NewRegistry()
 	dev.Register(r)
 	ionodes.Register(r)
+	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:Stuck", Role: plugin.RoleSink, Summary: "waits in Process until its context is cancelled",
+		New: func(dev.Empty, plugin.Env) (any, error) { return stuck{}, nil },
+	})
 	plugin.RegisterJob(r, plugin.JobSpec{Name: "schnitzel_stream.test:Job", Summary: "a v1 job", New: func() plugin.Job { return nil }})
 	return r
+}
+
+type stuck struct{}
+
+func (stuck) Process(ctx context.Context, _ *packet.Packet, _ plugin.Emitter) error {
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // ticker is a graph that runs until stopped: TickerSource every 5 ms into
@@ -668,4 +680,36 @@ func TestCorruptStateFileIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+}
+
+// TestDrainIsBounded: a node that never finishes its packet holds a stop
+// or a reload up only for DrainTimeout (plus the runtime's grace), and the
+// report says what was abandoned.
+func TestDrainIsBounded(t *testing.T) {
+	e := newEnv(t)
+	s, _ := start(t, e.config(func(c *Config) { c.DrainTimeout = 100 * time.Millisecond }))
+	body := strings.Replace(ticker, "schnitzel_stream.nodes.dev:Identity", "schnitzel_stream.test:Stuck", 1)
+	if _, err := s.Apply("g", []byte(body), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, wait, "the sink holding a packet", func() bool { r, _ := s.Report("g"); return metric(r, "node.out.consumed") > 0 })
+	res, err := s.Apply("g", []byte(strings.Replace(body, "0.005", "0.004", 1)), ApplyOptions{})
+	if err != nil || !res.Reloaded || res.ReloadTime < 100*time.Millisecond || res.ReloadTime > 10*time.Second {
+		t.Fatalf("reload %+v %v", res, err)
+	}
+	poll.Until(t, wait, "the new sink holding a packet", func() bool { r, _ := s.Report("g"); return metric(r, "node.out.consumed") > 0 })
+	t0 := time.Now()
+	if err := s.Stop("g", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("stop took %v with a 100ms drain bound", took)
+	}
+	rep, _ := s.Report("g")
+	if rep == nil || !rep.StopExpired || rep.Error != nil {
+		t.Errorf("report after a bounded stop: %+v", rep)
+	}
+	if st := status(t, s, "g"); st.State != StateStopped || st.LastError != "" {
+		t.Errorf("after stop: %+v", st)
+	}
 }
