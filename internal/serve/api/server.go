@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -183,10 +184,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A path the mux would clean (//, /./, /../) is not a route: the mux
+	// would answer it with a redirect that bypasses our envelope.
+	canonical := canonicalPath(r.URL.EscapedPath())
 	s.mu.RLock()
 	_, pattern := s.mux.Handler(r)
 	_, known := s.routes[pattern]
 	s.mu.RUnlock()
+	known = known && canonical
 	if known {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -200,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, ppat := s.paths.Handler(r)
 	methods, isPath := s.allow[ppat]
 	s.mu.RUnlock()
-	if isPath && pathMatches(ppat) {
+	if isPath && canonical {
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		WriteError(w, r, http.StatusMethodNotAllowed, "method_not_allowed",
 			"method "+r.Method+" is not allowed here; allowed: "+strings.Join(methods, ", "), nil)
@@ -209,9 +214,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	WriteError(w, r, http.StatusNotFound, "not_found", "no such route: "+clip(r.URL.Path, 200), nil)
 }
 
-// pathMatches: ServeMux.Handler returns a cleaned path (not a pattern) for
-// the paths it would redirect; only a registered pattern is a match.
-func pathMatches(p string) bool { return p != "" }
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
 
 // chain wraps one route's handler in the per-route middleware: origin check
 // on mutations, auth, mutation checks, body limit.
@@ -254,9 +266,9 @@ func (s *Server) chain(rt *Route) http.Handler {
 
 // mutationChecks: a state-changing request carries JSON or YAML (a form or
 // text/plain POST is what a web page can send without a preflight:
-// D-API-1). An empty POST body is fine with any content type.
+// D-API-1). An empty POST or DELETE body is fine with any content type.
 func (s *Server) mutationChecks(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodPost && r.ContentLength == 0 {
+	if (r.Method == http.MethodPost || r.Method == http.MethodDelete) && r.ContentLength == 0 {
 		return true
 	}
 	if mediaTypeAllowed(r.Header.Get("Content-Type")) {
