@@ -307,3 +307,5 @@ func (f *fakeBackend) open() int {
 func (f *fakeBackend) Collector() prometheus.Collector { return f.upGauge }
 
 var _ Backend = (*fakeBackend)(nil)
+
+func serveOpts() serve.ApplyOptions { return serve.ApplyOptions{Origin: "api", Actor: "test"} }
