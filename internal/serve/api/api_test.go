@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/serve"
 	"github.com/schnitzel-stream/schnitzel/internal/serve/audit"
 )
 
@@ -716,4 +717,34 @@ func decode(b []byte) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
 	return m
+}
+
+func TestSecretsMaskedInGraphs(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put("cam1", goodGraph)
+	e.fb.detailHook = func(d *serve.GraphDetail) {
+		d.Env = map[string]string{"SS_INPUT_URL": "rtsp://admin:pw123@cam/live", "SS_API_TOKEN": "tok-secret", "SS_STREAM_ID": "cam1"}
+		d.LastError = "dial rtsp://admin:pw123@cam/live: refused"
+	}
+	rp := e.do("GET", "/api/v1/graphs/cam1", "", auth())
+	if rp.code != 200 || strings.Contains(string(rp.body), "pw123") || strings.Contains(string(rp.body), "tok-secret") {
+		t.Fatalf("secret leaked: %s", rp.body)
+	}
+	env, _ := rp.json["env"].(map[string]any)
+	if env["SS_STREAM_ID"] != "cam1" || env["SS_API_TOKEN"] != "***" {
+		t.Errorf("env %v", env)
+	}
+}
+
+func TestRefusalAuditIsBounded(t *testing.T) {
+	var l refusalLimiter
+	n := 0
+	for range refusalBurst + 10 {
+		if l.allow() {
+			n++
+		}
+	}
+	if n != refusalBurst || l.takeSuppressed() != 10 || l.takeSuppressed() != 0 {
+		t.Fatalf("allowed %d of %d", n, refusalBurst+10)
+	}
 }

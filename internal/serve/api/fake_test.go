@@ -32,6 +32,8 @@ type fakeBackend struct {
 	applyErr  error // returned by Apply when set (after validation)
 	upGauge   *prometheus.GaugeVec
 	tapBuffer int
+	// detailHook edits what Get returns (env, errors set by a real run).
+	detailHook func(*serve.GraphDetail)
 }
 
 type fakeGraph struct {
@@ -144,6 +146,9 @@ func (f *fakeBackend) Get(name string) (*serve.GraphDetail, error) {
 	}
 	if g.ran {
 		d.Report = f.reportLocked(name)
+	}
+	if f.detailHook != nil {
+		f.detailHook(d)
 	}
 	return d, nil
 }
