@@ -26,8 +26,13 @@ type sse struct {
 
 func (e *env) openTap(t *testing.T, query string) (*sse, reply) {
 	t.Helper()
+	return e.openTapOn(t, "g1", query)
+}
+
+func (e *env) openTapOn(t *testing.T, graph, query string) (*sse, reply) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	r := e.req("GET", "/api/v1/graphs/g1/tap?"+query, "", auth())
+	r := e.req("GET", "/api/v1/graphs/"+graph+"/tap?"+query, "", auth())
 	r = r.WithContext(ctx)
 	resp, err := e.srv.Client().Do(r)
 	if err != nil {
