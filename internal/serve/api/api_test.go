@@ -748,3 +748,39 @@ func TestRefusalAuditIsBounded(t *testing.T) {
 		t.Fatalf("allowed %d of %d", n, refusalBurst+10)
 	}
 }
+
+// TestRouteTable: every state-changing method is a mutation, only health
+// and login are open, and Handle'd routes get the same middleware.
+func TestRouteTable(t *testing.T) {
+	e := newEnv(t, nil)
+	e.api.Handle(Route{Method: "POST", Pattern: "/api/v1/extra", Mutates: true, Handler: func(w http.ResponseWriter, r *http.Request) {
+		if _, err := e.api.ReadBody(w, r); err != nil {
+			return
+		}
+		e.api.Audit(r, "extra.run", "x", "ok", "ok", nil)
+		writeJSON(w, 200, map[string]string{"actor": Actor(r), "id": RequestID(r)})
+	}})
+	open := map[string]bool{}
+	for _, rt := range e.api.Routes() {
+		if rt.Method != "GET" && !rt.Mutates {
+			t.Errorf("%s %s changes state but is not marked Mutates", rt.Method, rt.Pattern)
+		}
+		if rt.Open {
+			open[rt.Method+" "+rt.Pattern] = true
+		}
+	}
+	if len(open) != 2 || !open["GET /api/v1/health"] || !open["GET /login"] {
+		t.Errorf("open routes %v", open)
+	}
+	if rp := e.do("POST", "/api/v1/extra", "{}", map[string]string{"Content-Type": "application/json"}); rp.code != 401 {
+		t.Errorf("extra without auth: %d", rp.code)
+	}
+	if rp := e.do("POST", "/api/v1/extra", "a=b", auth("Content-Type", "application/x-www-form-urlencoded")); rp.code != 415 {
+		t.Errorf("extra form: %d", rp.code)
+	}
+	rp := e.do("POST", "/api/v1/extra", "{}", auth("Content-Type", "application/json"))
+	if rp.code != 200 || rp.json["actor"] != "token" || rp.json["id"] != rp.hdr.Get("X-Request-Id") {
+		t.Fatalf("extra: %d %s", rp.code, rp.body)
+	}
+	e.audited(rp.hdr.Get("X-Request-Id"), "extra.run", "ok")
+}

@@ -270,6 +270,9 @@ func (f *fakeBackend) Tap(name, node, port string) (serve.TapStream, error) {
 	if !ok {
 		return nil, fmt.Errorf("graph %q: %w", name, serve.ErrNotFound)
 	}
+	if g.state != serve.StateRunning {
+		return nil, fmt.Errorf("graph %q is %s: %w", name, g.state, serve.ErrNotRunning)
+	}
 	found := false
 	for _, id := range g.nodes {
 		found = found || id == node

@@ -141,6 +141,26 @@ func (s *Server) Handle(routes ...Route) {
 	}
 }
 
+// Routes lists every registered route (ours and Handle's), sorted by
+// pattern then method: the governance snapshot derives the mutating and
+// open endpoints from this one table instead of a hand-written list
+// (D-API-9).
+func (s *Server) Routes() []Route {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Route, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, *rt)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pattern != out[j].Pattern {
+			return out[i].Pattern < out[j].Pattern
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
 // reqInfo is what the middleware learns about a request.
 type reqInfo struct {
 	id    string

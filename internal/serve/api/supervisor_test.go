@@ -108,6 +108,9 @@ func TestAgainstSupervisor(t *testing.T) {
 		rp := e.do("GET", "/api/v1/graphs/tick", "", auth())
 		return rp.json["state"] == "stopped"
 	})
+	if rp := e.do("GET", "/api/v1/graphs/tick/tap?node=src", "", auth()); rp.code != 409 {
+		t.Errorf("tap a stopped graph: %d %s", rp.code, rp.body)
+	}
 	if rp := e.do("DELETE", "/api/v1/graphs/tick", "", auth()); rp.code != 200 {
 		t.Fatalf("delete: %d %s", rp.code, rp.body)
 	}

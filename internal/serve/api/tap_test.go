@@ -235,6 +235,10 @@ func TestTapBadRequests(t *testing.T) {
 	if rp := e.do("GET", "/api/v1/graphs/nope/tap?node=src", "", auth()); rp.code != 404 {
 		t.Errorf("unknown graph: %d", rp.code)
 	}
+	e.do("POST", "/api/v1/graphs/g1/stop", "", auth())
+	if rp := e.do("GET", "/api/v1/graphs/g1/tap?node=src", "", auth()); rp.code != 409 || kind(rp) != "conflict" {
+		t.Errorf("tap a stopped graph: %d %s", rp.code, rp.body)
+	}
 	if rp := e.do("GET", "/api/v1/graphs/g1/tap?node=src", "", nil); rp.code != 401 {
 		t.Errorf("no auth: %d", rp.code)
 	}
