@@ -68,6 +68,9 @@ type Server struct {
 	taps           atomic.Int64
 	refusals       refusalLimiter
 	metricsHandler http.Handler
+
+	quit     chan struct{} // closed by CloseStreams
+	quitOnce sync.Once
 }
 
 // New builds the server with every route of the API.
@@ -77,7 +80,7 @@ func New(b Backend, cfg Config) *Server {
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, maxBody: cfg.MaxBody, maxTaps: int64(cfg.MaxTaps),
 		mux: http.NewServeMux(), paths: http.NewServeMux(), routes: map[string]*Route{}, allow: map[string][]string{},
-		sessions: newSessions(), tokenSum: sum(cfg.Token)}
+		sessions: newSessions(), tokenSum: sum(cfg.Token), quit: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -140,6 +143,12 @@ func (s *Server) Handle(routes ...Route) {
 		sort.Strings(s.allow[rt.Pattern])
 	}
 }
+
+// CloseStreams ends every open tap stream (event: end, reason "server
+// shutting down") and any opened later. http.Server.Shutdown waits for
+// handlers to return and does not cancel their contexts, so a long stream
+// would hold it up; NewHTTPServer registers this with RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.quitOnce.Do(func() { close(s.quit) }) }
 
 // Routes lists every registered route (ours and Handle's), sorted by
 // pattern then method: the governance snapshot derives the mutating and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -307,4 +308,38 @@ func TestTapCap(t *testing.T) {
 		t.Fatalf("tap after release: %d", rp.code)
 	}
 	s.close()
+}
+
+// TestShutdownEndsTaps: http.Server.Shutdown (as NewHTTPServer builds it)
+// ends open tap streams instead of waiting for them forever.
+func TestShutdownEndsTaps(t *testing.T) {
+	e := tapEnv(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := NewHTTPServer(e.api, "")
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	r, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/api/v1/graphs/g1/tap?node=src", nil)
+	r.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("tap: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	poll.Until(t, 5*time.Second, "the tap to open", func() bool { return e.fb.open() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), "event: end\ndata: {\"reason\":\"server shutting down\"}") {
+		t.Fatalf("stream %q", b)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("serve: %v", err)
+	}
+	poll.Until(t, 5*time.Second, "the tap released", func() bool { return e.fb.closes.Load() == 1 })
 }
