@@ -296,6 +296,8 @@ func TestHostCheck(t *testing.T) {
 		{"127.0.0.1:1", 200},
 		{"127.9.9.9", 200},
 		{"[::1]:18700", 200},
+		{"[::ffff:127.0.0.1]:18700", 200}, // IPv4-mapped loopback (D-API-3)
+		{"localhost.:18700", 200},
 		{"console.internal", 200},
 		{"Console.Internal:443", 200},
 		{"10.1.2.3:18700", 200},
@@ -706,6 +708,16 @@ func TestBackendErrorsMapped(t *testing.T) {
 	raw, _ := os.ReadFile(e.path)
 	if strings.Contains(string(raw), "hunter2") {
 		t.Errorf("the audit log holds the backend's error text")
+	}
+}
+
+// TestAuditFailureDoesNotHideTheOutcome: the action ran, so the client
+// learns it even when the audit append fails (D-API-6); the log says so.
+func TestAuditFailureDoesNotHideTheOutcome(t *testing.T) {
+	e := newEnv(t, nil)
+	e.audit.Close()
+	if rp := e.put("g1", goodGraph); rp.code != 201 {
+		t.Fatalf("put with a closed audit log: %d %s", rp.code, rp.body)
 	}
 }
 
