@@ -72,8 +72,8 @@ func newEnvelope(r *http.Request, data any) envelope {
 	return envelope{SchemaVersion: 1, Status: "ok", RequestID: api.RequestID(r), TS: tsNow(), Data: data}
 }
 
-// ok answers HTTP 200 with status ok.
-func ok(w http.ResponseWriter, r *http.Request, data any) {
+// answerOK answers HTTP 200 with status ok.
+func answerOK(w http.ResponseWriter, r *http.Request, data any) {
 	writeJSON(w, http.StatusOK, newEnvelope(r, data))
 }
 
