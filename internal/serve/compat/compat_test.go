@@ -254,6 +254,21 @@ func TestUpstreamFixtures(t *testing.T) {
 	if d["token_required"] != true || d["local_mutation_override_enabled"] != false {
 		t.Errorf("policy %v", d)
 	}
+	// The route list is the server's own table: ours and these.
+	seen := map[string]map[string]any{}
+	for _, r := range d["routes"].([]any) {
+		m := r.(map[string]any)
+		seen[m["method"].(string)+" "+m["path"].(string)] = m
+	}
+	if h := seen["GET /api/v1/health"]; h == nil || h["auth"] != false {
+		t.Errorf("health route %v", h)
+	}
+	if p := seen["PUT /api/v1/graphs/{name}"]; p == nil || p["mutation_checks"] != true || p["auth"] != true {
+		t.Errorf("PUT graphs route %v", p)
+	}
+	if g := seen["POST /api/v1/graph/validate"]; g == nil || g["mode"] != "read" || g["mutation_checks"] != true {
+		t.Errorf("graph/validate route %v", g)
+	}
 
 	// test_graph_validate_endpoint_reports_validation_error: the empty
 	// spec; with our validator, its verdict, either way in the envelope.
