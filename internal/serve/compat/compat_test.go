@@ -608,6 +608,11 @@ func TestOurFleetErrors(t *testing.T) {
 	if a.code != 400 {
 		t.Fatalf("empty fleet: %d", a.code)
 	}
+	b, _ := json.Marshal(map[string]any{"fleet_yaml": fixture(t, "fleet.yaml"), "streams": []string{"stream01", "nope"}})
+	a = e.do("POST", "/api/v1/fleet/start", string(b))
+	if a.code != 400 || a.errKind() != "bad_request" || !strings.Contains(string(a.raw), `\"nope\" (not in the file)`) {
+		t.Fatalf("unknown stream: %d %s", a.code, a.raw)
+	}
 	a = e.do("POST", "/api/v1/fleet/start", mk(fixture(t, "fleet.yaml"), "version: 2\nnodes: [\n"))
 	if a.code != 422 {
 		t.Fatalf("broken template: %d %s", a.code, a.raw)
@@ -690,6 +695,12 @@ func TestUpstreamFleetStart(t *testing.T) {
 	// D-FLT-5.
 	a = e.do("POST", "/api/v1/fleet/start", `{"config": "configs/fleet.yaml", "extra_args": "--graph /tmp/x.yaml"}`)
 	envelope(t, a, 400, "error")
+	// Upstream dropped unknown ids silently.
+	a = e.do("POST", "/api/v1/fleet/start", `{"config": "configs/fleet.yaml", "streams": "stream01,ghost"}`)
+	envelope(t, a, 400, "error")
+	if !strings.Contains(a.m["detail"].(string), "ghost") {
+		t.Fatalf("%s", a.raw)
+	}
 	// The state dir is a root too.
 	os.WriteFile(filepath.Join(e.state, "fleet.yaml"), []byte("streams:\n  - id: sA\n    input: {type: webcam}\n"), 0o600)
 	a = e.do("POST", "/api/v1/fleet/start", `{"config": "`+filepath.Join(e.state, "fleet.yaml")+`"}`)
