@@ -729,3 +729,20 @@ func TestAuditTailQuery(t *testing.T) {
 		t.Fatalf("future since: %s", a.raw)
 	}
 }
+
+// One stream failing to apply: the others run, the answer is upstream's
+// domain failure naming it, and the audit line says error.
+func TestUpstreamFleetStartPartialFailure(t *testing.T) {
+	e := setup(t, nil)
+	os.WriteFile(filepath.Join(e.state, "f.yaml"), []byte("streams:\n  - id: a\n    input: {type: webcam}\n  - id: b\n    input: {type: webcam, index: 1}\n"), 0o600)
+	e.b.FailApply("fleet.a", io.ErrShortWrite)
+	a := e.do("POST", "/api/v1/fleet/start", `{"config": "`+filepath.Join(e.state, "f.yaml")+`"}`)
+	envelope(t, a, 200, "error")
+	lines := a.data()["lines"].([]any)
+	if a.errKind() != "runtime_failed" || !strings.HasPrefix(lines[0].(string), "failed a graph=fleet.a") || !strings.HasPrefix(lines[1].(string), "started b") {
+		t.Fatalf("%s", a.raw)
+	}
+	if ev := e.lastAudit("fleet.start"); ev.Status != "error" || ev.Reason != "1 of 2 streams failed" {
+		t.Fatalf("audit %+v", ev)
+	}
+}
