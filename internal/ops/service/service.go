@@ -254,7 +254,9 @@ func (c Config) ProgramArgs() []string {
 
 // ServeGraphsDir is the graphs directory of a serve service:
 // <config>/graphs.d, serve's own default.
-func (c Config) ServeGraphsDir() string { return paths.Join(c.Manager.GOOS(), c.Paths.Config, "graphs.d") }
+func (c Config) ServeGraphsDir() string {
+	return paths.Join(c.Manager.GOOS(), c.Paths.Config, "graphs.d")
+}
 
 // ServeStateDir is the state directory of a serve service: <state>/serve
 // (state.json, the lock, the token, the audit log).
