@@ -6,19 +6,42 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/runtime"
 )
 
-// Collector exposes a running graph's counters to Prometheus. It reads the
+// Collector exposes running graphs' counters to Prometheus. It reads the
 // same atomics as the report, at scrape time.
 type Collector struct {
-	snap func() runtime.Snapshot
+	snaps func() []GraphSnapshot
+	multi bool // a "graph" label first on every series
 
 	consumed, produced, dropped, errors, abandoned, depth, bytes, busy, ext, emitted *prometheus.Desc
 }
 
+// GraphSnapshot is one graph's counters, for NewGraphsCollector.
+type GraphSnapshot struct {
+	Graph    string
+	Snapshot runtime.Snapshot
+}
+
 // NewCollector returns a collector over snap (usually Executor.Snapshot).
 func NewCollector(snap func() runtime.Snapshot) *Collector {
-	l := []string{"node", "plugin"}
+	return newCollector(func() []GraphSnapshot { return []GraphSnapshot{{Snapshot: snap()}} }, false)
+}
+
+// NewGraphsCollector returns a collector over many graphs (schnitzel
+// serve): the same series as NewCollector with a "graph" label first, so
+// that the descriptors are one set whatever graphs come and go.
+func NewGraphsCollector(snaps func() []GraphSnapshot) *Collector {
+	return newCollector(snaps, true)
+}
+
+func newCollector(snaps func() []GraphSnapshot, multi bool) *Collector {
+	var g []string
+	if multi {
+		g = []string{"graph"}
+	}
+	l := append(g, "node", "plugin")
 	return &Collector{
-		snap:      snap,
+		snaps:     snaps,
+		multi:     multi,
 		consumed:  prometheus.NewDesc("schnitzel_node_consumed_packets_total", "Packets a node has taken from its inbox.", l, nil),
 		produced:  prometheus.NewDesc("schnitzel_node_produced_packets_total", "Packets a node has emitted.", l, nil),
 		dropped:   prometheus.NewDesc("schnitzel_node_inbox_dropped_packets_total", "Packets dropped by a node's inbox overflow policy.", l, nil),
@@ -27,8 +50,8 @@ func NewCollector(snap func() runtime.Snapshot) *Collector {
 		depth:     prometheus.NewDesc("schnitzel_node_inbox_depth", "Packets waiting in a node's inbox.", l, nil),
 		bytes:     prometheus.NewDesc("schnitzel_node_inbox_bytes", "Bytes of decoded frames waiting in a node's inbox (graphs that carry frames).", l, nil),
 		busy:      prometheus.NewDesc("schnitzel_node_busy_seconds_total", "Time a node spent processing.", l, nil),
-		ext:       prometheus.NewDesc("schnitzel_node_metric", "A node's own counter (upstream extension metric), by name.", []string{"node", "plugin", "name"}, nil),
-		emitted:   prometheus.NewDesc("schnitzel_source_emitted_packets_total", "Packets emitted by all sources.", nil, nil),
+		ext:       prometheus.NewDesc("schnitzel_node_metric", "A node's own counter (upstream extension metric), by name.", append(l[:len(l):len(l)], "name"), nil),
+		emitted:   prometheus.NewDesc("schnitzel_source_emitted_packets_total", "Packets emitted by all sources.", g, nil),
 	}
 }
 
@@ -41,19 +64,26 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.snap()
-	ch <- prometheus.MustNewConstMetric(c.emitted, prometheus.CounterValue, float64(s.SourceEmitted))
-	for _, n := range s.Nodes {
-		ch <- prometheus.MustNewConstMetric(c.consumed, prometheus.CounterValue, float64(n.Consumed), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.produced, prometheus.CounterValue, float64(n.Produced), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n.InboxDropped), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(n.Errors), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.abandoned, prometheus.CounterValue, float64(n.Abandoned), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n.InboxDepth), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(n.InboxBytes), n.ID, n.Plugin)
-		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, float64(n.BusyNs)/1e9, n.ID, n.Plugin)
-		for _, e := range n.Extension {
-			ch <- prometheus.MustNewConstMetric(c.ext, prometheus.UntypedValue, float64(e.Value), n.ID, n.Plugin, e.Name)
+	for _, gs := range c.snaps() {
+		var g []string
+		if c.multi {
+			g = []string{gs.Graph}
+		}
+		s := gs.Snapshot
+		ch <- prometheus.MustNewConstMetric(c.emitted, prometheus.CounterValue, float64(s.SourceEmitted), g...)
+		for _, n := range s.Nodes {
+			l := append(g[:len(g):len(g)], n.ID, n.Plugin)
+			ch <- prometheus.MustNewConstMetric(c.consumed, prometheus.CounterValue, float64(n.Consumed), l...)
+			ch <- prometheus.MustNewConstMetric(c.produced, prometheus.CounterValue, float64(n.Produced), l...)
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n.InboxDropped), l...)
+			ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(n.Errors), l...)
+			ch <- prometheus.MustNewConstMetric(c.abandoned, prometheus.CounterValue, float64(n.Abandoned), l...)
+			ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n.InboxDepth), l...)
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(n.InboxBytes), l...)
+			ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, float64(n.BusyNs)/1e9, l...)
+			for _, e := range n.Extension {
+				ch <- prometheus.MustNewConstMetric(c.ext, prometheus.UntypedValue, float64(e.Value), append(l[:len(l):len(l)], e.Name)...)
+			}
 		}
 	}
 }

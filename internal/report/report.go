@@ -74,6 +74,27 @@ func FromResult(graphPath string, r *runtime.Result) *Report {
 	return rep
 }
 
+// FromSnapshot is the live report of a graph still running: its counters
+// now, the time since it started, and status ok or degraded (a failure
+// ends the run, so a running graph's report has none).
+func FromSnapshot(graphPath string, s runtime.Snapshot, started time.Time) *Report {
+	rep := &Report{TS: packet.Now(), Engine: "inproc", GraphVersion: 2, Graph: graphPath, Status: StatusOK, Metrics: Metrics(s)}
+	if !started.IsZero() {
+		rep.Duration = time.Since(started)
+	}
+	for _, n := range s.Nodes {
+		rep.Abandoned += n.Abandoned
+		degraded := n.InboxDropped > 0 || n.Errors > 0 || n.Abandoned > 0
+		for _, m := range n.Extension {
+			degraded = degraded || (m.Loss && m.Value > 0)
+		}
+		if degraded {
+			rep.Status = StatusDegraded
+		}
+	}
+	return rep
+}
+
 // Metrics flattens a snapshot with upstream's names and order: totals,
 // then per node (declaration order) the baseline keys, then each node's
 // extension keys, then our additions.

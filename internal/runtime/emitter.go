@@ -113,6 +113,9 @@ func (em *emitter) EmitPort(port string, p *packet.Packet) error {
 		return plugin.ErrStop
 	}
 	em.produced++
+	if ts := em.n.taps.Load(); ts != nil && !em.n.tapIn {
+		ts.call(port, p)
+	}
 	eager := em.source || em.mu != nil
 	if eager {
 		em.n.produced.Add(em.produced)

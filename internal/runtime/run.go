@@ -74,6 +74,11 @@ type node struct {
 	failed   atomic.Bool
 	finished atomic.Bool
 
+	// taps observe what the node emits (Executor.Tap); nil almost always.
+	// tapIn: the node has no out-edges, so taps see what it consumes.
+	taps  atomic.Pointer[taps]
+	tapIn bool
+
 	consumed  atomic.Int64
 	produced  atomic.Int64
 	abandoned atomic.Int64 // packets given up at a stop that outlived StopTimeout
@@ -270,6 +275,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 		}
 	}
 	for _, n := range x.nodes {
+		n.tapIn = !n.source && len(n.pn.Out) == 0
 		ports := n.pn.Entry.OutPorts
 		for _, e := range n.pn.Out {
 			port := e.FromPort
@@ -588,6 +594,13 @@ func (x *Executor) process(n *node, em *emitter) {
 		}
 		t0 := time.Now()
 		n.consumed.Add(int64(len(items)))
+		if n.tapIn {
+			if ts := n.taps.Load(); ts != nil {
+				for _, it := range items {
+					ts.call(it.port, it.p)
+				}
+			}
+		}
 		var err error
 		switch {
 		case isBatch && !(isPort && hasPort(items)):

@@ -1,6 +1,7 @@
 // Package dev holds the seed's development nodes (StaticSource, Identity,
-// BurstNode, PrintSink, FooSource, BarSink) and TickerSource for soak tests
-// and heartbeats.
+// BurstNode, PrintSink, FooSource, BarSink), TickerSource for soak tests
+// and heartbeats, and FaultNode, which fails on purpose (chaos and
+// supervision tests).
 package dev
 
 import "github.com/schnitzel-stream/schnitzel/plugin"
@@ -15,4 +16,5 @@ func Register(r *plugin.Registry) {
 	registerBurst(r)
 	registerPrint(r)
 	registerFooBar(r)
+	registerFault(r)
 }
