@@ -307,7 +307,8 @@ func (c *Client) Apply(ctx context.Context, name string, yaml []byte, stopped bo
 
 // Delete stops and removes a graph.
 func (c *Client) Delete(ctx context.Context, name string) error {
-	_, err := c.do(ctx, http.MethodDelete, graphPath(name, ""), nil, "", nil, nil)
+	// No body, but a mutation: the API's media-type rule applies to DELETE.
+	_, err := c.do(ctx, http.MethodDelete, graphPath(name, ""), nil, "application/json", nil, nil)
 	return err
 }
 
