@@ -83,8 +83,7 @@ func (o *Options) client(cn *conn) (*client.Client, error) {
 	return c, nil
 }
 
-// Commands returns the client commands: graphs, tap, top, fleet.
-func Commands(o Options) []*cobra.Command {
+func (o Options) defaults() *Options {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
@@ -94,8 +93,20 @@ func Commands(o Options) []*cobra.Command {
 	if o.IsTerminal == nil {
 		o.IsTerminal = func(io.Writer) bool { return false }
 	}
-	return []*cobra.Command{o.graphsCommand(), o.tapCommand(), o.topCommand(), o.fleetCommand()}
+	return &o
 }
+
+// Graphs returns `schnitzel graphs` (ls, get, apply, rm, start, stop, restart).
+func Graphs(o Options) *cobra.Command { return o.defaults().graphsCommand() }
+
+// Tap returns `schnitzel tap GRAPH NODE`.
+func Tap(o Options) *cobra.Command { return o.defaults().tapCommand() }
+
+// Top returns `schnitzel top`.
+func Top(o Options) *cobra.Command { return o.defaults().topCommand() }
+
+// Fleet returns `schnitzel fleet start|stop|status`.
+func Fleet(o Options) *cobra.Command { return o.defaults().fleetCommand() }
 
 // failure maps an API or transport error to exit 1 (the server said no,
 // or is not there); errors that already carry a code keep it.
