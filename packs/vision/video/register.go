@@ -29,7 +29,10 @@ func Register(r *plugin.Registry) {
 			"dropped by the sampler). Metrics: emitted_total, decoded_total, sampled_out_total (frames that took that " +
 			"shortcut), passes_total.",
 		Defaults: FileConfig{},
-		New:      newFileSource,
+		// upstream's fleet template (dev_stream_template_v2.yaml) gives every
+		// source the same config block; upstream's nodes ignore the rest.
+		Ignored: []string{"url", "camera_index", "reconnect", "reconnect_backoff_sec", "reconnect_backoff_max_sec"},
+		New:     newFileSource,
 	})
 	plugin.Register(r, plugin.Spec[RTSPConfig]{
 		Name:    headMod + "OpenCvRtspSource",
@@ -45,6 +48,7 @@ func Register(r *plugin.Registry) {
 			"the sampler would drop before they are converted or piped. " +
 			"Metrics: reconnect_total, open_failures_total, stream_lost_total, skipped_total, decoded_total, emitted_total.",
 		Defaults: rtspDefaults,
+		Ignored:  []string{"path", "camera_index"}, // the fleet template's keys, as above
 		New:      newRTSPSource,
 	})
 	plugin.Register(r, plugin.Spec[WebcamConfig]{
@@ -58,6 +62,7 @@ func Register(r *plugin.Registry) {
 			"RTSP (backoff, stall detection, sampling in ffmpeg for a sampler right behind it). Meta carries frame_idx, " +
 			"camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
 		Defaults: webcamDefaults,
+		Ignored:  []string{"url", "path"}, // the fleet template's keys, as above
 		New:      newWebcamSource,
 	})
 }
