@@ -266,6 +266,7 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 		AllowedHosts: f.allowedHosts,
 		CORSOrigins:  f.corsOrigins,
 		MaxBody:      f.maxBody,
+		MaxTaps:      f.maxTaps,
 		Audit:        auditLog,
 		Plugins:      func() any { return pluginInfos(o.Registry) },
 		Logger:       logger,
