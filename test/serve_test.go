@@ -22,19 +22,19 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
 
-// lockedBuffer collects a process's stderr while the test reads it.
-type lockedBuffer struct {
+// serveLog collects a process's stderr while the test reads it.
+type serveLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *serveLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *serveLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -42,17 +42,17 @@ func (l *lockedBuffer) String() string {
 
 // served is one `schnitzel serve` process.
 type served struct {
-	t              *testing.T
-	cmd            *exec.Cmd
-	url            string
-	graphs, state  string
-	stderr         *lockedBuffer
-	done           chan struct{}
-	code           int
-	tokenFile      string
-	token          string
-	loginURL       string
-	exitedOnSignal bool
+	t                *testing.T
+	cmd              *exec.Cmd
+	url              string
+	graphsDir, state string
+	stderr           *serveLog
+	done             chan struct{}
+	code             int
+	tokenFile        string
+	token            string
+	loginURL         string
+	exitedOnSignal   bool
 }
 
 var servingRE = regexp.MustCompile(`serving on (https?://\S+)`)
@@ -64,7 +64,7 @@ func startServe(t *testing.T, graphs, state string, extra ...string) *served {
 	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--graphs", graphs, "--state", state,
 		"--watch-interval", "200ms", "--backoff-min", "200ms", "--backoff-max", "1s", "--drain-timeout", "3s"}, extra...)
-	s := &served{t: t, graphs: graphs, state: state, stderr: &lockedBuffer{}, done: make(chan struct{}), tokenFile: filepath.Join(state, "token")}
+	s := &served{t: t, graphsDir: graphs, state: state, stderr: &serveLog{}, done: make(chan struct{}), tokenFile: filepath.Join(state, "token")}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = t.TempDir() // relative paths in graphs resolve here
 	s.cmd.Stderr = s.stderr
@@ -231,7 +231,7 @@ func countLines(path string) int {
 	return bytes.Count(b, []byte("\n"))
 }
 
-func tickerGraph(out string, interval float64) string {
+func serveTicker(out string, interval float64) string {
 	return fmt.Sprintf(`version: 2
 nodes:
   - id: src
@@ -419,7 +419,7 @@ func TestServeLifecycle(t *testing.T) {
 
 	// apply -> running -> report shows packets.
 	tickOut := filepath.Join(dir, "tick.jsonl")
-	tickFile := writeFile(t, filepath.Join(dir, "tick.yaml"), tickerGraph(tickOut, 0.02))
+	tickFile := writeFile(t, filepath.Join(dir, "tick.yaml"), serveTicker(tickOut, 0.02))
 	r := s.cli("graphs", "apply", "-f", tickFile)
 	if r.code != 0 || !strings.Contains(r.stdout, "graph tick created") {
 		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -466,7 +466,7 @@ func TestServeLifecycle(t *testing.T) {
 
 	// An invalid new version: refused with FILE:LINE, the old one keeps running.
 	gen := s.graphs(t)["tick"].Generation
-	bad := writeFile(t, filepath.Join(dir, "tick-bad.yaml"), strings.Replace(tickerGraph(tickOut, 0.02), "dev:Identity", "dev:NoSuchNode", 1))
+	bad := writeFile(t, filepath.Join(dir, "tick-bad.yaml"), strings.Replace(serveTicker(tickOut, 0.02), "dev:Identity", "dev:NoSuchNode", 1))
 	r = s.cli("graphs", "apply", "-f", bad, "--name", "tick")
 	if r.code != 1 || !strings.Contains(r.stderr, "invalid_graph") || !regexp.MustCompile(regexp.QuoteMeta(bad)+`:\d+: `).MatchString(r.stderr) {
 		t.Errorf("invalid apply: exit %d\n%s", r.code, r.stderr)
