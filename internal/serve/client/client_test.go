@@ -72,7 +72,9 @@ func (b *fakeBackend) Tap(name, node, port string) (serve.TapStream, error) {
 	}
 	return &fakeTap{ch: b.tapped}, nil
 }
-func (b *fakeBackend) Collector() prometheus.Collector { return prometheus.NewCounter(prometheus.CounterOpts{Name: "fake_total", Help: "x"}) }
+func (b *fakeBackend) Collector() prometheus.Collector {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: "fake_total", Help: "x"})
+}
 
 type fakeTap struct{ ch chan []byte }
 
