@@ -432,12 +432,16 @@ func (s *Supervisor) finish(g *graphRec, r *run, reason string) {
 			g.status = "stopped"
 		}
 	}
-	if reason == "" {
-		reason = "graph stopped"
+	failed := runFailure(r)
+	switch {
+	case reason != "":
+	case failed != "":
+		reason = "graph failed"
+	default:
+		reason = "graph ended" // ran out of input
 	}
 	taps := r.taps
 	r.taps = nil
-	failed := runFailure(r)
 	var restart time.Duration
 	switch {
 	case r.stopping:

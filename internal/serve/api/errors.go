@@ -91,6 +91,9 @@ func (s *Server) backendError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, serve.ErrTooMany):
 		WriteError(w, r, http.StatusTooManyRequests, "too_many", "too many tap streams open; close one and retry", nil)
 		return "too many tap streams"
+	case errors.Is(err, serve.ErrNotRunning):
+		WriteError(w, r, http.StatusConflict, "conflict", "graph is not running: start it, then tap it", nil)
+		return "graph not running"
 	case errors.Is(err, serve.ErrReadOnly):
 		WriteError(w, r, http.StatusConflict, "conflict", "this graph cannot be changed through the API (for example a v1 job file)", nil)
 		return "read-only graph"

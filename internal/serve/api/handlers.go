@@ -17,6 +17,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/internal/serve"
 	"github.com/schnitzel-stream/schnitzel/internal/serve/audit"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // The Supervisor's name rule, checked here too so that nothing reaches the
@@ -104,6 +105,9 @@ func (s *Server) listGraphs(w http.ResponseWriter, r *http.Request) {
 	if gs == nil {
 		gs = []serve.GraphStatus{}
 	}
+	for i := range gs {
+		scrub(&gs[i])
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"graphs": gs})
 }
 
@@ -123,7 +127,21 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request) {
 		s.backendError(w, r, err)
 		return
 	}
-	out := graphJSON{GraphDetail: d, Report: json.RawMessage("null")}
+	dc := *d
+	scrub(&dc.GraphStatus)
+	if len(d.Env) > 0 {
+		// Per-graph variables are shown by name; values that look like
+		// secrets, or URLs with credentials (rtsp://user:pw@cam), are
+		// masked: a response must not hand out what ${oc.env:...} reads.
+		dc.Env = make(map[string]string, len(d.Env))
+		for k, v := range d.Env {
+			if redact.SecretName(k) {
+				v = redact.Mask
+			}
+			dc.Env[k] = redact.Text(v)
+		}
+	}
+	out := graphJSON{GraphDetail: &dc, Report: json.RawMessage("null")}
 	if d.Report != nil {
 		out.Report = d.Report.JSON()
 	}
@@ -168,11 +186,20 @@ func (s *Server) putGraph(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"result": res, "graph": st})
 }
 
+// scrub masks secrets in the error texts of a status (node errors quote
+// URLs); the Supervisor may have done it already, Text is idempotent.
+func scrub(st *serve.GraphStatus) {
+	st.LastError = redact.Text(st.LastError)
+	st.ReloadError = redact.Text(st.ReloadError)
+}
+
 // status is a graph's status after a change; when it vanished in between
 // (a concurrent delete) the name alone is returned.
 func (s *Server) status(name string) serve.GraphStatus {
 	if d, err := s.b.Get(name); err == nil && d != nil {
-		return d.GraphStatus
+		st := d.GraphStatus
+		scrub(&st)
+		return st
 	}
 	return serve.GraphStatus{Name: name}
 }

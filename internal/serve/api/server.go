@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -67,6 +68,9 @@ type Server struct {
 	taps           atomic.Int64
 	refusals       refusalLimiter
 	metricsHandler http.Handler
+
+	quit     chan struct{} // closed by CloseStreams
+	quitOnce sync.Once
 }
 
 // New builds the server with every route of the API.
@@ -76,7 +80,7 @@ func New(b Backend, cfg Config) *Server {
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, maxBody: cfg.MaxBody, maxTaps: int64(cfg.MaxTaps),
 		mux: http.NewServeMux(), paths: http.NewServeMux(), routes: map[string]*Route{}, allow: map[string][]string{},
-		sessions: newSessions(), tokenSum: sum(cfg.Token)}
+		sessions: newSessions(), tokenSum: sum(cfg.Token), quit: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -140,6 +144,32 @@ func (s *Server) Handle(routes ...Route) {
 	}
 }
 
+// CloseStreams ends every open tap stream (event: end, reason "server
+// shutting down") and any opened later. http.Server.Shutdown waits for
+// handlers to return and does not cancel their contexts, so a long stream
+// would hold it up; NewHTTPServer registers this with RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.quitOnce.Do(func() { close(s.quit) }) }
+
+// Routes lists every registered route (ours and Handle's), sorted by
+// pattern then method: the governance snapshot derives the mutating and
+// open endpoints from this one table instead of a hand-written list
+// (D-API-9).
+func (s *Server) Routes() []Route {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Route, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, *rt)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pattern != out[j].Pattern {
+			return out[i].Pattern < out[j].Pattern
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
 // reqInfo is what the middleware learns about a request.
 type reqInfo struct {
 	id    string
@@ -183,10 +213,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A path the mux would clean (//, /./, /../) is not a route: the mux
+	// would answer it with a redirect that bypasses our envelope.
+	canonical := canonicalPath(r.URL.EscapedPath())
 	s.mu.RLock()
 	_, pattern := s.mux.Handler(r)
 	_, known := s.routes[pattern]
 	s.mu.RUnlock()
+	known = known && canonical
 	if known {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -200,7 +234,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, ppat := s.paths.Handler(r)
 	methods, isPath := s.allow[ppat]
 	s.mu.RUnlock()
-	if isPath && pathMatches(ppat) {
+	if isPath && canonical {
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		WriteError(w, r, http.StatusMethodNotAllowed, "method_not_allowed",
 			"method "+r.Method+" is not allowed here; allowed: "+strings.Join(methods, ", "), nil)
@@ -209,9 +243,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	WriteError(w, r, http.StatusNotFound, "not_found", "no such route: "+clip(r.URL.Path, 200), nil)
 }
 
-// pathMatches: ServeMux.Handler returns a cleaned path (not a pattern) for
-// the paths it would redirect; only a registered pattern is a match.
-func pathMatches(p string) bool { return p != "" }
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
 
 // chain wraps one route's handler in the per-route middleware: origin check
 // on mutations, auth, mutation checks, body limit.
@@ -254,9 +295,9 @@ func (s *Server) chain(rt *Route) http.Handler {
 
 // mutationChecks: a state-changing request carries JSON or YAML (a form or
 // text/plain POST is what a web page can send without a preflight:
-// D-API-1). An empty POST body is fine with any content type.
+// D-API-1). An empty POST or DELETE body is fine with any content type.
 func (s *Server) mutationChecks(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodPost && r.ContentLength == 0 {
+	if (r.Method == http.MethodPost || r.Method == http.MethodDelete) && r.ContentLength == 0 {
 		return true
 	}
 	if mediaTypeAllowed(r.Header.Get("Content-Type")) {

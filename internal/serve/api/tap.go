@@ -107,6 +107,9 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.quit:
+			end("server shutting down")
+			return
 		case ev, ok := <-events:
 			if !ok {
 				end("graph stopped")
@@ -144,10 +147,10 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 }
 
 // NewHTTPServer is the http.Server for h with timeouts against slow or
-// hostile clients. WriteTimeout stays 0 because tap streams are long; the
+// hostile clients; for a *Server, Shutdown also ends the tap streams. WriteTimeout stays 0 because tap streams are long; the
 // tap handler sets a deadline on each write instead.
 func NewHTTPServer(h http.Handler, addr string) *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -155,4 +158,8 @@ func NewHTTPServer(h http.Handler, addr string) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	if s, ok := h.(*Server); ok {
+		hs.RegisterOnShutdown(s.CloseStreams)
+	}
+	return hs
 }

@@ -200,7 +200,7 @@ func TestManagerStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(res); got != "[{s1 fleet.s1 started plugin } {s2 fleet.s2 started rtsp }]" {
+	if got := fmt.Sprint(res); got != "[{s1 fleet.s1 started plugin running } {s2 fleet.s2 started rtsp running }]" {
 		t.Fatalf("results %s", got)
 	}
 	calls := b.Calls()
@@ -322,8 +322,9 @@ func TestManagerApplyFailure(t *testing.T) {
 // block) validates through the real engine.
 func TestUpstreamFleetWithTemplateValidates(t *testing.T) {
 	b := servetest.New(engineOpts())
-	m := fleet.New(b, fleet.Options{Engine: engineOpts(), BaseDir: t.TempDir()})
-	p, err := m.Prepare("fleet.yaml", read(t, "fleet.yaml"), "dev_stream_template_v2.yaml", fleet.DefaultTemplate, nil)
+	m := fleet.New(b, fleet.Options{Engine: engineOpts()})
+	p, err := m.Prepare(fleet.Input{FleetName: "fleet.yaml", Fleet: read(t, "fleet.yaml"), TemplateName: "dev_stream_template_v2.yaml",
+		Template: fleet.DefaultTemplate, BaseDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

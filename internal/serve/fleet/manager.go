@@ -36,9 +36,6 @@ type Options struct {
 	// that a bad stream changes nothing. Its LookupEnv is consulted after
 	// the stream's variables (give it the Supervisor's filtered lookup).
 	Engine engine.Options
-	// BaseDir, when set, makes relative input paths absolute (upstream
-	// resolved them against its repo root).
-	BaseDir string
 }
 
 // Manager starts, stops and lists fleet streams over an api.Backend. One
@@ -59,7 +56,9 @@ type Result struct {
 	Graph  string `json:"graph"`
 	Action string `json:"action"` // started, reloaded, unchanged, stopped, failed
 	Type   string `json:"input_type,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// State is the graph's state after a start ("" after a stop).
+	State serve.State `json:"state,omitempty"`
+	Error string      `json:"error,omitempty"`
 }
 
 // StreamStatus is one fleet graph as status lists it.
@@ -150,11 +149,29 @@ type Plan struct {
 	Env      map[string]map[string]string // by stream id
 }
 
+// Input is what a start is made of: the two files' names (for messages)
+// and text, the stream ids (none: every enabled stream) and the
+// directory relative input paths are joined to ("" leaves them relative:
+// the serve process's working directory; upstream used its repo root).
+type Input struct {
+	FleetName, TemplateName string
+	Fleet, Template         []byte
+	Streams                 []string
+	BaseDir                 string
+}
+
 // Prepare parses the fleet file and the template, selects the streams
 // and validates each stream's graph. Nothing is changed; every error is
 // returned (a *fleet.Error for the file, *StreamError for a stream).
-func (m *Manager) Prepare(fleetName string, fleetYAML []byte, templateName string, templateYAML []byte, ids []string) (*Plan, error) {
-	f, err := Parse(fleetName, fleetYAML)
+func (m *Manager) Prepare(in Input) (*Plan, error) {
+	fleetName, templateName, templateYAML, ids := in.FleetName, in.TemplateName, in.Template, in.Streams
+	if fleetName == "" {
+		fleetName = "fleet.yaml"
+	}
+	if templateName == "" {
+		templateName = "template.yaml"
+	}
+	f, err := Parse(fleetName, in.Fleet)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +185,7 @@ func (m *Manager) Prepare(fleetName string, fleetYAML []byte, templateName strin
 	p := &Plan{File: f, Template: templateYAML, Streams: streams, Env: map[string]map[string]string{}}
 	var errs []error
 	for _, s := range streams {
-		env := s.Env(m.opts.BaseDir)
+		env := s.Env(in.BaseDir)
 		p.Env[s.ID] = env
 		if m.opts.Engine.Registry == nil {
 			continue
@@ -197,7 +214,7 @@ func (m *Manager) Prepare(fleetName string, fleetYAML []byte, templateName strin
 // Start is Prepare then Apply: a fleet file or stream that does not
 // validate changes nothing.
 func (m *Manager) Start(fleetYAML, templateYAML []byte, ids []string, actor string) ([]Result, error) {
-	p, err := m.Prepare("fleet.yaml", fleetYAML, "template.yaml", templateYAML, ids)
+	p, err := m.Prepare(Input{Fleet: fleetYAML, Template: templateYAML, Streams: ids})
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +250,15 @@ func (m *Manager) Apply(p *Plan, actor string) []Result {
 			r.Action = "reloaded"
 		}
 		out = append(out, r)
+	}
+	states := map[string]serve.State{}
+	for _, g := range m.b.List() {
+		states[g.Name] = g.State
+	}
+	for i := range out {
+		if out[i].Error == "" {
+			out[i].State = states[out[i].Graph]
+		}
 	}
 	return out
 }
