@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/schnitzel-stream/schnitzel/configs"
 	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/clientcmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/doctorcmd"
@@ -38,9 +40,20 @@ func (a *App) serveCommand() *cobra.Command {
 		Registry: a.Registry, Prefixes: a.Prefixes,
 		Getenv: a.Getenv, LookupEnv: a.LookupEnv,
 		Stderr: a.Stderr, Signals: a.Signals, HardExit: a.HardExit,
-		Limits: func() (engine.Limits, error) { return a.graphLimits() },
-		Logger: a.flagLogger,
+		Limits:  func() (engine.Limits, error) { return a.graphLimits() },
+		Logger:  a.flagLogger,
+		Presets: presetGraphs(),
 	})
+}
+
+// presetGraphs are the embedded example graphs by file name: upstream's
+// preset table names them.
+func presetGraphs() fs.FS {
+	sub, err := fs.Sub(configs.Graphs, "graphs")
+	if err != nil {
+		panic(err) // a fixed path of an embedded FS
+	}
+	return sub
 }
 
 func (a *App) clientOptions() clientcmd.Options {

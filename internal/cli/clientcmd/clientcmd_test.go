@@ -66,7 +66,7 @@ func TestPrintFleet(t *testing.T) {
 	if err := printFleet(&b, raw, false); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"STREAM  GRAPH        STATE    LAST-ERROR", "cam01   fleet.cam01  running  -", "cam02   fleet.cam02  backoff  rtsp: refused"} {
+	for _, want := range []string{"STREAM  GRAPH        ACTION  STATE    RESTARTS  LAST-ERROR", "cam01   fleet.cam01  -       running  -         -", "cam02   fleet.cam02  -       backoff  -         rtsp: refused"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
 		}

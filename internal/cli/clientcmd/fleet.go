@@ -2,14 +2,18 @@ package clientcmd
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/serve/client"
 )
 
 func (o *Options) fleetCommand() *cobra.Command {
@@ -48,9 +52,15 @@ here and their text is sent to the server; the server opens no path a client nam
 			if err != nil {
 				return err
 			}
-			out, err := c.FleetStart(cmd.Context(), fleetYAML, tmpl, streams)
+			base, err := filepath.Abs(filepath.Dir(config))
 			if err != nil {
-				return failure(err)
+				return exitcode.Errorf(exitcode.Usage, "--config: %v", err)
+			}
+			out, err := c.FleetStart(cmd.Context(), fleetYAML, tmpl, streams, base)
+			if err != nil {
+				// The server names the texts fleet.yaml and template.yaml:
+				// point the diagnostics at the local files.
+				return failure(renameDiags(err, map[string]string{"fleet.yaml": config, "template.yaml": template}))
 			}
 			return printFleet(cmd.OutOrStdout(), out, asJSON)
 		},
@@ -121,7 +131,7 @@ func printFleet(w io.Writer, raw json.RawMessage, asJSON bool) error {
 	}
 	if v.Streams != nil {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "STREAM\tGRAPH\tSTATE\tLAST-ERROR")
+		fmt.Fprintln(tw, "STREAM\tGRAPH\tACTION\tSTATE\tRESTARTS\tLAST-ERROR")
 		for _, s := range v.Streams {
 			str := func(k string) string {
 				if x, ok := s[k].(string); ok && x != "" {
@@ -133,9 +143,30 @@ func printFleet(w io.Writer, raw json.RawMessage, asJSON bool) error {
 			if last == "-" {
 				last = str("error")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", str("id"), str("graph"), str("state"), oneLine(last, 80))
+			restarts := "-"
+			if n, ok := s["restarts"].(float64); ok {
+				restarts = fmt.Sprint(int(n))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", str("id"), str("graph"), str("action"), str("state"), restarts, oneLine(last, 80))
 		}
 		return tw.Flush()
 	}
 	return nil
+}
+
+// renameDiags replaces the server's names of the sent texts in an API
+// error's diagnostics by the local file names.
+func renameDiags(err error, names map[string]string) error {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	for _, ds := range []engine.Diags{ae.Errors, ae.Warnings} {
+		for i := range ds {
+			if local, ok := names[ds[i].File]; ok {
+				ds[i].File = local
+			}
+		}
+	}
+	return err
 }

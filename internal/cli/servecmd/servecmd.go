@@ -54,6 +54,9 @@ type Options struct {
 	Limits func() (engine.Limits, error)
 	// Logger builds the logger from the --log-* flags; nil: text on Stderr.
 	Logger func(cmd *cobra.Command) (*slog.Logger, func(), error)
+	// Presets holds upstream's preset graph files by name (configs/graphs):
+	// the /api/v1/presets routes run them.
+	Presets fs.FS
 }
 
 type flags struct {
@@ -217,13 +220,14 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 	}
 	defer auditLog.Close()
 
+	engineOpts := engine.Options{
+		Registry: o.Registry, Getenv: o.Getenv, Limits: limits, Prefixes: o.Prefixes, Logger: logger,
+		StopTimeout: f.drain,
+	}
 	sup, err := serve.New(serve.Config{
-		GraphsDir: graphsDir,
-		StateDir:  stateDir,
-		Engine: engine.Options{
-			Registry: o.Registry, Getenv: o.Getenv, Limits: limits, Prefixes: o.Prefixes, Logger: logger,
-			StopTimeout: f.drain,
-		},
+		GraphsDir:     graphsDir,
+		StateDir:      stateDir,
+		Engine:        engineOpts,
 		AllowEnv:      f.allowEnv,
 		LookupEnv:     o.LookupEnv,
 		BackoffMin:    f.backoffMin,
@@ -271,15 +275,15 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 		Plugins:      func() any { return pluginInfos(o.Registry) },
 		Logger:       logger,
 	})
-	if err := addRoutes(srv, routeDeps{sup: sup, srv: srv, audit: auditLog, graphsDir: graphsDir, stateDir: stateDir, tokenRequired: true, logger: logger}); err != nil {
-		return exitcode.Errorf(exitcode.Runtime, "%v", err)
-	}
+	addRoutes(srv, routeDeps{sup: sup, engine: engineOpts, lookupEnv: filteredLookup(o.LookupEnv, f.allowEnv),
+		presets: o.Presets, audit: auditLog, graphsDir: graphsDir, stateDir: stateDir})
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return exitcode.Errorf(exitcode.Runtime, "listen %s: %v\n  fix: pass --listen with a free HOST:PORT", f.listen, err)
 	}
-	httpSrv := newHTTPServer(srv, logger)
+	httpSrv := api.NewHTTPServer(srv, f.listen)
+	httpSrv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
@@ -395,18 +399,6 @@ func responsive(sup *serve.Supervisor) error {
 		return nil
 	case <-time.After(5 * time.Second):
 		return errors.New("supervisor does not answer")
-	}
-}
-
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute, // bodies are size-limited; a slow client cannot hold one forever
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		// No WriteTimeout: tap streams are long-lived.
 	}
 }
 

@@ -382,9 +382,12 @@ func (c *Client) Audit(ctx context.Context, limit int, since time.Time) ([]Audit
 }
 
 // FleetStart is POST /api/v1/fleet/start with the files' text; streams
-// empty: every enabled stream. The answer is returned as sent.
-func (c *Client) FleetStart(ctx context.Context, fleetYAML, templateYAML []byte, streams []string) (json.RawMessage, error) {
-	body, err := json.Marshal(map[string]any{"fleet_yaml": string(fleetYAML), "template_yaml": string(templateYAML), "streams": nonNil(streams)})
+// empty: every enabled stream; baseDir: where relative input paths of the
+// fleet file resolve (the fleet file's directory). The answer is returned
+// as sent.
+func (c *Client) FleetStart(ctx context.Context, fleetYAML, templateYAML []byte, streams []string, baseDir string) (json.RawMessage, error) {
+	body, err := json.Marshal(map[string]any{"fleet_yaml": string(fleetYAML), "template_yaml": string(templateYAML),
+		"streams": nonNil(streams), "base_dir": baseDir})
 	if err != nil {
 		return nil, err
 	}
