@@ -636,3 +636,94 @@ edges:
 		t.Errorf("final SIGTERM: exit %d\n%s", code, s.stderr.String())
 	}
 }
+
+// TestServeFleetAndCompat: `schnitzel fleet` sends the local files' text
+// and each stream becomes a graph fleet.<id>; upstream's routes answer in
+// upstream's envelope, behind the same auth.
+func TestServeFleetAndCompat(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, filepath.Join(dir, "graphs"), filepath.Join(dir, "state"))
+	fleetFile := writeFile(t, filepath.Join(dir, "fleet.yaml"), `streams:
+  - id: cam01
+    enabled: true
+    input: {type: plugin, plugin: "schnitzel_stream.nodes.dev:TickerSource"}
+  - id: cam02
+    enabled: true
+    input: {type: plugin, plugin: "schnitzel_stream.nodes.dev:TickerSource"}
+  - id: cam03
+    enabled: false
+    input: {type: plugin, plugin: "schnitzel_stream.nodes.dev:TickerSource"}
+`)
+	tmpl := writeFile(t, filepath.Join(dir, "tmpl.yaml"), `version: 2
+nodes:
+  - id: src
+    kind: source
+    plugin: ${oc.env:SS_INPUT_PLUGIN,schnitzel_stream.nodes.dev:StaticSource}
+    config: {source_id: "${oc.env:SS_STREAM_ID,stream01}", interval_sec: 0.05}
+  - {id: out, kind: sink, plugin: "schnitzel_stream.nodes.dev:Identity"}
+edges:
+  - {from: src, to: out}
+`)
+	r := s.cli("fleet", "start", "--config", fleetFile, "--graph-template", tmpl)
+	if r.code != 0 || !strings.Contains(r.stdout, "fleet.cam01") || !strings.Contains(r.stdout, "fleet.cam02") || strings.Contains(r.stdout, "cam03") {
+		t.Fatalf("fleet start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s.waitState(t, "fleet.cam01", "running")
+	s.waitState(t, "fleet.cam02", "running")
+	r = s.cli("fleet", "status")
+	if r.code != 0 || !regexp.MustCompile(`cam01\s+fleet.cam01\s+\S+\s+running`).MatchString(r.stdout) {
+		t.Errorf("fleet status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A fleet file with an error: its line, under the local name.
+	badFleet := writeFile(t, filepath.Join(dir, "bad-fleet.yaml"), "streams:\n  - id: ../x\n    input: {type: plugin, plugin: a:B}\n")
+	r = s.cli("fleet", "start", "--config", badFleet, "--graph-template", tmpl)
+	if r.code != 1 || !strings.Contains(r.stderr, badFleet+":2") {
+		t.Errorf("bad fleet file: exit %d\n%s", r.code, r.stderr)
+	}
+	r = s.cli("fleet", "stop", "--stream", "cam02")
+	if r.code != 0 {
+		t.Errorf("fleet stop: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	poll.Until(t, 10*time.Second, "fleet.cam02 to go", func() bool { _, ok := s.graphs(t)["fleet.cam02"]; return !ok })
+	if _, ok := s.graphs(t)["fleet.cam01"]; !ok {
+		t.Error("stopping cam02 also removed cam01")
+	}
+
+	// Upstream's envelope on its routes, with auth.
+	for _, path := range []string{"/api/v1/governance/policy-snapshot", "/api/v1/fleet/status", "/api/v1/presets"} {
+		if a := s.do("GET", path, "", "", nil); a.status != 401 {
+			t.Errorf("%s without a token: %d", path, a.status)
+		}
+		var env struct {
+			SchemaVersion int             `json:"schema_version"`
+			Status        string          `json:"status"`
+			RequestID     string          `json:"request_id"`
+			TS            string          `json:"ts"`
+			Data          json.RawMessage `json:"data"`
+		}
+		a := s.do("GET", path, s.token, "", nil, func(r *http.Request) { r.Header.Set("X-Request-Id", "rid-1") })
+		a.json(t, &env)
+		if a.status != 200 || env.SchemaVersion != 1 || env.Status != "ok" || env.RequestID != "rid-1" || env.TS == "" || len(env.Data) < 2 {
+			t.Errorf("%s: %d %s", path, a.status, a.body)
+		}
+	}
+	// upstream's graph/validate body (tests/unit/control_api): an invalid spec is
+	// 200 with status error.
+	a := s.do("POST", "/api/v1/graph/validate", s.token, "application/json",
+		[]byte(`{"spec": {"version": 2, "nodes": [{"id": "src", "kind": "source", "plugin": "schnitzel_stream.nodes.dev:StaticSource"}], "edges": [{"src": "src", "dst": "missing"}]}}`))
+	var v struct {
+		Status string `json:"status"`
+		Data   struct {
+			Validation struct {
+				OK bool `json:"ok"`
+			} `json:"validation"`
+		} `json:"data"`
+	}
+	a.json(t, &v)
+	if a.status != 200 || v.Status != "error" || v.Data.Validation.OK {
+		t.Errorf("graph/validate of an invalid spec: %d %s", a.status, a.body)
+	}
+	if code := s.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM: exit %d", code)
+	}
+}
