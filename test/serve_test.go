@@ -5,9 +5,17 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,9 +70,21 @@ var loginRE = regexp.MustCompile(`console login \(one-time\): (\S+)`)
 // address is read from its "serving on" line) and waits until it answers.
 func startServe(t *testing.T, graphs, state string, extra ...string) *served {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--graphs", graphs, "--state", state,
+	tokenFile := filepath.Join(state, "token")
+	for _, a := range extra {
+		if v, ok := strings.CutPrefix(a, "--token-file="); ok {
+			tokenFile = v
+		}
+	}
+	return startServeArgs(t, graphs, state, tokenFile, append([]string{"--listen", "127.0.0.1:0"}, extra...)...)
+}
+
+// startServeArgs starts serve with these flags (the --listen included).
+func startServeArgs(t *testing.T, graphs, state, tokenFile string, extra ...string) *served {
+	t.Helper()
+	args := append([]string{"serve", "--graphs", graphs, "--state", state,
 		"--watch-interval", "200ms", "--backoff-min", "200ms", "--backoff-max", "1s", "--drain-timeout", "3s"}, extra...)
-	s := &served{t: t, graphsDir: graphs, state: state, stderr: &serveLog{}, done: make(chan struct{}), tokenFile: filepath.Join(state, "token")}
+	s := &served{t: t, graphsDir: graphs, state: state, stderr: &serveLog{}, done: make(chan struct{}), tokenFile: tokenFile}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = t.TempDir() // relative paths in graphs resolve here
 	s.cmd.Stderr = s.stderr
@@ -106,11 +126,6 @@ func startServe(t *testing.T, graphs, state string, extra ...string) *served {
 	})
 	if m := loginRE.FindStringSubmatch(s.stderr.String()); m != nil {
 		s.loginURL = m[1]
-	}
-	for _, a := range extra {
-		if strings.HasPrefix(a, "--token-file=") {
-			s.tokenFile = strings.TrimPrefix(a, "--token-file=")
-		}
 	}
 	tok, err := os.ReadFile(s.tokenFile)
 	if err != nil {
@@ -722,6 +737,58 @@ edges:
 	a.json(t, &v)
 	if a.status != 200 || v.Status != "error" || v.Data.Validation.OK {
 		t.Errorf("graph/validate of an invalid spec: %d %s", a.status, a.body)
+	}
+	if code := s.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM: exit %d", code)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and localhost and its key.
+func selfSigned(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "schnitzel test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(k)
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return cert, key
+}
+
+// TestServeTLS: beyond loopback with TLS and a token file, serve starts;
+// the clients reach it over https with --ca-file, and plain http fails.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	tok := writeFile(t, filepath.Join(dir, "token"), strings.Repeat("b", 40)+"\n")
+	os.Chmod(tok, 0o600)
+	s := startServeArgs(t, filepath.Join(dir, "graphs"), filepath.Join(dir, "state"), tok,
+		"--listen", "0.0.0.0:0", "--tls-cert", cert, "--tls-key", key, "--token-file", tok)
+	if !strings.HasPrefix(s.url, "https://127.0.0.1:") || !strings.HasPrefix(s.loginURL, "https://") {
+		t.Fatalf("serving on %q, login %q", s.url, s.loginURL)
+	}
+	if !strings.Contains(s.stderr.String(), "--allowed-hosts") {
+		t.Errorf("no hint about --allowed-hosts for a non-loopback listener:\n%s", s.stderr.String())
+	}
+	r := s.cli("graphs", "ls", "--ca-file", cert)
+	if r.code != 0 || !strings.Contains(r.stdout, "NAME") {
+		t.Errorf("graphs ls over TLS: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := s.cli("graphs", "ls"); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("graphs ls without --ca-file: exit %d %s", r.code, r.stderr)
+	}
+	if r := s.cli("graphs", "ls", "--server", strings.Replace(s.url, "https://", "http://", 1)); r.code != 1 {
+		t.Errorf("plain http to the TLS port: exit %d %s", r.code, r.stderr)
 	}
 	if code := s.signal(syscall.SIGTERM); code != 0 {
 		t.Errorf("SIGTERM: exit %d", code)

@@ -311,6 +311,12 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 	}
 	logger.Info("schnitzel serve listening", "url", base, "graphs", graphsDir, "state", stateDir, "audit_log", auditPath)
 	logger.Info(tokenNote, "token_file", tokenPath)
+	if host, _, _ := net.SplitHostPort(f.listen); !isLoopback(host) && len(f.allowedHosts) == 0 {
+		// The Host check (DNS rebinding) refuses every name but loopback:
+		// remote clients need theirs listed.
+		logger.Warn("listening beyond loopback, but no --allowed-hosts: remote clients are refused (421) until the name or address they connect to is listed",
+			"listen", f.listen)
+	}
 	// Printed, not logged: a console URL for the person who started it.
 	// The code works once and only for this run.
 	fmt.Fprintf(o.Stderr, "serving on %s\nconsole login (one-time): %s/login?code=%s\n", base, base, code)
