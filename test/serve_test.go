@@ -526,7 +526,9 @@ edges:
 	}
 	for i, fsync := range []string{"always", "batch"} {
 		at := (i + 1) * feedN / 4
-		poll.Until(t, 20*time.Second, fmt.Sprintf("%d packets drained", at), func() bool { return countLines(drained) >= at })
+		// While the feed still runs (and the drain has started): a reload
+		// under load.
+		poll.Until(t, 20*time.Second, fmt.Sprintf("%d packets fed", at), func() bool { return countLines(fed) >= at && countLines(drained) > 0 })
 		writeFile(t, drainFile, drain(fsync))
 		r := s.cli("graphs", "apply", "-f", drainFile)
 		if r.code != 0 || !strings.Contains(r.stdout, "reloaded in") {
