@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -60,6 +61,9 @@ reloads, or on Ctrl-C.`,
 			if err != nil {
 				if errors.Is(err, ctx.Err()) && ctx.Err() != nil && cmd.Context().Err() == nil {
 					return nil // Ctrl-C
+				}
+				if errors.Is(err, syscall.EPIPE) {
+					return nil // the reader went away: `schnitzel tap g n | head`
 				}
 				return failure(err)
 			}

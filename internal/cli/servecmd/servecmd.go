@@ -317,9 +317,13 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 		logger.Warn("listening beyond loopback, but no --allowed-hosts: remote clients are refused (421) until the name or address they connect to is listed",
 			"listen", f.listen)
 	}
-	// Printed, not logged: a console URL for the person who started it.
-	// The code works once and only for this run.
-	fmt.Fprintf(o.Stderr, "serving on %s\nconsole login (one-time): %s/login?code=%s\n", base, base, code)
+	// Printed on stderr, never into --log-file: a console URL for the
+	// person who started it. The code works once and only for this run.
+	if f := cmd.Flags().Lookup("log-format"); f != nil && strings.EqualFold(f.Value.String(), "json") {
+		slog.New(slog.NewJSONHandler(o.Stderr, nil)).Info("serving", "url", base, "console_login", base+"/login?code="+code)
+	} else {
+		fmt.Fprintf(o.Stderr, "serving on %s\nconsole login (one-time): %s/login?code=%s\n", base, base, code)
+	}
 	_ = auditLog.Append(audit.Event{Actor: "serve", Action: "serve.start", Target: base, Status: "ok", Reason: "ok",
 		Meta: map[string]any{"graphs": graphsDir, "state": stateDir, "tls": useTLS}})
 	_, _ = sdnotify.Notify(sdnotify.Ready)
