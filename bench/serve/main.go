@@ -1,20 +1,15 @@
 // Command serve is scripts/bench-serve's Go side: it starts `schnitzel
 // serve` with N ticker graphs (TickerSource every 0.1 s -> Identity ->
-// JsonlSink) and measures
+// JsonlSink) and measures density (peak RSS, VmHWM, and CPU% of the serve
+// process over -duration while every graph runs, and the packets/s the
+// graphs write), API latency (p50/p99/max of -requests sequential GET
+// /api/v1/graphs while they run) and reload time: for -reloads PUTs of a
+// changed version of one graph, the time from sending the PUT to the new
+// version's first packet in the sink file (an upper bound of
+// stop-to-first-packet: it includes the validation), and the ApplyResult's
+// reload_ns (old stopped to new started).
 //
-//   - density: peak RSS (VmHWM) and CPU% of the serve process over -duration
-//     while every graph runs, and the packets/s the graphs write;
-//
-//   - API latency: p50/p99/max of -requests sequential GET /api/v1/graphs
-//     while they run;
-//
-//   - reload: for -reloads PUTs of a changed version of one graph, the time
-//     from sending the PUT to the new version's first packet in the sink
-//     file (an upper bound of stop-to-first-packet: it includes the
-//     validation), and the ApplyResult's reload_ns (old stopped to new
-//     started).
-//
-//     serve -bin ./schnitzel -graphs 100 -duration 30s -requests 1000 -reloads 10
+//	serve -bin ./schnitzel -graphs 100 -duration 30s -requests 1000 -reloads 10
 //
 // Linux only (/proc). Only the standard library: it speaks HTTP like any
 // client would.
