@@ -151,6 +151,12 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Print sinks of every graph share one writer: one lock, so lines of
+	// different graphs never interleave.
+	if cfg.Engine.Stdout == nil {
+		cfg.Engine.Stdout = os.Stdout
+	}
+	cfg.Engine.Stdout = &lockedWriter{w: cfg.Engine.Stdout}
 	for _, d := range []string{cfg.GraphsDir, cfg.StateDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
@@ -203,23 +209,36 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		g.opMu.Unlock()
 	}
 
+	// The sampler has its own goroutine so that rates keep coming while a
+	// scan waits for a reload's drain.
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampling)
+		t := time.NewTicker(sampleEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.guard("sample", s.sample)
+			}
+		}
+	}()
 	var watch <-chan time.Time
 	if s.cfg.WatchInterval > 0 {
 		t := time.NewTicker(s.cfg.WatchInterval)
 		defer t.Stop()
 		watch = t.C
 	}
-	sampler := time.NewTicker(sampleEvery)
-	defer sampler.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.shutdown()
+			<-sampling
 			return nil
 		case <-watch:
 			s.guard("watch", func() { s.scan(false) })
-		case <-sampler.C:
-			s.guard("sample", s.sample)
 		}
 	}
 }
@@ -559,4 +578,15 @@ func (s *Supervisor) lockGraph(name string) (*graphRec, error) {
 		return nil, errClosed
 	}
 	return g, nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

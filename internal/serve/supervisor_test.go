@@ -713,3 +713,45 @@ func TestDrainIsBounded(t *testing.T) {
 		t.Errorf("after stop: %+v", st)
 	}
 }
+
+// TestApplyBeforeRunAndAfterShutdown: before Run a graph is recorded, not
+// started; Run starts it; after shutdown mutations are refused and the
+// desired state on disk is untouched by the shutdown itself.
+func TestApplyBeforeRunAndAfterShutdown(t *testing.T) {
+	e := newEnv(t)
+	s, err := New(e.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply("early", []byte(ticker), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, s, "early"); st.State != StateStopped || st.Desired != "running" {
+		t.Fatalf("before Run: %+v", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	poll.Until(t, wait, "Run starting the early graph", func() bool { return status(t, s, "early").State == StateRunning })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, s, "early"); st.State != StateStopped || st.Desired != "running" {
+		t.Errorf("after shutdown: %+v", st)
+	}
+	if _, err := s.Apply("late", []byte(ticker), ApplyOptions{}); !errors.Is(err, errClosed) {
+		t.Errorf("apply after shutdown: %v", err)
+	}
+	if err := s.Start("early", "t"); !errors.Is(err, errClosed) {
+		t.Errorf("start after shutdown: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(e.state, "state.json"))
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil || sf.Graphs["early"].Desired != "running" {
+		t.Errorf("state after shutdown: %s %v", b, err)
+	}
+}

@@ -98,7 +98,9 @@ func (s *Supervisor) scan(initial bool) {
 	defer s.scanMu.Unlock()
 	files, err := s.graphFiles()
 	if err != nil {
-		s.log.Error("cannot read the graphs directory", "dir", s.cfg.GraphsDir, "err", err)
+		// Running graphs are left alone: a directory that is briefly
+		// unreadable (remount, permissions) is not a removal.
+		s.warnOnce("\x00readdir:"+err.Error(), "cannot read the graphs directory: graphs left as they are", "dir", s.cfg.GraphsDir, "err", err)
 		return
 	}
 	s.mu.Lock()

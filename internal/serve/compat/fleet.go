@@ -459,13 +459,23 @@ func (h *handlers) policySnapshot(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(getenv("ALLOWED_PLUGIN_PREFIXES")) == "" {
 		prefixes = append(prefixes, h.cfg.Engine.Prefixes...)
 	}
-	routes := []map[string]string{{"method": "GET", "path": "/api/v1/health", "mode": string(modeRead)}}
+	// Every route the server has (ours and these), with the middleware's
+	// switches; upstream's access mode where the route is upstream's.
+	modes := map[string]mode{}
 	mutating := []string{}
 	for _, d := range h.table {
-		routes = append(routes, map[string]string{"method": d.method, "path": d.pattern, "mode": string(d.mode)})
+		modes[d.method+" "+d.pattern] = d.mode
 		if d.mode == modeMutate {
 			mutating = append(mutating, d.method+" "+d.pattern)
 		}
+	}
+	routes := []map[string]any{}
+	for _, rt := range h.srv.Routes() {
+		row := map[string]any{"method": rt.Method, "path": rt.Pattern, "auth": !rt.Open, "mutation_checks": rt.Mutates}
+		if m, ok := modes[rt.Method+" "+rt.Pattern]; ok {
+			row["mode"] = string(m)
+		}
+		routes = append(routes, row)
 	}
 	answerOK(w, r, map[string]any{
 		"security_mode": "local+bearer", "token_required": true, "mutation_auth_mode": "global_bearer",

@@ -111,7 +111,7 @@ func (r resolved) ReadFile() ([]byte, error) {
 	f, err := root.Open(r.rel)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", r.Abs, fs.ErrNotExist)
 		}
 		// os.Root refuses an escaping symlink with an error of its own.
 		return nil, fmt.Errorf("%s: %w (%v)", r.Abs, errOutside, err)

@@ -168,7 +168,7 @@ func (h *handlers) pathError(w http.ResponseWriter, r *http.Request, action, fie
 	case errors.Is(err, errOutside):
 		h.refused(w, r, action, field, http.StatusForbidden, kindForbidden, field+": "+err.Error())
 	case errors.Is(err, fs.ErrNotExist):
-		h.refused(w, r, action, field, http.StatusNotFound, kindNotFound, field+" not found: "+err.Error())
+		h.refused(w, r, action, field, http.StatusNotFound, kindNotFound, field+" not found: "+strings.TrimSuffix(err.Error(), ": "+fs.ErrNotExist.Error()))
 	default:
 		h.refused(w, r, action, field, http.StatusBadRequest, kindRequest, field+": "+err.Error())
 	}

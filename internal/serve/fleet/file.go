@@ -30,8 +30,11 @@ const (
 // can never traverse (D-FLT-1).
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
+// MaxIDLen keeps fleet.<id> within a graph name's 64 characters.
+const MaxIDLen = 64 - len(Prefix)
+
 // ValidID reports whether id is an acceptable stream id.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+func ValidID(id string) bool { return idPattern.MatchString(id) && len(id) <= MaxIDLen }
 
 // Upstream's default source plugin per input type (ops/fleet.py
 // _INPUT_PLUGIN_DEFAULTS); our vision pack registers these names.
@@ -281,7 +284,7 @@ func (p *parser) stream(item *yaml.Node, path string, legacy bool) (Stream, bool
 		p.add(idLine, "", path+".id", "missing: every stream needs an id")
 		return s, false
 	case !ValidID(id):
-		p.add(idLine, "", path+".id", "%q is not a valid stream id (1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit)", id)
+		p.add(idLine, "", path+".id", "%q is not a valid stream id (1-%d of A-Z a-z 0-9 _ -, starting with a letter or digit: fleet.<id> is a graph name)", id, MaxIDLen)
 		return s, false
 	}
 	s.ID = id

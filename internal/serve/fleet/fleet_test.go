@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -96,7 +97,7 @@ func TestParseLegacyCameras(t *testing.T) {
 // Bad files, as an attacker or a typo writes them: each problem names the
 // line, the stream and the field; nothing is accepted.
 func TestParseRefuses(t *testing.T) {
-	long := strings.Repeat("a", 65)
+	long := strings.Repeat("a", fleet.MaxIDLen+1)
 	many := "streams:\n" + strings.Repeat("  - {id: x, enabled: false}\n", fleet.MaxStreams+1)
 	cases := []struct {
 		name, yaml string
@@ -170,7 +171,7 @@ func TestSelect(t *testing.T) {
 	if err != nil || ids(one) != "c" {
 		t.Fatalf("Select(c) = %s, %v", ids(one), err)
 	}
-	for _, bad := range [][]string{{"b"}, {"zz"}, {"../a"}, {"a", "zz"}} {
+	for _, bad := range [][]string{{"b"}, {"zz"}, {"../a"}, {"a", "zz"}, {strings.Repeat("a", 60)}} {
 		if _, err := fleet.Select(f, bad); !errors.Is(err, fleet.ErrUnknownStream) {
 			t.Errorf("Select(%q) = %v, want ErrUnknownStream", bad, err)
 		}
@@ -336,5 +337,45 @@ func TestUpstreamFleetWithTemplateValidates(t *testing.T) {
 		if r.Action != "started" {
 			t.Errorf("%+v", r)
 		}
+	}
+}
+
+// The longest id still makes a graph name the Backend accepts.
+func TestLongestID(t *testing.T) {
+	id := strings.Repeat("z", fleet.MaxIDLen)
+	b := servetest.New(engineOpts())
+	m := fleet.New(b, fleet.Options{Engine: engineOpts()})
+	res, err := m.Start([]byte("streams:\n  - id: "+id+"\n    input: {type: webcam}\n"), fleet.DefaultTemplate, nil, "t")
+	if err != nil || res[0].Action != "started" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+}
+
+// D-WIZ-2: a stream's values reach the template through ${oc.env:...} on
+// the parsed tree, never as text, so quotes and newlines in a value
+// cannot add keys or nodes.
+func TestValuesCannotInjectYAML(t *testing.T) {
+	evil := "rtsp://x\"\n      evil: 1\n  - id: extra"
+	f := "streams:\n  - id: s1\n    input:\n      type: plugin\n      plugin: schnitzel_stream.nodes.dev:StaticSource\n      url: " + strconv.Quote(evil) + "\n"
+	m := fleet.New(servetest.New(engineOpts()), fleet.Options{Engine: engineOpts()})
+	p, err := m.Prepare(fleet.Input{Fleet: []byte(f), Template: fleet.DefaultTemplate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := engineOpts()
+	opts.LookupEnv = func(k string) (string, bool) { v, ok := p.Env["s1"][k]; return v, ok }
+	plan, _, err := engine.Load("t.yaml", fleet.DefaultTemplate, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Graph.Nodes) != 2 {
+		t.Fatalf("%d nodes", len(plan.Graph.Nodes))
+	}
+	src := plan.Graph.Nodes[0].Config
+	if v, _ := src.Get("url"); v != evil {
+		t.Fatalf("url = %q", v)
+	}
+	if _, has := src.Get("evil"); has {
+		t.Fatal("an injected key appeared")
 	}
 }

@@ -66,9 +66,9 @@ type StreamStatus struct {
 	ID        string      `json:"id"`
 	Graph     string      `json:"graph"`
 	State     serve.State `json:"state"`
-	Status    string      `json:"status,omitempty"`
+	Status    string      `json:"status"`
 	Restarts  int         `json:"restarts"`
-	LastError string      `json:"last_error,omitempty"`
+	LastError string      `json:"last_error"`
 	InPerSec  float64     `json:"in_per_sec"`
 	OutPerSec float64     `json:"out_per_sec"`
 }
