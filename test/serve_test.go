@@ -455,6 +455,19 @@ func TestServeLifecycle(t *testing.T) {
 		t.Errorf("graphs ls: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
+	if r := s.cli("graphs", "get", "tick", "--yaml"); r.code != 0 || r.stdout != serveTicker(tickOut, 0.02) {
+		t.Errorf("graphs get --yaml is not the applied file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := s.cli("graphs", "get", "tick"); r.code != 0 || !regexp.MustCompile(`(?m)^src\s+source\s`).MatchString(r.stdout) {
+		t.Errorf("graphs get: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var listed struct {
+		Graphs []graphRow `json:"graphs"`
+	}
+	if r := s.cli("graphs", "ls", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &listed) != nil || len(listed.Graphs) != 1 {
+		t.Errorf("graphs ls --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// tap prints packets as JSON lines.
 	r = s.cli("tap", "tick", "src", "--limit", "3")
 	tapped := lines(r.stdout)
