@@ -109,6 +109,9 @@ hot-reloaded (the old version drains, then the new one starts).`,
 				return err
 			}
 			res, err := c.Apply(cmd.Context(), name, data, stopped)
+			if client.IsKind(err, "bad_name") {
+				return exitcode.Errorf(exitcode.Runtime, "%v (%q)\n  fix: pass --name with letters, digits, '.', '_' or '-' (at most 64, not ending in .yaml)", err, name)
+			}
 			if err != nil {
 				return failure(localDiags(err, label))
 			}
