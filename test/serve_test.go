@@ -336,6 +336,12 @@ func TestServeSecurity(t *testing.T) {
 		t.Errorf("no one-time login URL printed:\n%s", s.stderr.String())
 	}
 
+	if a := s.do("GET", "/metrics", "", "", nil); a.status != 401 {
+		t.Errorf("/metrics without a token: %d", a.status)
+	}
+	if a := s.do("GET", "/metrics", s.token, "", nil); a.status != 200 || !strings.Contains(string(a.body), "go_goroutines") {
+		t.Errorf("/metrics: %d %.200s", a.status, a.body)
+	}
 	if a := s.do("GET", "/api/v1/health", "", "", nil); a.status != 200 {
 		t.Errorf("health without a token: %d %s", a.status, a.body)
 	}
@@ -485,6 +491,36 @@ func TestServeLifecycle(t *testing.T) {
 			t.Errorf("tapped line %q: %v", l, err)
 		}
 	}
+	// Tap streams are bounded (--max-taps, default 64): the next one is a
+	// 429, audited, and the graph keeps running; closing them frees the slots.
+	var open []*http.Response
+	for i := 0; i < 64; i++ {
+		req, _ := http.NewRequest("GET", s.url+"/api/v1/graphs/tick/tap?node=src", nil)
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Fatalf("tap stream %d: %d %s", i+1, resp.StatusCode, b)
+		}
+		open = append(open, resp)
+	}
+	if a := s.do("GET", "/api/v1/graphs/tick/tap?node=src", s.token, "", nil); a.status != 429 || !strings.Contains(string(a.body), "too_many") {
+		t.Errorf("65th tap stream: %d %s", a.status, a.body)
+	}
+	if g := s.graphs(t)["tick"]; g.State != "running" {
+		t.Errorf("tick with 64 taps open: %+v", g)
+	}
+	for _, resp := range open {
+		resp.Body.Close()
+	}
+	poll.Until(t, 10*time.Second, "the tap slots to be freed", func() bool {
+		r := s.cli("tap", "tick", "src", "--limit", "1")
+		return r.code == 0 && len(lines(r.stdout)) == 1
+	})
 	if r := s.cli("tap", "tick", "nope", "--limit", "1"); r.code != 1 || !strings.Contains(r.stderr, "not_found") {
 		t.Errorf("tap of a missing node: exit %d %s", r.code, r.stderr)
 	}

@@ -40,6 +40,12 @@ not a terminal, or with --once, it prints one snapshot and exits. Ctrl-C ends it
 			live := !once && o.IsTerminal(w)
 			ctx, cancel := o.signalContext(cmd.Context())
 			defer cancel()
+			if live {
+				// The alternate screen, cursor hidden: the shell's screen
+				// comes back as it was on exit.
+				_, _ = io.WriteString(w, "\x1b[?1049h\x1b[?25l")
+				defer func() { _, _ = io.WriteString(w, "\x1b[?25h\x1b[?1049l") }()
+			}
 			for {
 				var buf bytes.Buffer
 				if err := snapshot(ctx, c, &buf, time.Now()); err != nil {
