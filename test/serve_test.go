@@ -288,6 +288,10 @@ func TestServeRefusals(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--tls-key") {
 		t.Errorf("--tls-cert alone: exit %d\n%s", r.code, r.stderr)
 	}
+	r = run(t, "", nil, "serve", "--listen", "127.0.0.1:0", "--tls-cert", tok, "--tls-key", tok, "--graphs", graphs, "--state", state)
+	if r.code != 2 || !strings.Contains(r.stderr, "PEM") || strings.Contains(r.stderr, "serving on") {
+		t.Errorf("a TLS pair that does not load: exit %d\n%s", r.code, r.stderr)
+	}
 
 	// An unreadable graphs directory (root reads anything: skip there).
 	if os.Geteuid() != 0 {

@@ -9,6 +9,7 @@ package servecmd
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -154,10 +155,11 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 	}
 	defer closeLog()
 
-	useTLS, err := checkTLSFlags(f)
+	tlsConfig, err := loadTLS(f)
 	if err != nil {
 		return err
 	}
+	useTLS := tlsConfig != nil
 	if err := checkListen(f.listen, useTLS, f.tokenFile != ""); err != nil {
 		return err
 	}
@@ -246,8 +248,8 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 	}
 	defer sup.Close()
 
-	// The token: after the lock, so that a refused second serve touches
-	// nothing in the state directory.
+	// The token: after the lock, so that a refused second serve creates
+	// none.
 	tokenPath := f.tokenFile
 	if tokenPath == "" {
 		tokenPath = filepath.Join(stateDir, TokenFileName)
@@ -298,7 +300,8 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 	go func() {
 		var err error
 		if useTLS {
-			err = httpSrv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+			httpSrv.TLSConfig = tlsConfig
+			err = httpSrv.ServeTLS(ln, "", "")
 		} else {
 			err = httpSrv.Serve(ln)
 		}
@@ -412,19 +415,20 @@ func responsive(sup *serve.Supervisor) error {
 	}
 }
 
-func checkTLSFlags(f flags) (bool, error) {
+// loadTLS loads --tls-cert/--tls-key before anything starts, so that a bad
+// pair is a usage error, not a server that dies after saying it listens.
+func loadTLS(f flags) (*tls.Config, error) {
 	switch {
 	case f.tlsCert == "" && f.tlsKey == "":
-		return false, nil
+		return nil, nil
 	case f.tlsCert == "" || f.tlsKey == "":
-		return false, usage("--tls-cert and --tls-key go together\n  fix: pass both (PEM files), or neither")
+		return nil, usage("--tls-cert and --tls-key go together\n  fix: pass both (PEM files), or neither")
 	}
-	for _, p := range []string{f.tlsCert, f.tlsKey} {
-		if _, err := os.Stat(p); err != nil {
-			return false, usage("TLS file: %v", err)
-		}
+	pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, usage("--tls-cert/--tls-key: %v\n  fix: pass a PEM certificate and its private key", err)
 	}
-	return true, nil
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // checkListen refuses a non-loopback address without TLS and an explicit
