@@ -52,9 +52,12 @@ already-deleted row is counted in ack_missing_total.`,
 }
 
 type ackSink struct {
-	cfg  AckConfig
-	env  plugin.Env
-	q    *queue.Queue
+	cfg AckConfig
+	env plugin.Env
+	q   *queue.Queue
+	// qm is q for Metrics, which runs on another goroutine, also while
+	// Start is still opening the file (serve's snapshots).
+	qm   atomic.Pointer[queue.Queue]
 	warn plugin.RateLog // per-packet problems: burst of 5, then one line per 10 s
 
 	acked, missing, invalid, foreign atomic.Int64
@@ -89,6 +92,7 @@ func (a *ackSink) Start(context.Context) error {
 		return err
 	}
 	a.q = q
+	a.qm.Store(q)
 	return nil
 }
 
@@ -207,8 +211,8 @@ func (a *ackSink) Close(context.Context) error {
 
 func (a *ackSink) Metrics() []plugin.Metric {
 	var depth int64
-	if a.q != nil {
-		depth = a.q.Depth()
+	if q := a.qm.Load(); q != nil {
+		depth = q.Depth()
 	}
 	return []plugin.Metric{
 		{Name: "acked_total", Value: a.acked.Load()},

@@ -64,6 +64,9 @@ type sink struct {
 	path string // meta block form
 	q    *queue.Queue
 	warn plugin.RateLog // per-packet problems: burst of 5, then one line per 10 s
+	// qm is q for Metrics, which runs on another goroutine, also while
+	// Start is still opening the file (serve's snapshots).
+	qm atomic.Pointer[queue.Queue]
 
 	enqueued, dedup, conflicts, rejected, notStored atomic.Int64
 	recs                                            []queue.Record
@@ -98,6 +101,7 @@ func (s *sink) Start(context.Context) error {
 		return err
 	}
 	s.q = q
+	s.qm.Store(q)
 	s.pipelined = !s.cfg.Forward && s.cfg.MaxRows == 0 && s.cfg.MaxBytes == 0
 	return nil
 }
@@ -238,9 +242,9 @@ func (s *sink) Close(context.Context) error {
 
 func (s *sink) Metrics() []plugin.Metric {
 	var depth, dropped int64
-	if s.q != nil {
-		depth = s.q.Depth()
-		dropped = s.q.Counters().Dropped
+	if q := s.qm.Load(); q != nil {
+		depth = q.Depth()
+		dropped = q.Counters().Dropped
 	}
 	return []plugin.Metric{
 		{Name: "enqueued_total", Value: s.enqueued.Load()},

@@ -113,6 +113,9 @@ type source struct {
 	q    *queue.Queue
 	warn plugin.RateLog // per-packet problems: burst of 5, then one line per 10 s
 	dead plugin.RateLog
+	// qm is q for Metrics, which runs on another goroutine, also while
+	// Start is still opening the file (serve's snapshots).
+	qm atomic.Pointer[queue.Queue]
 
 	emitted, nacked atomic.Int64
 }
@@ -177,6 +180,7 @@ func (s *source) Start(context.Context) error {
 		return err
 	}
 	s.q = q
+	s.qm.Store(q)
 	rep := q.StartReport()
 	if rep.Released+rep.Charged > 0 {
 		s.env.Logger.Info("took back rows a dead reader left leased", "path", s.cfg.Path,
@@ -399,10 +403,10 @@ func (s *source) Close(context.Context) error {
 
 func (s *source) Metrics() []plugin.Metric {
 	var depth, dead, elsewhere int64
-	if s.q != nil {
-		depth = s.q.Depth()
-		dead = s.q.Counters().DeadLettered
-		elsewhere = s.q.LeasedElsewhere()
+	if q := s.qm.Load(); q != nil {
+		depth = q.Depth()
+		dead = q.Counters().DeadLettered
+		elsewhere = q.LeasedElsewhere()
 	}
 	return []plugin.Metric{
 		{Name: "emitted_total", Value: s.emitted.Load()},

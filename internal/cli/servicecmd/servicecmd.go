@@ -46,7 +46,7 @@ func Command(validate func(graphPath string) error) *cobra.Command {
 
 type flags struct {
 	manager, name, graph, envFile, binary, runAs string
-	user, asJSON, force                          bool
+	user, asJSON, force, serve                   bool
 }
 
 // NewCommand returns the service command with explicit dependencies.
@@ -74,7 +74,12 @@ service manager (windows) or Windows Task Scheduler (taskscheduler).
 The service runs "schnitzel --graph G" with the state directory as its working
 directory (relative paths in the graph resolve there) and the env file from the
 config directory (see "schnitzel paths"). Arguments after "--" are appended to
-the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`,
+the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.
+
+With --serve instead of --graph the service runs "schnitzel serve --graphs
+<config>/graphs.d --state <state>/serve": every graph of that directory, with
+the control API on 127.0.0.1:18700 (drive it with schnitzel graphs/tap/top;
+add serve flags after "--", e.g. -- --allow-env CAMERA_URL).`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.manager, "manager", string(service.DefaultManager(o.GOOS)), "systemd|launchd|windows|taskscheduler")
@@ -82,15 +87,17 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 	pf.BoolVar(&f.user, "user", false, "per-user service (systemd --user, LaunchAgent, logon task)")
 
 	defFlags := func(c *cobra.Command) {
-		c.Flags().StringVar(&f.graph, "graph", "", "graph file the service runs (required)")
+		c.Flags().StringVar(&f.graph, "graph", "", "graph file the service runs (required unless --serve)")
+		c.Flags().BoolVar(&f.serve, "serve", false, "run schnitzel serve (every graph of <config>/graphs.d, the control API) instead of one graph")
 		c.Flags().StringVar(&f.envFile, "env-file", "", "environment file (default: <config>/schnitzel-stream.env, optional)")
 		c.Flags().StringVar(&f.binary, "binary", "", "schnitzel executable the service runs (default: this binary)")
 		c.Flags().StringVar(&f.runAs, "run-as", "", "account of a system-wide service (systemd default: schnitzel, created if missing)")
-		_ = c.MarkFlagRequired("graph")
+		c.MarkFlagsMutuallyExclusive("graph", "serve")
+		c.MarkFlagsOneRequired("graph", "serve")
 	}
 
 	render := &cobra.Command{
-		Use:   "render --graph G [-- extra args]",
+		Use:   "render --graph G | --serve [-- extra args]",
 		Short: "Print the service definition without touching the system",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := o.config(cmd, f, args, forRender)
@@ -112,7 +119,7 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 	render.Flags().BoolVar(&f.asJSON, "json", false, "print {manager, name, path, content} as JSON")
 
 	install := &cobra.Command{
-		Use:   "install --graph G [-- extra args]",
+		Use:   "install --graph G | --serve [-- extra args]",
 		Short: "Install the service (rolled back on failure)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := o.config(cmd, f, args, forInstall)
@@ -131,6 +138,11 @@ the service's command line, e.g. -- --log-file /var/log/schnitzel-stream/x.log.`
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "installed %s service %s (%s)\n", cfg.Manager, def.Name, where)
 			fmt.Fprintf(cmd.ErrOrStderr(), "working directory: %s (relative paths in the graph resolve there)\n", cfg.Paths.State)
+			if cfg.Serve {
+				fmt.Fprintf(cmd.ErrOrStderr(), "graphs: %s (one NAME.yaml per graph; or schnitzel graphs apply -f FILE)\n", cfg.ServeGraphsDir())
+				fmt.Fprintf(cmd.ErrOrStderr(), "API token: created at first start in %s (the clients read it from there: run them as the service account or root, or pass --token-file)\n",
+					paths.Join(cfg.Manager.GOOS(), cfg.ServeStateDir(), "token"))
+			}
 			if cfg.Manager == service.Launchd {
 				fmt.Fprintln(cmd.ErrOrStderr(), "launchd started it (RunAtLoad); check with: schnitzel service status --manager launchd")
 			} else {
@@ -249,7 +261,7 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, use purpose)
 		return cfg, exitcode.Errorf(exitcode.Usage, "unexpected arguments %q (put extra service arguments after --)", args)
 	}
 	local := goos == o.GOOS
-	cfg.Graph, cfg.EnvFile, cfg.Binary = f.graph, f.envFile, f.binary
+	cfg.Graph, cfg.EnvFile, cfg.Binary, cfg.Serve = f.graph, f.envFile, f.binary, f.serve
 	// Before any path is used or printed: a control character would
 	// inject directives into the definition.
 	if err := service.CheckValues(cfg); err != nil {
@@ -290,7 +302,13 @@ func (o Options) config(cmd *cobra.Command, f flags, args []string, use purpose)
 	if use == forInstall && !local {
 		return cfg, nil // the installer refuses another OS's manager, saying why
 	}
-	if err := checkGraph(stderr, cfg, p.EnvFile, o.Validate, use == forInstall); err != nil {
+	if cfg.Serve {
+		// serve validates each graph itself (an invalid one is "failed"
+		// and the rest run); only the env file must load.
+		if err := checkEnvFile(stderr, cfg, p.EnvFile, use == forInstall); err != nil {
+			return cfg, err
+		}
+	} else if err := checkGraph(stderr, cfg, p.EnvFile, o.Validate, use == forInstall); err != nil {
 		return cfg, err
 	}
 	if w := service.RootWarning(cfg); w != "" {
@@ -317,6 +335,20 @@ func checkGraph(w io.Writer, cfg service.Config, defaultEnv string, validate Val
 	if fi.IsDir() {
 		return exitcode.Errorf(exitcode.Usage, "graph %s is a directory\n  fix: pass --graph with a graph file", graph)
 	}
+	if err := checkEnvFile(w, cfg, defaultEnv, install); err != nil {
+		return err
+	}
+	if validate != nil {
+		if err := validate(graph); err != nil {
+			return exitcode.Errorf(exitcode.Usage, "graph %s is not valid: %v\n  fix: check it with `schnitzel validate --graph %s`", graph, err, graph)
+		}
+	}
+	return nil
+}
+
+// checkEnvFile loads the env file the service will use (explicit, or the
+// default one when it exists): a malformed one fails here, not at start.
+func checkEnvFile(w io.Writer, cfg service.Config, defaultEnv string, install bool) error {
 	envFile := cfg.EnvFile
 	if envFile == "" {
 		envFile = defaultEnv
@@ -325,11 +357,6 @@ func checkGraph(w io.Writer, cfg service.Config, defaultEnv string, validate Val
 	}
 	if err := service.LoadEnvFile(envFile); err != nil {
 		return exitcode.Errorf(exitcode.Usage, "%v\n  fix: write KEY=VALUE lines in %s", err, envFile)
-	}
-	if validate != nil {
-		if err := validate(graph); err != nil {
-			return exitcode.Errorf(exitcode.Usage, "graph %s is not valid: %v\n  fix: check it with `schnitzel validate --graph %s`", graph, err, graph)
-		}
 	}
 	return nil
 }

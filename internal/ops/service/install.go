@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/schnitzel-stream/schnitzel/internal/ops/paths"
 )
 
 // Installer installs and controls services on a Host. Every Install either
@@ -92,12 +94,14 @@ func (in *Installer) checkFiles(c Config) error {
 	case in.goos() != "windows" && fi.Mode().Perm()&0o111 == 0:
 		return usageErr("chmod +x "+c.Binary, "binary %s is not executable", c.Binary)
 	}
-	fi, err = os.Stat(in.fsPath(c.Graph))
-	if err != nil {
-		return usageErr("pass --graph with the path of an existing graph file", "graph %s: %v", c.Graph, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return usageErr("pass --graph with a graph file, not a directory", "graph %s is not a regular file", c.Graph)
+	if !c.Serve {
+		fi, err = os.Stat(in.fsPath(c.Graph))
+		if err != nil {
+			return usageErr("pass --graph with the path of an existing graph file", "graph %s: %v", c.Graph, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return usageErr("pass --graph with a graph file, not a directory", "graph %s is not a regular file", c.Graph)
+		}
 	}
 	if c.EnvFile != "" {
 		if _, err := os.Stat(in.fsPath(c.EnvFile)); err != nil {
@@ -175,7 +179,12 @@ func (r *rollback) undo() error {
 // mkdirs creates the deployment directories that are missing, undoing
 // each creation on rollback (only directories it created are removed).
 func (in *Installer) mkdirs(c Config, rb *rollback, owner string) error {
-	for _, d := range c.Paths.Dirs() {
+	dirs := c.Paths.Dirs()
+	if c.Serve {
+		// serve writes graph files there (the API's PUT): the service's own.
+		dirs = append(dirs, paths.Dir{Class: "graphs", Path: c.ServeGraphsDir()})
+	}
+	for _, d := range dirs {
 		p := in.fsPath(d.Path)
 		// Find the top-most missing ancestor so rollback removes all we made.
 		top := ""

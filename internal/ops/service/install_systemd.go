@@ -27,11 +27,15 @@ func (in *Installer) installSystemd(ctx context.Context, c Config, def Definitio
 	}
 	if !c.User {
 		env, _ := c.envFile()
-		for _, f := range []struct{ what, path, fix string }{
+		files := []struct{ what, path, fix string }{
 			{"binary", c.Binary, "install it as /usr/local/bin/schnitzel and pass --binary /usr/local/bin/schnitzel"},
 			{"graph", c.Graph, "copy it to " + c.Paths.Config + "/ and pass that path to --graph"},
 			{"env file", env, "move it to " + c.Paths.EnvFile},
-		} {
+		}
+		if c.Serve {
+			files = append(files[:1], files[2])
+		}
+		for _, f := range files {
 			for _, pre := range hiddenByProtectHome {
 				if strings.HasPrefix(f.path, pre) {
 					return usageErr(f.fix, "%s %s is under %s, which the unit's ProtectHome=yes hides from the service",

@@ -57,7 +57,7 @@ func (in *Installer) installTask(ctx context.Context, c Config, def Definition, 
 
 // grantLocalService lets LocalService modify the state and logs directories.
 func (in *Installer) grantLocalService(ctx context.Context, c Config, rb *rollback) error {
-	for _, d := range []string{c.Paths.State, c.Paths.Logs} {
+	for _, d := range c.writableDirs() {
 		if err := in.run(ctx, rb, []string{"icacls", d, "/remove:g", "*" + LocalServiceSID},
 			"icacls", d, "/grant", "*"+LocalServiceSID+":(OI)(CI)M"); err != nil {
 			return err

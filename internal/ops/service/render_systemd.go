@@ -29,6 +29,9 @@ func renderSystemd(c Config) Definition {
 	// The hint is for a shell, so it is quoted for one (a comment is not
 	// expanded by systemd: no %% escaping here).
 	install := "# schnitzel service install --manager systemd --graph " + shellQuote(c.Graph)
+	if c.Serve {
+		install = "# schnitzel service install --manager systemd --serve"
+	}
 	if c.Name != DefaultName {
 		install += " --name " + c.Name
 	}
@@ -51,7 +54,11 @@ func renderSystemd(c Config) Definition {
 	}
 	w("%s", install)
 	w("[Unit]")
-	w("Description=Schnitzel stream graph (%s)", c.Name)
+	if c.Serve {
+		w("Description=Schnitzel serve: graphs and control API (%s)", c.Name)
+	} else {
+		w("Description=Schnitzel stream graph (%s)", c.Name)
+	}
 	if !c.User {
 		// The user manager cannot order against system targets.
 		w("Wants=network-online.target")
@@ -84,7 +91,13 @@ func renderSystemd(c Config) Definition {
 	if !c.User {
 		// The user manager would need user namespaces for these.
 		w("ProtectSystem=strict")
-		w("ReadWritePaths=%s %s", systemdQuote(c.Paths.State), systemdQuote(c.Paths.Logs))
+		rw := systemdQuote(c.Paths.State) + " " + systemdQuote(c.Paths.Logs)
+		if c.Serve {
+			// The API writes graph files; the rest of the config stays
+			// read-only.
+			rw += " " + systemdQuote(c.ServeGraphsDir())
+		}
+		w("ReadWritePaths=%s", rw)
 		w("ProtectHome=yes")
 		w("PrivateTmp=yes")
 		// The service sees only its own processes in /proc (hidepid=

@@ -48,7 +48,7 @@ func (in *Installer) installSCM(ctx context.Context, c Config, def Definition, r
 		DelayedAutoStart: true,
 		ErrorControl:     mgr.ErrorNormal,
 		DisplayName:      "Schnitzel Stream (" + c.Name + ")",
-		Description:      "Runs the schnitzel graph " + c.Graph,
+		Description:      c.description(),
 		ServiceStartName: WindowsServiceAccount,
 	}, args[1:]...)
 	if err != nil {

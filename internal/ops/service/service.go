@@ -121,8 +121,11 @@ type Config struct {
 	Name string
 	// Binary is the absolute path of the schnitzel executable.
 	Binary string
-	// Graph is the absolute path of the graph file.
+	// Graph is the absolute path of the graph file (not with Serve).
 	Graph string
+	// Serve runs `schnitzel serve` (every graph of ServeGraphsDir, the
+	// control API on loopback) instead of one graph.
+	Serve bool
 	// User selects a per-user service (systemd --user, LaunchAgent, logon task).
 	User bool
 	// EnvFile is an explicit environment file; "" uses Paths.EnvFile if it
@@ -168,7 +171,10 @@ func (c Config) normalize() (Config, error) {
 	if c.Binary == "" || !paths.IsAbs(goos, c.Binary) {
 		return c, usageErr("pass --binary with an absolute path", "binary path %q is not absolute for %s", c.Binary, goos)
 	}
-	if c.Graph == "" || !paths.IsAbs(goos, c.Graph) {
+	switch {
+	case c.Serve && c.Graph != "":
+		return c, usageErr("drop --graph: the serve service runs every graph of "+c.ServeGraphsDir(), "--serve and --graph exclude each other")
+	case !c.Serve && (c.Graph == "" || !paths.IsAbs(goos, c.Graph)):
 		return c, usageErr("pass --graph with an absolute path", "graph path %q is not absolute for %s", c.Graph, goos)
 	}
 	if c.EnvFile != "" && !paths.IsAbs(goos, c.EnvFile) {
@@ -237,9 +243,42 @@ func (c Config) normalizeTarget() (Config, error) {
 	return c, nil
 }
 
-// ProgramArgs is the command line the service runs: binary, --graph G, extra args.
+// ProgramArgs is the command line the service runs: binary, --graph G, extra
+// args; with Serve: binary serve --graphs DIR --state DIR, extra args.
 func (c Config) ProgramArgs() []string {
+	if c.Serve {
+		return append([]string{c.Binary, "serve", "--graphs", c.ServeGraphsDir(), "--state", c.ServeStateDir()}, c.Args...)
+	}
 	return append([]string{c.Binary, "--graph", c.Graph}, c.Args...)
+}
+
+// ServeGraphsDir is the graphs directory of a serve service:
+// <config>/graphs.d, serve's own default.
+func (c Config) ServeGraphsDir() string {
+	return paths.Join(c.Manager.GOOS(), c.Paths.Config, "graphs.d")
+}
+
+// ServeStateDir is the state directory of a serve service: <state>/serve
+// (state.json, the lock, the token, the audit log).
+func (c Config) ServeStateDir() string { return paths.Join(c.Manager.GOOS(), c.Paths.State, "serve") }
+
+// description is the one line a manager shows for the service.
+func (c Config) description() string {
+	if c.Serve {
+		return "Runs schnitzel serve (the graphs of " + c.ServeGraphsDir() + ")"
+	}
+	return "Runs the schnitzel graph " + c.Graph
+}
+
+// writableDirs are the directories the service account must be able to
+// write: state and logs, and for serve the graphs directory (the API
+// writes graph files there).
+func (c Config) writableDirs() []string {
+	ds := []string{c.Paths.State, c.Paths.Logs}
+	if c.Serve {
+		ds = append(ds, c.ServeGraphsDir())
+	}
+	return ds
 }
 
 // envFile is the env file the definition refers to and whether it is optional.

@@ -1,0 +1,5 @@
+//go:build !windows
+
+package servecmd
+
+func modeBitsMeaningful() bool { return true }
