@@ -63,6 +63,9 @@ func registerJSONFile(r *plugin.Registry) {
 			Dir: "outputs/packets", FilenameTemplate: "{seq:06d}_{source_id}_{kind}.json", Body: "payload",
 			Indent: 2, MetaKey: "file", Fsync: fsyncBatch,
 		},
+		Metrics: []plugin.MetricSpec{
+			{Name: "written_total", Help: "Packets written as JSON files (upstream's counter)."},
+		},
 		New: func(c JSONFileConfig, env plugin.Env) (any, error) {
 			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: packet.JSONOptions{EnsureASCII: c.EnsureASCII, Pretty: true, Indent: max(c.Indent, 0)}}, nil
 		},

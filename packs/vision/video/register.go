@@ -26,9 +26,9 @@ func Register(r *plugin.Registry) {
 			"continue after the previous pass, so ts never goes back. When an EveryNthFrameSamplerNode is this source's only " +
 			"consumer (no loop, no --max-events), ffmpeg drops the frames the sampler would drop before they are converted " +
 			"or piped; the sampler's output and the report are unchanged (frames not shipped count as emitted here and " +
-			"dropped by the sampler). Metrics: emitted_total, decoded_total, sampled_out_total (frames that took that " +
-			"shortcut), passes_total.",
+			"dropped by the sampler).",
 		Defaults: FileConfig{},
+		Metrics:  append(samplingMetrics(), plugin.MetricSpec{Name: "passes_total", Help: "Passes over the file started (loop starts another at its end)."}),
 		New:      newFileSource,
 	})
 	plugin.Register(r, plugin.Spec[RTSPConfig]{
@@ -42,9 +42,9 @@ func Register(r *plugin.Registry) {
 			"end at once on shutdown. Meta carries frame_idx, epoch (connections that delivered frames) and " +
 			"idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`; ts is the wall clock when the frame was read. " +
 			"When an EveryNthFrameSamplerNode is this source's only consumer (no --max-events), ffmpeg drops the frames " +
-			"the sampler would drop before they are converted or piped. " +
-			"Metrics: reconnect_total, open_failures_total, stream_lost_total, skipped_total, decoded_total, emitted_total.",
+			"the sampler would drop before they are converted or piped.",
 		Defaults: rtspDefaults,
+		Metrics:  liveMetrics(),
 		New:      newRTSPSource,
 	})
 	plugin.Register(r, plugin.Spec[WebcamConfig]{
@@ -58,6 +58,7 @@ func Register(r *plugin.Registry) {
 			"RTSP (backoff, stall detection, sampling in ffmpeg for a sampler right behind it). Meta carries frame_idx, " +
 			"camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
 		Defaults: webcamDefaults,
+		Metrics:  liveMetrics(),
 		New:      newWebcamSource,
 	})
 }
