@@ -53,7 +53,16 @@ type Spec[C any] struct {
 	// Loss from here, so a node's values carry only name and value.
 	Metrics  []MetricSpec
 	Defaults C
-	New      func(cfg C, env Env) (any, error) // returns a Source or a Processor
+	// Exactly one constructor is set. The typed ones make a constructor
+	// that returns the wrong kind of node a compile error; Register checks
+	// they match Role (NewSource for sources, NewProcessor or
+	// NewBatchProcessor for nodes and sinks). New returns any: the runtime
+	// checks the value when it builds the graph, and
+	// plugintest.Conformance checks it in a test.
+	NewSource         func(cfg C, env Env) (Source, error)
+	NewProcessor      func(cfg C, env Env) (Processor, error)
+	NewBatchProcessor func(cfg C, env Env) (BatchProcessor, error)
+	New               func(cfg C, env Env) (any, error)
 }
 
 // MetricSpec declares one of a node's own metrics (see Metrics).
@@ -166,9 +175,7 @@ func (s Spec[C]) entry() *Entry {
 	default:
 		panic(fmt.Sprintf("plugin %s: unknown role %q", s.Name, s.Role))
 	}
-	if s.New == nil {
-		panic(fmt.Sprintf("plugin %s: no constructor", s.Name))
-	}
+	newFn := s.constructor()
 	checkMetrics(s.Name, s.Metrics)
 	if s.Stability == "" {
 		s.Stability = Stable
@@ -220,13 +227,54 @@ func (s Spec[C]) entry() *Entry {
 		return c, d.warns, d.errs
 	}
 	e.build = func(cfg any, env Env) (any, error) {
-		n, err := s.New(cfg.(C), env)
+		n, err := newFn(cfg.(C), env)
 		if err != nil {
 			return nil, err
 		}
 		return n, nil
 	}
 	return e
+}
+
+// constructor checks that exactly one constructor is set, and that a typed
+// one fits the role, and returns it as an untyped one.
+func (s Spec[C]) constructor() func(C, Env) (any, error) {
+	var fns []func(C, Env) (any, error)
+	var want Role
+	if s.NewSource != nil {
+		want = RoleSource
+		fns = append(fns, func(c C, env Env) (any, error) { return untyped(s.NewSource(c, env)) })
+	}
+	if s.NewProcessor != nil {
+		want = RoleNode
+		fns = append(fns, func(c C, env Env) (any, error) { return untyped(s.NewProcessor(c, env)) })
+	}
+	if s.NewBatchProcessor != nil {
+		want = RoleNode
+		fns = append(fns, func(c C, env Env) (any, error) { return untyped(s.NewBatchProcessor(c, env)) })
+	}
+	if s.New != nil {
+		want = s.Role
+		fns = append(fns, s.New)
+	}
+	switch {
+	case len(fns) == 0:
+		panic(fmt.Sprintf("plugin %s: no constructor", s.Name))
+	case len(fns) > 1:
+		panic(fmt.Sprintf("plugin %s: set one of New, NewSource, NewProcessor, NewBatchProcessor", s.Name))
+	case (want == RoleSource) != (s.Role == RoleSource):
+		panic(fmt.Sprintf("plugin %s: role %s does not match its constructor (NewSource is for sources, NewProcessor and NewBatchProcessor for nodes and sinks)", s.Name, s.Role))
+	}
+	return fns[0]
+}
+
+// untyped drops a typed constructor's result to any, keeping a nil
+// interface nil rather than a typed nil.
+func untyped[T any](n T, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // Payload profiles (upstream's contracts/payload_profile.py at HEAD).

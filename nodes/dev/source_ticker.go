@@ -42,7 +42,7 @@ func registerTicker(r *plugin.Registry) {
 		Metrics: []plugin.MetricSpec{
 			{Name: "emitted_total", Help: "Ticks emitted (packets taken downstream)."},
 		},
-		New: func(c TickerConfig, env plugin.Env) (any, error) {
+		NewSource: func(c TickerConfig, env plugin.Env) (plugin.Source, error) {
 			if c.SourceID == "" {
 				c.SourceID = env.NodeID
 			}

@@ -52,7 +52,7 @@ already-deleted row is counted in ack_missing_total.`,
 			{Name: "ack_missing_total", Help: "Packets whose row was already gone (acked before, e.g. a replay): nothing to delete."},
 			{Name: "ack_foreign_total", Help: "Packets whose block names another queue: refused, not acked.", Loss: true},
 		},
-		New: func(c AckConfig, env plugin.Env) (any, error) {
+		NewBatchProcessor: func(c AckConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &ackSink{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}, inflight: pipeline[ackFlight]{max: maxInflightAcks}}, nil
 		},
 	})

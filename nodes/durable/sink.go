@@ -61,7 +61,7 @@ The file's packets table is upstream's, so the Python project can drain it.`,
 			{Name: "rejected_total", Help: "Packets that could not be stored (payload or meta not JSON): dropped and nacked.", Loss: true},
 			{Name: "not_stored_total", Help: "Packets whose commit failed or that a stop left unstored: nacked to their origin.", Loss: true},
 		},
-		New: func(c SinkConfig, env plugin.Env) (any, error) {
+		NewBatchProcessor: func(c SinkConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &sink{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}, inflight: pipeline[enqueueFlight]{max: maxInflightRows}}, nil
 		},
 	})

@@ -107,7 +107,7 @@ and ts and carry meta[meta_key] = {queue, path, seq, node_id, queue_id, attempt}
 			{Name: "dead_lettered_total", Help: "Rows this source moved to the dead-letter table (out of attempts, permanent nack, undecodable).", Loss: true},
 			{Name: "leased_elsewhere", Help: "Rows other live consumers of the file held at the last sweep.", Gauge: true},
 		},
-		New: func(c SourceConfig, env plugin.Env) (any, error) {
+		NewSource: func(c SourceConfig, env plugin.Env) (plugin.Source, error) {
 			return &source{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}, dead: plugin.RateLog{Burst: 5}}, nil
 		},
 	})

@@ -229,7 +229,7 @@ func registerHTTP(r *plugin.Registry) {
 			{Name: "left_on_stop_total", Help: "Packets a stop left unsent: neither forwarded nor nacked.", Loss: true},
 			{Name: "in_flight", Help: "Packets in requests now in flight.", Gauge: true},
 		},
-		New: newHTTPSink,
+		NewBatchProcessor: newHTTPSink,
 	})
 }
 
@@ -304,7 +304,7 @@ type httpSink struct {
 	interrupted, left, inFlight                             atomic.Int64
 }
 
-func newHTTPSink(c HTTPConfig, env plugin.Env) (any, error) {
+func newHTTPSink(c HTTPConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 	s := &httpSink{
 		cfg: c, env: env, masked: maskURL(c.URL), retryOn: map[int]bool{},
 		bodyPacket: c.Body == "packet",

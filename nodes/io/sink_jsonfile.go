@@ -66,7 +66,7 @@ func registerJSONFile(r *plugin.Registry) {
 		Metrics: []plugin.MetricSpec{
 			{Name: "written_total", Help: "Packets written as JSON files (upstream's counter)."},
 		},
-		New: func(c JSONFileConfig, env plugin.Env) (any, error) {
+		NewBatchProcessor: func(c JSONFileConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: packet.JSONOptions{EnsureASCII: c.EnsureASCII, Pretty: true, Indent: max(c.Indent, 0)}}, nil
 		},
 	})

@@ -70,7 +70,7 @@ func registerJSONL(r *plugin.Registry) {
 			{Name: "written_total", Help: "Packets written as JSON lines (upstream's counter)."},
 			{Name: "rotated_total", Help: "Files rotated at max_bytes."},
 		},
-		New: func(c JSONLConfig, env plugin.Env) (any, error) {
+		NewBatchProcessor: func(c JSONLConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &jsonlSink{cfg: c, env: env, style: packet.JSONOptions{EnsureASCII: c.EnsureASCII}}, nil
 		},
 	})

@@ -299,7 +299,7 @@ func registerModelAdapter(r *plugin.Registry) {
 			{Name: "filtered_total", Help: "Detections dropped below confidence_threshold or with an empty box once clipped to the frame."},
 			{Name: "unmapped_total", Help: "Detections dropped: a class class_map does not map and without an object_type of their own."},
 		}, runnerMetrics...),
-		New: func(c ModelAdapterConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, error) {
 			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env)}, nil
 		},
 	})

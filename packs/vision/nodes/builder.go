@@ -44,7 +44,7 @@ func registerEventBuilder(r *plugin.Registry) {
 			{Name: "emitted_total", Help: "Event packets emitted."},
 			{Name: "skipped_total", Help: "Detections skipped: not a valid PERSON detection with a track_id, or no event could be built."},
 		},
-		New: func(c EventBuilderConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c EventBuilderConfig, env plugin.Env) (plugin.Processor, error) {
 			return &eventBuilder{cfg: c, env: env}, nil
 		},
 	})

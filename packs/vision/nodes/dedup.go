@@ -39,7 +39,7 @@ func registerDedupPolicy(r *plugin.Registry) {
 			{Name: "accepted_total", Help: "Packets passed: first of their key within cooldown_sec."},
 			{Name: "dropped_total", Help: "Packets dropped as repeats of their key within cooldown_sec (on purpose)."},
 		},
-		New: func(c DedupConfig, _ plugin.Env) (any, error) {
+		NewProcessor: func(c DedupConfig, _ plugin.Env) (plugin.Processor, error) {
 			return &dedupPolicy{store: dedup.New(c.CooldownSec.Duration(), int(c.PruneInterval))}, nil
 		},
 	})

@@ -72,7 +72,7 @@ func registerDisplay(r *plugin.Registry) {
 			{Name: "not_shown_total", Help: "Frames only counted: no output_dir (no display available)."},
 			{Name: "failed_total", Help: "Annotated frames that could not be written."},
 		},
-		New: func(c DisplayConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c DisplayConfig, env plugin.Env) (plugin.Processor, error) {
 			return &displaySink{cfg: c, env: env}, nil
 		},
 	})

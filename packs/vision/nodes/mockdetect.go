@@ -81,7 +81,7 @@ func registerMockDetector(r *plugin.Registry) {
 		Metrics: []plugin.MetricSpec{
 			{Name: "emitted_total", Help: "Detection packets emitted."},
 		},
-		New: func(c MockDetectorConfig, _ plugin.Env) (any, error) {
+		NewProcessor: func(c MockDetectorConfig, _ plugin.Env) (plugin.Processor, error) {
 			c.EmitEveryN = max(1, c.EmitEveryN)
 			return &mockDetector{cfg: c}, nil
 		},

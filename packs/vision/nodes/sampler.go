@@ -29,7 +29,7 @@ func registerSampler(r *plugin.Registry) {
 			{Name: "kept_total", Help: "Frames kept (every every_n-th, from offset)."},
 			{Name: "dropped_total", Help: "Frames dropped by the sampling, those the source did not ship for it included (on purpose)."},
 		},
-		New: func(c SamplerConfig, _ plugin.Env) (any, error) {
+		NewProcessor: func(c SamplerConfig, _ plugin.Env) (plugin.Processor, error) {
 			return &sampler{every: max(1, c.EveryN), offset: c.Offset}, nil
 		},
 	})

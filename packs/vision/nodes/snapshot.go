@@ -46,7 +46,7 @@ func registerSnapshot(r *plugin.Registry) {
 			{Name: "failed_total", Help: "Snapshots that could not be written (the event passed without one)."},
 			{Name: "skipped_total", Help: "Events without a frame: passed unchanged."},
 		},
-		New: func(c SnapshotConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c SnapshotConfig, env plugin.Env) (plugin.Processor, error) {
 			return &snapshotNode{cfg: c, env: env}, nil
 		},
 	})

@@ -102,7 +102,7 @@ func registerYolo(r *plugin.Registry) {
 			{Name: "emitted_total", Help: "Frame packets emitted with their detections."},
 			{Name: "detected_total", Help: "Detections in the emitted packets."},
 		}, runnerMetrics...),
-		New: func(c YoloConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c YoloConfig, env plugin.Env) (plugin.Processor, error) {
 			params := packet.MapOf("model_path", c.ModelPath, "conf", c.Conf, "iou", c.IOU, "max_det", c.MaxDet)
 			if len(c.classes) > 0 {
 				l := make([]any, len(c.classes))

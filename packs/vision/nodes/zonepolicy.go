@@ -114,7 +114,7 @@ func registerZonePolicy(r *plugin.Registry) {
 			{Name: "processed_total", Help: "Packets evaluated against the zones."},
 			{Name: "inside_total", Help: "Packets found inside a zone."},
 		},
-		New: func(c ZonePolicyConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c ZonePolicyConfig, env plugin.Env) (plugin.Processor, error) {
 			n := &zonePolicy{cfg: c, env: env}
 			ttl := c.CacheTTLSec.Duration()
 			switch {

@@ -27,9 +27,9 @@ func Register(r *plugin.Registry) {
 			"consumer (no loop, no --max-events), ffmpeg drops the frames the sampler would drop before they are converted " +
 			"or piped; the sampler's output and the report are unchanged (frames not shipped count as emitted here and " +
 			"dropped by the sampler).",
-		Defaults: FileConfig{},
-		Metrics:  append(samplingMetrics(), plugin.MetricSpec{Name: "passes_total", Help: "Passes over the file started (loop starts another at its end)."}),
-		New:      newFileSource,
+		Defaults:  FileConfig{},
+		Metrics:   append(samplingMetrics(), plugin.MetricSpec{Name: "passes_total", Help: "Passes over the file started (loop starts another at its end)."}),
+		NewSource: newFileSource,
 	})
 	plugin.Register(r, plugin.Spec[RTSPConfig]{
 		Name:    headMod + "OpenCvRtspSource",
@@ -43,9 +43,9 @@ func Register(r *plugin.Registry) {
 			"idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`; ts is the wall clock when the frame was read. " +
 			"When an EveryNthFrameSamplerNode is this source's only consumer (no --max-events), ffmpeg drops the frames " +
 			"the sampler would drop before they are converted or piped.",
-		Defaults: rtspDefaults,
-		Metrics:  liveMetrics(),
-		New:      newRTSPSource,
+		Defaults:  rtspDefaults,
+		Metrics:   liveMetrics(),
+		NewSource: newRTSPSource,
 	})
 	plugin.Register(r, plugin.Spec[WebcamConfig]{
 		Name:    headMod + "OpenCvWebcamSource",
@@ -57,8 +57,8 @@ func Register(r *plugin.Registry) {
 			"DirectShow device of that index. A missing device is an open failure naming the camera, retried like " +
 			"RTSP (backoff, stall detection, sampling in ffmpeg for a sampler right behind it). Meta carries frame_idx, " +
 			"camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
-		Defaults: webcamDefaults,
-		Metrics:  liveMetrics(),
-		New:      newWebcamSource,
+		Defaults:  webcamDefaults,
+		Metrics:   liveMetrics(),
+		NewSource: newWebcamSource,
 	})
 }
