@@ -120,7 +120,7 @@ func ProcessInto(n any, c *Collector, in ...*packet.Packet) error {
 	return nil
 }
 
-func processAll(ctx context.Context, n any, c *Collector, in []*packet.Packet) error {
+func processAll(ctx context.Context, n any, c plugin.Emitter, in []*packet.Packet) error {
 	if bp, ok := n.(plugin.BatchProcessor); ok {
 		return bp.ProcessBatch(ctx, in, c)
 	}
