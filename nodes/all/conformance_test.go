@@ -11,9 +11,17 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/nodes/all"
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
 )
+
+// TestMain lets the test binary be the model adapter of the detector
+// fixtures (adaptertest's helper-process pattern): no Python needed.
+func TestMain(m *testing.M) {
+	adaptertest.Main()
+	os.Exit(m.Run())
+}
 
 // TestConformance runs the node contract suite over every built-in node.
 // Relative paths in the fixtures land in each node's own temp directory.
@@ -24,6 +32,8 @@ func TestConformance(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(srv.Close)
+	adapter := httptest.NewServer(adaptertest.Handler("fixed"))
+	t.Cleanup(adapter.Close)
 
 	// A path under a regular file: every Start that opens or creates it
 	// fails, whatever the platform.
@@ -58,8 +68,8 @@ func TestConformance(t *testing.T) {
 		nodes + "video:EveryNthFrameSamplerNode":            {Input: frames()},
 		nodes + "mock_detection:MockDetectorNode":           {Input: frames()},
 		vision + "EventSnapshotNode":                        {Config: packet.MapOf("base_dir", "snapshots")},
-		vision + "ModelAdapterDetectorNode":                 {Config: packet.MapOf("url", srv.URL), Input: frames()},
-		vision + "YoloV8DetectorNode":                       {Config: packet.MapOf("url", srv.URL), Input: frames()},
+		vision + "ModelAdapterDetectorNode":                 {Config: packet.MapOf("command", []any{os.Args[0]}, "env", packet.MapOf(adaptertest.EnvMode, "fixed")), Input: frames()},
+		vision + "YoloV8DetectorNode":                       {Config: packet.MapOf("url", adapter.URL), Input: frames()},
 		vision + "OpenCvRtspSource":                         {Config: packet.MapOf("url", "rtsp://127.0.0.1:1/none")},
 	}
 	plugintest.Conformance(t, all.Registry(), fixtures)

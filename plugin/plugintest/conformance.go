@@ -147,6 +147,36 @@ func conform(t testing.TB, e *plugin.Entry, f Fixture) {
 	closeTwice(t, "started", n, false)
 	checkMetrics(t, e, n, "after Close")
 	noLeaks(t, leaks)
+
+	expiredClose(t, e, dec, f)
+}
+
+// expiredClose starts a node, gives it its input, and closes it with a ctx
+// already past its deadline, as after a stop that outlived --stop-timeout:
+// Close may give up on flushing (and say so), but it must return and
+// release what the node holds.
+func expiredClose(t testing.TB, e *plugin.Entry, dec any, f Fixture) {
+	t.Helper()
+	leaks := goleak.IgnoreCurrent()
+	n := build(t, e, dec)
+	ctx, cancel := context.WithTimeout(context.Background(), lifeDeadline)
+	defer cancel()
+	if s, ok := n.(plugin.Starter); ok {
+		if err := s.Start(ctx); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+	}
+	if e.Role != plugin.RoleSource && len(f.Input) > 0 {
+		feed(t, ctx, e, n, f.Input)
+	}
+	if c, ok := n.(plugin.Closer); ok {
+		expired, stop := context.WithCancel(context.Background())
+		stop()
+		for i := range 2 {
+			callWithin(t, fmt.Sprintf("close #%d with an expired ctx", i+1), func() error { return c.Close(expired) })
+		}
+	}
+	noLeaks(t, leaks)
 }
 
 func startFails(t testing.TB, e *plugin.Entry, cfg *packet.Map) {

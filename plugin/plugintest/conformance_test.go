@@ -97,11 +97,21 @@ func (l leaky) Start(ctx context.Context) error {
 	return l.node.Start(ctx)
 }
 
+// stubborn flushes on Close until it is done, whatever its ctx says.
+type stubborn struct{ *node }
+
+func (s stubborn) Close(ctx context.Context) error {
+	if ctx.Err() != nil {
+		<-s.release // ignores the deadline
+	}
+	return s.node.Close(ctx)
+}
+
 type nothing struct{}
 
 func TestConformanceCatches(t *testing.T) {
 	defer func(l, s, k time.Duration) { lifeDeadline, stopDeadline, leakDeadline = l, s, k }(lifeDeadline, stopDeadline, leakDeadline)
-	lifeDeadline, stopDeadline, leakDeadline = 2*time.Second, 300*time.Millisecond, 300*time.Millisecond
+	lifeDeadline, stopDeadline, leakDeadline = time.Second, 300*time.Millisecond, 300*time.Millisecond
 
 	release := make(chan struct{})
 	defer close(release)
@@ -142,6 +152,7 @@ func TestConformanceCatches(t *testing.T) {
 			n.eager = true
 			return n
 		}, "cancelled ctx emitted 1 packets"},
+		{"close ignores its deadline", plugin.RoleSink, cfg{Mode: "a"}, metrics, func() any { return stubborn{node: good()} }, "close #1 with an expired ctx: did not return"},
 		{"leaks a goroutine", plugin.RoleSink, cfg{Mode: "a"}, metrics, func() any { return leaky{good()} }, "goroutines outlive Close"},
 	}
 	for _, c := range cases {
