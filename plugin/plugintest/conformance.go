@@ -55,6 +55,7 @@ var (
 // Conformance checks every node in reg against the node contract
 // (plugin/node.go), one subtest per node:
 //
+//   - the spec has a Summary and every config key a doc;
 //   - the fixture's config decodes without errors or warnings, and so does
 //     the config that the docs show (every Info.Fields default, the
 //     fixture's keys on top), to the same value;
@@ -104,6 +105,15 @@ func shortName(n string) string {
 }
 
 func conform(t testing.TB, e *plugin.Entry, f Fixture) {
+	// docs/nodes.md is generated from these: a blank is a hole in it
+	if strings.TrimSpace(e.Summary) == "" {
+		t.Errorf("spec has no Summary")
+	}
+	for _, fd := range e.Fields {
+		if strings.TrimSpace(fd.Doc) == "" {
+			t.Errorf("config key %s has no doc tag", fd.Key)
+		}
+	}
 	cfg := f.Config
 	if cfg == nil {
 		cfg = packet.NewMap(0)
@@ -141,8 +151,11 @@ func conform(t testing.TB, e *plugin.Entry, f Fixture) {
 	}
 	if e.Role == plugin.RoleSource {
 		runAndCancel(t, e, n.(plugin.Source))
-	} else if len(f.Input) > 0 {
-		feed(t, ctx, e, n, f.Input)
+	} else {
+		if len(f.Input) > 0 {
+			feed(t, ctx, e, n, f.Input)
+		}
+		stopping(t, n) // a graceful stop, as the runtime begins one
 	}
 	closeTwice(t, "started", n, false)
 	checkMetrics(t, e, n, "after Close")
@@ -403,9 +416,7 @@ func runAndCancel(t testing.TB, e *plugin.Entry, src plugin.Source) {
 	case <-window.C:
 	}
 	checkMetrics(t, e, src, "while running")
-	if s, ok := src.(plugin.Stopper); ok {
-		callWithin(t, "Stopping", func() error { s.Stopping(); return nil })
-	}
+	stopping(t, src)
 	cancel()
 	t.Logf("run: cancelled after %d packets", out.n.Load())
 	select {
@@ -415,6 +426,14 @@ func runAndCancel(t testing.TB, e *plugin.Entry, src plugin.Source) {
 		}
 	case <-time.After(stopDeadline):
 		t.Fatalf("run did not return within %v of its ctx being cancelled (emitted %d)", stopDeadline, out.n.Load())
+	}
+}
+
+// stopping calls Stopping where the node has it: it must not block.
+func stopping(t testing.TB, n any) {
+	t.Helper()
+	if s, ok := n.(plugin.Stopper); ok {
+		callWithin(t, "Stopping", func() error { s.Stopping(); return nil })
 	}
 }
 

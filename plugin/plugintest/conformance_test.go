@@ -35,7 +35,7 @@ func (r *recorder) Fatalf(format string, args ...any) {
 }
 
 type cfg struct {
-	Mode string `yaml:"mode" enum:"a,b"`
+	Mode string `yaml:"mode" enum:"a,b" doc:"How."`
 }
 
 // node is configurable into each way of breaking the contract.
@@ -158,20 +158,41 @@ func TestConformanceCatches(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := plugin.NewRegistry()
-			plugin.Register(r, plugin.Spec[cfg]{Name: "test.conf:Node", Role: c.role, Defaults: c.defaults, Metrics: c.metrics,
+			plugin.Register(r, plugin.Spec[cfg]{Name: "test.conf:Node", Role: c.role, Summary: "A test node.", Defaults: c.defaults, Metrics: c.metrics,
 				New: func(cfg, plugin.Env) (any, error) { return c.new(), nil }})
 			e, _ := r.Lookup("test.conf:Node")
-			rec := &recorder{TB: t}
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				conform(rec, e, Fixture{})
-			}()
-			<-done
-			got := strings.Join(rec.msgs, "\n")
+			got := suite(t, e)
 			if c.want == "" && got != "" || !strings.Contains(got, c.want) {
 				t.Errorf("suite reported %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// suite runs the checks on e and returns what they reported.
+func suite(t *testing.T, e *plugin.Entry) string {
+	rec := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conform(rec, e, Fixture{})
+	}()
+	<-done
+	return strings.Join(rec.msgs, "\n")
+}
+
+func TestConformanceWantsDocs(t *testing.T) {
+	type bare struct {
+		Key string `yaml:"key"`
+	}
+	r := plugin.NewRegistry()
+	plugin.Register(r, plugin.Spec[bare]{Name: "test.conf:Bare", Role: plugin.RoleSink,
+		NewProcessor: func(bare, plugin.Env) (plugin.Processor, error) { return &node{closeOnce: true}, nil }})
+	e, _ := r.Lookup("test.conf:Bare")
+	got := suite(t, e)
+	for _, want := range []string{"spec has no Summary", "config key key has no doc tag"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("suite reported %q, want %q", got, want)
+		}
 	}
 }
