@@ -136,12 +136,13 @@ func NodesMarkdown(infos []plugin.Info) string {
 		if len(in.Metrics) > 0 {
 			// Reported as node.<id>.<name> in the run report and as
 			// schnitzel_node_metric{name=...} to Prometheus.
-			b.WriteString("\nMetrics (report key `node.<id>.<name>`, Prometheus `schnitzel_node_metric{name=\"<name>\"}`):\n\n")
+			b.WriteString("\nMetrics (report key `node.<id>.<name>`, Prometheus `schnitzel_node_metric{name=\"<name>\"}`; " +
+				"a non-zero loss metric makes the run `degraded`):\n\n")
 			b.WriteString("| metric | kind | loss | description |\n|---|---|---|---|\n")
 			for _, m := range in.Metrics {
 				loss := ""
 				if m.Loss {
-					loss = "yes: degrades the run"
+					loss = "yes"
 				}
 				kind := "counter"
 				if m.Gauge {
