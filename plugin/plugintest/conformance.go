@@ -70,7 +70,9 @@ var (
 //     returns nil or the first's error;
 //   - a source whose ctx is already cancelled emits nothing (it checks
 //     ctx before reading an item it would throw away); Stopping, where a
-//     source has it, returns at once;
+//     node has it, returns at once;
+//   - Close with a ctx already past its deadline returns, and still
+//     releases what the node holds;
 //   - Metrics can be read while the node runs (-race finds counters that
 //     are not atomics);
 //   - with Fixture.StartFails, Close works after the failed Start;
