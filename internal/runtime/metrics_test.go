@@ -3,6 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -42,13 +45,14 @@ func TestLossComesFromTheSpec(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			var logs syncBuf
 			r, _ := run(t, fmt.Sprintf(`version: 2
 nodes:
   - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:StaticSource", config: {packets: [{payload: 1}]}}
   - {id: out, kind: sink, plugin: "schnitzel_stream.test:Lossy", config: {seen: %d, lost: %d, undeclared: %d}}
 edges:
   - {from: src, to: out}
-`, c.seen, c.lost, c.undeclared), Options{})
+`, c.seen, c.lost, c.undeclared), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if r.Err != nil {
 				t.Fatal(r.Err)
 			}
@@ -58,6 +62,28 @@ edges:
 			if got := metric(r, "out").Lost; got != c.lost {
 				t.Errorf("Lost %d, want %d", got, c.lost)
 			}
+			// the node always reports undeclared_total: the runtime says so once
+			if got := strings.Count(logs.String(), "metric=undeclared_total"); got != 1 {
+				t.Errorf("%d warnings about the undeclared metric, want 1:\n%s", got, logs.String())
+			}
 		})
 	}
+}
+
+// syncBuf is a log sink node goroutines may write to at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
