@@ -67,6 +67,9 @@ How nodes are put together in a graph file: docs/graph-format.md.`,
 						}
 						fmt.Fprintf(w, "    %s: %s%s  %s\n", f.Key, f.Type, def, f.Doc)
 					}
+					for _, m := range in.Metrics {
+						fmt.Fprintf(w, "    metric %s: %s  %s\n", m.Name, metricKind(m), m.Help)
+					}
 					fmt.Fprintln(w)
 				}
 				return nil
@@ -114,9 +117,9 @@ func NodesMarkdown(infos []plugin.Info) string {
 		}
 		if len(in.Fields) == 0 {
 			b.WriteString("No config keys.\n")
-			continue
+		} else {
+			b.WriteString("| key | type | default | description |\n|---|---|---|---|\n")
 		}
-		b.WriteString("| key | type | default | description |\n|---|---|---|---|\n")
 		for _, f := range in.Fields {
 			def := ""
 			switch {
@@ -130,8 +133,36 @@ func NodesMarkdown(infos []plugin.Info) string {
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Key, f.Type, def, strings.ReplaceAll(f.Doc, "|", "\\|"))
 		}
+		if len(in.Metrics) > 0 {
+			// Reported as node.<id>.<name> in the run report and as
+			// schnitzel_node_metric{name=...} to Prometheus.
+			b.WriteString("\nMetrics (report key `node.<id>.<name>`, Prometheus `schnitzel_node_metric{name=\"<name>\"}`; " +
+				"a non-zero loss metric makes the run `degraded`):\n\n")
+			b.WriteString("| metric | kind | loss | description |\n|---|---|---|---|\n")
+			for _, m := range in.Metrics {
+				loss := ""
+				if m.Loss {
+					loss = "yes"
+				}
+				kind := "counter"
+				if m.Gauge {
+					kind = "gauge"
+				}
+				fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", m.Name, kind, loss, strings.ReplaceAll(m.Help, "|", "\\|"))
+			}
+		}
 	}
 	return b.String()
+}
+
+func metricKind(m plugin.MetricSpec) string {
+	if m.Gauge {
+		return "gauge"
+	}
+	if m.Loss {
+		return "counter (loss: degrades the run)"
+	}
+	return "counter"
 }
 
 func anchor(name string) string {

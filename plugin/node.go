@@ -144,19 +144,18 @@ type Downstream interface {
 // larger than the bound still passes.
 type LargePackets interface{ LargePackets() }
 
-// Metric is a node's own counter, reported as node.<id>.<Name>.
+// Metric is the value of a node's own counter or gauge, reported as
+// node.<id>.<Name>. What it means (kind, help, whether it counts losses)
+// is declared once, in Spec.Metrics.
 type Metric struct {
 	Name  string
 	Value int64
-	// Loss marks counters of packets lost on purpose or given up on
-	// (drops, dead letters, retries exhausted): a non-zero Loss metric makes
-	// the run report say "degraded".
-	Loss bool
 }
 
 // Metrics is implemented by nodes with their own counters. It is called from
 // another goroutine than Run/Process (for Prometheus scrapes and the report),
-// so counters must be atomics.
+// so counters must be atomics. It returns the metrics Spec.Metrics
+// declares, every time, in that order (plugintest.Conformance checks).
 type Metrics interface {
 	Metrics() []Metric
 }

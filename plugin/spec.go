@@ -48,8 +48,57 @@ type Spec[C any] struct {
 	Summary     string // one line
 	Description string // paragraphs, markdown
 	Stability   Stability
-	Defaults    C
-	New         func(cfg C, env Env) (any, error) // returns a Source or a Processor
+	// Metrics declares every counter and gauge the node's Metrics method
+	// reports, in the same order: the docs list them and the runtime reads
+	// Loss from here, so a node's values carry only name and value.
+	Metrics  []MetricSpec
+	Defaults C
+	// Exactly one constructor is set. The typed ones make a constructor
+	// that returns the wrong kind of node a compile error; Register checks
+	// they match Role (NewSource for sources, NewProcessor or
+	// NewBatchProcessor for nodes and sinks). New returns any: the runtime
+	// checks the value when it builds the graph, and
+	// plugintest.Conformance checks it in a test.
+	NewSource         func(cfg C, env Env) (Source, error)
+	NewProcessor      func(cfg C, env Env) (Processor, error)
+	NewBatchProcessor func(cfg C, env Env) (BatchProcessor, error)
+	New               func(cfg C, env Env) (any, error)
+}
+
+// MetricSpec declares one of a node's own metrics (see Metrics).
+type MetricSpec struct {
+	Name string `json:"name"` // counters end in _total, gauges do not (Prometheus' convention)
+	Help string `json:"help"` // one line: what it counts
+	// Gauge marks a level that goes up and down (a queue depth); otherwise
+	// the metric is a counter that only grows.
+	Gauge bool `json:"gauge,omitempty"`
+	// Loss marks a counter of packets lost on purpose or given up on
+	// (drops, dead letters, retries exhausted): a non-zero value makes the
+	// run report say "degraded".
+	Loss bool `json:"loss,omitempty"`
+}
+
+var metricName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// checkMetrics panics on a malformed metric list: like a malformed name,
+// it is a programming error and should fail the first test that registers.
+func checkMetrics(node string, ms []MetricSpec) {
+	seen := map[string]bool{}
+	for _, m := range ms {
+		switch {
+		case !metricName.MatchString(m.Name):
+			panic(fmt.Sprintf("plugin %s: malformed metric name %q (want lower_snake_case)", node, m.Name))
+		case seen[m.Name]:
+			panic(fmt.Sprintf("plugin %s: metric %s declared twice", node, m.Name))
+		case strings.TrimSpace(m.Help) == "":
+			panic(fmt.Sprintf("plugin %s: metric %s has no help", node, m.Name))
+		case m.Gauge == strings.HasSuffix(m.Name, "_total"):
+			panic(fmt.Sprintf("plugin %s: metric %s: counters end in _total and gauges do not", node, m.Name))
+		case m.Gauge && m.Loss:
+			panic(fmt.Sprintf("plugin %s: metric %s: a gauge cannot count losses", node, m.Name))
+		}
+		seen[m.Name] = true
+	}
 }
 
 // Field documents one config key.
@@ -64,19 +113,20 @@ type Field struct {
 
 // Info is the type-erased view of a Spec.
 type Info struct {
-	Name        string    `json:"name"`
-	Aliases     []string  `json:"aliases,omitempty"`
-	Role        Role      `json:"role"`
-	In          []string  `json:"input_kinds"`
-	Out         []string  `json:"output_kinds"`
-	InProfile   string    `json:"input_profile,omitempty"`
-	OutProfile  string    `json:"output_profile,omitempty"`
-	OutPorts    []string  `json:"output_ports,omitempty"`
-	PortAware   bool      `json:"reads_input_ports,omitempty"`
-	Summary     string    `json:"summary"`
-	Description string    `json:"description,omitempty"`
-	Stability   Stability `json:"stability"`
-	Fields      []Field   `json:"config"`
+	Name        string       `json:"name"`
+	Aliases     []string     `json:"aliases,omitempty"`
+	Role        Role         `json:"role"`
+	In          []string     `json:"input_kinds"`
+	Out         []string     `json:"output_kinds"`
+	InProfile   string       `json:"input_profile,omitempty"`
+	OutProfile  string       `json:"output_profile,omitempty"`
+	OutPorts    []string     `json:"output_ports,omitempty"`
+	PortAware   bool         `json:"reads_input_ports,omitempty"`
+	Summary     string       `json:"summary"`
+	Description string       `json:"description,omitempty"`
+	Stability   Stability    `json:"stability"`
+	Fields      []Field      `json:"config"`
+	Metrics     []MetricSpec `json:"metrics,omitempty"`
 }
 
 // Entry is a registered node: its Info plus the typed decode and build.
@@ -91,6 +141,16 @@ type Entry struct {
 // required keys, Validate failures). It constructs nothing.
 func (e *Entry) Decode(cfg *packet.Map) (any, []*FieldError, []*FieldError) {
 	return e.decode(cfg)
+}
+
+// Metric returns the declared metric called name.
+func (e *Entry) Metric(name string) (MetricSpec, bool) {
+	for _, m := range e.Metrics {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return MetricSpec{}, false
 }
 
 // Build constructs the node from a config returned by Decode.
@@ -115,9 +175,8 @@ func (s Spec[C]) entry() *Entry {
 	default:
 		panic(fmt.Sprintf("plugin %s: unknown role %q", s.Name, s.Role))
 	}
-	if s.New == nil {
-		panic(fmt.Sprintf("plugin %s: no constructor", s.Name))
-	}
+	newFn := s.constructor()
+	checkMetrics(s.Name, s.Metrics)
 	if s.Stability == "" {
 		s.Stability = Stable
 	}
@@ -133,7 +192,7 @@ func (s Spec[C]) entry() *Entry {
 			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware,
 			InProfile: s.InProfile, OutProfile: outProfile(s.Out, s.OutProfile),
 			Summary: s.Summary, Description: strings.TrimSpace(s.Description),
-			Stability: s.Stability, Fields: fields,
+			Stability: s.Stability, Fields: fields, Metrics: s.Metrics,
 		},
 	}
 	e.decode = func(cfg *packet.Map) (any, []*FieldError, []*FieldError) {
@@ -168,13 +227,54 @@ func (s Spec[C]) entry() *Entry {
 		return c, d.warns, d.errs
 	}
 	e.build = func(cfg any, env Env) (any, error) {
-		n, err := s.New(cfg.(C), env)
+		n, err := newFn(cfg.(C), env)
 		if err != nil {
 			return nil, err
 		}
 		return n, nil
 	}
 	return e
+}
+
+// constructor checks that exactly one constructor is set, and that a typed
+// one fits the role, and returns it as an untyped one.
+func (s Spec[C]) constructor() func(C, Env) (any, error) {
+	var fns []func(C, Env) (any, error)
+	var want Role
+	if s.NewSource != nil {
+		want = RoleSource
+		fns = append(fns, func(c C, env Env) (any, error) { return untyped(s.NewSource(c, env)) })
+	}
+	if s.NewProcessor != nil {
+		want = RoleNode
+		fns = append(fns, func(c C, env Env) (any, error) { return untyped(s.NewProcessor(c, env)) })
+	}
+	if s.NewBatchProcessor != nil {
+		want = RoleNode
+		fns = append(fns, func(c C, env Env) (any, error) { return untyped(s.NewBatchProcessor(c, env)) })
+	}
+	if s.New != nil {
+		want = s.Role
+		fns = append(fns, s.New)
+	}
+	switch {
+	case len(fns) == 0:
+		panic(fmt.Sprintf("plugin %s: no constructor", s.Name))
+	case len(fns) > 1:
+		panic(fmt.Sprintf("plugin %s: set one of New, NewSource, NewProcessor, NewBatchProcessor", s.Name))
+	case (want == RoleSource) != (s.Role == RoleSource):
+		panic(fmt.Sprintf("plugin %s: role %s does not match its constructor (NewSource is for sources, NewProcessor and NewBatchProcessor for nodes and sinks)", s.Name, s.Role))
+	}
+	return fns[0]
+}
+
+// untyped drops a typed constructor's result to any, keeping a nil
+// interface nil rather than a typed nil.
+func untyped[T any](n T, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // Payload profiles (upstream's contracts/payload_profile.py at HEAD).

@@ -188,18 +188,32 @@ func TestPluginsListsSpecsAndDocsAreGenerated(t *testing.T) {
 		Config []struct {
 			Key string `json:"key"`
 		} `json:"config"`
+		Metrics []struct {
+			Name  string `json:"name"`
+			Help  string `json:"help"`
+			Gauge bool   `json:"gauge"`
+			Loss  bool   `json:"loss"`
+		} `json:"metrics"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil || len(infos) == 0 {
 		t.Fatalf("%v: %s", err, r.stdout)
 	}
-	found := false
+	found, deadLetters := false, false
 	for _, in := range infos {
 		if in.Name == "schnitzel_stream.nodes.dev:PrintSink" && len(in.Config) == 2 {
 			found = true
 		}
+		if in.Name == "schnitzel_stream.nodes.durable_sqlite:SqliteQueueSource" {
+			for _, m := range in.Metrics {
+				deadLetters = deadLetters || m.Name == "dead_lettered_total" && m.Loss && !m.Gauge && m.Help != ""
+			}
+		}
 	}
 	if !found {
 		t.Error("PrintSink with its 2 config keys not listed")
+	}
+	if !deadLetters {
+		t.Error("SqliteQueueSource's metrics do not list dead_lettered_total as a loss counter with help")
 	}
 	md := run(t, "", nil, "plugins", "--format", "markdown")
 	doc, err := os.ReadFile(filepath.Join(root, "docs", "nodes.md"))

@@ -18,7 +18,7 @@ func TestFromSnapshotIsLive(t *testing.T) {
 	}{
 		{"clean", runtime.NodeStats{ID: "out", IsSink: true, Consumed: 7}, StatusOK},
 		{"dropped", runtime.NodeStats{ID: "out", IsSink: true, Consumed: 7, InboxDropped: 1}, StatusDegraded},
-		{"lost", runtime.NodeStats{ID: "out", IsSink: true, Extension: []plugin.Metric{{Name: "dead_total", Value: 2, Loss: true}}}, StatusDegraded},
+		{"lost", runtime.NodeStats{ID: "out", IsSink: true, Extension: []plugin.Metric{{Name: "dead_total", Value: 2}}, Lost: 2}, StatusDegraded},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

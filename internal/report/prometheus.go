@@ -50,8 +50,11 @@ func newCollector(snaps func() []GraphSnapshot, multi bool) *Collector {
 		depth:     prometheus.NewDesc("schnitzel_node_inbox_depth", "Packets waiting in a node's inbox.", l, nil),
 		bytes:     prometheus.NewDesc("schnitzel_node_inbox_bytes", "Bytes of decoded frames waiting in a node's inbox (graphs that carry frames).", l, nil),
 		busy:      prometheus.NewDesc("schnitzel_node_busy_seconds_total", "Time a node spent processing.", l, nil),
-		ext:       prometheus.NewDesc("schnitzel_node_metric", "A node's own counter (upstream extension metric), by name.", append(l[:len(l):len(l)], "name"), nil),
-		emitted:   prometheus.NewDesc("schnitzel_source_emitted_packets_total", "Packets emitted by all sources.", g, nil),
+		// One help and an untyped value for every name: a Prometheus
+		// family has one help and one type, and this series name is kept
+		// for compatibility, so the specs' per-metric help stays in the docs.
+		ext:     prometheus.NewDesc("schnitzel_node_metric", "A node's own counter or gauge (upstream extension metric), by name; what each name means: its node's metrics in docs/nodes.md or schnitzel plugins.", append(l[:len(l):len(l)], "name"), nil),
+		emitted: prometheus.NewDesc("schnitzel_source_emitted_packets_total", "Packets emitted by all sources.", g, nil),
 	}
 }
 

@@ -84,11 +84,8 @@ func FromSnapshot(graphPath string, s runtime.Snapshot, started time.Time) *Repo
 	}
 	for _, n := range s.Nodes {
 		rep.Abandoned += n.Abandoned
-		degraded := n.InboxDropped > 0 || n.Errors > 0 || n.Abandoned > 0
-		for _, m := range n.Extension {
-			degraded = degraded || (m.Loss && m.Value > 0)
-		}
-		if degraded {
+		// Lost: the extension metrics the node's spec declares as Loss.
+		if n.InboxDropped > 0 || n.Errors > 0 || n.Abandoned > 0 || n.Lost > 0 {
 			rep.Status = StatusDegraded
 		}
 	}

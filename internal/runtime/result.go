@@ -26,6 +26,9 @@ type NodeStats struct {
 	MaxNs        int64
 	Failed       bool
 	Extension    []plugin.Metric
+	// Lost sums the Extension metrics the node's spec declares as Loss:
+	// the spec, not the node's values, says what counts as a loss.
+	Lost int64
 }
 
 // Snapshot is every node's counters, in declaration order.
@@ -67,6 +70,11 @@ func (x *Executor) Snapshot() Snapshot {
 		}
 		if m, ok := n.inst.(plugin.Metrics); ok {
 			ns.Extension = m.Metrics()
+			for _, v := range ns.Extension {
+				if ms, ok := n.pn.Entry.Metric(v.Name); ok && ms.Loss {
+					ns.Lost += v.Value
+				}
+			}
 		}
 		s.Nodes = append(s.Nodes, ns)
 	}
@@ -94,13 +102,8 @@ func (x *Executor) result(closeErr error) *Result {
 	}
 	for _, n := range r.Nodes {
 		r.Abandoned += n.Abandoned
-		if n.InboxDropped > 0 || n.Errors > 0 || n.Abandoned > 0 {
+		if n.InboxDropped > 0 || n.Errors > 0 || n.Abandoned > 0 || n.Lost > 0 {
 			r.Degraded = true
-		}
-		for _, m := range n.Extension {
-			if m.Loss && m.Value > 0 {
-				r.Degraded = true
-			}
 		}
 	}
 	return r

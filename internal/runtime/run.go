@@ -214,6 +214,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 			return nil, ne
 		}
 		n := &node{pn: pn, inst: inst, logger: lg, source: pn.Kind == graph.KindSource, sink: pn.Kind == graph.KindSink}
+		warnUndeclared(n)
 		max, policy := opts.InboxMax, overflowBlock
 		if pn.Runtime.InboxMax > 0 {
 			max = pn.Runtime.InboxMax
@@ -310,6 +311,21 @@ func dirOf(p string) string {
 		}
 	}
 	return "."
+}
+
+// warnUndeclared logs the metrics a node reports that its spec does not
+// declare: they reach the report, but only the spec can mark a loss, so a
+// loss counter left out of it would never make the run degraded.
+func warnUndeclared(n *node) {
+	m, ok := n.inst.(plugin.Metrics)
+	if !ok {
+		return
+	}
+	for _, v := range m.Metrics() {
+		if _, ok := n.pn.Entry.Metric(v.Name); !ok {
+			n.logger.Warn("metric not declared in the plugin's spec (Spec.Metrics): reported, never counted as a loss", "metric", v.Name)
+		}
+	}
 }
 
 func buildNode(pn *graph.PlanNode, env plugin.Env) (inst any, err error) {

@@ -128,6 +128,14 @@ func registry(t testing.TB) *plugin.Registry {
 			return &heavy{c}, nil
 		},
 	})
+	plugin.Register(r, plugin.Spec[lossyCfg]{
+		Name: "schnitzel_stream.test:Lossy", Role: plugin.RoleSink,
+		Metrics: []plugin.MetricSpec{
+			{Name: "seen_total", Help: "Packets seen."},
+			{Name: "lost_total", Help: "Packets lost.", Loss: true},
+		},
+		New: func(c lossyCfg, _ plugin.Env) (any, error) { return &lossy{c}, nil },
+	})
 	plugin.Register(r, plugin.Spec[dev.Empty]{
 		Name: "schnitzel_stream.test:FailBuild", Role: plugin.RoleNode,
 		New: func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },

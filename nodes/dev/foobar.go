@@ -11,18 +11,18 @@ import (
 // kind foo and BarSink accepts only kind bar.
 func registerFooBar(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[Empty]{
-		Name:    mod + "FooSource",
-		Role:    plugin.RoleSource,
-		Out:     []string{"foo"},
-		Summary: "Test plugin: emit one packet of kind foo (source_id dev, payload {}).",
-		New:     func(Empty, plugin.Env) (any, error) { return fooSource{}, nil },
+		Name:      mod + "FooSource",
+		Role:      plugin.RoleSource,
+		Out:       []string{"foo"},
+		Summary:   "Test plugin: emit one packet of kind foo (source_id dev, payload {}).",
+		NewSource: func(Empty, plugin.Env) (plugin.Source, error) { return fooSource{}, nil },
 	})
 	plugin.Register(r, plugin.Spec[Empty]{
-		Name:    mod + "BarSink",
-		Role:    plugin.RoleSink,
-		In:      []string{"bar"},
-		Summary: "Test plugin: accept packets of kind bar and discard them.",
-		New:     func(Empty, plugin.Env) (any, error) { return barSink{}, nil },
+		Name:         mod + "BarSink",
+		Role:         plugin.RoleSink,
+		In:           []string{"bar"},
+		Summary:      "Test plugin: accept packets of kind bar and discard them.",
+		NewProcessor: func(Empty, plugin.Env) (plugin.Processor, error) { return barSink{}, nil },
 	})
 }
 

@@ -21,7 +21,7 @@ func registerBurst(r *plugin.Registry) {
 		Out:      []string{"*"},
 		Summary:  "Emit count new packets per input (new packet_id, same kind/source_id/ts/payload, meta[meta_key] = i).",
 		Defaults: BurstConfig{Count: 1, MetaKey: "burst_seq"},
-		New: func(c BurstConfig, _ plugin.Env) (any, error) {
+		NewProcessor: func(c BurstConfig, _ plugin.Env) (plugin.Processor, error) {
 			return &burst{count: max(0, c.Count), key: c.MetaKey}, nil
 		},
 	})

@@ -19,7 +19,7 @@ func registerIdentity(r *plugin.Registry) {
 		Summary: "Re-emit every packet unchanged (the same packet).",
 		Description: "Used as kind sink it is a discarding sink: its output goes nowhere, " +
 			"which makes it the sink of the throughput benchmark in both schnitzel and the Python project.",
-		New: func(Empty, plugin.Env) (any, error) { return identity{}, nil },
+		NewProcessor: func(Empty, plugin.Env) (plugin.Processor, error) { return identity{}, nil },
 	})
 }
 

@@ -25,7 +25,7 @@ func registerPrint(r *plugin.Registry) {
 		Description: "The line is `prefix` + the packet as Python's json.dumps prints it (keys packet_id, ts, kind, " +
 			"source_id, payload, meta; `, ` and `: ` separators; ASCII escaping). In-process payloads such as video " +
 			"frames print as a short summary, not pixels. Lines of one batch are written with one write.",
-		New: func(c PrintConfig, env plugin.Env) (any, error) {
+		NewBatchProcessor: func(c PrintConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return newPrintSink(c, env.Stdout), nil
 		},
 	})

@@ -48,7 +48,7 @@ func registerStatic(r *plugin.Registry) {
 		Summary: "Emit a fixed list of packets from the config, then end.",
 		Description: "Each item becomes a new packet (fresh packet_id). `ts` is kept when it is a non-blank " +
 			"string, otherwise the current UTC time. Payloads are shared, never copied: downstream nodes must not mutate them.",
-		New: func(c StaticConfig, env plugin.Env) (any, error) {
+		NewSource: func(c StaticConfig, env plugin.Env) (plugin.Source, error) {
 			return &staticSource{cfg: c, id: env.NodeID}, nil
 		},
 	})

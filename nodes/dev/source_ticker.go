@@ -39,7 +39,10 @@ func registerTicker(r *plugin.Registry) {
 		Description: "For soak tests and heartbeats. Ticks are scheduled on a fixed grid from the start, so a slow " +
 			"downstream delays ticks but does not make them drift; ticks missed while blocked are not replayed.",
 		Defaults: TickerConfig{IntervalSec: 1, Kind: "tick"},
-		New: func(c TickerConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "emitted_total", Help: "Ticks emitted (packets taken downstream)."},
+		},
+		NewSource: func(c TickerConfig, env plugin.Env) (plugin.Source, error) {
 			if c.SourceID == "" {
 				c.SourceID = env.NodeID
 			}

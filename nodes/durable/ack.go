@@ -45,7 +45,14 @@ refused: upstream would delete an unrelated row with the same seq. A packet with
 block is counted in ack_invalid_total, logged and dropped (upstream aborts the run); an
 already-deleted row is counted in ack_missing_total.`,
 		Defaults: AckConfig{MetaKey: "durable", DedupWindowSec: 86400},
-		New: func(c AckConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "acked_total", Help: "Rows deleted (acked) for packets that reached this sink."},
+			{Name: "queue_depth", Help: "Rows in the queue file now.", Gauge: true},
+			{Name: "ack_invalid_total", Help: "Packets without a valid durable block (or naming an invalid row): dropped, not acked.", Loss: true},
+			{Name: "ack_missing_total", Help: "Packets whose row was already gone (acked before, e.g. a replay): nothing to delete."},
+			{Name: "ack_foreign_total", Help: "Packets whose block names another queue: refused, not acked.", Loss: true},
+		},
+		NewBatchProcessor: func(c AckConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &ackSink{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}, inflight: pipeline[ackFlight]{max: maxInflightAcks}}, nil
 		},
 	})
@@ -217,9 +224,9 @@ func (a *ackSink) Metrics() []plugin.Metric {
 	return []plugin.Metric{
 		{Name: "acked_total", Value: a.acked.Load()},
 		{Name: "queue_depth", Value: depth},
-		{Name: "ack_invalid_total", Value: a.invalid.Load(), Loss: true},
+		{Name: "ack_invalid_total", Value: a.invalid.Load()},
 		{Name: "ack_missing_total", Value: a.missing.Load()},
-		{Name: "ack_foreign_total", Value: a.foreign.Load(), Loss: true},
+		{Name: "ack_foreign_total", Value: a.foreign.Load()},
 	}
 }
 

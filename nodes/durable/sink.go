@@ -52,7 +52,16 @@ packet id: a key already queued, or acked within the reader's dedup window, is n
 JSON (upstream P7.1): other packets are dropped, nacked and counted in rejected_total.
 The file's packets table is upstream's, so the Python project can drain it.`,
 		Defaults: SinkConfig{MetaKey: "durable", Synchronous: "FULL", Overflow: queue.OverflowBlock},
-		New: func(c SinkConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "enqueued_total", Help: "Packets committed to the queue, duplicates included (as upstream)."},
+			{Name: "queue_depth", Help: "Rows in the queue file now.", Gauge: true},
+			{Name: "dedup_total", Help: "Packets whose idempotency key was already known: not stored again."},
+			{Name: "dedup_conflict_total", Help: "Duplicates whose payload differed from the stored row: the new payload was discarded.", Loss: true},
+			{Name: "dropped_total", Help: "Queued rows deleted by overflow drop_oldest to make room.", Loss: true},
+			{Name: "rejected_total", Help: "Packets that could not be stored (payload or meta not JSON): dropped and nacked.", Loss: true},
+			{Name: "not_stored_total", Help: "Packets whose commit failed or that a stop left unstored: nacked to their origin.", Loss: true},
+		},
+		NewBatchProcessor: func(c SinkConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &sink{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}, inflight: pipeline[enqueueFlight]{max: maxInflightRows}}, nil
 		},
 	})
@@ -250,10 +259,10 @@ func (s *sink) Metrics() []plugin.Metric {
 		{Name: "enqueued_total", Value: s.enqueued.Load()},
 		{Name: "queue_depth", Value: depth},
 		{Name: "dedup_total", Value: s.dedup.Load()},
-		{Name: "dedup_conflict_total", Value: s.conflicts.Load(), Loss: true},
-		{Name: "dropped_total", Value: dropped, Loss: true},
-		{Name: "rejected_total", Value: s.rejected.Load(), Loss: true},
-		{Name: "not_stored_total", Value: s.notStored.Load(), Loss: true},
+		{Name: "dedup_conflict_total", Value: s.conflicts.Load()},
+		{Name: "dropped_total", Value: dropped},
+		{Name: "rejected_total", Value: s.rejected.Load()},
+		{Name: "not_stored_total", Value: s.notStored.Load()},
 	}
 }
 

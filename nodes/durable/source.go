@@ -100,7 +100,14 @@ and ts and carry meta[meta_key] = {queue, path, seq, node_id, queue_id, attempt}
 			Limit: 100, MetaKey: "durable", PollIntervalSec: 1, LeaseSec: 30, MaxInFlight: 1024, MaxAttempts: 5,
 			RetryBackoffSec: 1, RetryBackoffMaxSec: 300, DedupWindowSec: 86400, DeadRetentionSec: 7 * 86400,
 		},
-		New: func(c SourceConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "emitted_total", Help: "Rows emitted as packets (a row emitted again after a nack or a lost lease counts again)."},
+			{Name: "queue_depth", Help: "Rows in the queue file now (leased or not; dead letters excluded).", Gauge: true},
+			{Name: "nacked_total", Help: "Emitted packets nacked downstream: retried with backoff or, past max_attempts, dead-lettered."},
+			{Name: "dead_lettered_total", Help: "Rows this source moved to the dead-letter table (out of attempts, permanent nack, undecodable).", Loss: true},
+			{Name: "leased_elsewhere", Help: "Rows other live consumers of the file held at the last sweep.", Gauge: true},
+		},
+		NewSource: func(c SourceConfig, env plugin.Env) (plugin.Source, error) {
 			return &source{cfg: c, env: env, path: pyPath(c.Path), warn: plugin.RateLog{Burst: 5}, dead: plugin.RateLog{Burst: 5}}, nil
 		},
 	})
@@ -412,7 +419,7 @@ func (s *source) Metrics() []plugin.Metric {
 		{Name: "emitted_total", Value: s.emitted.Load()},
 		{Name: "queue_depth", Value: depth},
 		{Name: "nacked_total", Value: s.nacked.Load()},
-		{Name: "dead_lettered_total", Value: dead, Loss: true},
+		{Name: "dead_lettered_total", Value: dead},
 		{Name: "leased_elsewhere", Value: elsewhere},
 	}
 }

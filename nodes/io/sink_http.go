@@ -218,7 +218,18 @@ func registerHTTP(r *plugin.Registry) {
 			MaxInFlight:   defaultMaxInFlight, BatchMaxCount: 1, BatchMaxBytes: defaultBatchBytes,
 			BatchFormat: "json_array", IdempotencyKeysHeader: "Idempotency-Keys", StopTimeoutSec: 5,
 		},
-		New: newHTTPSink,
+		Metrics: []plugin.MetricSpec{
+			{Name: "posted_total", Help: "Packets the server accepted (2xx)."},
+			{Name: "failed_total", Help: "Packets given up on (retries exhausted or a permanent status): nacked.", Loss: true},
+			{Name: "retry_total", Help: "Requests retried after a connection error, timeout or retryable status."},
+			{Name: "permanent_total", Help: "Packets of failed_total given up at once on a permanent status (4xx but 408/429)."},
+			{Name: "requests_total", Help: "HTTP requests sent, retries included."},
+			{Name: "redirect_total", Help: "Requests answered with a 3xx redirect (not followed; nacked as a failure)."},
+			{Name: "interrupted_total", Help: "Packets whose request a stop cancelled after stop_timeout_sec: neither forwarded nor nacked.", Loss: true},
+			{Name: "left_on_stop_total", Help: "Packets a stop left unsent: neither forwarded nor nacked.", Loss: true},
+			{Name: "in_flight", Help: "Packets in requests now in flight.", Gauge: true},
+		},
+		NewBatchProcessor: newHTTPSink,
 	})
 }
 
@@ -293,7 +304,7 @@ type httpSink struct {
 	interrupted, left, inFlight                             atomic.Int64
 }
 
-func newHTTPSink(c HTTPConfig, env plugin.Env) (any, error) {
+func newHTTPSink(c HTTPConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 	s := &httpSink{
 		cfg: c, env: env, masked: maskURL(c.URL), retryOn: map[int]bool{},
 		bodyPacket: c.Body == "packet",
@@ -955,7 +966,7 @@ func excerpt(b []byte) string {
 func (s *httpSink) Metrics() []plugin.Metric {
 	return []plugin.Metric{
 		{Name: "posted_total", Value: s.posted.Load()},
-		{Name: "failed_total", Value: s.failed.Load(), Loss: true},
+		{Name: "failed_total", Value: s.failed.Load()},
 		{Name: "retry_total", Value: s.retries.Load()},
 		{Name: "permanent_total", Value: s.permanent.Load()},
 		{Name: "requests_total", Value: s.requests.Load()},
@@ -963,8 +974,8 @@ func (s *httpSink) Metrics() []plugin.Metric {
 		// Packets a stop left undelivered: like the runtime's abandoned
 		// packets they make the run degraded (a durable source keeps them
 		// queued; any other source has lost them).
-		{Name: "interrupted_total", Value: s.interrupted.Load(), Loss: true},
-		{Name: "left_on_stop_total", Value: s.left.Load(), Loss: true},
+		{Name: "interrupted_total", Value: s.interrupted.Load()},
+		{Name: "left_on_stop_total", Value: s.left.Load()},
 		{Name: "in_flight", Value: s.inFlight.Load()},
 	}
 }

@@ -63,7 +63,10 @@ func registerJSONFile(r *plugin.Registry) {
 			Dir: "outputs/packets", FilenameTemplate: "{seq:06d}_{source_id}_{kind}.json", Body: "payload",
 			Indent: 2, MetaKey: "file", Fsync: fsyncBatch,
 		},
-		New: func(c JSONFileConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "written_total", Help: "Packets written as JSON files (upstream's counter)."},
+		},
+		NewBatchProcessor: func(c JSONFileConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: packet.JSONOptions{EnsureASCII: c.EnsureASCII, Pretty: true, Indent: max(c.Indent, 0)}}, nil
 		},
 	})

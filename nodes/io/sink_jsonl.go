@@ -66,7 +66,11 @@ func registerJSONL(r *plugin.Registry) {
 			"under `fsync: batch`, made durable with one fsync before any of them is forwarded. With max_bytes the " +
 			"file is renamed to path.1 (older ones shift up to path.<max_files>) before a line would overflow it.",
 		Defaults: JSONLConfig{Body: "packet", Flush: true, Mode: "append", Fsync: fsyncBatch, MaxFiles: 5},
-		New: func(c JSONLConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "written_total", Help: "Packets written as JSON lines (upstream's counter)."},
+			{Name: "rotated_total", Help: "Files rotated at max_bytes."},
+		},
+		NewBatchProcessor: func(c JSONLConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 			return &jsonlSink{cfg: c, env: env, style: packet.JSONOptions{EnsureASCII: c.EnsureASCII}}, nil
 		},
 	})

@@ -120,7 +120,7 @@ func ProcessInto(n any, c *Collector, in ...*packet.Packet) error {
 	return nil
 }
 
-func processAll(ctx context.Context, n any, c *Collector, in []*packet.Packet) error {
+func processAll(ctx context.Context, n any, c plugin.Emitter, in []*packet.Packet) error {
 	if bp, ok := n.(plugin.BatchProcessor); ok {
 		return bp.ProcessBatch(ctx, in, c)
 	}
@@ -142,4 +142,25 @@ func RunSource(t testing.TB, n any, max int) []*packet.Packet {
 		t.Fatalf("run: %v", err)
 	}
 	return c.Packets()
+}
+
+// Lost sums n's metrics that the spec of plugin name declares as Loss, as
+// the runtime does to decide whether a run is degraded.
+func Lost(t testing.TB, reg *plugin.Registry, name string, n any) int64 {
+	t.Helper()
+	e, ok := reg.Lookup(name)
+	if !ok {
+		t.Fatalf("plugin not registered: %s", name)
+	}
+	m, ok := n.(plugin.Metrics)
+	if !ok {
+		t.Fatalf("%s: %T has no Metrics", name, n)
+	}
+	var lost int64
+	for _, v := range m.Metrics() {
+		if ms, ok := e.Metric(v.Name); ok && ms.Loss {
+			lost += v.Value
+		}
+	}
+	return lost
 }

@@ -39,7 +39,7 @@ func Register(r *plugin.Registry) {
 		Summary:   "Upper-case one string field of a map payload.",
 		Stability: plugin.Experimental,
 		Defaults:  Config{Field: "message"},
-		New: func(c Config, _ plugin.Env) (any, error) {
+		NewProcessor: func(c Config, _ plugin.Env) (plugin.Processor, error) {
 			return &node{field: c.Field}, nil
 		},
 	})

@@ -55,3 +55,14 @@ edges:
 		t.Fatalf("status %s, stdout %s", run.Report.Status, run.Stdout)
 	}
 }
+
+// TestConformance checks the node against the plugin contract (decoding,
+// documented defaults, Close, metrics, goroutine leaks), as nodes/all does
+// for the built-in nodes.
+func TestConformance(t *testing.T) {
+	r := plugin.NewRegistry()
+	Register(r)
+	plugintest.Conformance(t, r, map[string]plugintest.Fixture{
+		Name: {Input: []*packet.Packet{packet.New("demo", "d1", packet.MapOf("message", "hi"), "", nil)}},
+	})
+}

@@ -236,6 +236,17 @@ func (r *runner) detect(ctx context.Context, p *packet.Packet, payload *packet.M
 	return nil, nil, plugin.DropPacket(err)
 }
 
+// runnerMetrics declares what runner.metrics reports, for the specs of the
+// detectors that talk to an adapter.
+var runnerMetrics = []plugin.MetricSpec{
+	{Name: "requests_total", Help: "Frames sent to the adapter."},
+	{Name: "adapter_restarts_total", Help: "Adapter processes restarted after a crash or a hang."},
+	{Name: "timeouts_total", Help: "Frames the adapter did not answer within timeout_sec: dropped.", Loss: true},
+	{Name: "garbage_total", Help: "Frames whose answer could not be parsed: dropped.", Loss: true},
+	{Name: "adapter_crashes_total", Help: "Frames lost to an adapter crash: dropped.", Loss: true},
+	{Name: "adapter_errors_total", Help: "Frames the adapter answered with an error (or an HTTP failure): dropped.", Loss: true},
+}
+
 func (r *runner) metrics() []plugin.Metric {
 	var restarts int64
 	if r.client != nil {
@@ -244,10 +255,10 @@ func (r *runner) metrics() []plugin.Metric {
 	return []plugin.Metric{
 		{Name: "requests_total", Value: r.requests.Load()},
 		{Name: "adapter_restarts_total", Value: restarts},
-		{Name: "timeouts_total", Value: r.timeouts.Load(), Loss: true},
-		{Name: "garbage_total", Value: r.garbage.Load(), Loss: true},
-		{Name: "adapter_crashes_total", Value: r.crashes.Load(), Loss: true},
-		{Name: "adapter_errors_total", Value: r.adapterErrs.Load(), Loss: true},
+		{Name: "timeouts_total", Value: r.timeouts.Load()},
+		{Name: "garbage_total", Value: r.garbage.Load()},
+		{Name: "adapter_crashes_total", Value: r.crashes.Load()},
+		{Name: "adapter_errors_total", Value: r.adapterErrs.Load()},
 	}
 }
 
@@ -276,15 +287,19 @@ func registerModelAdapter(r *plugin.Registry) {
 			"assigns every id: each track in creation order takes the unmatched box of highest IoU (> 0 and >= " +
 			"tracker_iou), other boxes start new tracks (ids 0,1,2,... per source_id), tracks unmatched for more than " +
 			"tracker_max_age answered frames are retired. " +
-			adapterDoc + " Metrics: emitted_total, filtered_total, unmapped_total, requests_total, adapter_restarts_total, " +
-			"timeouts_total, garbage_total, adapter_crashes_total, adapter_errors_total.",
+			adapterDoc,
 		Defaults: ModelAdapterConfig{
 			AdapterConfig: adapterDefaults,
 			ClassMap:      []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
 			EventType:     "ZONE_INTRUSION", Severity: "LOW",
 			Tracker: "none", TrackerIoU: track.Defaults.IoU, TrackerMaxAge: int64(track.Defaults.MaxAge),
 		},
-		New: func(c ModelAdapterConfig, env plugin.Env) (any, error) {
+		Metrics: append([]plugin.MetricSpec{
+			{Name: "emitted_total", Help: "Detection packets emitted."},
+			{Name: "filtered_total", Help: "Detections dropped below confidence_threshold or with an empty box once clipped to the frame."},
+			{Name: "unmapped_total", Help: "Detections dropped: a class class_map does not map and without an object_type of their own."},
+		}, runnerMetrics...),
+		NewProcessor: func(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, error) {
 			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env)}, nil
 		},
 	})

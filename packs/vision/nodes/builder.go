@@ -39,8 +39,12 @@ func registerEventBuilder(r *plugin.Registry) {
 			"source_id = camera_id, ts = the detection's ts) carries the payload in protocol key order, with " +
 			"event_id = UUIDv5 of meta.idempotency_key " +
 			"`event:{site}:{camera}:{event_type}:{object_type}:{track|na}:{ts}:{x1}:{y1}:{x2}:{y2}` (byte-identical " +
-			"to upstream) and meta.source_packet_id. Metrics: emitted_total, skipped_total.",
-		New: func(c EventBuilderConfig, env plugin.Env) (any, error) {
+			"to upstream) and meta.source_packet_id.",
+		Metrics: []plugin.MetricSpec{
+			{Name: "emitted_total", Help: "Event packets emitted."},
+			{Name: "skipped_total", Help: "Detections skipped: not a valid PERSON detection with a track_id, or no event could be built."},
+		},
+		NewProcessor: func(c EventBuilderConfig, env plugin.Env) (plugin.Processor, error) {
 			return &eventBuilder{cfg: c, env: env}, nil
 		},
 	})

@@ -33,9 +33,13 @@ func registerDedupPolicy(r *plugin.Registry) {
 		Description: "Key `{camera_id}:{event_type}:{track_id|na}`; events without camera_id or event_type always pass. " +
 			"A new key passes; a repeat within cooldown_sec (monotonic clock) is dropped without refreshing the " +
 			"window; a different severity than the key's last accepted one passes at once. State is per process. " +
-			"Accepted packets pass unchanged. Metrics: accepted_total, dropped_total.",
+			"Accepted packets pass unchanged.",
 		Defaults: DedupConfig{CooldownSec: 10, PruneInterval: 100},
-		New: func(c DedupConfig, _ plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "accepted_total", Help: "Packets passed: first of their key within cooldown_sec."},
+			{Name: "dropped_total", Help: "Packets dropped as repeats of their key within cooldown_sec (on purpose)."},
+		},
+		NewProcessor: func(c DedupConfig, _ plugin.Env) (plugin.Processor, error) {
 			return &dedupPolicy{store: dedup.New(c.CooldownSec.Duration(), int(c.PruneInterval))}, nil
 		},
 	})

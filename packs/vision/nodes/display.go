@@ -62,13 +62,17 @@ func registerDisplay(r *plugin.Registry) {
 			"(open it in an auto-refreshing viewer), or with keep_frames one file per frame. Without output_dir frames are " +
 			"counted (not_shown_total) and a warning says once that no display is available. Labels and the stats line " +
 			"are not drawn; window_name, wait_key_ms, font_scale, show_stats and stop_on_quit_key are accepted and unused. " +
-			"A payload that is not a mapping or holds no decoded frame drops that packet. Metrics: shown_total (written), " +
-			"not_shown_total, failed_total.",
+			"A payload that is not a mapping or holds no decoded frame drops that packet.",
 		Defaults: DisplayConfig{
 			WindowName: "Schnitzel Stream - YOLO", WaitKeyMs: 1, LineThickness: 2, FontScale: 0.6,
 			ColorBGR: []int64{48, 220, 48}, ShowStats: true, StopOnQuitKey: true, JPEGQuality: 90,
 		},
-		New: func(c DisplayConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "shown_total", Help: "Annotated frames written to output_dir."},
+			{Name: "not_shown_total", Help: "Frames only counted: no output_dir (no display available)."},
+			{Name: "failed_total", Help: "Annotated frames that could not be written."},
+		},
+		NewProcessor: func(c DisplayConfig, env plugin.Env) (plugin.Processor, error) {
 			return &displaySink{cfg: c, env: env}, nil
 		},
 	})

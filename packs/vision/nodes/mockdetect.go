@@ -73,12 +73,15 @@ func registerMockDetector(r *plugin.Registry) {
 		Description: "The detection packet keeps the frame's source_id and ts; its meta is the frame's plus frame_idx. " +
 			"Payload keys, in order: bbox (+ bbox_dx*frame_idx on x1 and x2), confidence, event_type, object_type, " +
 			"severity, track_id. When the frame payload holds a decoded frame, meta.frame carries it (in-process only) " +
-			"so that EventSnapshotNode can write it after dedup; sinks and the durable queue leave meta.frame out. Metric: emitted_total.",
+			"so that EventSnapshotNode can write it after dedup; sinks and the durable queue leave meta.frame out.",
 		Defaults: MockDetectorConfig{
 			EmitEveryN: 1, EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW", Confidence: 0.75,
 			TrackID: "frame_idx", BBox: BBox{X1: 10, Y1: 20, X2: 200, Y2: 260},
 		},
-		New: func(c MockDetectorConfig, _ plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "emitted_total", Help: "Detection packets emitted."},
+		},
+		NewProcessor: func(c MockDetectorConfig, _ plugin.Env) (plugin.Processor, error) {
 			c.EmitEveryN = max(1, c.EmitEveryN)
 			return &mockDetector{cfg: c}, nil
 		},

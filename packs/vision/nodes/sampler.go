@@ -22,10 +22,14 @@ func registerSampler(r *plugin.Registry) {
 		Summary: "Keep every Nth frame by payload.frame_idx; drop the rest.",
 		Description: "A frame is kept iff (frame_idx - offset) mod every_n == 0; kept packets pass unchanged. " +
 			"A payload without an integer frame_idx drops that packet (counted as a node failure). " +
-			"Metrics: kept_total, dropped_total. Dropped frames are not released: a node that receives a " +
+			"Dropped frames are not released: a node that receives a " +
 			"frame does not own a reference to it (package frame), and the source recycles what it never handed over.",
 		Defaults: SamplerConfig{EveryN: 1},
-		New: func(c SamplerConfig, _ plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "kept_total", Help: "Frames kept (every every_n-th, from offset)."},
+			{Name: "dropped_total", Help: "Frames dropped by the sampling, those the source did not ship for it included (on purpose)."},
+		},
+		NewProcessor: func(c SamplerConfig, _ plugin.Env) (plugin.Processor, error) {
 			return &sampler{every: max(1, c.EveryN), offset: c.Offset}, nil
 		},
 	})

@@ -40,8 +40,13 @@ func registerSnapshot(r *plugin.Registry) {
 			"then sets snapshot_path (public_prefix form or file path) and removes meta.frame. Placed after " +
 			"DedupPolicyNode, a dropped duplicate never writes a file. A failed write is logged and counted " +
 			"(failed_total), the event passes with snapshot_path unchanged; events without a frame pass unchanged " +
-			"(skipped_total). Metrics: written_total, failed_total, skipped_total.",
-		New: func(c SnapshotConfig, env plugin.Env) (any, error) {
+			"(skipped_total).",
+		Metrics: []plugin.MetricSpec{
+			{Name: "written_total", Help: "Snapshots written (events passed with snapshot_path set)."},
+			{Name: "failed_total", Help: "Snapshots that could not be written (the event passed without one)."},
+			{Name: "skipped_total", Help: "Events without a frame: passed unchanged."},
+		},
+		NewProcessor: func(c SnapshotConfig, env plugin.Env) (plugin.Processor, error) {
 			return &snapshotNode{cfg: c, env: env}, nil
 		},
 	})

@@ -93,13 +93,16 @@ func registerYolo(r *plugin.Registry) {
 			"HEAD's keys travel to the adapter as params {model_path, conf, iou, max_det, classes, device}; conf, classes and " +
 			"max_det are also enforced here. Output: a new frame packet (same source_id and ts) whose payload is the input's " +
 			"plus detections: [{bbox {x1,y1,x2,y2} rounded to integers, confidence, class_id, class_name}], and meta plus " +
-			"detection_count and model (the model file's base name). " + adapterDoc +
-			" Metrics: emitted_total, detected_total, and the adapter counters of ModelAdapterDetectorNode.",
+			"detection_count and model (the model file's base name). " + adapterDoc,
 		Defaults: YoloConfig{
 			ModelPath: "models/yolov8n.pt", Conf: 0.25, IOU: 0.45, MaxDet: 100,
 			AdapterConfig: adapterDefaults,
 		},
-		New: func(c YoloConfig, env plugin.Env) (any, error) {
+		Metrics: append([]plugin.MetricSpec{
+			{Name: "emitted_total", Help: "Frame packets emitted with their detections."},
+			{Name: "detected_total", Help: "Detections in the emitted packets."},
+		}, runnerMetrics...),
+		NewProcessor: func(c YoloConfig, env plugin.Env) (plugin.Processor, error) {
 			params := packet.MapOf("model_path", c.ModelPath, "conf", c.Conf, "iou", c.IOU, "max_det", c.MaxDet)
 			if len(c.classes) > 0 {
 				l := make([]any, len(c.classes))

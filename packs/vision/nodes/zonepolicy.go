@@ -105,12 +105,16 @@ func registerZonePolicy(r *plugin.Registry) {
 			"else {\"\", false}. Zones come inline, from a file (read at start: a malformed file or polygon fails the " +
 			"graph naming the file and zone; later edits are picked up after cache_ttl_sec, a broken edit keeps the " +
 			"previous zones), from an HTTP API (fetched once at start, then refreshed in the background; events " +
-			"never wait for it), or nowhere (every event outside). Metrics: processed_total, inside_total.",
+			"never wait for it), or nowhere (every event outside).",
 		Defaults: ZonePolicyConfig{
 			CacheTTLSec: 30,
 			APICfg:      ZoneAPIConfig{TimeoutSec: 3, ErrorBackoffSec: 5, MaxFailures: 3},
 		},
-		New: func(c ZonePolicyConfig, env plugin.Env) (any, error) {
+		Metrics: []plugin.MetricSpec{
+			{Name: "processed_total", Help: "Packets evaluated against the zones."},
+			{Name: "inside_total", Help: "Packets found inside a zone."},
+		},
+		NewProcessor: func(c ZonePolicyConfig, env plugin.Env) (plugin.Processor, error) {
 			n := &zonePolicy{cfg: c, env: env}
 			ttl := c.CacheTTLSec.Duration()
 			switch {

@@ -26,13 +26,13 @@ func Register(r *plugin.Registry) {
 			"continue after the previous pass, so ts never goes back. When an EveryNthFrameSamplerNode is this source's only " +
 			"consumer (no loop, no --max-events), ffmpeg drops the frames the sampler would drop before they are converted " +
 			"or piped; the sampler's output and the report are unchanged (frames not shipped count as emitted here and " +
-			"dropped by the sampler). Metrics: emitted_total, decoded_total, sampled_out_total (frames that took that " +
-			"shortcut), passes_total.",
+			"dropped by the sampler).",
 		Defaults: FileConfig{},
+		Metrics:  append(samplingMetrics(), plugin.MetricSpec{Name: "passes_total", Help: "Passes over the file started (loop starts another at its end)."}),
 		// upstream's fleet template (dev_stream_template_v2.yaml) gives every
 		// source the same config block; upstream's nodes ignore the rest.
-		Ignored: []string{"url", "camera_index", "reconnect", "reconnect_backoff_sec", "reconnect_backoff_max_sec"},
-		New:     newFileSource,
+		Ignored:   []string{"url", "camera_index", "reconnect", "reconnect_backoff_sec", "reconnect_backoff_max_sec"},
+		NewSource: newFileSource,
 	})
 	plugin.Register(r, plugin.Spec[RTSPConfig]{
 		Name:    headMod + "OpenCvRtspSource",
@@ -45,11 +45,11 @@ func Register(r *plugin.Registry) {
 			"end at once on shutdown. Meta carries frame_idx, epoch (connections that delivered frames) and " +
 			"idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`; ts is the wall clock when the frame was read. " +
 			"When an EveryNthFrameSamplerNode is this source's only consumer (no --max-events), ffmpeg drops the frames " +
-			"the sampler would drop before they are converted or piped. " +
-			"Metrics: reconnect_total, open_failures_total, stream_lost_total, skipped_total, decoded_total, emitted_total.",
-		Defaults: rtspDefaults,
-		Ignored:  []string{"path", "camera_index"}, // the fleet template's keys, as above
-		New:      newRTSPSource,
+			"the sampler would drop before they are converted or piped.",
+		Defaults:  rtspDefaults,
+		Metrics:   liveMetrics(),
+		Ignored:   []string{"path", "camera_index"}, // the fleet template's keys, as above
+		NewSource: newRTSPSource,
 	})
 	plugin.Register(r, plugin.Spec[WebcamConfig]{
 		Name:    headMod + "OpenCvWebcamSource",
@@ -61,8 +61,9 @@ func Register(r *plugin.Registry) {
 			"DirectShow device of that index. A missing device is an open failure naming the camera, retried like " +
 			"RTSP (backoff, stall detection, sampling in ffmpeg for a sampler right behind it). Meta carries frame_idx, " +
 			"camera_index, epoch and idempotency_key `frame:{source_id}:{epoch}:{frame_idx}`.",
-		Defaults: webcamDefaults,
-		Ignored:  []string{"url", "path"}, // the fleet template's keys, as above
-		New:      newWebcamSource,
+		Defaults:  webcamDefaults,
+		Metrics:   liveMetrics(),
+		Ignored:   []string{"url", "path"}, // the fleet template's keys, as above
+		NewSource: newWebcamSource,
 	})
 }

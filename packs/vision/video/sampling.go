@@ -78,6 +78,16 @@ func (s *sampling) arrive(idx, next, maxFrames int64) (past bool) {
 
 // metrics are the counters every video source reports first: frames not
 // shipped count as emitted and decoded, as without the shortcut.
+// samplingMetrics declares what sampling.metrics reports; each call
+// returns a new slice, so the specs can append their own.
+func samplingMetrics() []plugin.MetricSpec {
+	return []plugin.MetricSpec{
+		{Name: "emitted_total", Help: "Frames emitted, those not shipped for the sampler right behind included."},
+		{Name: "decoded_total", Help: "Frames ffmpeg decoded, those not shipped for the sampler included."},
+		{Name: "sampled_out_total", Help: "Frames not shipped because the sampler right behind would drop them (its dropped_total counts them too)."},
+	}
+}
+
 func (s *sampling) metrics(emitted, decoded int64) []plugin.Metric {
 	out := s.sampledOut.Load()
 	return []plugin.Metric{

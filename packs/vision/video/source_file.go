@@ -66,7 +66,7 @@ type fileSource struct {
 	ffmpegRSS atomic.Int64 // peak RSS of the decoder processes (benchmarks)
 }
 
-func newFileSource(c FileConfig, env plugin.Env) (any, error) {
+func newFileSource(c FileConfig, env plugin.Env) (plugin.Source, error) {
 	if c.SourceID == "" {
 		c.SourceID = env.NodeID
 	}

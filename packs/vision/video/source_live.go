@@ -133,6 +133,16 @@ func (s *liveSource) Downstream(next any, skipped func(int64)) {
 	s.env.Logger.Debug("frames sampled in ffmpeg for the sampler after this source", "camera", s.cfg.SourceID, "every_n", s.every)
 }
 
+// liveMetrics declares what liveSource.Metrics reports.
+func liveMetrics() []plugin.MetricSpec {
+	return append(samplingMetrics(),
+		plugin.MetricSpec{Name: "skipped_total", Help: "Stale frames skipped for a newer one (latest_only)."},
+		plugin.MetricSpec{Name: "reconnect_total", Help: "Reconnection attempts after an open failure or a lost stream."},
+		plugin.MetricSpec{Name: "open_failures_total", Help: "Attempts to open the stream or device that failed."},
+		plugin.MetricSpec{Name: "stream_lost_total", Help: "Streams lost or stalled (no frame for read_timeout_sec) after delivering frames."},
+	)
+}
+
 func (s *liveSource) Metrics() []plugin.Metric {
 	return append(s.metrics(s.emitted.Load(), s.decodedN.Load()),
 		plugin.Metric{Name: "skipped_total", Value: s.skipped.Load()},

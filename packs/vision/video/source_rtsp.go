@@ -54,7 +54,7 @@ var rtspDefaults = RTSPConfig{
 	OpenTimeoutSec: 20, ReadTimeoutSec: 10, LatestOnly: true,
 }
 
-func newRTSPSource(c RTSPConfig, env plugin.Env) (any, error) {
+func newRTSPSource(c RTSPConfig, env plugin.Env) (plugin.Source, error) {
 	if c.SourceID == "" {
 		c.SourceID = env.NodeID
 	}

@@ -53,7 +53,7 @@ var webcamDefaults = WebcamConfig{
 	OpenTimeoutSec: 15, ReadTimeoutSec: 5, LatestOnly: true,
 }
 
-func newWebcamSource(c WebcamConfig, env plugin.Env) (any, error) {
+func newWebcamSource(c WebcamConfig, env plugin.Env) (plugin.Source, error) {
 	if c.SourceID == "" {
 		c.SourceID = env.NodeID
 	}
