@@ -40,7 +40,7 @@ func registerFault(r *plugin.Registry) {
 			"an error (mode: error). Either way the node fails and the run ends with status error. The count restarts " +
 			"with each run.",
 		Defaults: FaultConfig{After: 10, Mode: "error"},
-		New: func(c FaultConfig, env plugin.Env) (any, error) {
+		NewProcessor: func(c FaultConfig, env plugin.Env) (plugin.Processor, error) {
 			return &fault{cfg: c, node: env.NodeID}, nil
 		},
 	})
