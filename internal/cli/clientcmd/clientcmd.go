@@ -76,7 +76,11 @@ func (o *Options) client(cn *conn) (*client.Client, error) {
 		}
 		return nil, exitcode.Errorf(exitcode.Usage, "%v\n  fix: %s", err, fix)
 	}
-	c, err := client.New(client.Options{Server: server, Token: token, CAFile: cn.caFile})
+	from := "the token file " + tokenFile
+	if !explicit {
+		from += " (the default, for a serve with the default --state)"
+	}
+	c, err := client.New(client.Options{Server: server, Token: token, CAFile: cn.caFile, TokenFrom: from})
 	if err != nil {
 		return nil, exitcode.New(exitcode.Usage, err)
 	}

@@ -326,6 +326,7 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 		slog.New(slog.NewJSONHandler(o.Stderr, nil)).Info("serving", "url", base, "console_login", base+"/login?code="+code)
 	} else {
 		fmt.Fprintf(o.Stderr, "serving on %s\nconsole login (one-time): %s/login?code=%s\n", base, base, code)
+		fmt.Fprintf(o.Stderr, "clients (schnitzel graphs|tap|top|fleet): export SCHNITZEL_SERVER=%s SCHNITZEL_TOKEN_FILE=%s\n", base, tokenPath)
 	}
 	_ = auditLog.Append(audit.Event{Actor: "serve", Action: "serve.start", Target: base, Status: "ok", Reason: "ok",
 		Meta: map[string]any{"graphs": graphsDir, "state": stateDir, "tls": useTLS}})

@@ -34,6 +34,8 @@ type Client struct {
 	token   string
 	http    *http.Client
 	timeout time.Duration
+	// tokenFrom: Options.TokenFrom.
+	tokenFrom string
 }
 
 // Options configure New.
@@ -45,6 +47,9 @@ type Options struct {
 	CAFile string
 	// Timeout bounds one request; 0: 30 s. Streams (Tap) are not bounded.
 	Timeout time.Duration
+	// TokenFrom says where Token came from ("the token file F"), for the
+	// hint when the server refuses it.
+	TokenFrom string
 }
 
 // New checks the server URL and builds a client.
@@ -81,7 +86,7 @@ func New(o Options) (*Client, error) {
 		timeout = 30 * time.Second
 	}
 	// No http.Client timeout: a tap is a stream; do bounds each request.
-	return &Client{base: u, token: o.Token, http: &http.Client{Transport: tr}, timeout: timeout}, nil
+	return &Client{base: u, token: o.Token, http: &http.Client{Transport: tr}, timeout: timeout, tokenFrom: o.TokenFrom}, nil
 }
 
 // ReadToken reads a token file: the first line, trimmed. An empty file is
@@ -184,7 +189,13 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, ctyp
 		return resp.StatusCode, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, decodeError(resp.StatusCode, data)
+		err := decodeError(resp.StatusCode, data)
+		if resp.StatusCode == http.StatusUnauthorized && c.tokenFrom != "" {
+			// The usual cause: a token file of another serve (a different
+			// --state), so say which one was sent and what to pass instead.
+			err = fmt.Errorf("%w\n  the server %s refused %s\n  fix: pass --token-file STATE/token of that serve (its --state; the serve log names it), or set SCHNITZEL_TOKEN_FILE", err, c.base.Redacted(), c.tokenFrom)
+		}
+		return resp.StatusCode, err
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
