@@ -131,7 +131,24 @@ func NodesMarkdown(infos []plugin.Info) string {
 			if len(f.Enum) > 0 {
 				def += " (one of `" + strings.Join(f.Enum, "`, `") + "`)"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Key, f.Type, def, strings.ReplaceAll(f.Doc, "|", "\\|"))
+			doc := f.Doc
+			if len(f.Examples) > 0 {
+				doc += " Example: `" + strings.Join(f.Examples, "`, `") + "`."
+			}
+			var marks []string
+			if f.Deprecated != "" {
+				marks = append(marks, "deprecated: "+f.Deprecated)
+			}
+			if f.Secret {
+				marks = append(marks, "secret")
+			}
+			if f.Advanced {
+				marks = append(marks, "advanced")
+			}
+			if len(marks) > 0 {
+				doc = "*(" + strings.Join(marks, "; ") + ")* " + doc
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Key, f.Type, def, strings.ReplaceAll(doc, "|", "\\|"))
 		}
 		if len(in.Metrics) > 0 {
 			// Reported as node.<id>.<name> in the run report and as

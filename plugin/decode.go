@@ -38,6 +38,7 @@ type fieldInfo struct {
 	required bool
 	enum     []string
 	doc      string
+	tag      reflect.StructTag // the metadata tags (describe reads them)
 }
 
 // structFields lists t's config keys. A struct field tagged
@@ -63,7 +64,7 @@ func structFields(t reflect.Type) []fieldInfo {
 		if key == "" {
 			key = strings.ToLower(f.Name)
 		}
-		fi := fieldInfo{key: key, index: []int{i}, required: f.Tag.Get("required") == "true", doc: f.Tag.Get("doc")}
+		fi := fieldInfo{key: key, index: []int{i}, required: f.Tag.Get("required") == "true", doc: f.Tag.Get("doc"), tag: f.Tag}
 		if e := f.Tag.Get("enum"); e != "" {
 			fi.enum = strings.Split(e, ",")
 		}
@@ -303,7 +304,11 @@ func describe(t reflect.Type, def reflect.Value, prefix string) []Field {
 			out = append(out, describe(ft, dv, join(prefix, fi.key))...)
 			continue
 		}
-		f := Field{Key: join(prefix, fi.key), Type: kindName(ft), Required: fi.required, Enum: fi.enum, Doc: fi.doc}
+		f := Field{Key: join(prefix, fi.key), Type: kindName(ft), Required: fi.required, Enum: fi.enum, Doc: fi.doc,
+			Advanced: fi.tag.Get("advanced") == "true", Deprecated: fi.tag.Get("deprecated"), Secret: fi.tag.Get("secret") == "true"}
+		if ex := fi.tag.Get("example"); ex != "" {
+			f.Examples = strings.Split(ex, "|")
+		}
 		if !fi.required && dv.IsValid() && !(dv.Kind() == reflect.Pointer && dv.IsNil()) {
 			f.Default = dv.Interface()
 		}

@@ -230,3 +230,24 @@ func TestDecodeSeconds(t *testing.T) {
 		t.Errorf("documented as %+v", f)
 	}
 }
+
+func TestFieldMetadata(t *testing.T) {
+	type c struct {
+		URL  string  `yaml:"url" secret:"true" example:"http://a|http://b" doc:"where"`
+		Wait Seconds `yaml:"wait" advanced:"true" doc:"tuning"`
+		Old  string  `yaml:"old" deprecated:"use url" doc:"legacy"`
+	}
+	r := NewRegistry()
+	Register(r, Spec[c]{Name: "schnitzel_stream.test:Meta", Role: RoleNode, New: func(c c, _ Env) (any, error) { return c, nil }})
+	e, _ := r.Lookup("schnitzel_stream.test:Meta")
+	f := e.Info.Fields
+	if !f[0].Secret || strings.Join(f[0].Examples, ",") != "http://a,http://b" || f[0].Advanced {
+		t.Errorf("url: %+v", f[0])
+	}
+	if !f[1].Advanced || f[1].Secret {
+		t.Errorf("wait: %+v", f[1])
+	}
+	if f[2].Deprecated != "use url" {
+		t.Errorf("old: %+v", f[2])
+	}
+}

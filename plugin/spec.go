@@ -109,6 +109,15 @@ type Field struct {
 	Required bool     `json:"required,omitempty"`
 	Enum     []string `json:"enum,omitempty"`
 	Doc      string   `json:"doc"`
+	// Metadata from tags, Benthos-style: `example:"..."` (a value to show;
+	// `|` separates several), `advanced:"true"` (tuning most graphs leave
+	// alone: forms fold it away), `deprecated:"use X"` (still accepted,
+	// warned about in docs), `secret:"true"` (may hold credentials: forms
+	// use a password input, tools mask it).
+	Examples   []string `json:"examples,omitempty"`
+	Advanced   bool     `json:"advanced,omitempty"`
+	Deprecated string   `json:"deprecated,omitempty"`
+	Secret     bool     `json:"secret,omitempty"`
 }
 
 // Info is the type-erased view of a Spec.

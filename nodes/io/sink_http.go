@@ -22,15 +22,15 @@ import (
 // HTTPConfig is HttpJsonSink's config: upstream's keys, names and defaults,
 // plus ours for concurrency, batching and the bounded stop.
 type HTTPConfig struct {
-	URL                string            `yaml:"url" required:"true" doc:"Endpoint (http or https). A user:password@ part is sent as basic auth and masked (***:***@, with secret-looking query values) in logs, errors and meta.http."`
+	URL                string            `yaml:"url" required:"true" secret:"true" example:"http://127.0.0.1:8080/api/events" doc:"Endpoint (http or https). A user:password@ part is sent as basic auth and masked (***:***@, with secret-looking query values) in logs, errors and meta.http."`
 	Method             string            `yaml:"method" doc:"HTTP method, upper-cased; empty means POST."`
 	TimeoutSec         plugin.Seconds    `yaml:"timeout_sec" doc:"Seconds one attempt may take in total (connect, send, response headers); 0 < timeout_sec <= 3600."`
 	Body               string            `yaml:"body" doc:"payload: send the packet's payload as JSON; packet: send {packet_id, ts, kind, source_id, payload, meta}."`
-	Headers            map[string]string `yaml:"headers" doc:"Extra request headers; they may override Content-Type, and are overridden by the idempotency header."`
-	IdempotencyHeader  string            `yaml:"idempotency_header" doc:"Header carrying meta.idempotency_key, or packet_id when that is empty; the same value on every retry and replay. Empty disables it. Batch requests use idempotency_keys_header instead."`
+	Headers            map[string]string `yaml:"headers" secret:"true" doc:"Extra request headers; they may override Content-Type, and are overridden by the idempotency header."`
+	IdempotencyHeader  string            `yaml:"idempotency_header" advanced:"true" doc:"Header carrying meta.idempotency_key, or packet_id when that is empty; the same value on every retry and replay. Empty disables it. Batch requests use idempotency_keys_header instead."`
 	RetryMaxAttempts   int               `yaml:"retry_max_attempts" doc:"Attempts per request, the first included; 1 to 1000."`
-	RetryBackoffSec    plugin.Seconds    `yaml:"retry_backoff_sec" doc:"Wait before the first retry, doubled per retry; 0 = no wait; at most 3600. Each wait is drawn uniformly from [w/2, w] (jitter)."`
-	RetryBackoffMaxSec plugin.Seconds    `yaml:"retry_backoff_max_sec" doc:"Cap of the doubled wait (raised to retry_backoff_sec if lower; at most 3600); also caps a server's Retry-After."`
+	RetryBackoffSec    plugin.Seconds    `yaml:"retry_backoff_sec" advanced:"true" doc:"Wait before the first retry, doubled per retry; 0 = no wait; at most 3600. Each wait is drawn uniformly from [w/2, w] (jitter)."`
+	RetryBackoffMaxSec plugin.Seconds    `yaml:"retry_backoff_max_sec" advanced:"true" doc:"Cap of the doubled wait (raised to retry_backoff_sec if lower; at most 3600); also caps a server's Retry-After."`
 	RetryOnStatus      []int             `yaml:"retry_on_status" doc:"Statuses retried in addition to 408, 429 and every 5xx (which always are), e.g. 409 or a 404 during deployments; a listed 4xx is never dead-lettered as permanent."`
 	Forward            bool              `yaml:"forward" doc:"After a 2xx, emit the packet with meta.http = {url, method, node_id}, so that an ack sink after this node acknowledges only delivered packets. Each packet is emitted as soon as its own request succeeded."`
 	RaiseOnFail        bool              `yaml:"raise_on_fail" doc:"When a packet is given up on (retries exhausted or a permanent status), end the run with an error. Otherwise the packet fails alone: it is counted (failed_total), nacked to its source and the run is reported degraded."`

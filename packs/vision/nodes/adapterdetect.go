@@ -67,16 +67,16 @@ func (c *ModelAdapterConfig) Validate() error {
 // and supervised. Its keys are inline: they sit beside the node's own.
 type AdapterConfig struct {
 	Command              []string       `yaml:"command" doc:"Adapter program and arguments, e.g. [python3, scripts/adapters/reference_adapter.py]; started at Start, one request per frame on its stdin (docs/detector-adapter.md). Exactly one of command and url."`
-	URL                  string         `yaml:"url" doc:"HTTP adapter: each frame is POSTed here (image as body, request JSON in the X-Schnitzel-Request header)."`
-	Env                  map[string]any `yaml:"env" doc:"Extra environment variables for the adapter process."`
+	URL                  string         `yaml:"url" secret:"true" doc:"HTTP adapter: each frame is POSTed here (image as body, request JSON in the X-Schnitzel-Request header)."`
+	Env                  map[string]any `yaml:"env" secret:"true" doc:"Extra environment variables for the adapter process."`
 	InputFormat          string         `yaml:"input_format" enum:"jpeg,bgr24" doc:"Image format sent to the adapter: jpeg, or bgr24 (raw pixels, width*height*3 bytes)."`
 	JPEGQuality          int64          `yaml:"jpeg_quality" doc:"JPEG quality (1-100) for input_format jpeg."`
 	TimeoutSec           plugin.Seconds `yaml:"timeout_sec" doc:"Per-frame deadline for the adapter's answer; a late frame is dropped and counted (timeouts_total)."`
 	StartupTimeoutSec    plugin.Seconds `yaml:"startup_timeout_sec" doc:"Deadline for the first frame after each (re)start, while the adapter loads its model."`
 	MaxRestarts          int64          `yaml:"max_restarts" doc:"Restarts in a row without a good answer before the run fails; 0: a crash ends the run; negative: no limit."`
-	RestartBackoffSec    plugin.Seconds `yaml:"restart_backoff_sec" doc:"Delay before the first restart; doubles per restart in a row."`
-	RestartBackoffMaxSec plugin.Seconds `yaml:"restart_backoff_max_sec" doc:"Upper bound of the restart delay."`
-	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
+	RestartBackoffSec    plugin.Seconds `yaml:"restart_backoff_sec" advanced:"true" doc:"Delay before the first restart; doubles per restart in a row."`
+	RestartBackoffMaxSec plugin.Seconds `yaml:"restart_backoff_max_sec" advanced:"true" doc:"Upper bound of the restart delay."`
+	MaxTimeouts          int64          `yaml:"max_consecutive_timeouts" advanced:"true" doc:"Timeouts in a row after which the adapter process counts as hung and is restarted."`
 }
 
 // adapterDefaults are both detectors' defaults.

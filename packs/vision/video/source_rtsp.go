@@ -13,7 +13,7 @@ import (
 // RTSPConfig is OpenCvRtspSource's config (HEAD's keys and defaults, plus
 // ours after reconnect_max_attempts).
 type RTSPConfig struct {
-	URL                    string         `yaml:"url" required:"true" doc:"Stream URL (rtsp://, rtsps://; anything ffmpeg opens works). Credentials (user:password@, secret-looking query parameters) are masked in logs and errors and never reach ffmpeg's command line."`
+	URL                    string         `yaml:"url" secret:"true" example:"rtsp://user:password@192.168.1.20:554/stream1" required:"true" doc:"Stream URL (rtsp://, rtsps://; anything ffmpeg opens works). Credentials (user:password@, secret-looking query parameters) are masked in logs and errors and never reach ffmpeg's command line."`
 	SourceID               string         `yaml:"source_id" doc:"Packet source_id and the camera name in logs; default the node id."`
 	MaxFrames              int64          `yaml:"max_frames" doc:"Stop after this many frames; 0 = no limit."`
 	Reconnect              bool           `yaml:"reconnect" doc:"Reopen after an open failure or a stream loss. When false an open failure is an error and a stream loss ends the source."`
