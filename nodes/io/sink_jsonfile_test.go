@@ -46,7 +46,7 @@ func TestJSONFileSinkWritesOneFilePerPacket(t *testing.T) {
 			if err := s.ProcessBatch(context.Background(), batch, &plugintest.Collector{}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.(plugin.BatchProcessor).ProcessBatch(context.Background(), []*packet.Packet{fixedPacket(2)}, &plugintest.Collector{}); err != nil {
+			if err := s.ProcessBatch(context.Background(), []*packet.Packet{fixedPacket(2)}, &plugintest.Collector{}); err != nil {
 				t.Fatal(err)
 			}
 			want := []string{"000000_cam01_event.json", "000001_cam01_event.json", "000002_cam01_event.json"}

@@ -264,7 +264,7 @@ func TestJSONLSinkForwardAndMetrics(t *testing.T) {
 	if err := s.ProcessBatch(context.Background(), []*packet.Packet{fixedPacket(1), fixedPacket(2)}, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.(plugin.BatchProcessor).ProcessBatch(context.Background(), []*packet.Packet{fixedPacket(3)}, c); err != nil {
+	if err := s.ProcessBatch(context.Background(), []*packet.Packet{fixedPacket(3)}, c); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Packets()) != 0 {

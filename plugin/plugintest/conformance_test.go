@@ -40,7 +40,6 @@ type cfg struct {
 
 // node is configurable into each way of breaking the contract.
 type node struct {
-	cfg       cfg
 	release   chan struct{} // ends what leaks and what ignores its ctx
 	quit      chan struct{}
 	closeOnce bool // false: the second Close closes quit again (panics)
