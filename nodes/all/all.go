@@ -7,9 +7,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
-	"github.com/schnitzel-stream/schnitzel/packs/vision/legacy"
-	visionnodes "github.com/schnitzel-stream/schnitzel/packs/vision/nodes"
-	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
+	"github.com/schnitzel-stream/schnitzel/packs/vision"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -18,9 +16,7 @@ func Register(r *plugin.Registry) {
 	dev.Register(r)
 	durable.Register(r)
 	ionodes.Register(r)
-	video.Register(r)
-	visionnodes.Register(r)
-	legacy.Register(r)
+	vision.Register(r)
 }
 
 // Registry returns a new registry with every built-in node and job.
