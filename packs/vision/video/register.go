@@ -1,6 +1,8 @@
 // Package video holds the vision pack's frame sources: video files, RTSP
-// cameras and webcams, decoded by an ffmpeg child process into bgr24
-// frames (package frame). No cgo: ffmpeg and ffprobe must be on PATH.
+// cameras and webcams, decoded by an ffmpeg child process into frames
+// (package frame): yuv420p as decoded for 4:2:0 video (converted to BGR
+// only when a node reads pixels), bgr24 for everything else. No cgo:
+// ffmpeg and ffprobe must be on PATH.
 package video
 
 import "github.com/schnitzel-stream/schnitzel/plugin"
