@@ -25,6 +25,14 @@ type Packet struct {
 	// carried by Copy and never serialised. Calling it is optional: a packet
 	// that is neither acked nor nacked comes back after its lease expires.
 	Nack func(err error)
+	// Ack, when set, tells the packet's origin that the packet is
+	// committed downstream (stored in a durable queue): an origin that can
+	// only acknowledge once the data is safe (an MQTT QoS 1/2 message, an
+	// HTTP ingest request answered 202) does so now. A committing sink
+	// calls it after its commit; with fan-out each such sink may call it,
+	// so the origin acts on the first call. Carried by Copy and Derive,
+	// never serialised.
+	Ack func()
 }
 
 // New makes a packet the way upstream's StreamPacket.new does: a fresh

@@ -346,3 +346,35 @@ func TestPipelinedSinkAndAck(t *testing.T) {
 		t.Fatalf("ack %+v", ack.(plugin.Metrics).Metrics())
 	}
 }
+
+// TestSinkAcksAfterCommit: the sink calls packet.Ack once the row is
+// committed (pipelined or not, a duplicate too), never before.
+func TestSinkAcksAfterCommit(t *testing.T) {
+	for _, forward := range []bool{false, true} {
+		dir := t.TempDir()
+		s := build(t, "SqliteQueueSink", "sink", "path", filepath.Join(dir, "q.sqlite3"), "forward", forward)
+		var acked sync.Map
+		batch := make([]*packet.Packet, 5)
+		for i := range batch {
+			p := pk(i, nil)
+			id := p.ID
+			p.Ack = func() { acked.Store(id, true) }
+			batch[i] = p
+		}
+		dup := pk(0, nil) // same idempotency key as batch[0]: stored already
+		var dupAcked bool
+		dup.Ack = func() { dupAcked = true }
+		if err := s.(plugin.BatchProcessor).ProcessBatch(context.Background(), append(batch, dup), &plugintest.Collector{}); err != nil {
+			t.Fatal(err)
+		}
+		plugintest.Close(t, s) // waits for pipelined commits
+		for _, p := range batch {
+			if _, ok := acked.Load(p.ID); !ok {
+				t.Errorf("forward=%v: packet %s committed but not acked", forward, p.ID)
+			}
+		}
+		if !dupAcked {
+			t.Errorf("forward=%v: a duplicate of a stored row was not acked", forward)
+		}
+	}
+}

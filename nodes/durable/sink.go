@@ -159,6 +159,9 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 			for i, p := range s.keep {
 				if i < len(res) && res[i].Seq > 0 {
 					stored++
+					if p.Ack != nil {
+						p.Ack()
+					}
 					continue
 				}
 				if p.Nack != nil {
@@ -189,6 +192,11 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 // count updates the dedup counters for committed results.
 func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Packet) {
 	for i, r := range res {
+		// Committed (stored now, or already stored under its key): the
+		// origin may acknowledge it (packet.Ack).
+		if pkts[i].Ack != nil {
+			pkts[i].Ack()
+		}
 		if r.Duplicate {
 			s.dedup.Add(1)
 			if r.Conflict {
