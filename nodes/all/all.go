@@ -4,6 +4,7 @@
 package all
 
 import (
+	"github.com/schnitzel-stream/schnitzel/nodes/blob"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
@@ -13,6 +14,7 @@ import (
 
 // Register adds every built-in node and job to r.
 func Register(r *plugin.Registry) {
+	blob.Register(r)
 	dev.Register(r)
 	durable.Register(r)
 	ionodes.Register(r)

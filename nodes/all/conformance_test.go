@@ -54,7 +54,16 @@ func TestConformance(t *testing.T) {
 		nodes  = "schnitzel_stream.nodes."
 		vision = "schnitzel_stream.packs.vision.nodes:"
 	)
+	blobs := func() []*packet.Packet {
+		return []*packet.Packet{packet.New("bytes", "cam01", []byte("hello"), "2026-02-14T00:00:00+00:00", nil)}
+	}
+	blobRef := func() []*packet.Packet { // names a file that is not there: dropped, not failed
+		ref := packet.MapOf("scheme", "file", "path", "missing.bin", "content_type", nil, "size_bytes", int64(5))
+		return []*packet.Packet{packet.New("bytes_ref", "cam01", packet.MapOf("ref", ref), "2026-02-14T00:00:00+00:00", nil)}
+	}
 	fixtures := map[string]plugintest.Fixture{
+		nodes + "blob_ref:BytesToFileRefNode":               {Config: packet.MapOf("dir", "blobs"), Input: blobs(), StartFails: packet.MapOf("dir", under("blobs"))},
+		nodes + "blob_ref:FileRefToBytesNode":               {Config: packet.MapOf("dir", "."), Input: blobRef(), StartFails: packet.MapOf("dir", under("blobs"))},
 		nodes + "dev:PrintSink":                             {Input: pkt()},
 		nodes + "durable_sqlite:SqliteQueueSink":            {Config: packet.MapOf("path", "q.sqlite3"), Input: pkt(), StartFails: packet.MapOf("path", under("q.sqlite3"))},
 		nodes + "durable_sqlite:SqliteQueueAckSink":         {Config: packet.MapOf("path", "q.sqlite3"), Input: pkt(), StartFails: packet.MapOf("path", under("q.sqlite3"))},
