@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -238,6 +239,17 @@ func (w *writer) store(root *os.Root, rel string, data []byte, digest string) (e
 		err = root.Rename(tmp, rel)
 	} else {
 		err = root.Link(tmp, rel) // fails when rel exists: never clobbers
+		if noLinks(err) {
+			// a file system without hard links: check, then rename (a
+			// concurrent writer of the same name could slip in between)
+			if _, serr := root.Lstat(rel); serr == nil {
+				err = fs.ErrExist
+			} else if errors.Is(serr, fs.ErrNotExist) {
+				if err = root.Rename(tmp, rel); err == nil {
+					return false, syncDir(root, dir)
+				}
+			}
+		}
 		if errors.Is(err, fs.ErrExist) {
 			same, serr := sameContent(root, rel, digest)
 			if serr != nil {
@@ -275,14 +287,9 @@ func sameContent(root *os.Root, rel, digest string) (bool, error) {
 	return hex.EncodeToString(h.Sum(nil)) == digest, nil
 }
 
-func syncDir(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+
+// noLinks reports whether err says the file system cannot hard-link.
+func noLinks(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) ||
+		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.EXDEV)
 }
