@@ -287,7 +287,6 @@ func sameContent(root *os.Root, rel, digest string) (bool, error) {
 	return hex.EncodeToString(h.Sum(nil)) == digest, nil
 }
 
-
 // noLinks reports whether err says the file system cannot hard-link.
 func noLinks(err error) bool {
 	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) ||
