@@ -559,3 +559,61 @@ func TestWriterStartFails(t *testing.T) {
 	}
 	plugintest.Close(t, n)
 }
+
+// A dir configured through a symlink: refs may name it either way.
+func TestReaderDirThroughSymlink(t *testing.T) {
+	base := t.TempDir()
+	realDir := filepath.Join(base, "real")
+	link := filepath.Join(base, "link")
+	if err := os.MkdirAll(realDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(realDir, link); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, link)
+	out, err := writeOne(w, packet.New("bytes", "s", []byte("data"), "", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := refOf(t, out[0])
+	path, _ := ref.Get("path")
+	if !strings.HasPrefix(path.(string), realDir+"/") {
+		t.Errorf("ref path %v is not under the resolved dir %s", path, realDir)
+	}
+	r := newReader(t, link)
+	viaLink := fileRef(filepath.Join(link, "s", filepath.Base(path.(string))), []byte("data"))
+	for _, m := range []*packet.Map{ref, viaLink} {
+		if out, err := readOne(r, refPacket(m)); err != nil || len(out) != 1 {
+			t.Errorf("ref %v: %v", m, err)
+		}
+	}
+}
+
+func benchmarkWriteRead(b *testing.B, size int, fsync bool) {
+	dir := b.TempDir()
+	reg := registry()
+	w := plugintest.Build(b, reg, writerName, "node", packet.MapOf("dir", dir, "fsync", fsync)).(*writer)
+	r := plugintest.Build(b, reg, readerName, "node", packet.MapOf("dir", dir)).(*reader)
+	plugintest.Start(b, w)
+	plugintest.Start(b, r)
+	defer plugintest.Close(b, w)
+	defer plugintest.Close(b, r)
+	data := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for b.Loop() {
+		c := &plugintest.Collector{}
+		if err := plugintest.ProcessInto(w, c, packet.New("bytes", "s", data, "", nil)); err != nil {
+			b.Fatal(err)
+		}
+		if err := plugintest.ProcessInto(r, &plugintest.Collector{}, c.Packets()...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriteRead4KiB(b *testing.B)        { benchmarkWriteRead(b, 4<<10, true) }
+func BenchmarkWriteRead1MiB(b *testing.B)        { benchmarkWriteRead(b, 1<<20, true) }
+func BenchmarkWriteRead4KiBNoFsync(b *testing.B) { benchmarkWriteRead(b, 4<<10, false) }
+func BenchmarkWriteRead1MiBNoFsync(b *testing.B) { benchmarkWriteRead(b, 1<<20, false) }

@@ -216,7 +216,7 @@ func (r *reader) Process(_ context.Context, p *packet.Packet, out plugin.Emitter
 	if st.Size() > r.cfg.MaxBytes {
 		return r.fail(&r.refused, p, "blob %q has %d bytes, over max_bytes (%d)", path, st.Size(), r.cfg.MaxBytes)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, r.cfg.MaxBytes+1))
+	data, err := readAll(io.LimitReader(f, r.cfg.MaxBytes+1), st.Size())
 	if err != nil {
 		return r.fail(&r.missing, p, "read %q: %v", path, err)
 	}
@@ -275,4 +275,23 @@ func wantedSize(ref *packet.Map) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("payload.ref.size_bytes is not a non-negative integer: %s", packet.PyStr(v))
+}
+
+// readAll is io.ReadAll with a first buffer of the file's size (and one
+// byte to see the end), so a large blob is read without regrowing.
+func readAll(rd io.Reader, size int64) ([]byte, error) {
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }

@@ -28,6 +28,7 @@ type WriterConfig struct {
 	Mode          string `yaml:"mode" enum:"0600,0640" doc:"Permission bits of the blob files (quote it in YAML: \"0640\")."`
 	Overwrite     bool   `yaml:"overwrite" advanced:"true" doc:"Replace a blob that exists with other content (atomically). Off: such a packet is refused; a blob with the same content (a redelivered packet) is kept and referenced."`
 	MaxBytes      int64  `yaml:"max_bytes" advanced:"true" doc:"Largest payload written, in bytes; a larger one is refused (refused_total)."`
+	Fsync         bool   `yaml:"fsync" advanced:"true" doc:"fsync each blob and its directory before the ref goes on, so a ref that reached a durable queue never outlives its blob in a power cut. Off: still atomic against crashes of the process, about 4x faster for small blobs."`
 }
 
 // Validate implements the plugin config check.
@@ -58,7 +59,7 @@ and upstream's payload {ref: {scheme: file, path, content_type, size_bytes, sha2
 JSON and can cross a SqliteQueueSink or an HTTP hop. A payload that is not bytes or is larger
 than max_bytes, and a name taken by other content, fail that packet alone (refused_total; the
 run ends degraded). Blobs are not deleted: cleanup (a TTL job, say) is the operator's.`,
-		Defaults: WriterConfig{Filename: "{source_id}/{packet_id}.bin", ComputeSHA256: true, Mode: "0600", MaxBytes: DefaultMaxBytes},
+		Defaults: WriterConfig{Filename: "{source_id}/{packet_id}.bin", ComputeSHA256: true, Mode: "0600", MaxBytes: DefaultMaxBytes, Fsync: true},
 		Metrics: []plugin.MetricSpec{
 			{Name: "written_total", Help: "Blobs written (new files)."},
 			{Name: "bytes_written_total", Help: "Bytes of the blobs written."},
@@ -223,7 +224,7 @@ func (w *writer) store(root *os.Root, rel string, data []byte, digest string) (e
 	if err == nil {
 		err = f.Chmod(w.mode) // whatever the umask
 	}
-	if err == nil {
+	if err == nil && w.cfg.Fsync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -246,7 +247,7 @@ func (w *writer) store(root *os.Root, rel string, data []byte, digest string) (e
 				err = fs.ErrExist
 			} else if errors.Is(serr, fs.ErrNotExist) {
 				if err = root.Rename(tmp, rel); err == nil {
-					return false, syncDir(root, dir)
+					return false, w.syncDir(root, dir)
 				}
 			}
 		}
@@ -267,7 +268,7 @@ func (w *writer) store(root *os.Root, rel string, data []byte, digest string) (e
 	if err != nil {
 		return false, err
 	}
-	return false, syncDir(root, dir)
+	return false, w.syncDir(root, dir)
 }
 
 func sameContent(root *os.Root, rel, digest string) (bool, error) {
@@ -291,4 +292,11 @@ func sameContent(root *os.Root, rel, digest string) (bool, error) {
 func noLinks(err error) bool {
 	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) ||
 		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.EXDEV)
+}
+
+func (w *writer) syncDir(root *os.Root, dir string) error {
+	if !w.cfg.Fsync {
+		return nil
+	}
+	return syncDir(root, dir)
 }
