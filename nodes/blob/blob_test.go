@@ -488,7 +488,10 @@ func TestWriterNames(t *testing.T) {
 
 func TestWriterRefusesAndExisting(t *testing.T) {
 	root := t.TempDir()
-	w := newWriter(t, root, "max_bytes", int64(4), "mode", "0640", "content_type", "image/jpeg", "compute_sha256", false)
+	if _, err := plugintest.TryBuild(registry(), writerName, "node", packet.MapOf("dir", root, "mode", "0644")); err == nil {
+		t.Error("mode 0644 accepted")
+	}
+	w := newWriter(t, root, "max_bytes", int64(4), "mode", int64(0o640) /* YAML's unquoted 0640 */, "content_type", "image/jpeg", "compute_sha256", false)
 	count := func(n string) int64 { return metric(w, n) }
 
 	before := count("refused_total")

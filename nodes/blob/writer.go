@@ -25,7 +25,7 @@ type WriterConfig struct {
 	Filename      string `yaml:"filename" doc:"File name template under dir, fields {source_id} and {packet_id} (Python str.format; {{ }} for braces). A field value that is not a plain name component (letters, digits, . _ -) is replaced by h- and a hash of it, so packet fields cannot leave dir; leading slashes are dropped."`
 	ComputeSHA256 bool   `yaml:"compute_sha256" doc:"Record the sha256 of the content in the ref (FileRefToBytesNode checks it)."`
 	ContentType   string `yaml:"content_type" example:"image/jpeg" doc:"Informational content_type for the ref; empty writes null."`
-	Mode          string `yaml:"mode" enum:"0600,0640" doc:"Permission bits of the blob files (quote it in YAML: \"0640\")."`
+	Mode          string `yaml:"mode" example:"0640" doc:"Permission bits of the blob files: 0600 (owner only) or 0640 (and the group: a reader running as another user of the group). YAML's unquoted 0640 (octal, 416) is understood too."`
 	Overwrite     bool   `yaml:"overwrite" advanced:"true" doc:"Replace a blob that exists with other content (atomically). Off: such a packet is refused; a blob with the same content (a redelivered packet) is kept and referenced."`
 	MaxBytes      int64  `yaml:"max_bytes" advanced:"true" doc:"Largest payload written, in bytes; a larger one is refused (refused_total)."`
 	Fsync         bool   `yaml:"fsync" advanced:"true" doc:"fsync each blob and its directory before the ref goes on, so a ref that reached a durable queue never outlives its blob in a power cut. Off: still atomic against crashes of the process, about 4x faster for small blobs."`
@@ -34,6 +34,14 @@ type WriterConfig struct {
 // Validate implements the plugin config check.
 func (c *WriterConfig) Validate() error {
 	errs := []error{checkDir(c.Dir), checkMaxBytes(c.MaxBytes)}
+	switch c.Mode {
+	case "0600", "600", "384": // 384: YAML 1.1 reads an unquoted 0600 as octal
+		c.Mode = "0600"
+	case "0640", "640", "416":
+		c.Mode = "0640"
+	default:
+		errs = append(errs, plugin.Errorf("mode", "mode must be 0600 or 0640, got %q", c.Mode))
+	}
 	if segs, err := parseTemplate(c.Filename); err != nil {
 		errs = append(errs, plugin.Errorf("filename", "%v", err))
 	} else if _, err := render(segs, "src", "id"); err != nil {
