@@ -130,10 +130,14 @@ type Sized interface{ SizeBytes() int }
 
 // Weight is the bytes of the Sized values a packet holds: the payload
 // itself, the payload's top-level entries and meta's entries (where
-// detectors hand frames on). Other values weigh nothing.
+// detectors hand frames on), and of a []byte payload (upstream's kind
+// bytes: a blob read back by FileRefToBytesNode). Other values weigh
+// nothing.
 func Weight(p *Packet) int64 {
 	var n int64
 	switch x := p.Payload.(type) {
+	case []byte:
+		n += int64(len(x))
 	case Sized:
 		n += int64(x.SizeBytes())
 	case *Map:

@@ -112,6 +112,10 @@ func (r *reader) Close(context.Context) error {
 	return err
 }
 
+// LargePackets implements plugin.LargePackets: bytes payloads of up to
+// max_bytes each; the runtime bounds inboxes by their bytes (packet.Weight).
+func (*reader) LargePackets() {}
+
 func (r *reader) Metrics() []plugin.Metric {
 	return []plugin.Metric{
 		{Name: "read_total", Value: r.read.Load()},

@@ -135,6 +135,10 @@ func (w *writer) Close(context.Context) error {
 	return err
 }
 
+// LargePackets implements plugin.LargePackets: bytes payloads of up to
+// max_bytes each; the runtime bounds inboxes by their bytes (packet.Weight).
+func (*writer) LargePackets() {}
+
 func (w *writer) Metrics() []plugin.Metric {
 	return []plugin.Metric{
 		{Name: "written_total", Value: w.written.Load()},
