@@ -325,10 +325,22 @@ func TestReaderAttacks(t *testing.T) {
 		wantDropped(t, c.what, out, err, &v, before, c.msg)
 	}
 
+	// a hard link to a file outside (same file system: the temp dir)
+	if err := os.Link(outside, filepath.Join(root, "hard.bin")); err != nil {
+		t.Fatal(err)
+	}
+	before := count("refused_total")
+	out, err := readOne(r, refPacket(fileRef(filepath.Join(root, "hard.bin"), secret)))
+	v := count("refused_total")
+	wantDropped(t, "hard link to a file outside", out, err, &v, before, "2 hard links")
+	if out, err := readOne(newReader(t, root, "allow_hardlinks", true), refPacket(fileRef(filepath.Join(root, "hard.bin"), secret))); err != nil || len(out) != 1 {
+		t.Errorf("allow_hardlinks: %v", err)
+	}
+
 	// missing file
-	before := count("missing_total")
-	out, err := readOne(r, refPacket(fileRef(filepath.Join(root, "gone.bin"), good)))
-	v := count("missing_total")
+	before = count("missing_total")
+	out, err = readOne(r, refPacket(fileRef(filepath.Join(root, "gone.bin"), good)))
+	v = count("missing_total")
 	wantDropped(t, "missing file", out, err, &v, before, "does not exist")
 
 	// tampered content: same size, other bytes; and other size
@@ -524,6 +536,18 @@ func TestWriterRefusesAndExisting(t *testing.T) {
 	// the same packet again (a redelivery): referenced, not rewritten
 	if out, err := writeOne(w, p); err != nil || len(out) != 1 || count("existing_total") != 1 {
 		t.Errorf("redelivery: %v, existing %d", err, count("existing_total"))
+	}
+	// a crash between link and remove left a temporary link: a
+	// redelivery removes it, so the blob has one link again
+	stale := filepath.Join(filepath.Dir(path.(string)), ".tmp-"+filepath.Base(path.(string))+"-0011223344556677")
+	if err := os.Link(path.(string), stale); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeOne(w, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary link kept: %v", err)
 	}
 	// the same name with other content: refused, the blob is unchanged
 	q := p.Copy()

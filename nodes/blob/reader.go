@@ -19,11 +19,12 @@ import (
 
 // ReaderConfig is FileRefToBytesNode's config.
 type ReaderConfig struct {
-	Dir           string `yaml:"dir" required:"true" example:"blobs" doc:"The only directory refs may point into (upstream had no such key and read any file: D-BLOB-1). A ref's path, after cleaning and following symlinks, must lie inside it; the file is opened through os.Root, so a symlink swapped in after the check cannot lead out either. Must exist at start."`
-	OutputKind    string `yaml:"output_kind" doc:"Kind of the emitted packets."`
-	MaxBytes      int64  `yaml:"max_bytes" advanced:"true" doc:"Largest file read, in bytes; a larger one is refused (refused_total)."`
-	VerifySHA256  bool   `yaml:"verify_sha256" doc:"Check the content against the ref's sha256 and size_bytes when the ref has them; a mismatch fails the packet (checksum_mismatch_total)."`
-	RequireSHA256 bool   `yaml:"require_sha256" advanced:"true" doc:"Refuse refs without a sha256 (written with compute_sha256 false)."`
+	Dir            string `yaml:"dir" required:"true" example:"blobs" doc:"The only directory refs may point into (upstream had no such key and read any file: D-BLOB-1). A ref's path, after cleaning and following symlinks, must lie inside it; the file is opened through os.Root, so a symlink swapped in after the check cannot lead out either. Must exist at start."`
+	OutputKind     string `yaml:"output_kind" doc:"Kind of the emitted packets."`
+	MaxBytes       int64  `yaml:"max_bytes" advanced:"true" doc:"Largest file read, in bytes; a larger one is refused (refused_total)."`
+	VerifySHA256   bool   `yaml:"verify_sha256" doc:"Check the content against the ref's sha256 and size_bytes when the ref has them; a mismatch fails the packet (checksum_mismatch_total)."`
+	RequireSHA256  bool   `yaml:"require_sha256" advanced:"true" doc:"Refuse refs without a sha256 (written with compute_sha256 false)."`
+	AllowHardlinks bool   `yaml:"allow_hardlinks" advanced:"true" doc:"Read files with more than one hard link. Off: refused, since a hard link in dir to a file elsewhere (made by someone who can write in dir) would pass the path check; BytesToFileRefNode's blobs have one link."`
 }
 
 // Validate implements the plugin config check.
@@ -216,6 +217,9 @@ func (r *reader) Process(_ context.Context, p *packet.Packet, out plugin.Emitter
 	}
 	if !st.Mode().IsRegular() {
 		return r.fail(&r.refused, p, "blob %q is not a regular file (%s)", path, st.Mode().Type())
+	}
+	if n := links(st); n > 1 && !r.cfg.AllowHardlinks {
+		return r.fail(&r.refused, p, "blob %q has %d hard links (a link to a file outside dir would pass the path check; allow_hardlinks)", path, n)
 	}
 	if st.Size() > r.cfg.MaxBytes {
 		return r.fail(&r.refused, p, "blob %q has %d bytes, over max_bytes (%d)", path, st.Size(), r.cfg.MaxBytes)

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -271,6 +272,9 @@ func (w *writer) store(root *os.Root, rel string, data []byte, digest string) (e
 			if !same {
 				return false, errTaken
 			}
+			// a crash between link and remove leaves a temporary file
+			// linked to the blob (2 links: the reader refuses it)
+			removeStale(root, dir, filepath.Base(rel), tmp)
 			return true, nil
 		}
 		if err == nil {
@@ -311,4 +315,20 @@ func (w *writer) syncDir(root *os.Root, dir string) error {
 		return nil
 	}
 	return syncDir(root, dir)
+}
+
+// removeStale removes the temporary files of name in dir other than keep.
+func removeStale(root *os.Root, dir, name, keep string) {
+	d, err := root.Open(dir)
+	if err != nil {
+		return
+	}
+	ents, _ := d.ReadDir(-1)
+	_ = d.Close()
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if strings.HasPrefix(e.Name(), ".tmp-"+name+"-") && p != keep {
+			_ = root.Remove(p)
+		}
+	}
 }
