@@ -33,6 +33,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/serve"
 	"github.com/schnitzel-stream/schnitzel/internal/serve/api"
 	"github.com/schnitzel-stream/schnitzel/internal/serve/audit"
+	"github.com/schnitzel-stream/schnitzel/internal/serve/console"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -276,6 +277,7 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 		Audit:        auditLog,
 		Plugins:      func() any { return pluginInfos(o.Registry) },
 		Logger:       logger,
+		Console:      console.Handler(),
 	})
 	addRoutes(srv, routeDeps{sup: sup, engine: engineOpts, lookupEnv: filteredLookup(o.LookupEnv, f.allowEnv),
 		presets: o.Presets, audit: auditLog, graphsDir: graphsDir, stateDir: stateDir})
