@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,10 +35,10 @@ const (
 	selLoginForm    = `[data-testid="login-form"]`
 	selLoginToken   = `[data-testid="login-token"]`
 	selLoginError   = `[data-testid="login-error"]`
-	selNodeCard     = `.react-flow__node`
+	selNodeCard     = `[data-testid="node-card"]`
 	selTapRow       = `[data-testid="tap-row"]`
 	selConfirmOK    = `[data-testid="confirm-ok"]`
-	selBanner       = `[data-testid="offline-banner"]`
+	selBanner       = `[data-testid="conn-banner"]`
 	selAuditRow     = `[data-testid="audit-row"]`
 	selEditorSave   = `[data-testid="editor-save"]`
 	selLintError    = `.cm-lintRange-error`
@@ -287,21 +289,27 @@ func TestConsole(t *testing.T) {
 
 	// 2. A graph's page: its topology as node cards, a counter that moves.
 	b.do("open cam-a",
-		chromedp.Click(selGraphRow+`[data-name="cam-a"] a`, chromedp.ByQuery),
+		chromedp.Click(selGraphRow+`[data-name="cam-a"] [data-testid="graph-link"]`, chromedp.ByQuery),
 		waitJS(count(selNodeCard)+` === 3`),
 		waitJS(count(`.react-flow__edge`)+` === 2`),
 	)
-	var first string
-	nodeCounter := `(document.querySelector('[data-testid="node-card"][data-id="src"] [data-testid="node-produced"]') || {}).textContent`
-	b.do("read a counter", waitJS(nodeCounter+` !== undefined`), chromedp.Evaluate(nodeCounter, &first))
-	b.do("the counter moves", waitJS(nodeCounter+` !== `+jsString(first)))
+	b.do("live rates on the cards", waitJS(`/out [1-9]/.test(document.querySelector('[data-testid="node-card"][data-node="src"] [data-testid="node-produced"]').textContent)`))
 	b.shot("graph topology")
+
+	// The node's panel: its counters move between two reads.
+	var first string
+	counters := `document.querySelector('[data-testid="node-panel"] dl').textContent`
+	b.do("open the node panel",
+		chromedp.Click(`[data-testid="node-card"][data-node="src"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid="node-panel"]`, chromedp.ByQuery),
+		chromedp.Evaluate(counters, &first),
+	)
+	b.do("the counters move", waitJS(counters+` !== `+jsString(first)))
+	b.shot("node panel")
 
 	// 3. Tap a node: packet rows arrive.
 	b.do("tap src",
-		chromedp.Click(`[data-testid="node-card"][data-id="src"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`[data-testid="tap-start"]`, chromedp.ByQuery),
-		chromedp.Click(`[data-testid="tap-start"]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid="tap-button"]`, chromedp.ByQuery),
 		waitJS(count(selTapRow)+` >= 3`),
 	)
 	b.shot("tap")
@@ -437,7 +445,7 @@ func TestConsole(t *testing.T) {
 	b.do("count drawn nodes", chromedp.Evaluate(count(selNodeCard), &drawn))
 	clickStart := time.Now()
 	b.do("click a node of the big graph",
-		chromedp.Click(`[data-testid="node-card"][data-id="n0"]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid="node-card"][data-node="n0"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`[data-testid="node-panel"]`, chromedp.ByQuery),
 	)
 	clickTime := time.Since(clickStart)
@@ -479,4 +487,97 @@ func setCookie(base, name, value string) chromedp.Action {
 		return network.SetCookie(name, value).WithURL(base).WithPath("/").WithHTTPOnly(true).
 			WithSameSite(network.CookieSameSiteStrict).Do(ctx)
 	})
+}
+
+// TestConsoleServed: serve answers the console's page at / and any
+// client route without auth, with the strict headers; the API stays
+// behind auth; the login URL lands on the console.
+func TestConsoleServed(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, filepath.Join(dir, "graphs"), filepath.Join(dir, "state"))
+	for _, p := range []string{"/", "/graphs/cam-a", "/audit"} {
+		a := s.do("GET", p, "", "", nil)
+		if a.status != 200 || !strings.Contains(strings.ToLower(string(a.body)), "<!doctype html>") {
+			t.Errorf("GET %s: %d %.100s", p, a.status, a.body)
+		}
+		if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("GET %s: CSP %q", p, csp)
+		}
+		if a.header.Get("X-Frame-Options") != "DENY" || a.header.Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET %s: headers %v", p, a.header)
+		}
+	}
+	if a := s.do("GET", "/api/v1/nope", "", "", nil); a.status != 401 {
+		t.Errorf("unknown API path without auth: %d", a.status)
+	}
+	if a := s.do("GET", "/", "", "", nil, func(r *http.Request) { r.Host = "evil.example" }); a.status != 421 {
+		t.Errorf("console with a foreign Host: %d", a.status)
+	}
+	// The one-time URL sets the cookie and redirects to the console.
+	req, _ := http.NewRequest("GET", s.loginURL, nil)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/" || len(resp.Cookies()) != 1 {
+		t.Errorf("login URL: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestServeQueues: the queue routes see the file a real graph's durable
+// sink writes, and nothing else.
+func TestServeQueues(t *testing.T) {
+	requirePlugins(t, "SqliteQueueSink")
+	dir := t.TempDir()
+	s := startServe(t, filepath.Join(dir, "graphs"), filepath.Join(dir, "state"))
+	graph := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0.01, count: 20}}
+  - {id: q, kind: sink, plugin: "schnitzel_stream.nodes.durable_sqlite:SqliteQueueSink", config: {path: "queues/${oc.env:SS_Q}.sqlite3"}}
+edges:
+  - {src: src, dst: q}
+`
+	if a := s.do("PUT", "/api/v1/graphs/feed", s.token, "application/yaml", []byte(strings.ReplaceAll(graph, "${oc.env:SS_Q}", "feed"))); a.status != 201 {
+		t.Fatalf("PUT feed: %d %s", a.status, a.body)
+	}
+	type queueRow struct {
+		Path   string   `json:"path"`
+		Graphs []string `json:"graphs"`
+		Rows   int64    `json:"rows"`
+		Exists bool     `json:"exists"`
+	}
+	var q queueRow
+	poll.Until(t, 20*time.Second, "the queue to hold the 20 packets", func() bool {
+		var out struct {
+			Queues []queueRow `json:"queues"`
+		}
+		s.do("GET", "/api/v1/queues", s.token, "", nil).json(t, &out)
+		if len(out.Queues) != 1 {
+			return false
+		}
+		q = out.Queues[0]
+		return q.Rows == 20
+	})
+	if !filepath.IsAbs(q.Path) || filepath.Base(q.Path) != "feed.sqlite3" || !q.Exists || strings.Join(q.Graphs, ",") != "feed" {
+		t.Errorf("queue %+v", q)
+	}
+	if _, err := os.Stat(q.Path); err != nil {
+		t.Errorf("the listed path is not the file the graph wrote: %v", err)
+	}
+	var peek struct {
+		Rows []struct {
+			Seq     int64          `json:"seq"`
+			Kind    string         `json:"kind"`
+			Payload map[string]any `json:"payload"`
+		} `json:"rows"`
+	}
+	a := s.do("GET", "/api/v1/queues/peek?limit=5&path="+url.QueryEscape(q.Path), s.token, "", nil)
+	a.json(t, &peek)
+	if a.status != 200 || len(peek.Rows) != 5 || peek.Rows[0].Payload["seq"] == nil {
+		t.Errorf("peek: %d %s", a.status, a.body)
+	}
+	if a := s.do("GET", "/api/v1/queues/peek?path="+url.QueryEscape(filepath.Join(s.state, "state.json")), s.token, "", nil); a.status != 403 {
+		t.Errorf("peek of another file: %d %s", a.status, a.body)
+	}
 }
