@@ -5,6 +5,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -26,23 +27,26 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
+	"github.com/schnitzel-stream/schnitzel/internal/queue"
+	"github.com/schnitzel-stream/schnitzel/packet"
 )
 
 // The console's test ids (web/src): one place to change when the markup
 // does.
 const (
-	selGraphRow     = `[data-testid="graph-row"]`
-	selLoginForm    = `[data-testid="login-form"]`
-	selLoginToken   = `[data-testid="login-token"]`
-	selLoginError   = `[data-testid="login-error"]`
-	selNodeCard     = `[data-testid="node-card"]`
-	selTapRow       = `[data-testid="tap-row"]`
-	selConfirmOK    = `[data-testid="confirm-ok"]`
-	selBanner       = `[data-testid="conn-banner"]`
-	selAuditRow     = `[data-testid="audit-row"]`
-	selEditorSave   = `[data-testid="editor-save"]`
-	selLintError    = `.cm-lintRange-error`
-	selEditorLines  = `.cm-content .cm-line`
+	selGraphRow    = `[data-testid="graph-row"]`
+	selLoginForm   = `[data-testid="login-form"]`
+	selLoginToken  = `[data-testid="login-token"]`
+	selLoginError  = `[data-testid="login-error"]`
+	selNodeCard    = `[data-testid="node-card"]`
+	selTapRow      = `[data-testid="tap-row"]`
+	selConfirmOK   = `[data-testid="confirm-ok"]`
+	selBanner      = `[data-testid="conn-banner"]`
+	selAuditRow    = `[data-testid="audit-row"]`
+	selQueueRow    = `[data-testid="queue-row"]`
+	selEditorSave  = `[data-testid="editor-save"]`
+	selLintError   = `.cm-lintRange-error`
+	selEditorLines = `.cm-content .cm-line`
 )
 
 // findChromium is the browser the console tests drive: $SCHNITZEL_CHROMIUM,
@@ -397,12 +401,35 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("stopped")
 
-	// 6. The audit page lists what was done, as the session.
+	// 6. Queues: the file a real graph's durable sink wrote, with two
+	// dead letters made beside it; peek, then requeue them from the page.
+	qpath := consoleQueue(t, s)
+	qrow := selQueueRow + `[data-path=` + jsString(qpath) + `]`
+	deadCell := `document.querySelector('` + qrow + `').children[5].textContent.trim()`
+	b.do("queues page",
+		chromedp.Navigate(s.url+"/queues"),
+		chromedp.WaitVisible(qrow, chromedp.ByQuery),
+		waitJS(deadCell+` === '2'`),
+		chromedp.Click(qrow+` [data-testid="queue-peek"]`, chromedp.ByQuery),
+		waitJS(count(`[data-testid="peek-row"]`)+` >= 5`),
+	)
+	b.shot("queue peek")
+	b.do("requeue dead letters",
+		chromedp.KeyEvent(kb.Escape),
+		chromedp.WaitNotPresent(`[data-testid="peek-row"]`, chromedp.ByQuery),
+		chromedp.Click(qrow+` [data-testid="queue-requeue"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(selConfirmOK, chromedp.ByQuery),
+		chromedp.Click(selConfirmOK, chromedp.ByQuery),
+		waitJS(deadCell+` === '0'`),
+	)
+	b.shot("queue requeued")
+
+	// 7. The audit page lists what was done, as the session.
 	b.do("audit page",
 		chromedp.Navigate(s.url+"/audit"),
 		waitJS(`(() => {
 			const t = [...document.querySelectorAll('`+selAuditRow+`')].map(r => r.textContent).join('\n');
-			return ['auth.login', 'graph.apply', 'graph.stop'].every(a => t.includes(a));
+			return ['auth.login', 'graph.apply', 'graph.stop', 'queue.requeue'].every(a => t.includes(a));
 		})()`),
 	)
 	b.shot("audit")
@@ -479,7 +506,7 @@ func TestConsole(t *testing.T) {
 	b.shot("500 nodes")
 
 	// 10. The server goes away: a banner, no crash.
-	b.do("back to the list", chromedp.Navigate(s.url+"/"), waitJS(count(selGraphRow)+` === 3`))
+	b.do("back to the list", chromedp.Navigate(s.url+"/"), waitJS(count(selGraphRow)+` === 4`))
 	b.lenient.Store(true) // failed fetches are expected now; exceptions still count
 	if code := s.signal(syscall.SIGTERM); code != 0 {
 		t.Errorf("serve exit %d", code)
@@ -492,6 +519,54 @@ func TestConsole(t *testing.T) {
 	for _, e := range b.errs {
 		t.Errorf("browser: %s", e)
 	}
+}
+
+// consoleQueue applies a graph whose durable sink stores 10 packets, waits
+// for them, and makes two of them dead letters (lease, permanent nack) from
+// this process, as another consumer would. It returns the file's path.
+func consoleQueue(t *testing.T, s *served) string {
+	t.Helper()
+	graph := `version: 2
+nodes:
+  - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0.01, count: 10}}
+  - {id: q, kind: sink, plugin: "schnitzel_stream.nodes.durable_sqlite:SqliteQueueSink", config: {path: "queues/feed.sqlite3"}}
+edges:
+  - {src: src, dst: q}
+`
+	if a := s.do("PUT", "/api/v1/graphs/feed", s.token, "application/yaml", []byte(graph)); a.status != 201 {
+		t.Fatalf("PUT feed: %d %s", a.status, a.body)
+	}
+	var path string
+	poll.Until(t, 20*time.Second, "the feed queue to hold 10 rows", func() bool {
+		var out struct {
+			Queues []struct {
+				Path string `json:"path"`
+				Rows int    `json:"rows"`
+			} `json:"queues"`
+		}
+		s.do("GET", "/api/v1/queues", s.token, "", nil).json(t, &out)
+		if len(out.Queues) != 1 || out.Queues[0].Rows != 10 {
+			return false
+		}
+		path = out.Queues[0].Path
+		return true
+	})
+	q, err := queue.Open(path, queue.Options{MustExist: true, Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	ms, err := q.Lease(ctx, 2, time.Minute)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("lease: %v %v", ms, err)
+	}
+	for _, m := range ms {
+		if _, err := q.Nack(ctx, queue.Ref{Seq: m.Seq}, packet.Permanent(errors.New("rejected by the test"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
 }
 
 func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
