@@ -505,6 +505,31 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("500 nodes")
 
+	// A tablet's width: the pages fit it (wide tables scroll in their
+	// own box, the page itself does not scroll sideways).
+	noSideScroll := `document.documentElement.scrollWidth <= window.innerWidth + 1`
+	b.do("tablet width: graphs",
+		chromedp.EmulateViewport(768, 1024),
+		chromedp.Navigate(s.url+"/"),
+		waitJS(count(selGraphRow)+` === 4`),
+	)
+	var fits bool
+	b.do("tablet width: graphs fit", chromedp.Evaluate(noSideScroll, &fits))
+	if !fits {
+		t.Errorf("the graphs page scrolls sideways at 768 px")
+	}
+	b.shot("tablet graphs")
+	b.do("tablet width: graph",
+		chromedp.Navigate(s.url+"/graphs/cam-a"),
+		waitJS(count(selNodeCard)+` === 3`),
+		chromedp.Evaluate(noSideScroll, &fits),
+	)
+	if !fits {
+		t.Errorf("the graph page scrolls sideways at 768 px")
+	}
+	b.shot("tablet graph")
+	b.do("desktop width", chromedp.EmulateViewport(1280, 800))
+
 	// 10. The server goes away: a banner, no crash.
 	b.do("back to the list", chromedp.Navigate(s.url+"/"), waitJS(count(selGraphRow)+` === 4`))
 	b.lenient.Store(true) // failed fetches are expected now; exceptions still count
