@@ -173,6 +173,18 @@ func (b *browser) do(what string, actions ...chromedp.Action) {
 	}
 }
 
+// check is do for a condition whose failure does not stop the flow.
+func (b *browser) check(what string, actions ...chromedp.Action) {
+	b.t.Helper()
+	b.step = what
+	ctx, cancel := context.WithTimeout(b.ctx, 40*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		b.t.Errorf("%s: %v", what, err)
+		b.shot("failed-" + what)
+	}
+}
+
 // shot saves a full-page PNG screenshot and logs its path.
 func (b *browser) shot(name string) {
 	b.t.Helper()
@@ -192,9 +204,11 @@ func (b *browser) shot(name string) {
 }
 
 // waitJS polls a JavaScript expression in the page until it is truthy.
-func waitJS(expr string) chromedp.Action {
+func waitJS(expr string) chromedp.Action { return waitJSFor(expr, 30*time.Second) }
+
+func waitJSFor(expr string, d time.Duration) chromedp.Action {
 	var ok bool
-	return chromedp.Poll(expr, &ok, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
+	return chromedp.Poll(expr, &ok, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(d))
 }
 
 func count(sel string) string {
@@ -297,6 +311,8 @@ func TestConsole(t *testing.T) {
 			return v > 0;
 		})`),
 	)
+	// Each row draws its rates as a sparkline once it has two samples.
+	b.check("sparklines drawn within 5 polls", waitJSFor(count(selGraphRow+` svg.spark polyline`)+` >= 4`, 10*time.Second))
 	var names []string
 	b.do("graph names", chromedp.Evaluate(`[...document.querySelectorAll('`+selGraphRow+`')].map(r => r.dataset.name)`, &names))
 	if strings.Join(names, ",") != "cam-a,cam-b" {
