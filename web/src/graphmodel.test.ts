@@ -1,3 +1,4 @@
+/// <reference types="node" />
 import { describe, expect, it } from 'vitest';
 import {
   addEdge,
@@ -235,7 +236,7 @@ describe('the repository graphs', () => {
   it('survive a rewrite byte for byte and parse into blocks', async () => {
     const fs = await import('node:fs');
     const path = await import('node:path');
-    const dir = path.resolve(__dirname, '../../configs/graphs');
+    const dir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../configs/graphs');
     const files = fs.readdirSync(dir).filter((f: string) => f.endsWith('_v2.yaml'));
     expect(files.length).toBeGreaterThan(5);
     for (const f of files) {

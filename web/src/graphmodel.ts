@@ -274,7 +274,7 @@ export function setNodeField(text: string, id: string, field: 'kind' | 'plugin',
 export function setConfig(text: string, id: string, key: string, value: unknown): string {
   const doc = load(text);
   const node = findNode(doc, id);
-  let cfg = node.get('config', true);
+  let cfg: unknown = node.get('config', true);
   if (value === undefined) {
     if (isMap(cfg)) {
       cfg.delete(key);
