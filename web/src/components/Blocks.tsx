@@ -106,7 +106,7 @@ export function Blocks({
   plugins,
   diags,
   onText,
-  visible,
+  fitKey,
 }: {
   text: string;
   model: GraphModel | null;
@@ -114,7 +114,7 @@ export function Blocks({
   plugins: PluginSpec[];
   diags: Diag[];
   onText: (t: string) => void;
-  visible: boolean;
+  fitKey: string; // the view was shown or resized: fit again
 }) {
   const specs = useMemo(() => new Map(plugins.map((p) => [p.name, p])), [plugins]);
   const [rfNodes, setRfNodes] = useState<BlockNode[]>([]);
@@ -196,11 +196,10 @@ export function Blocks({
   }, [model, selEdge]);
 
   useEffect(() => {
-    if (visible) {
-      const t = window.setTimeout(() => rf.current?.fitView({ padding: 0.2, maxZoom: 1.2 }), 50);
-      return () => window.clearTimeout(t);
-    }
-  }, [visible]);
+    if (fitKey === 'hidden') return;
+    const t = window.setTimeout(() => rf.current?.fitView({ padding: 0.2, maxZoom: 1.2 }), 120);
+    return () => window.clearTimeout(t);
+  }, [fitKey]);
 
   if (!model) {
     return (

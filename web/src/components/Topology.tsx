@@ -12,9 +12,10 @@ import {
   type NodeProps,
   Position,
   ReactFlow,
+  type ReactFlowInstance,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
-import { memo, useEffect, useMemo, useState } from 'react';
+import { memo, useEffect, useMemo, useRef, useState } from 'react';
 import { count, rate } from './bits';
 import { shortName } from '../graphmodel';
 import { layout } from '../layout';
@@ -86,13 +87,16 @@ export function Topology({
   selected,
   onNode,
   onEdge,
+  fitKey,
 }: {
   nodes: NodeStatus[];
   edges: Edge[];
   selected: string | null;
   onNode: (id: string) => void;
   onEdge: (e: Edge) => void;
+  fitKey: string; // the canvas changed size (side panel): fit again
 }) {
+  const rf = useRef<ReactFlowInstance<MetricNodeT, FlowEdge> | null>(null);
   const shape = JSON.stringify([nodes.map((n) => n.id), edges.map((e) => [e.from, e.to, e.from_port ?? '', e.to_port ?? ''])]);
   // Re-layout only when the topology changes, not on every poll.
   const positions = useMemo(() => layout(nodes, edges, { w: 210, h: 130 }), [shape]); // eslint-disable-line react-hooks/exhaustive-deps
@@ -111,6 +115,10 @@ export function Topology({
       });
     });
   }, [nodes, positions, selected]);
+  useEffect(() => {
+    const t = window.setTimeout(() => rf.current?.fitView({ padding: 0.15, maxZoom: 1.2, duration: 200 }), 60);
+    return () => window.clearTimeout(t);
+  }, [fitKey, shape]); // eslint-disable-line react-hooks/exhaustive-deps
   const onNodesChange = (changes: NodeChange<MetricNodeT>[]) => setFlowNodes((ns) => applyNodeChanges(changes, ns));
   const ids = new Set(nodes.map((n) => n.id));
   const flowEdges: FlowEdge[] = edges
@@ -125,11 +133,14 @@ export function Topology({
     }));
   const big = nodes.length > 150;
   return (
-    <ReactFlow
+    <ReactFlow<MetricNodeT, FlowEdge>
       nodes={flowNodes}
       edges={flowEdges}
       nodeTypes={nodeTypes}
       onNodesChange={onNodesChange}
+      onInit={(inst) => {
+        rf.current = inst;
+      }}
       fitView
       fitViewOptions={{ padding: 0.15, maxZoom: 1.2 }}
       minZoom={0.05}

@@ -14,7 +14,7 @@ export const Sparkline = memo(function Sparkline({ values, label }: { values: nu
   const w = 80;
   const h = 22;
   if (values.length < 2) return <svg className="spark" width={w} height={h} role="img" aria-label={label} />;
-  const max = Math.max(...values, 1e-9);
+  const max = Math.max(...values, 1e-9) * 1.15;
   const step = w / (values.length - 1);
   const pts = values.map((v, i) => `${(i * step).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`).join(' ');
   return (

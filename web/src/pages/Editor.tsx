@@ -210,7 +210,7 @@ export default function EditorPage({ name }: { name: string | null }) {
             plugins={plugins}
             diags={diags}
             onText={setText}
-            visible={mode !== 'yaml'}
+            fitKey={mode === 'yaml' ? 'hidden' : mode}
           />
         </div>
       </div>

@@ -104,6 +104,7 @@ export default function GraphPage({ name }: { name: string }) {
               selected={selected}
               onNode={(id) => setSelected(id)}
               onEdge={(e) => setTap({ node: e.from, port: e.from_port })}
+              fitKey={sel ? 'side' : 'full'}
             />
           )}
         </div>

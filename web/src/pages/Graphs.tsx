@@ -139,11 +139,11 @@ export function GraphsPage() {
                   <td>{g.status ?? ''}</td>
                   <td className="num rate-cell">
                     <span data-testid="rate-in">{rate(g.in_per_sec)}</span>
-                    <Sparkline values={h?.in ?? []} label={`${g.name} packets in per second`} />
+                    <Sparkline values={h ? [...h.in] : []} label={`${g.name} packets in per second`} />
                   </td>
                   <td className="num rate-cell">
                     <span data-testid="rate-out">{rate(g.out_per_sec)}</span>
-                    <Sparkline values={h?.out ?? []} label={`${g.name} packets out per second`} />
+                    <Sparkline values={h ? [...h.out] : []} label={`${g.name} packets out per second`} />
                   </td>
                   <td className={'num' + (g.dropped > 0 ? ' warn-text' : '')}>{count(g.dropped)}</td>
                   <td className={'num' + (g.errors > 0 ? ' err-text' : '')}>{count(g.errors)}</td>
