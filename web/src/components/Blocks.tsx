@@ -123,6 +123,8 @@ export function Blocks({
   const [editError, setEditError] = useState<string | null>(null);
   const rf = useRef<ReactFlowInstance<BlockNode, FlowEdge> | null>(null);
   const relayout = useRef(true);
+  const selNodeRef = useRef(selNode);
+  selNodeRef.current = selNode;
 
   const apply = (f: () => string) => {
     try {
@@ -172,8 +174,9 @@ export function Blocks({
         const data: BlockData = { node: n, spec: specs.get(n.plugin), outs: [...outs], ins: [...ins], problems: problems.get(n.id) ?? 0 };
         const old = byId.get(n.id);
         const p = pos?.get(n.id);
-        if (old) return { ...old, data, position: p && pos && relayoutAll(pos, fresh) ? p : old.position };
-        return { id: n.id, type: 'block', position: p ?? { x: 0, y: 0 }, data, ariaLabel: `block ${n.id}` } as BlockNode;
+        const selected = n.id === selNodeRef.current;
+        if (old) return { ...old, data, selected, position: p && pos && relayoutAll(pos, fresh) ? p : old.position };
+        return { id: n.id, type: 'block', position: p ?? { x: 0, y: 0 }, data, selected, ariaLabel: `block ${n.id}` } as BlockNode;
       });
     });
   }, [model, specs, problems]);
@@ -248,6 +251,7 @@ export function Blocks({
           if (apply(() => addNode(text, { id, kind: p.role === 'source' || p.role === 'sink' ? p.role : 'node', plugin: p.name, config: cfg }))) {
             setSelNode(id);
             setSelEdge(null);
+            window.setTimeout(() => rf.current?.fitView({ padding: 0.2, maxZoom: 1.2, duration: 200 }), 150);
           }
         }}
       />

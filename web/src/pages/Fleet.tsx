@@ -6,13 +6,12 @@ import { usePoll } from '../hooks';
 import { Link } from '../router';
 import type { FleetResult, StreamStatus } from '../types';
 
-const exampleFleet = `version: 1
-streams:
+const exampleFleet = `streams:
   - id: cam01
     enabled: true
     input:
-      type: file
-      path: data/samples/2048246-hd_1920_1080_24fps.mp4
+      type: rtsp
+      url: "rtsp://127.0.0.1:8554/stream1"
 `;
 
 export function FleetPage() {
