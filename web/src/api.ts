@@ -77,12 +77,6 @@ export async function request<T>(method: string, path: string, opts: RequestOpts
     online.set(false);
     throw new NetworkError('the server does not answer');
   }
-  // A proxy in front (vite dev) answers 502/503/504 when serve is gone.
-  if (res.status === 502 || res.status === 503 || res.status === 504) {
-    online.set(false);
-    throw new NetworkError(`the server does not answer (HTTP ${res.status})`);
-  }
-  online.set(true);
   const text = await res.text();
   let data: unknown = null;
   if (text !== '') {
@@ -92,6 +86,13 @@ export async function request<T>(method: string, path: string, opts: RequestOpts
       data = text;
     }
   }
+  // A proxy in front (vite dev, a reverse proxy) answers 5xx without our
+  // error envelope when serve is gone: that is a lost connection.
+  if (res.status >= 500 && !(data && typeof data === 'object' && 'error' in data)) {
+    online.set(false);
+    throw new NetworkError(`the server does not answer (HTTP ${res.status})`);
+  }
+  online.set(true);
   if (!res.ok) {
     const env = (data && typeof data === 'object' ? (data as Record<string, unknown>).error : undefined) as
       | { kind?: string; message?: string; details?: unknown }

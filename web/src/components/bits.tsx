@@ -1,4 +1,5 @@
 import { memo } from 'react';
+import { NetworkError } from '../api';
 
 export function StateBadge({ state, testid }: { state: string; testid?: string }) {
   const cls = ['running', 'starting', 'stopped', 'failed', 'backoff'].includes(state) ? state : 'other';
@@ -53,7 +54,7 @@ export function time(ts: string | undefined): string {
 }
 
 export function ErrorNote({ error }: { error: unknown }) {
-  if (!error) return null;
+  if (!error || error instanceof NetworkError) return null; // the banner says it
   const msg = error instanceof Error ? error.message : String(error);
   return (
     <p className="error-note" role="alert">
