@@ -1,6 +1,7 @@
 package console
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -105,5 +106,57 @@ func TestEmbeddedBundle(t *testing.T) {
 				t.Errorf("%s named by index.html: %d", part, r.StatusCode)
 			}
 		}
+	}
+}
+
+func TestGzip(t *testing.T) {
+	js := strings.Repeat("console.log('schnitzel');\n", 200)
+	h := newHandler(fstest.MapFS{
+		"dist/index.html":        {Data: []byte("<!doctype html>")},
+		"dist/assets/big-X1.js":  {Data: []byte(js)},
+		"dist/assets/tiny-X2.js": {Data: []byte("1")},
+	})
+	req := httptest.NewRequest("GET", "/assets/big-X1.js", nil)
+	req.Header.Set("Accept-Encoding", "br, gzip;q=0.8")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	r := rec.Result()
+	if r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("Vary") != "Accept-Encoding" ||
+		r.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || r.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("headers %v", r.Header)
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(zr)
+	if string(got) != js || rec.Body.Len() >= len(js)/4 {
+		t.Errorf("gzipped body: %d bytes for %d, round trip ok %v", rec.Body.Len(), len(js), string(got) == js)
+	}
+	// Without gzip in Accept-Encoding, or with q=0, or for a range: plain.
+	for _, ae := range []string{"", "identity", "gzip;q=0"} {
+		req := httptest.NewRequest("GET", "/assets/big-X1.js", nil)
+		req.Header.Set("Accept-Encoding", ae)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Header().Get("Content-Encoding") != "" || rec.Body.String() != js {
+			t.Errorf("Accept-Encoding %q: %v", ae, rec.Header())
+		}
+	}
+	req = httptest.NewRequest("GET", "/assets/big-X1.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("Range", "bytes=0-9")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 206 || rec.Body.String() != js[:10] {
+		t.Errorf("range: %d %q", rec.Code, rec.Body.String())
+	}
+	// Small files are not worth it.
+	req = httptest.NewRequest("GET", "/assets/tiny-X2.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "" || rec.Body.String() != "1" {
+		t.Errorf("tiny file: %v %q", rec.Header(), rec.Body.String())
 	}
 }
