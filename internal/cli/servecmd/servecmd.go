@@ -100,7 +100,8 @@ default:
   - every route but GET /api/v1/health needs "Authorization: Bearer TOKEN";
     without --token-file a random token is created at first start in
     STATE/token (mode 0600) and reused; its path is logged, never the token
-  - a one-time console login URL is printed at each start
+  - the web console is served at / from the binary: open the one-time
+    login URL printed at each start, or paste the token on its login page
   - only loopback addresses unless --tls-cert/--tls-key and --token-file
   - the Host header must be loopback or in --allowed-hosts; mutations must be
     JSON or YAML; CORS closed unless --cors-origin; bodies size-limited
