@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/heapprofiler"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -715,5 +716,75 @@ edges:
 	}
 	if a := s.do("GET", "/api/v1/queues/peek?path="+url.QueryEscape(filepath.Join(s.state, "state.json")), s.token, "", nil); a.status != 403 {
 		t.Errorf("peek of another file: %d %s", a.status, a.body)
+	}
+}
+
+// TestConsoleSoak keeps a graph's page open with a live tap for
+// SCHNITZEL_CONSOLE_SOAK (a duration, e.g. 10m; unset: skipped) and checks
+// that the page's JavaScript heap, after garbage collection, stays bounded:
+// polling and tap streams must not accumulate.
+func TestConsoleSoak(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("SCHNITZEL_CONSOLE_SOAK"))
+	if err != nil || d <= 0 {
+		t.Skip("set SCHNITZEL_CONSOLE_SOAK=10m (a duration) to soak the console")
+	}
+	shots, err := os.MkdirTemp("", "schnitzel-console-soak-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, shots)
+	dir := t.TempDir()
+	graphsDir := filepath.Join(dir, "graphs")
+	if err := os.MkdirAll(graphsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(graphsDir, "cam.yaml"), consoleTicker(0.01))
+	writeFile(t, filepath.Join(graphsDir, "cam2.yaml"), consoleTicker(0.05))
+	s := startServe(t, graphsDir, filepath.Join(dir, "state"))
+	s.waitState(t, "cam", "running")
+	b.do("login", chromedp.Navigate(s.loginURL), waitJS(count(selGraphRow)+` === 2`))
+	open := chromedp.Tasks{
+		chromedp.Click(selGraphRow+`[data-name="cam"] [data-testid="graph-link"]`, chromedp.ByQuery),
+		waitJS(count(selNodeCard) + ` === 3`),
+		chromedp.Click(`[data-testid="node-card"][data-node="src"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid="tap-button"]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid="tap-button"]`, chromedp.ByQuery),
+		waitJS(count(selTapRow) + ` >= 3`),
+	}
+	heap := func() float64 {
+		var used float64
+		b.do("heap", chromedp.ActionFunc(func(ctx context.Context) error {
+			if err := heapprofiler.CollectGarbage().Do(ctx); err != nil {
+				return err
+			}
+			var err error
+			used, _, _, _, err = runtime.GetHeapUsage().Do(ctx)
+			return err
+		}))
+		return used
+	}
+	b.do("open the graph with a tap", open)
+	// Warm up (caches, first chunks), then measure.
+	time.Sleep(min(d/10, 30*time.Second))
+	start := heap()
+	t.Logf("heap after warm-up: %.1f MB", start/1e6)
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); i++ {
+		time.Sleep(min(time.Until(end), 30*time.Second))
+		if i%4 == 3 {
+			// Leave and come back: mounts and unmounts must not leak either.
+			b.do("leave and come back", chromedp.Click(`a[href="/"]`, chromedp.ByQuery), waitJS(count(selGraphRow)+` === 2`), open)
+		}
+		t.Logf("heap after %v: %.1f MB", d-time.Until(end).Round(time.Second), heap()/1e6)
+	}
+	last := heap()
+	b.shot("soak end")
+	if last > 2*start+5e6 {
+		t.Errorf("heap grew from %.1f MB to %.1f MB over %v", start/1e6, last/1e6, d)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.errs {
+		t.Errorf("browser: %s", e)
 	}
 }
