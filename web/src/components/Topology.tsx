@@ -148,6 +148,10 @@ export function Topology({
       nodesConnectable={false}
       onlyRenderVisibleElements={big}
       onNodeClick={(_, n) => onNode(n.id)}
+      onSelectionChange={({ nodes: sel }) => {
+        // Keyboard: Tab to a node, Enter selects it (xyflow) -> the side panel.
+        if (sel.length === 1) onNode(sel[0].id);
+      }}
       onEdgeClick={(_, e) => onEdge((e.data as { edge: Edge }).edge)}
       proOptions={{ hideAttribution: true }}
     >

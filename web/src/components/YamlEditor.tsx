@@ -68,6 +68,7 @@ export function YamlEditor({
           basicSetup,
           yaml(),
           lintGutter(),
+          EditorView.lineWrapping,
           EditorState.readOnly.of(readOnly),
           EditorView.contentAttributes.of({ 'aria-label': label, 'data-testid': 'yaml-editor-content' }),
           EditorView.updateListener.of((u) => {
