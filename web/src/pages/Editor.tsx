@@ -109,6 +109,19 @@ export default function EditorPage({ name }: { name: string | null }) {
       return;
     }
     setSaveState({ busy: true, error: null });
+    if (name === null) {
+      // A new graph must not replace one of the same name unnoticed.
+      try {
+        await get(`/api/v1/graphs/${enc(graphName)}`);
+        setSaveState({ busy: false, error: `A graph named “${graphName}” exists already: pick another name, or open it in the editor.` });
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) {
+          setSaveState({ busy: false, error: errorText(err) });
+          return;
+        }
+      }
+    }
     try {
       await request('PUT', `/api/v1/graphs/${enc(graphName)}`, { body: text, contentType: 'application/yaml' });
       setSaved(text);
