@@ -11,6 +11,7 @@ import {
   type Node as FlowNode,
   type NodeChange,
   type NodeProps,
+  MarkerType,
   Position,
   ReactFlow,
   type ReactFlowInstance,
@@ -194,6 +195,7 @@ export function Blocks({
         targetHandle: e.toPort ?? DEFAULT_IN,
         label: e.fromPort || e.toPort ? `${e.fromPort ?? ''}${e.toPort ? ' → ' + e.toPort : ''}` : undefined,
         selected: selEdge === e.index,
+        markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
         data: { index: e.index },
       }));
   }, [model, selEdge]);

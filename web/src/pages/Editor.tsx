@@ -112,14 +112,14 @@ export default function EditorPage({ name }: { name: string | null }) {
     if (name === null) {
       // A new graph must not replace one of the same name unnoticed.
       try {
-        await get(`/api/v1/graphs/${enc(graphName)}`);
-        setSaveState({ busy: false, error: `A graph named “${graphName}” exists already: pick another name, or open it in the editor.` });
-        return;
-      } catch (err) {
-        if (!(err instanceof ApiError && err.status === 404)) {
-          setSaveState({ busy: false, error: errorText(err) });
+        const list = await get<{ graphs: { name: string }[] | null }>('/api/v1/graphs');
+        if ((list.graphs ?? []).some((g) => g.name === graphName)) {
+          setSaveState({ busy: false, error: `A graph named “${graphName}” exists already: pick another name, or open it in the editor.` });
           return;
         }
+      } catch (err) {
+        setSaveState({ busy: false, error: errorText(err) });
+        return;
       }
     }
     try {
