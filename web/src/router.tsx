@@ -6,7 +6,7 @@ const listeners = new Set<() => void>();
 function notify() {
   listeners.forEach((l) => l());
 }
-window.addEventListener('popstate', notify);
+if (typeof window !== 'undefined') window.addEventListener('popstate', notify);
 
 function subscribe(l: () => void) {
   listeners.add(l);

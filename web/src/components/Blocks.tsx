@@ -11,6 +11,7 @@ import {
   type Node as FlowNode,
   type NodeChange,
   type NodeProps,
+  MarkerType,
   Position,
   ReactFlow,
   type ReactFlowInstance,
@@ -158,10 +159,15 @@ export function Blocks({
         pos = layout(model.nodes, model.edges, SIZE);
         relayout.current = false;
       } else if (fresh.length > 0) {
-        // New nodes go to the right of what is there, stacked.
+        // A node renamed in the YAML (one gone, one new) keeps its place;
+        // other new nodes go to the right of what is there, stacked.
+        const ids = new Set(model.nodes.map((n) => n.id));
+        const gone = prev.filter((n) => !ids.has(n.id));
         const maxX = Math.max(0, ...prev.map((n) => n.position.x));
         const minY = Math.min(0, ...prev.map((n) => n.position.y));
-        pos = new Map(fresh.map((n, i) => [n.id, { x: maxX + SIZE.w + 60, y: minY + i * (SIZE.h + 30) }]));
+        pos = new Map(
+          fresh.map((n, i) => [n.id, i < gone.length ? gone[i].position : { x: maxX + SIZE.w + 60, y: minY + (i - gone.length) * (SIZE.h + 30) }]),
+        );
       }
       return model.nodes.map((n) => {
         const outs = new Set<string>([DEFAULT_OUT]);
@@ -194,6 +200,7 @@ export function Blocks({
         targetHandle: e.toPort ?? DEFAULT_IN,
         label: e.fromPort || e.toPort ? `${e.fromPort ?? ''}${e.toPort ? ' → ' + e.toPort : ''}` : undefined,
         selected: selEdge === e.index,
+        markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
         data: { index: e.index },
       }));
   }, [model, selEdge]);

@@ -25,6 +25,7 @@ export function Modal({
     if (open && !d.open) {
       prevFocus.current = document.activeElement;
       d.showModal();
+      d.querySelector<HTMLElement>('[data-autofocus]')?.focus();
     } else if (!open && d.open) {
       d.close();
     }
@@ -103,7 +104,7 @@ export function Confirm({ req, onDone }: { req: ConfirmRequest | null; onDone: (
             <button type="button" onClick={() => onDone()}>
               Cancel
             </button>
-            <button type="submit" className={req.danger ? 'danger' : 'primary'} data-testid="confirm-ok" autoFocus>
+            <button type="submit" className={req.danger ? 'danger' : 'primary'} data-testid="confirm-ok" data-autofocus>
               {req.confirm}
             </button>
           </div>

@@ -25,6 +25,7 @@ export function TapPanel({ graph, node, port, onClose }: { graph: string; node: 
   const [filter, setFilter] = useState('');
   const [copied, setCopied] = useState<number | null>(null);
   const [received, setReceived] = useState(0);
+  const [attempt, setAttempt] = useState(0);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
 
@@ -103,7 +104,7 @@ export function TapPanel({ graph, node, port, onClose }: { graph: string; node: 
       es.close();
       window.clearInterval(flush);
     };
-  }, [graph, node, port]);
+  }, [graph, node, port, attempt]);
 
   const shown = useMemo(() => {
     const f = filter.trim().toLowerCase();
@@ -154,6 +155,11 @@ export function TapPanel({ graph, node, port, onClose }: { graph: string; node: 
         <button type="button" onClick={() => setPaused((p) => !p)} aria-pressed={paused} data-testid="tap-pause">
           {paused ? 'Resume' : 'Pause'}
         </button>
+        {(status === 'ended' || status === 'failed') && (
+          <button type="button" onClick={() => setAttempt((a) => a + 1)} data-testid="tap-reconnect">
+            Reconnect
+          </button>
+        )}
         <button type="button" onClick={() => setRows([])}>
           Clear
         </button>

@@ -11,6 +11,7 @@ import {
   type NodeChange,
   type NodeProps,
   Position,
+  MarkerType,
   ReactFlow,
   type ReactFlowInstance,
 } from '@xyflow/react';
@@ -53,12 +54,18 @@ const MetricNode = memo(function MetricNode({ data }: NodeProps<MetricNodeT>) {
         {shortName(n.plugin)}
       </div>
       <div className="node-rates">
-        <span title="consumed per second" data-testid="node-consumed">
-          in {rate(n.consumed_per_sec)}/s
-        </span>
-        <span title="produced per second" data-testid="node-produced">
-          out {rate(n.produced_per_sec)}/s
-        </span>
+        {n.kind !== 'source' ? (
+          <span title="consumed per second" data-testid="node-consumed">
+            in {rate(n.consumed_per_sec)}/s
+          </span>
+        ) : (
+          <span />
+        )}
+        {n.kind !== 'sink' && (
+          <span title="produced per second" data-testid="node-produced">
+            out {rate(n.produced_per_sec)}/s
+          </span>
+        )}
       </div>
       {n.kind !== 'source' && (
         <div className="inbox" title={`inbox ${n.inbox_depth} of ${n.inbox_max}`}>
@@ -129,6 +136,7 @@ export function Topology({
       target: e.to,
       label: e.from_port || e.to_port ? `${e.from_port ?? ''}${e.to_port ? ' → ' + e.to_port : ''}` : undefined,
       data: { edge: e },
+      markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
       ariaLabel: `edge ${e.from} to ${e.to}: tap`,
     }));
   const big = nodes.length > 150;
@@ -148,6 +156,10 @@ export function Topology({
       nodesConnectable={false}
       onlyRenderVisibleElements={big}
       onNodeClick={(_, n) => onNode(n.id)}
+      onSelectionChange={({ nodes: sel }) => {
+        // Keyboard: Tab to a node, Enter selects it (xyflow) -> the side panel.
+        if (sel.length === 1) onNode(sel[0].id);
+      }}
       onEdgeClick={(_, e) => onEdge((e.data as { edge: Edge }).edge)}
       proOptions={{ hideAttribution: true }}
     >

@@ -6,21 +6,8 @@ import { EditorState, type Text } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
 import { basicSetup } from 'codemirror';
 import { useEffect, useRef } from 'react';
+import { diagRange } from '../diag';
 import type { Diag } from '../types';
-
-export function diagRange(doc: Text, d: Diag): { from: number; to: number } {
-  const ln = Math.min(Math.max(d.line || 1, 1), doc.lines);
-  const line = doc.line(ln);
-  let from = line.from;
-  if (d.column && d.column > 1) from = Math.min(line.from + d.column - 1, line.to);
-  // Skip the indentation: the marker underlines the text of the line.
-  if (!d.column || d.column <= 1) {
-    const m = /^\s*/.exec(line.text);
-    from = line.from + Math.min(m ? m[0].length : 0, line.length);
-  }
-  const to = Math.max(line.to, from);
-  return { from, to };
-}
 
 function toCM(doc: Text, diags: Diag[]): Diagnostic[] {
   return diags.map((d) => {
@@ -68,6 +55,7 @@ export function YamlEditor({
           basicSetup,
           yaml(),
           lintGutter(),
+          EditorView.lineWrapping,
           EditorState.readOnly.of(readOnly),
           EditorView.contentAttributes.of({ 'aria-label': label, 'data-testid': 'yaml-editor-content' }),
           EditorView.updateListener.of((u) => {

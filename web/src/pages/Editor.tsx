@@ -109,6 +109,19 @@ export default function EditorPage({ name }: { name: string | null }) {
       return;
     }
     setSaveState({ busy: true, error: null });
+    if (name === null) {
+      // A new graph must not replace one of the same name unnoticed.
+      try {
+        const list = await get<{ graphs: { name: string }[] | null }>('/api/v1/graphs');
+        if ((list.graphs ?? []).some((g) => g.name === graphName)) {
+          setSaveState({ busy: false, error: `A graph named “${graphName}” exists already: pick another name, or open it in the editor.` });
+          return;
+        }
+      } catch (err) {
+        setSaveState({ busy: false, error: errorText(err) });
+        return;
+      }
+    }
     try {
       await request('PUT', `/api/v1/graphs/${enc(graphName)}`, { body: text, contentType: 'application/yaml' });
       setSaved(text);

@@ -27,6 +27,8 @@ export function LoginPage() {
           Open the one-time login URL that <code>schnitzel serve</code> printed, or paste the API token (the{' '}
           <code>token</code> file in the state directory).
         </p>
+        {/* For password managers: the token has no user name. */}
+        <input type="text" name="username" autoComplete="username" value="schnitzel" readOnly hidden />
         <label htmlFor="token">API token</label>
         <input
           id="token"
