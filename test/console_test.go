@@ -383,6 +383,21 @@ func TestConsole(t *testing.T) {
 		t.Errorf("diagnostic marked on lines %v, the loader says line %d", markedLines, wantLine)
 	}
 	b.shot("editor diagnostic")
+	// The same graph as blocks beside the YAML (a look, for the screenshot).
+	b.do("blocks view",
+		chromedp.Click(`[data-testid="view-split"]`, chromedp.ByQuery),
+		waitJS(`document.querySelectorAll('.view-blocks .react-flow__node').length === 3`),
+	)
+	// The blocks are drawn inside the canvas the user sees, not off-screen.
+	b.check("blocks in view", waitJSFor(`(() => {
+		const pane = document.querySelector('.view-blocks .react-flow').getBoundingClientRect();
+		return [...document.querySelectorAll('.view-blocks .react-flow__node')].some(n => {
+			const r = n.getBoundingClientRect();
+			return r.width > 10 && r.right > pane.left && r.left < pane.right && r.bottom > pane.top && r.top < pane.bottom;
+		});
+	})()`, 5*time.Second))
+	b.shot("editor yaml and blocks")
+	b.do("yaml view", chromedp.Click(`[data-testid="view-yaml"]`, chromedp.ByQuery))
 	fixed := consoleTicker(0.025)
 	b.do("fix and save",
 		setEditor(fixed),
