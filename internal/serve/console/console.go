@@ -30,9 +30,9 @@ var dist embed.FS
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-// Reserved reports whether p belongs to the API and never to the console:
+// reserved reports whether p belongs to the API and never to the console:
 // an unknown /api/... path must stay a JSON 404, not the app's page.
-func Reserved(p string) bool {
+func reserved(p string) bool {
 	for _, pre := range []string{"/api/", "/metrics", "/login", "/logout"} {
 		if p == strings.TrimSuffix(pre, "/") || strings.HasPrefix(p, pre) {
 			return true
@@ -64,7 +64,7 @@ func newHandler(fsys fs.FS) http.Handler {
 			return
 		}
 		p := r.URL.Path
-		if Reserved(p) {
+		if reserved(p) {
 			http.NotFound(w, r)
 			return
 		}
