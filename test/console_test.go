@@ -437,7 +437,11 @@ func TestConsole(t *testing.T) {
 	// dead letters made beside it; peek, then requeue them from the page.
 	qpath := consoleQueue(t, s)
 	qrow := selQueueRow + `[data-path=` + jsString(qpath) + `]`
-	deadCell := `document.querySelector('` + qrow + `').children[5].textContent.trim()`
+	// The Dead column, found by its header.
+	deadCell := `(() => {
+		const col = [...document.querySelectorAll('[data-testid="queues-table"] th')].findIndex(th => th.textContent.trim() === 'Dead');
+		return document.querySelector('` + qrow + `').children[col].textContent.trim();
+	})()`
 	b.do("queues page",
 		chromedp.Navigate(s.url+"/queues"),
 		chromedp.WaitVisible(qrow, chromedp.ByQuery),
