@@ -469,6 +469,8 @@ func TestConsole(t *testing.T) {
 		})()`),
 	)
 	b.shot("audit")
+	b.do("fleet page", chromedp.Navigate(s.url+"/fleet"), chromedp.WaitVisible(`[data-testid="fleet-yaml"]`, chromedp.ByQuery))
+	b.shot("fleet")
 
 	// 7. A wrong or expired session goes to the login page, once (no loop).
 	b.do("bogus session",
