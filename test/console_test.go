@@ -577,6 +577,19 @@ func TestConsole(t *testing.T) {
 	b.do("banner", chromedp.WaitVisible(selBanner, chromedp.ByQuery))
 	b.shot("server gone")
 
+	// It comes back on the same address: the page retries, the banner
+	// goes, and (sessions live in memory) the login page shows.
+	addr := strings.TrimPrefix(s.url, "http://")
+	s2 := startServeArgs(t, graphsDir, state, s.tokenFile, "--listen", addr)
+	if s2.url != s.url {
+		t.Fatalf("serve came back on %s, not %s", s2.url, s.url)
+	}
+	b.do("server back",
+		chromedp.WaitVisible(selLoginForm, chromedp.ByQuery),
+		chromedp.WaitNotPresent(selBanner, chromedp.ByQuery),
+	)
+	b.shot("server back")
+
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range b.errs {
