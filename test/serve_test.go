@@ -642,7 +642,7 @@ edges:
 	}
 
 	// A graph that panics restarts with backoff; its neighbour keeps its rate.
-	faulty := fmt.Sprintf(`version: 2
+	faulty := `version: 2
 nodes:
   - {id: src, kind: source, plugin: "schnitzel_stream.nodes.dev:TickerSource", config: {interval_sec: 0.01}}
   - {id: boom, plugin: "schnitzel_stream.nodes.dev:FaultNode", config: {after: 5, mode: panic}}
@@ -650,7 +650,7 @@ nodes:
 edges:
   - {src: src, dst: boom}
   - {src: boom, dst: out}
-`)
+`
 	if r := s.cli("graphs", "apply", "-f", writeFile(t, filepath.Join(dir, "faulty.yaml"), faulty)); r.code != 0 {
 		t.Fatalf("apply faulty: %s%s", r.stdout, r.stderr)
 	}
