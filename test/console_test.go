@@ -417,9 +417,38 @@ func TestConsole(t *testing.T) {
 	b.shot("editor saved")
 
 	// 5. Stop a graph from the list, through the confirmation dialog.
-	b.do("stop cam-b",
+	// First with the keyboard only: Tab reaches a row's Stop button, Enter
+	// opens the dialog, Escape cancels it and nothing happens.
+	b.do("graphs for the keyboard",
 		chromedp.Navigate(s.url+"/"),
 		waitJS(count(selGraphRow)+` === 2`),
+	)
+	onStop := `(document.activeElement && document.activeElement.dataset.testid === 'action-stop')`
+	reached := false
+	for range 40 {
+		var ok bool
+		b.do("tab", chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(onStop, &ok))
+		if ok {
+			reached = true
+			break
+		}
+	}
+	if !reached {
+		t.Errorf("40 presses of Tab never reached a graph's Stop button")
+	} else {
+		b.do("keyboard: open and cancel the dialog",
+			chromedp.KeyEvent(kb.Enter),
+			chromedp.WaitVisible(selConfirmOK, chromedp.ByQuery),
+			chromedp.KeyEvent(kb.Escape),
+			chromedp.WaitNotVisible(`[data-testid="confirm-dialog"]`, chromedp.ByQuery),
+		)
+		for name, g := range s.graphs(t) {
+			if g.State != "running" {
+				t.Errorf("%s is %s after a cancelled dialog", name, g.State)
+			}
+		}
+	}
+	b.do("stop cam-b",
 		chromedp.Click(selGraphRow+`[data-name="cam-b"] [data-testid="action-stop"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(selConfirmOK, chromedp.ByQuery),
 	)
