@@ -347,6 +347,39 @@ func TestConsole(t *testing.T) {
 		waitJS(count(selTapRow)+` >= 3`),
 	)
 	b.shot("tap")
+	// Pause freezes the table while packets keep coming; the filter
+	// narrows it.
+	var newest string
+	firstRow := `document.querySelector('` + selTapRow + `').textContent`
+	skipped := func(n int) chromedp.Action {
+		return waitJS(fmt.Sprintf(`/([0-9]+) skipped while paused/.test(document.querySelector('[data-testid="tap-panel"]').textContent) &&
+			+RegExp.$1 >= %d`, n))
+	}
+	// Read the table once the pause is in effect (packets are skipped),
+	// then again after ten more were skipped.
+	b.do("pause the tap",
+		chromedp.Click(`[data-testid="tap-pause"]`, chromedp.ByQuery),
+		skipped(1),
+		chromedp.Evaluate(firstRow, &newest),
+		skipped(12),
+	)
+	var still string
+	b.do("read the paused table", chromedp.Evaluate(firstRow, &still))
+	if still != newest {
+		t.Errorf("the paused tap table changed: %q then %q", newest, still)
+	}
+	b.do("resume and filter",
+		chromedp.Click(`[data-testid="tap-pause"]`, chromedp.ByQuery),
+		waitJS(firstRow+` !== `+jsString(newest)),
+		chromedp.SendKeys(`[data-testid="tap-filter"]`, "no-such-packet", chromedp.ByQuery),
+		waitJS(count(selTapRow)+` === 0`),
+	)
+	b.do("clear the filter",
+		chromedp.Click(`[data-testid="tap-filter"]`, chromedp.ByQuery),
+		chromedp.KeyEvent("a", chromedp.KeyModifiers(input.ModifierCtrl)),
+		chromedp.KeyEvent(kb.Delete),
+		waitJS(count(selTapRow)+` >= 3`),
+	)
 
 	// 4. The editor: an error is marked on its line; the fix saves and
 	// the graph reloads.
