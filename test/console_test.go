@@ -449,6 +449,20 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("editor saved")
 
+	// A new graph from blocks: a catalogue item becomes a block with its
+	// config form, and the YAML follows.
+	ticker := `[data-testid="palette-item"][data-plugin="schnitzel_stream.nodes.dev:TickerSource"]`
+	b.do("new graph from blocks",
+		chromedp.Navigate(s.url+"/new"),
+		chromedp.WaitVisible(`[data-testid="view-split"]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid="view-split"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(ticker, chromedp.ByQuery),
+		chromedp.Click(ticker, chromedp.ByQuery),
+		waitJS(`document.querySelector('.cm-content').textContent.includes('schnitzel_stream.nodes.dev:TickerSource')`),
+		waitJS(count(`[data-testid="config-field"]`)+` > 0`),
+	)
+	b.shot("new graph blocks")
+
 	// 5. Stop a graph from the list, through the confirmation dialog.
 	// First with the keyboard only: Tab reaches a row's Stop button, Enter
 	// opens the dialog, Escape cancels it and nothing happens.
