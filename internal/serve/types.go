@@ -126,3 +126,13 @@ var (
 )
 
 // An *engine.InvalidError from Apply or Validate is a 422 with its Diags.
+
+// QueueRef is one node of a graph that uses a durable SQLite queue file
+// (plugin *durable_sqlite*): the console's Queues page, and the only
+// paths the queue routes of the API open.
+type QueueRef struct {
+	Path   string `json:"path"` // absolute (relative config paths resolve against serve's working directory)
+	Graph  string `json:"graph"`
+	Node   string `json:"node"`
+	Plugin string `json:"plugin"`
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/serve"
 	"github.com/schnitzel-stream/schnitzel/internal/serve/api"
 	"github.com/schnitzel-stream/schnitzel/internal/serve/audit"
+	"github.com/schnitzel-stream/schnitzel/internal/serve/console"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -99,7 +100,8 @@ default:
   - every route but GET /api/v1/health needs "Authorization: Bearer TOKEN";
     without --token-file a random token is created at first start in
     STATE/token (mode 0600) and reused; its path is logged, never the token
-  - a one-time console login URL is printed at each start
+  - the web console is served at / from the binary: open the one-time
+    login URL printed at each start, or paste the token on its login page
   - only loopback addresses unless --tls-cert/--tls-key and --token-file
   - the Host header must be loopback or in --allowed-hosts; mutations must be
     JSON or YAML; CORS closed unless --cors-origin; bodies size-limited
@@ -276,6 +278,7 @@ func (o Options) run(ctx context.Context, cmd *cobra.Command, f flags) error {
 		Audit:        auditLog,
 		Plugins:      func() any { return pluginInfos(o.Registry) },
 		Logger:       logger,
+		Console:      console.Handler(),
 	})
 	addRoutes(srv, routeDeps{sup: sup, engine: engineOpts, lookupEnv: filteredLookup(o.LookupEnv, f.allowEnv),
 		presets: o.Presets, audit: auditLog, graphsDir: graphsDir, stateDir: stateDir})

@@ -29,4 +29,8 @@ type Backend interface {
 	Tap(name, node, port string) (serve.TapStream, error)
 	// Collector exports every graph's node metrics with a "graph" label.
 	Collector() prometheus.Collector
+	// Queues lists the nodes of every graph that use a durable SQLite
+	// queue file, with the file's absolute path: the only files the queue
+	// routes open.
+	Queues() []serve.QueueRef
 }

@@ -34,6 +34,7 @@ type fakeBackend struct {
 	tapBuffer int
 	// detailHook edits what Get returns (env, errors set by a real run).
 	detailHook func(*serve.GraphDetail)
+	queues     []serve.QueueRef
 }
 
 type fakeGraph struct {
@@ -317,3 +318,9 @@ func (f *fakeBackend) Collector() prometheus.Collector { return f.upGauge }
 var _ Backend = (*fakeBackend)(nil)
 
 func serveOpts() serve.ApplyOptions { return serve.ApplyOptions{Origin: "api", Actor: "test"} }
+
+func (f *fakeBackend) Queues() []serve.QueueRef {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]serve.QueueRef(nil), f.queues...)
+}

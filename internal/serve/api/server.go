@@ -36,6 +36,11 @@ type Config struct {
 	// MaxTaps bounds the tap streams open through this server; 0: 64.
 	// (The Supervisor has its own bound over every client.)
 	MaxTaps int
+	// Console serves the web console (internal/serve/console) for GET and
+	// HEAD of every path that is not a route nor under /api/, /metrics,
+	// /login, /logout; without auth (the files hold no data), after the
+	// Host check. nil: no console (404 as before).
+	Console http.Handler
 }
 
 // Route is one entry of the route table. Every route, ours and the compat
@@ -67,6 +72,7 @@ type Server struct {
 	login          loginCode
 	taps           atomic.Int64
 	refusals       refusalLimiter
+	loginFails     loginLimiter
 	metricsHandler http.Handler
 
 	quit     chan struct{} // closed by CloseStreams
@@ -117,6 +123,15 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Pattern: "/metrics", Handler: s.serveMetrics},
 		{Method: "GET", Pattern: "/login", Open: true, Handler: s.loginHandler},
 		{Method: "POST", Pattern: "/logout", Mutates: true, Handler: s.logout},
+		// The console's login (token exchange) and "who am I". Open: they
+		// authenticate themselves; POST is a mutation for the origin and
+		// content-type rules.
+		{Method: "POST", Pattern: "/api/v1/session", Open: true, Mutates: true, Handler: s.createSession},
+		{Method: "GET", Pattern: "/api/v1/session", Open: true, Handler: s.getSession},
+		{Method: "DELETE", Pattern: "/api/v1/session", Mutates: true, Handler: s.logout},
+		{Method: "GET", Pattern: "/api/v1/queues", Handler: s.listQueues},
+		{Method: "GET", Pattern: "/api/v1/queues/peek", Handler: s.peekQueue},
+		{Method: "POST", Pattern: "/api/v1/queues/requeue", Mutates: true, Handler: s.requeueQueue},
 	}
 }
 
@@ -225,6 +240,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
+	if s.cfg.Console != nil && canonical && (r.Method == http.MethodGet || r.Method == http.MethodHead) && consolePath(r.URL.Path) {
+		s.cfg.Console.ServeHTTP(w, r)
+		return
+	}
 	// Unknown routes need auth too, so the route table is not probed
 	// anonymously.
 	if !s.authenticate(w, r, ri) {
@@ -241,6 +260,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteError(w, r, http.StatusNotFound, "not_found", "no such route: "+clip(r.URL.Path, 200), nil)
+}
+
+// consolePath: a path the console's pages may have. Unknown API paths
+// stay JSON 404s behind auth, so the route table is not probed.
+func consolePath(p string) bool {
+	for _, pre := range []string{"/api/", "/metrics", "/login", "/logout"} {
+		if p == strings.TrimSuffix(pre, "/") || strings.HasPrefix(p, pre) {
+			return false
+		}
+	}
+	return true
 }
 
 func canonicalPath(p string) bool {

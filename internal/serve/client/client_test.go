@@ -196,3 +196,5 @@ func TestDecodeErrorOtherBodies(t *testing.T) {
 		t.Errorf("%+v", e)
 	}
 }
+
+func (b *fakeBackend) Queues() []serve.QueueRef { return nil }

@@ -222,3 +222,6 @@ type noMetrics struct{}
 
 func (noMetrics) Describe(chan<- *prometheus.Desc) {}
 func (noMetrics) Collect(chan<- prometheus.Metric) {}
+
+// Queues lists no queue files: the in-memory backend runs nothing.
+func (b *Backend) Queues() []serve.QueueRef { return nil }
