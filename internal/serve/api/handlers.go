@@ -309,13 +309,10 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
 	if inv != nil && len(inv.Diags) > len(diags) {
 		diags = inv.Diags
 	}
+	// A validation changes nothing, so it is not audited (the console
+	// validates as the user types: the log would fill with them); a
+	// refused request still is, by the middleware.
 	d := splitDiags(diags)
-	status, reason := "ok", "ok"
-	if err != nil {
-		status, reason = "error", "invalid graph"
-	}
-	s.Audit(r, "graph.validate", name, status, reason,
-		map[string]any{"bytes": len(body), "errors": len(d.Errors), "warnings": len(d.Warnings)})
 	writeJSON(w, http.StatusOK, validateJSON{Graph: name, Valid: err == nil, Errors: d.Errors, Warnings: d.Warnings})
 }
 

@@ -229,7 +229,10 @@ export default function EditorPage({ name }: { name: string | null }) {
       </div>
       <div className="problems card" data-testid="problems">
         <h2>
-          Problems <span className="muted">({errors.length} errors, {warnings.length} warnings)</span>
+          Problems{' '}
+          <span className="muted">
+            ({plural(errors.length, 'error')}, {plural(warnings.length, 'warning')})
+          </span>
         </h2>
         {sorted.length === 0 ? (
           <p className="muted">{validity === 'valid' ? 'None: the graph is valid.' : 'None so far.'}</p>
@@ -257,4 +260,8 @@ export default function EditorPage({ name }: { name: string | null }) {
       </div>
     </section>
   );
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

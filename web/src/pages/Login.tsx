@@ -21,7 +21,7 @@ export function LoginPage() {
   };
   return (
     <main className="login" id="main">
-      <form className="card login-card" onSubmit={submit} data-testid="login-form">
+      <form className="card login-card" method="post" onSubmit={submit} data-testid="login-form">
         <h1>schnitzel console</h1>
         <p className="muted">
           Open the one-time login URL that <code>schnitzel serve</code> printed, or paste the API token (the{' '}
