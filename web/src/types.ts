@@ -75,6 +75,10 @@ export interface ConfigField {
   required?: boolean;
   enum?: unknown[];
   doc?: string;
+  examples?: string[];
+  advanced?: boolean;
+  deprecated?: string;
+  secret?: boolean;
 }
 
 export interface PluginSpec {

@@ -522,7 +522,16 @@ function Field({ field, value, onSet }: { field: ConfigField; value: unknown; on
   }, [ext]);
   const id = 'cfg-' + field.key;
   const def = field.default !== undefined && field.default !== null ? `default ${JSON.stringify(field.default)}` : '';
-  const hint = [field.type, field.required ? 'required' : '', def].filter(Boolean).join(' · ');
+  const hint = [
+    field.type,
+    field.required ? 'required' : '',
+    def,
+    field.secret ? 'secret' : '',
+    field.advanced ? 'advanced' : '',
+    field.deprecated ? `deprecated: ${field.deprecated}` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
   const commit = (raw: string) => {
     if (raw === ext) return;
     if (w === 'yaml') {
@@ -587,6 +596,9 @@ function Field({ field, value, onSet }: { field: ConfigField; value: unknown; on
       ) : (
         <input
           id={id}
+          type={field.secret ? 'password' : 'text'}
+          autoComplete={field.secret ? 'off' : undefined}
+          placeholder={field.examples?.[0]}
           inputMode={w === 'number' ? 'decimal' : undefined}
           value={draft}
           onChange={(e) => setDraft(e.target.value)}
