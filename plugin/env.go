@@ -17,6 +17,12 @@ type Env struct {
 	// configs resolve against the working directory (as upstream), not
 	// this; it is here for nodes that document otherwise.
 	GraphDir string
+	// CommitDownstream is true when a node reachable downstream of this
+	// one commits packets durably and calls packet.Ack (Spec.Commits). A
+	// source that can defer its acknowledgement sets p.Ack and acks when
+	// it is called; without one downstream nothing would ever call it,
+	// so such a source acknowledges on receipt instead.
+	CommitDownstream bool
 }
 
 // withDefaults fills the nil fields so nodes never check for nil.

@@ -42,6 +42,12 @@ type Spec[C any] struct {
 	// PortAware is true when the node implements PortProcessor, so that an
 	// edge's to_port means something to it (validation warns otherwise).
 	PortAware bool
+	// Commits is true for nodes that store packets durably and then call
+	// packet.Ack (the SQLite queue sink): the runtime tells the nodes
+	// upstream of one (Env.CommitDownstream) so that a source which can
+	// hold its own acknowledgement (MQTT QoS 1/2, an HTTP 202, a JetStream
+	// message) waits for the commit instead of acking on receipt.
+	Commits bool
 	// Ignored are config keys upstream's node accepts and ignores, which
 	// upstream's own graph files set: warnings, not errors (docs/compat.md).
 	Ignored     []string
@@ -131,6 +137,7 @@ type Info struct {
 	OutProfile  string       `json:"output_profile,omitempty"`
 	OutPorts    []string     `json:"output_ports,omitempty"`
 	PortAware   bool         `json:"reads_input_ports,omitempty"`
+	Commits     bool         `json:"commits,omitempty"`
 	Summary     string       `json:"summary"`
 	Description string       `json:"description,omitempty"`
 	Stability   Stability    `json:"stability"`
@@ -198,7 +205,7 @@ func (s Spec[C]) entry() *Entry {
 	e := &Entry{
 		Info: Info{
 			Name: s.Name, Aliases: s.Aliases, Role: s.Role,
-			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware,
+			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware, Commits: s.Commits,
 			InProfile: s.InProfile, OutProfile: outProfile(s.Out, s.OutProfile),
 			Summary: s.Summary, Description: strings.TrimSpace(s.Description),
 			Stability: s.Stability, Fields: fields, Metrics: s.Metrics,

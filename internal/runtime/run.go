@@ -204,9 +204,11 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 	for _, pn := range plan.Nodes {
 		inDegree[pn.ID] = len(pn.In)
 	}
+	commits := commitDownstream(plan)
 	for _, pn := range plan.Nodes {
 		lg := opts.Logger.With("node", pn.ID, "plugin", pn.Plugin)
-		env := plugin.Env{NodeID: pn.ID, Kind: pn.Kind, Plugin: pn.Plugin, Logger: lg, Stdout: stdout, GraphDir: dirOf(plan.Graph.File)}
+		env := plugin.Env{NodeID: pn.ID, Kind: pn.Kind, Plugin: pn.Plugin, Logger: lg, Stdout: stdout,
+			GraphDir: dirOf(plan.Graph.File), CommitDownstream: commits[pn.ID]}
 		inst, err := buildNode(pn, env)
 		if err != nil {
 			ne := &NodeError{NodeID: pn.ID, Plugin: pn.Plugin, Phase: "build", Err: err}
@@ -866,4 +868,41 @@ type StallError struct {
 func (e *StallError) Error() string {
 	return fmt.Sprintf("node %q (%s) has been inside one call for %s without emitting (watchdog stall limit %s)",
 		e.NodeID, e.Plugin, e.InCall.Round(time.Millisecond), e.Stall)
+}
+
+// commitDownstream says, per node id, whether a node that commits durably
+// (plugin.Spec.Commits) is reachable from it along the graph's edges.
+func commitDownstream(plan *graph.Plan) map[string]bool {
+	byID := make(map[string]*graph.PlanNode, len(plan.Nodes))
+	for _, pn := range plan.Nodes {
+		byID[pn.ID] = pn
+	}
+	memo := map[string]bool{}
+	var reach func(id string, seen map[string]bool) bool
+	reach = func(id string, seen map[string]bool) bool {
+		if v, ok := memo[id]; ok {
+			return v
+		}
+		if seen[id] { // a cycle through delay/initial nodes
+			return false
+		}
+		seen[id] = true
+		pn := byID[id]
+		found := false
+		if pn != nil {
+			for _, e := range pn.Out {
+				if to := byID[e.To]; to != nil && ((to.Entry != nil && to.Entry.Commits) || reach(e.To, seen)) {
+					found = true
+					break
+				}
+			}
+		}
+		memo[id] = found
+		return found
+	}
+	out := make(map[string]bool, len(plan.Nodes))
+	for _, pn := range plan.Nodes {
+		out[pn.ID] = reach(pn.ID, map[string]bool{})
+	}
+	return out
 }

@@ -137,6 +137,17 @@ func registry(t testing.TB) *plugin.Registry {
 		New: func(c lossyCfg, _ plugin.Env) (any, error) { return &lossy{c}, nil },
 	})
 	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:Committer", Role: plugin.RoleSink, Commits: true,
+		New: func(dev.Empty, plugin.Env) (any, error) { return &lossy{}, nil },
+	})
+	plugin.Register(r, plugin.Spec[dev.Empty]{
+		Name: "schnitzel_stream.test:EnvSpy", Role: plugin.RoleNode,
+		New: func(_ dev.Empty, env plugin.Env) (any, error) {
+			envSeen.Store(env.NodeID, env.CommitDownstream)
+			return &lossy{}, nil
+		},
+	})
+	plugin.Register(r, plugin.Spec[dev.Empty]{
 		Name: "schnitzel_stream.test:FailBuild", Role: plugin.RoleNode,
 		New: func(dev.Empty, plugin.Env) (any, error) { return nil, errors.New("cannot build") },
 	})

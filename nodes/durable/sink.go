@@ -38,7 +38,7 @@ func (c *SinkConfig) Validate() error {
 func registerSink(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[SinkConfig]{
 		Name: mod + "SqliteQueueSink",
-		Role: plugin.RoleSink,
+		Role: plugin.RoleSink, Commits: true,
 		// upstream REQUIRES_PORTABLE_PAYLOAD: frames cannot be written or stored
 		InProfile: plugin.ProfileJSON, OutProfile: plugin.ProfileJSON,
 		In:      []string{"*"},
