@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/plugin/plugintest"
@@ -349,6 +351,23 @@ func TestPipelinedSinkAndAck(t *testing.T) {
 
 // TestSinkAcksAfterCommit: the sink calls packet.Ack once the row is
 // committed (pipelined or not, a duplicate too), never before.
+// A pipelined commit acks as soon as it is done: an origin holding a
+// request open must not wait for the next batch or the end of the run.
+func TestPipelinedSinkAcksWithoutANextBatch(t *testing.T) {
+	s := build(t, "SqliteQueueSink", "sink", "path", filepath.Join(t.TempDir(), "q.sqlite3"))
+	t.Cleanup(func() { plugintest.Close(t, s) })
+	var acked atomic.Int64
+	batch := make([]*packet.Packet, 3)
+	for i := range batch {
+		batch[i] = pk(i, nil)
+		batch[i].Ack = func() { acked.Add(1) }
+	}
+	if err := s.(plugin.BatchProcessor).ProcessBatch(context.Background(), batch, &plugintest.Collector{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "3 packets acked after their commit", func() bool { return acked.Load() == 3 })
+}
+
 func TestSinkAcksAfterCommit(t *testing.T) {
 	for _, forward := range []bool{false, true} {
 		dir := t.TempDir()
@@ -362,8 +381,8 @@ func TestSinkAcksAfterCommit(t *testing.T) {
 			batch[i] = p
 		}
 		dup := pk(0, nil) // same idempotency key as batch[0]: stored already
-		var dupAcked bool
-		dup.Ack = func() { dupAcked = true }
+		var dupAcked atomic.Bool
+		dup.Ack = func() { dupAcked.Store(true) }
 		if err := s.(plugin.BatchProcessor).ProcessBatch(context.Background(), append(batch, dup), &plugintest.Collector{}); err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +392,7 @@ func TestSinkAcksAfterCommit(t *testing.T) {
 				t.Errorf("forward=%v: packet %s committed but not acked", forward, p.ID)
 			}
 		}
-		if !dupAcked {
+		if !dupAcked.Load() {
 			t.Errorf("forward=%v: a duplicate of a stored row was not acked", forward)
 		}
 	}

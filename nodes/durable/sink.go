@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
@@ -86,6 +87,7 @@ type sink struct {
 	// commit, so the writer commits several batches in one transaction.
 	// Close waits for all of them; a failed commit fails the next call.
 	pipelined bool
+	ackers    sync.WaitGroup // ackWhenCommitted goroutines; Close waits for them
 	inflight  pipeline[enqueueFlight]
 }
 
@@ -93,6 +95,39 @@ type enqueueFlight struct {
 	p    *queue.Pending
 	recs []queue.Record
 	pkts []*packet.Packet
+	// acked: a goroutine acks pkts as soon as the commit is done
+	// (ackWhenCommitted), so settle must not ack them again.
+	acked bool
+}
+
+// ackWhenCommitted acks a pipelined batch's packets the moment its commit
+// finishes, not when the sink next collects it: an origin holding a
+// request open (HTTP 202) or a broker message unacked must not wait for
+// the next batch to arrive. It reports whether it took the acks over.
+func (s *sink) ackWhenCommitted(pend *queue.Pending, pkts []*packet.Packet) bool {
+	any := false
+	for _, p := range pkts {
+		if p.Ack != nil {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return false
+	}
+	s.ackers.Add(1)
+	go func() {
+		defer s.ackers.Done()
+		if _, err := pend.Wait(); err != nil {
+			return // settle nacks them
+		}
+		for _, p := range pkts {
+			if p.Ack != nil {
+				p.Ack()
+			}
+		}
+	}()
+	return true
 }
 
 func (f enqueueFlight) Done() <-chan struct{} { return f.p.Done() }
@@ -145,7 +180,8 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 			return err
 		}
 		s.enqueued.Add(int64(len(recs)))
-		s.inflight.add(enqueueFlight{p: pend, recs: recs, pkts: pkts})
+		acked := s.ackWhenCommitted(pend, pkts)
+		s.inflight.add(enqueueFlight{p: pend, recs: recs, pkts: pkts, acked: acked})
 		return s.settle(false)
 	}
 	res, err := s.q.EnqueueBatch(ctx, s.recs)
@@ -177,7 +213,7 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 		return err
 	}
 	s.enqueued.Add(int64(len(res)))
-	s.count(res, s.recs, s.keep)
+	s.count(res, s.recs, s.keep, true)
 	if !s.cfg.Forward {
 		return nil
 	}
@@ -189,12 +225,13 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 	return nil
 }
 
-// count updates the dedup counters for committed results.
-func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Packet) {
+// count updates the dedup counters for committed results and, with ack,
+// acks their packets.
+func (s *sink) count(res []queue.Result, recs []queue.Record, pkts []*packet.Packet, ack bool) {
 	for i, r := range res {
 		// Committed (stored now, or already stored under its key): the
 		// origin may acknowledge it (packet.Ack).
-		if pkts[i].Ack != nil {
+		if ack && pkts[i].Ack != nil {
 			pkts[i].Ack()
 		}
 		if r.Duplicate {
@@ -237,7 +274,7 @@ func (s *sink) settle(all bool) error {
 			}
 			continue
 		}
-		s.count(res, f.recs, f.pkts)
+		s.count(res, f.recs, f.pkts, !f.acked)
 	}
 	if firstErr != nil {
 		return fmt.Errorf("%d packets were not stored: %w", failed, firstErr)
@@ -251,6 +288,7 @@ func (s *sink) Close(context.Context) error {
 		return nil
 	}
 	err := s.settle(true)
+	s.ackers.Wait()
 	if cerr := s.q.Close(); err == nil {
 		err = cerr
 	}
