@@ -15,11 +15,28 @@ import (
 func (a *App) graphCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "graph",
-		Short: "Draw a graph as Graphviz DOT or Mermaid",
+		Short: "Draw a graph as Graphviz DOT or Mermaid, or print the graph file JSON Schema",
 		Long: `Draw a graph: schnitzel graph dot --graph G | dot -Tsvg > g.svg, or
 schnitzel graph mermaid --graph G. The graph may also be given as the only
-argument (graph dot G); --graph - reads it from standard input.`,
+argument (graph dot G); --graph - reads it from standard input.
+
+schnitzel graph schema > schnitzel.schema.json prints a JSON Schema for graph
+files, generated from this binary's nodes, for editors (yaml-language-server:
+put "# yaml-language-server: $schema=schnitzel.schema.json" on a graph's first line).`,
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "schema",
+		Short: "Print a JSON Schema for graph files (every node's config), for editors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := graph.Schema(a.Registry)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+			return err
+		},
+	})
 	for _, format := range []string{"dot", "mermaid"} {
 		var path string
 		sub := &cobra.Command{

@@ -138,6 +138,7 @@ type Info struct {
 	OutPorts    []string     `json:"output_ports,omitempty"`
 	PortAware   bool         `json:"reads_input_ports,omitempty"`
 	Commits     bool         `json:"commits,omitempty"`
+	Ignored     []string     `json:"ignored_keys,omitempty"`
 	Summary     string       `json:"summary"`
 	Description string       `json:"description,omitempty"`
 	Stability   Stability    `json:"stability"`
@@ -208,7 +209,7 @@ func (s Spec[C]) entry() *Entry {
 			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware, Commits: s.Commits,
 			InProfile: s.InProfile, OutProfile: outProfile(s.Out, s.OutProfile),
 			Summary: s.Summary, Description: strings.TrimSpace(s.Description),
-			Stability: s.Stability, Fields: fields, Metrics: s.Metrics,
+			Stability: s.Stability, Fields: fields, Metrics: s.Metrics, Ignored: s.Ignored,
 		},
 	}
 	e.decode = func(cfg *packet.Map) (any, []*FieldError, []*FieldError) {
