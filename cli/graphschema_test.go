@@ -117,3 +117,48 @@ func TestSchemaRejectsMistakes(t *testing.T) {
 		})
 	}
 }
+
+// `schnitzel test` passes the shipped tests and fails a wrong one with exit 1.
+func TestTestCommand(t *testing.T) {
+	r := runCLI(t, nil, "", "test", "../configs/tests")
+	if r.code != 0 || !strings.Contains(r.stdout, " 0 failed") || !strings.Contains(r.stdout, "PASS ") {
+		t.Fatalf("shipped tests: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dir := t.TempDir()
+	bad := "graph: " + filepath.Join(mustAbs(t, "../configs/graphs"), "dev_inproc_demo_v2.yaml") + `
+tests:
+  - name: wrong message
+    expect:
+      out:
+        packets: [{payload: {message: goodbye}}]
+`
+	if err := os.WriteFile(filepath.Join(dir, "demo_test.yaml"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, nil, "", "test", dir)
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL ") || !strings.Contains(r.stdout, `payload.message: got "hello", want "goodbye"`) {
+		t.Fatalf("failing test: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, nil, "", "test", "--json", dir)
+	var res struct {
+		Failed  int `json:"failed"`
+		Results []struct {
+			Pass     bool     `json:"pass"`
+			Failures []string `json:"failures"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 1 || res.Failed != 1 || len(res.Results) != 1 || res.Results[0].Pass {
+		t.Fatalf("--json: exit %d err %v\n%s", r.code, err, r.stdout)
+	}
+	if r := runCLI(t, nil, "", "test", t.TempDir()); r.code != 2 || !strings.Contains(r.stderr, "no test files") {
+		t.Fatalf("empty dir: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

@@ -80,3 +80,19 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Clone returns a registry with the same entries, to which more can be
+// added without touching r (test doubles for one run, say).
+func (r *Registry) Clone() *Registry {
+	c := &Registry{byName: make(map[string]*Entry, len(r.byName)), entries: append([]*Entry(nil), r.entries...)}
+	for k, v := range r.byName {
+		c.byName[k] = v
+	}
+	if r.jobs != nil {
+		c.jobs = make(map[string]*JobSpec, len(r.jobs))
+		for k, v := range r.jobs {
+			c.jobs[k] = v
+		}
+	}
+	return c
+}

@@ -148,3 +148,18 @@ func (l *loader) unknownKey(path, subject, where, key string, known []string) {
 	}
 	l.errf(path, subject, "unknown %s key %q%s", where, key, hint)
 }
+
+// AddNode appends a node that no file declared (a test double, say);
+// diagnostics about it carry no line.
+func (g *Graph) AddNode(id, kind, plugin string, cfg *packet.Map) *Node {
+	n := &Node{Index: len(g.Nodes), ID: id, Kind: kind, Plugin: plugin, Config: cfg, path: "added." + id}
+	g.Nodes = append(g.Nodes, n)
+	return n
+}
+
+// AddEdge appends an edge that no file declared.
+func (g *Graph) AddEdge(from, to string) *Edge {
+	e := &Edge{Index: len(g.Edges), From: from, To: to, path: "added." + from + "->" + to}
+	g.Edges = append(g.Edges, e)
+	return e
+}
