@@ -112,7 +112,7 @@ func lineCount(data []byte) int {
 	return 1 + bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n"))
 }
 
-func load(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
+func loadDoc(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, *loader, *packet.Map) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
@@ -125,23 +125,23 @@ func load(file string, data []byte, getenv func(string) (string, bool), lim Limi
 			// LoadFile read no further than this.
 			msg = fmt.Sprintf("graph file is larger than the limit of %s; raise it with %s", sizeStr(lim.MaxFileBytes), knobBytes)
 		}
-		return nil, Diags{{File: file, Line: line, Severity: SevError, Msg: msg}}
+		return nil, &loader{diags: Diags{{File: file, Line: line, Severity: SevError, Msg: msg}}}, nil
 	}
 	data, lerr := checkText(data)
 	if lerr != nil {
-		return nil, Diags{{File: file, Line: lerr.pos.Line, Col: lerr.pos.Col, Severity: SevError, Msg: lerr.msg}}
+		return nil, &loader{diags: Diags{{File: file, Line: lerr.pos.Line, Col: lerr.pos.Col, Severity: SevError, Msg: lerr.msg}}}, nil
 	}
 	d, err := parseYAML(data, lim)
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) {
-			return nil, Diags{{File: file, Line: se.pos.Line, Col: se.pos.Col, Severity: SevError, Msg: se.msg}}
+			return nil, &loader{diags: Diags{{File: file, Line: se.pos.Line, Col: se.pos.Col, Severity: SevError, Msg: se.msg}}}, nil
 		}
 		var le *limitError
 		if errors.As(err, &le) {
-			return nil, Diags{{File: file, Line: le.pos.Line, Col: le.pos.Col, Severity: SevError, Msg: le.msg}}
+			return nil, &loader{diags: Diags{{File: file, Line: le.pos.Line, Col: le.pos.Col, Severity: SevError, Msg: le.msg}}}, nil
 		}
-		return nil, Diags{{File: file, Line: 1, Severity: SevError, Msg: err.Error()}}
+		return nil, &loader{diags: Diags{{File: file, Line: 1, Severity: SevError, Msg: err.Error()}}}, nil
 	}
 	g := &Graph{File: file, pos: d.pos}
 	l := &loader{g: g}
@@ -158,7 +158,7 @@ func load(file string, data []byte, getenv func(string) (string, bool), lim Limi
 		}
 		l.diags = append(l.diags, Diag{File: file, Line: p.Line, Col: p.Col, Severity: SevError,
 			Msg: fmt.Sprintf("graph spec top-level must be a mapping, got %s: %s", describeTop(d.root), file)})
-		return nil, l.diags
+		return nil, l, nil
 	}
 	ip := &interpolator{root: root, getenv: getenv, active: map[string]bool{}, lim: lim}
 	ip.resolveTree(root, "")
@@ -167,6 +167,14 @@ func load(file string, data []byte, getenv func(string) (string, bool), lim Limi
 		l.errf(e.path, subject, "%s: %s", rest, e.msg)
 	}
 
+	return g, l, root
+}
+
+func load(file string, data []byte, getenv func(string) (string, bool), lim Limits) (*Graph, Diags) {
+	g, l, root := loadDoc(file, data, getenv, lim)
+	if root == nil {
+		return nil, l.diags
+	}
 	g.Version = l.version(root)
 	switch g.Version {
 	case 1:
