@@ -165,7 +165,7 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 		return nil
 	}
 	rep, err := engine.Execute(ctx, plan, graphName, engine.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax,
-		InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout, StopTimeout: o.stopTimeout, Started: started})
+		InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout, Stdin: a.Stdin, StopTimeout: o.stopTimeout, Started: started})
 	if err != nil {
 		var ee *exitcode.Error
 		if errors.As(err, &ee) { // --metrics-addr
