@@ -101,6 +101,7 @@ type tailSource struct {
 	m                        lineMetrics
 	rotations, truncations   atomic.Int64
 	openFiles                atomic.Int64
+	polls                    atomic.Int64 // finished polls: tests wait on it to see that nothing came
 	started, hadState, first bool
 
 	// mu guards files and every tfile: Run holds it except while it
@@ -229,6 +230,7 @@ func (s *tailSource) poll(ctx context.Context, out plugin.Emitter) error {
 		}
 	}
 	s.save(false)
+	s.polls.Add(1)
 	return nil
 }
 
