@@ -126,9 +126,10 @@ type tfile struct {
 	// the unbroken run of lines handed on (and acked) from the start.
 	committed int64
 	fp        []byte
-	orphan    bool  // no longer at a matching path: finish, then close
-	lastSize  int64 // size at the previous poll (an orphan that stops growing is finished)
-	done      bool  // finished and closed: forgotten once nothing is pending
+	orphan    bool      // no longer at a matching path: finish, then close
+	lastSize  int64     // size at the previous poll
+	grew      time.Time // when an orphan last grew: it is finished after orphanIdle without
+	done      bool      // finished and closed: forgotten once nothing is pending
 	// pend are the lines handed on, oldest first, whose ack is awaited
 	// (only under a committing sink); pendBase numbers pend[0].
 	pend     []pendLine
@@ -264,7 +265,7 @@ func (s *tailSource) scan() {
 		}
 		switch {
 		case t.f != nil && !t.orphan:
-			t.orphan = true
+			t.orphan, t.grew = true, time.Now()
 			s.rotations.Add(1)
 			if _, err := os.Stat(t.path); err == nil {
 				s.log.Info("file rotated: finishing the old one", "path", t.path, "offset", t.offset)
@@ -275,7 +276,7 @@ func (s *tailSource) scan() {
 			// known from the state but not at a matching path: rotated
 			// while we were down; finish it where it went
 			if p := findSibling(t.path, id); p != "" && s.open(t, p) {
-				t.orphan = true
+				t.orphan, t.grew = true, time.Now()
 				s.log.Info("file rotated while stopped: finishing it", "path", p, "was", t.path, "offset", t.offset)
 				continue
 			}
@@ -385,9 +386,13 @@ func (s *tailSource) readFile(ctx context.Context, out plugin.Emitter, t *tfile)
 	if !s.sameContent(t, size) {
 		s.replaced(t, "size "+strconv.FormatInt(size, 10)+" below offset or first bytes changed")
 	}
-	// an orphan that did not grow since the last poll is finished: its
-	// last line is emitted even without a newline, then it is closed
-	final := t.orphan && size == t.lastSize
+	// an orphan that stopped growing is finished: its last line is
+	// emitted even without a newline, then it is closed. It is given a
+	// while, for a writer that has not reopened its log yet.
+	if size != t.lastSize {
+		t.grew = time.Now()
+	}
+	final := t.orphan && time.Since(t.grew) >= s.orphanIdle()
 	t.lastSize = size
 	if size > t.offset {
 		if err := s.readLines(ctx, out, t, size, final); err != nil {
@@ -409,6 +414,12 @@ func (s *tailSource) readFile(ctx context.Context, out plugin.Emitter, t *tfile)
 		s.dirty = true
 	}
 	return nil
+}
+
+// orphanIdle is how long a rotated file must not grow to be finished:
+// two polls, at least a second.
+func (s *tailSource) orphanIdle() time.Duration {
+	return max(2*s.cfg.PollIntervalSec.Duration(), time.Second)
 }
 
 func (s *tailSource) readLines(ctx context.Context, out plugin.Emitter, t *tfile, size int64, final bool) error {
