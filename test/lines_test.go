@@ -54,6 +54,20 @@ func TestStdinToStdout(t *testing.T) {
 	if err != nil || !strings.Contains(string(rep), `"node.in.bad_lines_total":1`) {
 		t.Fatalf("report %s (%v)", rep, err)
 	}
+
+	// Without --report-file the run's one-line summary follows the data
+	// on stdout, as after any graph (upstream's CLI does the same).
+	cmd = exec.Command(bin, "--graph", "g.yaml")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader("{\"a\":1}\n")
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.SplitN(string(out), "\n", 2)
+	if got[0] != `{"a":1}` || !strings.HasPrefix(got[1], "v2 graph executed") {
+		t.Fatalf("stdout %q", out)
+	}
 }
 
 // TestTailSurvivesKill9 tails a log into a SQLite queue while the test

@@ -110,7 +110,7 @@ type tailSource struct {
 	files     map[fileID]*tfile
 	dirty     bool
 	lastSave  time.Time
-	saveErr   error
+	saveMu    sync.Mutex // held while the state file is written
 	closed    bool
 	readerBuf *lineReader
 }
@@ -174,11 +174,7 @@ func (s *tailSource) Run(ctx context.Context, out plugin.Emitter) error {
 	if ctx.Err() != nil || !s.started {
 		return nil
 	}
-	defer func() {
-		s.mu.Lock()
-		s.save(true)
-		s.mu.Unlock()
-	}()
+	defer s.save(true)
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	for {
@@ -200,7 +196,17 @@ func (s *tailSource) Run(ctx context.Context, out plugin.Emitter) error {
 // poll finds the files, reads what is new in each and saves the offsets.
 func (s *tailSource) poll(ctx context.Context, out plugin.Emitter) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	err := s.pollLocked(ctx, out)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.save(false)
+	s.polls.Add(1)
+	return nil
+}
+
+func (s *tailSource) pollLocked(ctx context.Context, out plugin.Emitter) error {
 	if s.closed {
 		return plugin.ErrStop
 	}
@@ -230,8 +236,6 @@ func (s *tailSource) poll(ctx context.Context, out plugin.Emitter) error {
 			return err
 		}
 	}
-	s.save(false)
-	s.polls.Add(1)
 	return nil
 }
 
@@ -465,7 +469,11 @@ func (s *tailSource) readLines(ctx context.Context, out plugin.Emitter, t *tfile
 			seq, gen := s.handed(t, end, false), t.gen
 			p.Ack = func() { s.ack(t, gen, seq) }
 		}
+		saveDue := time.Since(s.lastSave) > time.Second
 		s.mu.Unlock()
+		if saveDue {
+			s.save(false) // a long read does not wait for its end to save
+		}
 		err = out.Emit(p)
 		s.mu.Lock()
 		if s.closed {
@@ -480,9 +488,6 @@ func (s *tailSource) readLines(ctx context.Context, out plugin.Emitter, t *tfile
 		t.offset = end
 		if !s.env.CommitDownstream {
 			s.handed(t, end, true)
-		}
-		if time.Since(s.lastSave) > time.Second {
-			s.save(false) // a long read does not wait for its end to save
 		}
 	}
 }
@@ -499,6 +504,10 @@ func (s *tailSource) handed(t *tfile, end int64, done bool) int64 {
 	seq := t.pendBase + int64(len(t.pend))
 	t.pend = append(t.pend, pendLine{end: end, acked: done})
 	s.advance(t)
+	if n := len(t.pend); n >= pendWarn && n%pendWarn == 0 {
+		s.warn.Warn(s.log, "offsets held back: lines handed on are not committed (does a node before the durable sink drop them?); a restart replays from the oldest",
+			"path", t.path, "uncommitted_lines", n, "committed_offset", t.committed)
+	}
 	return seq
 }
 
@@ -528,12 +537,21 @@ func (s *tailSource) advance(t *tfile) {
 	}
 }
 
+// pendWarn is how many lines awaiting their ack make a warning (and every
+// further multiple of it).
+const pendWarn = 1 << 16
+
 // save writes the state file if anything changed (always, with force).
-// Called with mu held. A failure is logged (rate-limited) and retried at
-// the next save: lines go on flowing; a restart would replay more.
-func (s *tailSource) save(force bool) {
+// Called without mu: acks are not held up by the fsync. A failure is
+// logged (rate-limited) and retried at the next save: lines go on flowing;
+// a restart would replay more.
+func (s *tailSource) save(force bool) error {
+	s.saveMu.Lock() // one write at a time: an older snapshot never lands last
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
 	if !s.started || (!s.dirty && !force) {
-		return
+		s.mu.Unlock()
+		return nil
 	}
 	st := stateFile{Version: stateVersion, Paths: s.cfg.Paths}
 	for id, t := range s.files {
@@ -544,25 +562,31 @@ func (s *tailSource) save(force bool) {
 		st.Files = append(st.Files, fileState{Path: t.path, Dev: id.Dev, Ino: id.Ino, Gen: t.gen, Offset: t.committed, FP: hex.EncodeToString(t.fp)})
 	}
 	slices.SortFunc(st.Files, func(a, b fileState) int { return cmp.Compare(a.Path, b.Path) })
-	s.lastSave = time.Now()
-	if err := writeState(s.statePath, st); err != nil {
-		s.saveErr = err
+	s.lastSave, s.dirty = time.Now(), false
+	s.mu.Unlock()
+	err := writeState(s.statePath, st)
+	if err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
 		s.warn.Warn(s.log, "cannot save tail offsets", "path", s.statePath, "error", err)
-		return
 	}
-	s.dirty = false
+	return err
 }
 
 // Close saves the offsets (acks that came in during the drain included)
 // and closes the files.
 func (s *tailSource) Close(context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	s.save(true)
+	s.mu.Unlock()
+	err := s.save(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, t := range s.files {
 		if t.f != nil {
 			t.f.Close()
@@ -570,8 +594,8 @@ func (s *tailSource) Close(context.Context) error {
 			s.openFiles.Add(-1)
 		}
 	}
-	if s.started && s.dirty {
-		return fmt.Errorf("save offsets to %s: %w", s.statePath, s.saveErr)
+	if err != nil {
+		return fmt.Errorf("save offsets to %s: %w", s.statePath, err)
 	}
 	return nil
 }
