@@ -56,7 +56,7 @@ func TestStdinToStdout(t *testing.T) {
 	}
 
 	// Without --report-file the run's one-line summary follows the data
-	// on stdout, as after any graph (upstream's CLI does the same).
+	// on stdout, as after any graph.
 	cmd = exec.Command(bin, "--graph", "g.yaml")
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader("{\"a\":1}\n")
