@@ -8,7 +8,7 @@ import (
 )
 
 // idOf has no device and inode to give here: a file is known by its path
-// (and fingerprint), so a rename rotation is seen as a new file.
+// alone, so rename rotation is not followed (docs/connectors-lines.md).
 func idOf(fi os.FileInfo, path string) fileID {
 	h := fnv.New64a()
 	h.Write([]byte(path))
