@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,7 +166,7 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 		return nil
 	}
 	rep, err := engine.Execute(ctx, plan, graphName, engine.Options{MaxEvents: o.maxEvents, InboxMax: o.inboxMax,
-		InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout, StopTimeout: o.stopTimeout, Started: started})
+		InboxBytes: o.inboxBytes, Logger: logger, Stdout: a.Stdout, Stdin: a.stdin(), StopTimeout: o.stopTimeout, Started: started})
 	if err != nil {
 		var ee *exitcode.Error
 		if errors.As(err, &ee) { // --metrics-addr
@@ -390,3 +391,16 @@ func (a *App) runJob(parent context.Context, cmd *cobra.Command, o *runOptions, 
 	}
 	return nil
 }
+
+// stdin is what StdinSource reads: App.Stdin, or an empty input when the
+// App has none (never the process's own stdin behind its back).
+func (a *App) stdin() io.Reader {
+	if a.Stdin == nil {
+		return eofReader{}
+	}
+	return a.Stdin
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

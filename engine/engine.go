@@ -60,6 +60,7 @@ type Options struct {
 	StopTimeout time.Duration // drain bound after a stop (0: 5 s)
 	Logger      *slog.Logger  // nil: discard
 	Stdout      io.Writer     // where print sinks write (nil: os.Stdout)
+	Stdin       io.Reader     // what stdin sources read (nil: os.Stdin)
 
 	// Started, if set, is called once the nodes are built and before they
 	// start: the CLI serves metrics and watches signals from here. An
@@ -152,7 +153,7 @@ func Execute(ctx context.Context, plan *Plan, graphName string, opts Options) (*
 		return nil, fmt.Errorf("%s: a v1 job graph (job: %s) runs through the CLI, not engine.Execute", plan.Graph.File, plan.Graph.Job)
 	}
 	x, err := runtime.New(plan, runtime.Options{MaxEvents: opts.MaxEvents, InboxMax: opts.InboxMax, InboxBytes: opts.InboxBytes,
-		Logger: opts.Logger, Stdout: opts.Stdout, StopTimeout: opts.StopTimeout})
+		Logger: opts.Logger, Stdout: opts.Stdout, Stdin: opts.Stdin, StopTimeout: opts.StopTimeout})
 	if err != nil {
 		var ne *runtime.NodeError
 		if errors.As(err, &ne) {

@@ -13,6 +13,7 @@ type Env struct {
 	Plugin string       // the plugin string as written in the graph
 	Logger *slog.Logger // tagged with node and plugin; never nil
 	Stdout io.Writer    // where print-style sinks write; never nil
+	Stdin  io.Reader    // what stdin sources read; never nil (os.Stdin by default)
 	// GraphDir is the directory of the graph file. Relative paths in
 	// configs resolve against the working directory (as upstream), not
 	// this; it is here for nodes that document otherwise.
@@ -32,6 +33,9 @@ func (e Env) withDefaults() Env {
 	}
 	if e.Stdout == nil {
 		e.Stdout = os.Stdout
+	}
+	if e.Stdin == nil {
+		e.Stdin = os.Stdin
 	}
 	return e
 }

@@ -29,6 +29,7 @@ type Options struct {
 	BatchMax   int           // packets per hand-off batch (default 256)
 	Logger     *slog.Logger  // nil: discard
 	Stdout     io.Writer     // where print sinks write (default os.Stdout, serialised)
+	Stdin      io.Reader     // what stdin sources read (default os.Stdin)
 	CloseAfter time.Duration // bound on all Close calls together (default 15 s)
 	// StopTimeout bounds the drain after Stop (default DefaultStopTimeout):
 	// when it expires the node context is cancelled and what is still in
@@ -186,6 +187,9 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
+	if opts.Stdin == nil {
+		opts.Stdin = os.Stdin
+	}
 	if opts.CloseAfter <= 0 {
 		opts.CloseAfter = DefaultCloseAfter
 	}
@@ -207,7 +211,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 	commits := commitDownstream(plan)
 	for _, pn := range plan.Nodes {
 		lg := opts.Logger.With("node", pn.ID, "plugin", pn.Plugin)
-		env := plugin.Env{NodeID: pn.ID, Kind: pn.Kind, Plugin: pn.Plugin, Logger: lg, Stdout: stdout,
+		env := plugin.Env{NodeID: pn.ID, Kind: pn.Kind, Plugin: pn.Plugin, Logger: lg, Stdout: stdout, Stdin: opts.Stdin,
 			GraphDir: dirOf(plan.Graph.File), CommitDownstream: commits[pn.ID]}
 		inst, err := buildNode(pn, env)
 		if err != nil {

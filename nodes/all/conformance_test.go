@@ -61,7 +61,14 @@ func TestConformance(t *testing.T) {
 		ref := packet.MapOf("scheme", "file", "path", "missing.bin", "content_type", nil, "size_bytes", int64(5))
 		return []*packet.Packet{packet.New("bytes_ref", "cam01", packet.MapOf("ref", ref), "2026-02-14T00:00:00+00:00", nil)}
 	}
+	tailed := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(tailed, []byte("one\ntwo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fixtures := map[string]plugintest.Fixture{
+		nodes + "lines:StdinSource":                         {},
+		nodes + "lines:StdoutSink":                          {Input: pkt()},
+		nodes + "lines:FileTailSource":                      {Config: packet.MapOf("paths", []any{tailed}, "poll_interval_sec", 0.01), StartFails: packet.MapOf("paths", []any{tailed}, "state_dir", under("state"))},
 		nodes + "blob_ref:BytesToFileRefNode":               {Config: packet.MapOf("dir", "blobs"), Input: blobs(), StartFails: packet.MapOf("dir", under("blobs"))},
 		nodes + "blob_ref:FileRefToBytesNode":               {Config: packet.MapOf("dir", "."), Input: blobRef(), StartFails: packet.MapOf("dir", under("blobs"))},
 		nodes + "dev:PrintSink":                             {Input: pkt()},
