@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,6 +58,12 @@ Exit code 0 when every graph is valid, 2 when any is invalid.`,
 				for _, p := range expanded {
 					// A directory also holds other YAML (app configs,
 					// zone files): only graph files are checked.
+					if isProcgraph(p) {
+						if !asJSON {
+							fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped (a process graph: check it with schnitzel procgraph validate --spec %s)\n", p, p)
+						}
+						continue
+					}
 					if !looksLikeGraph(p) {
 						if !asJSON {
 							fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped (not a graph file: no version, job, nodes or edges at the top level)\n", p)
@@ -194,28 +201,38 @@ func expandGraphArg(arg string) ([]string, error) {
 // edges (a skipped file is named on stderr, never silently). Files that cannot be read or parsed count as graphs, so that
 // their errors are reported.
 func looksLikeGraph(path string) bool {
+	return hasTopKey(path, true, "version", "job", "nodes", "edges")
+}
+
+// isProcgraph: a process graph file (processes/channels/links, no nodes).
+func isProcgraph(path string) bool {
+	return hasTopKey(path, false, "processes", "links") && !hasTopKey(path, false, "nodes", "job")
+}
+
+// hasTopKey reports whether the YAML file has one of keys at the top
+// level; unreadable or unparsable files give dflt.
+func hasTopKey(path string, dflt bool, keys ...string) bool {
 	// Only the top-level keys are looked at, on the parsed node tree
 	// (aliases stay unexpanded), and a file past the loader's size limit
 	// is left for the loader to refuse: a hostile file in a directory
 	// costs no more here than in validate itself.
 	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() > graph.DefaultLimits.MaxFileBytes {
-		return true
+		return dflt
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return true
+		return dflt
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return true
+		return dflt
 	}
 	top := doc.Content[0]
 	if top.Kind != yaml.MappingNode {
-		return true
+		return dflt
 	}
 	for i := 0; i+1 < len(top.Content); i += 2 {
-		switch top.Content[i].Value {
-		case "version", "job", "nodes", "edges":
+		if slices.Contains(keys, top.Content[i].Value) {
 			return true
 		}
 	}
