@@ -11,7 +11,7 @@ import (
 )
 
 // python returns the interpreter the tests run plugins with, or skips.
-func python(t testing.TB) string {
+func pythonOrSkip(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("SCHNITZEL_PYTHON"); p != "" {
 		return p

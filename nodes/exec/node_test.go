@@ -7,7 +7,7 @@ import (
 )
 
 func TestUpperExample(t *testing.T) {
-	py := python(t)
+	py := pythonOrSkip(t)
 	n := plugintest.Build(t, registry(), NodeName, "node", cfgMap(
 		"command", list(py, abs(t, "../../examples/plugins/python/upper.py")),
 		"config", cfgMap("field", "msg"),

@@ -1,6 +1,7 @@
 package execnodes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ type settings struct {
 	argv         []string
 	env          []string // KEY=VALUE on top of ours
 	dir          string
+	name         string        // for messages; "" = the command line
 	timeout      time.Duration // per packet
 	startTimeout time.Duration // hello, then ready
 	maxRestarts  int           // in a row without a good answer; <0 unlimited
@@ -55,7 +57,7 @@ type runner struct {
 
 func newRunner(s settings, env plugin.Env) *runner {
 	return &runner{
-		s: s, nodeID: env.NodeID, name: commandName(s.argv), log: env.Logger,
+		s: s, nodeID: env.NodeID, name: cmp.Or(s.name, commandName(s.argv)), log: env.Logger,
 		stderr: plugin.RateLog{Burst: 50}, warn: plugin.RateLog{Burst: 5}, enc: newEncoder(),
 	}
 }
@@ -188,8 +190,7 @@ func (r *runner) lose(c *child, why error) {
 func (r *runner) fail(err error) error {
 	r.failed.Add(1)
 	if r.s.dropOnError {
-		r.warn.Warn(r.log, "packet failed in plugin (dropped)", "error", err.Error())
-		return plugin.DropPacket(err)
+		return plugin.DropPacket(err) // the runtime logs it, rate-limited
 	}
 	return err
 }
