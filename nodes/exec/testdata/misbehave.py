@@ -4,7 +4,8 @@ payload {"do": X}: echo (answer the packet), raise (an error frame),
 crash (exit 3), hang (never answer), garbage (a line that is not JSON),
 huge (a 2 MiB line), wrongid (answer another id), grandchild (start a
 sleeping grandchild, write its pid to payload["pidfile"], then answer),
-many (answer n copies). config {"refuse": true} refuses to start;
+many (answer n copies). config {"refuse": true} refuses to start, {"refuse_restart": true}
+refuses every start after the first;
 config {"slow_hello": s} sleeps s before hello. On start it appends a
 line to config["starts"] (a file), so tests can count (re)starts.
 """
@@ -31,6 +32,9 @@ for line in sys.stdin:
     if t == "config":
         cfg = msg.get("config") or {}
         if cfg.get("starts"):
+            if cfg.get("refuse_restart") and os.path.exists(cfg["starts"]):
+                send({"type": "error", "message": "refusing to restart"})
+                sys.exit(1)
             with open(cfg["starts"], "a") as f:
                 f.write("start\n")
         if cfg.get("refuse"):
