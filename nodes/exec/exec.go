@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -131,12 +130,7 @@ func (c ProcessConfig) settings(args, env []string, dir string, cfg *packet.Map)
 }
 
 func (c Config) resolve() settings {
-	args, _ := argv(c.Command) // Validate checked it
-	// A relative program path (./plugin) is taken against dir, as a shell
-	// in dir would; a bare name is looked up in PATH.
-	if c.Dir != "" && strings.ContainsRune(args[0], filepath.Separator) && !filepath.IsAbs(args[0]) {
-		args[0] = filepath.Join(c.Dir, args[0])
-	}
+	args, _ := argv(c.Command) // Validate checked it; os/exec takes ./x against dir
 	keys := make([]string, 0, len(c.Env))
 	for k := range c.Env {
 		keys = append(keys, k)

@@ -117,8 +117,6 @@ type classInfo struct {
 	Doc         string   `json:"doc"`
 }
 
-var checked sync.Map // name + "\x00" + dir -> *plugin.Entry
-
 // pythonFallback resolves an allowed, unregistered `module:Class` to the
 // shim: it imports the class once (the validation's import check) and
 // returns an entry that runs it. Names under schnitzel_stream. are ours:
@@ -128,10 +126,6 @@ func pythonFallback(name, dir string) (*plugin.Entry, error) {
 	module, _, _ := strings.Cut(name, ":")
 	if module == "schnitzel_stream" || strings.HasPrefix(module, "schnitzel_stream.") {
 		return nil, nil
-	}
-	key := name + "\x00" + dir
-	if e, ok := checked.Load(key); ok {
-		return e.(*plugin.Entry), nil
 	}
 	py, err := python()
 	if err != nil {
@@ -145,9 +139,9 @@ func pythonFallback(name, dir string) (*plugin.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := pythonEntry(name, py, shim, info)
-	checked.Store(key, e)
-	return e, nil
+	// Not cached: a long-running `schnitzel serve` re-validating a graph
+	// must see the module as it is now.
+	return pythonEntry(name, py, shim, info), nil
 }
 
 func checkClass(py, shim, name, dir string) (*classInfo, error) {
