@@ -168,8 +168,8 @@ func checkClass(py, shim, name, dir string) (*classInfo, error) {
 	}
 	if !info.OK {
 		msg := "cannot load the Python class: " + info.Error
-		if len(info.Traceback) > 1 {
-			msg += " (" + strings.Join(info.Traceback, " | ") + ")"
+		if len(info.Traceback) > 0 {
+			msg += " (at " + strings.Join(info.Traceback, " <- ") + ")"
 		}
 		return nil, errors.New(msg)
 	}

@@ -117,6 +117,17 @@ def _describe(target):
     }
 
 
+def _user_frames(exc):
+    """The traceback's frames in the user's code (not the shim's, not
+    importlib's), innermost last: where an import-time error came from."""
+    out = []
+    for f in traceback.extract_tb(exc.__traceback__):
+        if f.filename == __file__ or f.filename.startswith("<frozen") or f.name == "import_module":
+            continue
+        out.append(f"{f.filename}:{f.lineno} in {f.name}")
+    return out[-3:]
+
+
 def _error_text(exc):
     return f"{type(exc).__name__}: {exc}"
 
@@ -289,8 +300,7 @@ def main(argv):
         try:
             info = _describe(argv[2])
         except BaseException as e:  # SystemExit at import is a failure too
-            tb = traceback.format_exc().strip().splitlines()
-            print(json.dumps({"ok": False, "error": _error_text(e), "traceback": tb[-6:]}))
+            print(json.dumps({"ok": False, "error": _error_text(e), "traceback": _user_frames(e)}))
             return 1
         print(json.dumps(info))
         return 0
