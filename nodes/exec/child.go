@@ -26,11 +26,7 @@ type child struct {
 	once    sync.Once
 	waitErr error
 	tail    *tail
-	spec    *frameSpec // what the hello said
 }
-
-// frameSpec is the hello frame's "spec" (informational, logged).
-type frameSpec struct{ name, role string }
 
 // spawn starts argv. Our own pipes (not StdinPipe/StdoutPipe) so that Wait
 // does not depend on our reads finishing, and the stdin end supports
