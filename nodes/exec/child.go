@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // child is one running plugin process.
@@ -178,7 +179,7 @@ func (t *tail) copy(r io.ReadCloser, log *slog.Logger, rl *plugin.RateLog) {
 		if len(line) > 500 {
 			line = line[:500] + "..."
 		}
-		rl.Warn(log, "plugin stderr", "line", line)
+		rl.Warn(log, "plugin stderr", "line", redact.Text(line))
 		t.mu.Lock()
 		t.lines = append(t.lines, line)
 		if len(t.lines) > 5 {
@@ -195,10 +196,11 @@ func (t *tail) String() string {
 	return strings.Join(t.lines, " | ")
 }
 
-// commandName renders argv for messages, cut at 200 bytes.
+// commandName renders argv for messages, secrets masked, cut at 200 bytes.
 func commandName(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
+		a = redact.Text(a) // an argument may be a URL with credentials
 		if a == "" || strings.ContainsAny(a, " \t\"'") {
 			a = fmt.Sprintf("%q", a)
 		}

@@ -85,6 +85,7 @@ func (r *runner) start(ctx context.Context) (*child, error) {
 		c.kill()
 		return nil, r.errf("hello: protocol %v is not supported (this build speaks protocol %d)", packet.PyStr(v), ProtocolVersion)
 	}
+	timer.Reset(r.s.startTimeout) // a second period for loading, after hello
 	r.buf, err = r.enc.configFrame(r.buf[:0], r.s.config, r.nodeID)
 	if err != nil {
 		c.kill()
