@@ -21,7 +21,7 @@ from schnitzel_stream.runtime.inproc import InProcGraphRunner
 def graph(n, plugin, config):
     nodes = [
         NodeSpec("src", "schnitzel_stream.nodes.dev:StaticSource", "source",
-                 {"packets": [{"kind": "demo", "source_id": "bench", "payload": {"message": "hello", "value": 1}}]}),
+                 {"packets": [{"kind": "demo", "source_id": "bench", "payload": {"text": "hello", "value": 1}}]}),
         NodeSpec("burst", "schnitzel_stream.nodes.dev:BurstNode", "node", {"count": n}),
         NodeSpec("x", plugin, "node", config),
         NodeSpec("out", "schnitzel_stream.nodes.dev:Identity", "sink", {}),
@@ -40,10 +40,10 @@ def wall(n, plugin, config):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    wall(1000, "mynodes:Upper", {"field": "message"})  # warm-up
+    wall(1000, "mynodes:Upper", {})  # warm-up
     diffs, uppers = [], []
     for _ in range(pairs):
-        u = wall(n, "mynodes:Upper", {"field": "message"})
+        u = wall(n, "mynodes:Upper", {})
         i = wall(n, "schnitzel_stream.nodes.dev:Identity", {})
         uppers.append(u)
         diffs.append(u - i)

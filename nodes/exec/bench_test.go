@@ -11,14 +11,14 @@ import (
 
 // BenchmarkRoundTrip is the per-packet cost of a plugin: encode, write,
 // the plugin's work, read, decode, one packet at a time. The payload is
-// upstream's bench packet ({message, value}).
+// upstream's bench packet ({text, value}).
 //
 //	go test -run XXX -bench RoundTrip -benchtime 20000x ./nodes/exec
 func BenchmarkRoundTrip(b *testing.B) {
 	py := pythonOrSkip(b)
 	b.Run("protocol=python-direct", func(b *testing.B) {
 		n := plugintest.Build(b, registry(), NodeName, "node", cfgMap(
-			"command", list(py, abs(b, "../../examples/plugins/python/upper.py"))))
+			"command", list(py, abs(b, "../../examples/plugins/python/upper.py")), "config", cfgMap("field", "text")))
 		bench(b, n)
 	})
 	b.Run("protocol=python-shim-upstream-class", func(b *testing.B) {
@@ -27,7 +27,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, err := e.Build(cfgMap("field", "message"), plugin.Env{NodeID: "n", GraphDir: "../../examples/plugins/upstream"})
+		n, err := e.Build(cfgMap(), plugin.Env{NodeID: "n", GraphDir: "../../examples/plugins/upstream"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 func bench(b *testing.B, n any) {
 	plugintest.Start(b, n)
 	defer plugintest.Close(b, n)
-	p := packet.New("demo", "bench", cfgMap("message", "hello", "value", int64(1)), "", nil)
+	p := packet.New("demo", "bench", cfgMap("text", "hello", "value", int64(1)), "", nil)
 	pr := n.(plugin.Processor)
 	c := &discard{}
 	ctx := context.Background()
