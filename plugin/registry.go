@@ -13,6 +13,36 @@ type Registry struct {
 	byName  map[string]*Entry
 	entries []*Entry
 	jobs    map[string]*JobSpec
+	// fallback resolves names nothing registered (SetFallback).
+	fallback Fallback
+}
+
+// Fallback resolves a plugin string that is not registered: a node
+// package that runs plugins outside the binary (nodes/exec: a Python class)
+// returns an entry for it. dir is the graph file's directory (where such a
+// plugin may live). (nil, nil) means "not mine": the name stays unknown.
+// An error says why the name cannot be loaded (the class does not exist,
+// its module raises at import); the validator reports it on the plugin.
+// It is consulted only for names the allowlist already admitted.
+type Fallback func(name, dir string) (*Entry, error)
+
+// SetFallback installs f (nil removes it); the last call wins.
+func (r *Registry) SetFallback(f Fallback) { r.fallback = f }
+
+// Resolve is Lookup, then the fallback for a name nothing registered.
+// Entries from the fallback are not listed by Entries.
+func (r *Registry) Resolve(name, dir string) (*Entry, bool, error) {
+	if e, ok := r.byName[name]; ok {
+		return e, true, nil
+	}
+	if r.fallback == nil {
+		return nil, false, nil
+	}
+	e, err := r.fallback(name, dir)
+	if err != nil || e == nil {
+		return nil, false, err
+	}
+	return e, true, nil
 }
 
 // NewRegistry returns an empty registry.

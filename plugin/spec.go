@@ -170,6 +170,30 @@ func (e *Entry) Metric(name string) (MetricSpec, bool) {
 	return MetricSpec{}, false
 }
 
+// NewRawEntry is an entry for a node whose config this binary cannot type
+// (a plugin resolved by a Fallback: a Python class takes any dict). Decode
+// hands build the config map as written, with no warnings; info.Name must
+// be a well-formed plugin string.
+func NewRawEntry(info Info, build func(cfg *packet.Map, env Env) (any, error)) *Entry {
+	if !pluginName.MatchString(info.Name) {
+		panic(fmt.Sprintf("plugin: malformed name %q (want module.path:Name)", info.Name))
+	}
+	info.In, info.Out = normKinds(info.In), normKinds(info.Out)
+	if info.Stability == "" {
+		info.Stability = Experimental
+	}
+	return &Entry{
+		Info: info,
+		decode: func(cfg *packet.Map) (any, []*FieldError, []*FieldError) {
+			return cfg, nil, nil
+		},
+		build: func(cfg any, env Env) (any, error) {
+			m, _ := cfg.(*packet.Map)
+			return build(m, env)
+		},
+	}
+}
+
 // Build constructs the node from a config returned by Decode.
 func (e *Entry) Build(decoded any, env Env) (any, error) {
 	return e.build(decoded, env.withDefaults())

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -203,7 +204,11 @@ func (v *validator) checkPlugin(pn *PlanNode) {
 		v.at(SevError, ppos, subject, "%v", err)
 		return
 	}
-	e, ok := v.reg.Lookup(pn.Plugin)
+	e, ok, ferr := v.reg.Resolve(pn.Plugin, dirOf(g.File))
+	if ferr != nil {
+		v.at(SevError, ppos, subject, "plugin %q: %v", pn.Plugin, ferr)
+		return
+	}
 	if !ok {
 		msg := fmt.Sprintf("plugin %q is not registered in this build", pn.Plugin)
 		if s := v.reg.Suggest(pn.Plugin); len(s) > 0 {
@@ -244,6 +249,15 @@ func (v *validator) checkPlugin(pn *PlanNode) {
 			v.at(SevWarning, g.PosOf(in.path+".to_port"), in.Subject(), "to_port %q: %s does not read input ports (to_port ignored)", in.ToPort, shortName(pn.Plugin))
 		}
 	}
+}
+
+// dirOf is the graph file's directory, where a plugin resolved by the
+// registry's fallback may live; "" for a graph that came from no file.
+func dirOf(file string) string {
+	if file == "" {
+		return ""
+	}
+	return filepath.Dir(file)
 }
 
 func shortName(p string) string {

@@ -7,6 +7,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/nodes/blob"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
+	execnodes "github.com/schnitzel-stream/schnitzel/nodes/exec"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/nodes/lines"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
@@ -18,6 +19,7 @@ func Register(r *plugin.Registry) {
 	blob.Register(r)
 	dev.Register(r)
 	durable.Register(r)
+	execnodes.Register(r)
 	ionodes.Register(r)
 	lines.Register(r)
 	vision.Register(r)

@@ -87,12 +87,33 @@ func TestConformance(t *testing.T) {
 		vision + "ModelAdapterDetectorNode":                 {Config: packet.MapOf("command", []any{os.Args[0]}, "env", packet.MapOf(adaptertest.EnvMode, "fixed")), Input: frames()},
 		vision + "YoloV8DetectorNode":                       {Config: packet.MapOf("url", adapter.URL), Input: frames()},
 		vision + "OpenCvRtspSource":                         {Config: packet.MapOf("url", "rtsp://127.0.0.1:1/none")},
+		nodes + "exec:ProcessNode":                          {Config: packet.MapOf("command", []any{"sh", "-c", shNode}), Input: pkt(), StartFails: packet.MapOf("command", "./no-such-plugin")},
+		nodes + "exec:ProcessSink":                          {Config: packet.MapOf("command", []any{"sh", "-c", shNode}), Input: pkt(), StartFails: packet.MapOf("command", "./no-such-plugin")},
+		nodes + "exec:ProcessSource":                        {Config: packet.MapOf("command", []any{"sh", "-c", shSource}), StartFails: packet.MapOf("command", "./no-such-plugin")},
 	}
 	plugintest.Conformance(t, all.Registry(), fixtures)
 	if posts.Load() == 0 {
 		t.Error("no node posted to the loopback server: the HTTP sink's fixture does not exercise its client")
 	}
 }
+
+// Plugins in sh for the exec nodes' fixtures (docs/plugin-protocol.md): a
+// node that answers every packet with nothing, and a source that emits
+// packets until it is closed.
+const (
+	shNode = `echo '{"type":"hello","protocol":1}'
+while read -r line; do
+  case "$line" in
+  *'"type":"config"'*) echo '{"type":"ready"}' ;;
+  *'"type":"packet"'*) id=${line#*'"id":'}; id=${id%%,*}; echo '{"type":"result","id":'"$id"',"packets":[]}' ;;
+  *'"type":"close"'*) exit 0 ;;
+  esac
+done`
+	shSource = `echo '{"type":"hello","protocol":1}'
+read -r line
+echo '{"type":"ready"}'
+while :; do echo '{"type":"emit","packet":{"kind":"event","payload":{"n":1}}}' || exit 0; done`
+)
 
 // videoFixture renders a one-second clip for the file source, or exempts
 // it where ffmpeg is missing (the source needs it to start).
