@@ -40,6 +40,7 @@ var rules = []rule{
 	// Queues page (stats, peek, requeue), as `schnitzel queue` does.
 	{pkg: "internal/serve/", allow: []string{"engine", "internal/serve", "internal/serve/", "internal/graph", "internal/queue", "internal/report", "packet", "plugin", "redact"}},
 	{pkg: "internal/poll", stdOnly: true},
+	{pkg: "internal/netaddr", stdOnly: true},
 	{pkg: "internal/cli/", allow: []string{"engine", "internal/", "packet", "plugin", "redact"}},
 	{pkg: "internal/archtest"},
 	// The door: run a graph, run the command line; given a registry, never
@@ -49,7 +50,7 @@ var rules = []rule{
 	{pkg: "configs", stdOnly: true},
 	// Nodes: plugin API, plus the durable queue for nodes/durable.
 	{pkg: "nodes/all", allow: []string{"nodes/", "packs/", "plugin"}},
-	{pkg: "nodes/", allow: []string{"internal/queue", "packet", "plugin", "redact"}},
+	{pkg: "nodes/", allow: []string{"internal/netaddr", "internal/queue", "packet", "plugin", "redact"}},
 	{pkg: "packs/", allow: []string{"packs/", "nodes/dev", "nodes/io", "nodes/durable", "internal/queue", "packet", "plugin", "redact"}},
 	// Binaries: the door and a registry.
 	{pkg: "cmd/", allow: []string{"cli", "nodes/all"}},
