@@ -7,6 +7,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/nodes/blob"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
+	"github.com/schnitzel-stream/schnitzel/nodes/httpin"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -17,6 +18,7 @@ func Register(r *plugin.Registry) {
 	blob.Register(r)
 	dev.Register(r)
 	durable.Register(r)
+	httpin.Register(r)
 	ionodes.Register(r)
 	vision.Register(r)
 }
