@@ -45,6 +45,14 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusMethodNotAllowed, &s.badRequest, "method %s not allowed: POST to %s", r.Method, s.cfg.Path)
 		return
 	}
+	// The token is checked before a slot is taken, so that clients
+	// without it cannot hold the slots of those with it.
+	if s.cfg.Token != "" && !s.tokenOK(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="schnitzel ingest", error="invalid_token"`)
+		s.warnAuth.Warn(s.env.Logger, "http ingest: missing or wrong bearer token", "remote", r.RemoteAddr)
+		s.fail(w, http.StatusUnauthorized, &s.unauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)")
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
@@ -55,13 +63,6 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	start := time.Now()
-
-	if s.cfg.Token != "" && !s.tokenOK(r.Header.Get("Authorization")) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="schnitzel ingest", error="invalid_token"`)
-		s.warnAuth.Warn(s.env.Logger, "http ingest: missing or wrong bearer token", "remote", r.RemoteAddr)
-		s.fail(w, http.StatusUnauthorized, &s.unauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)")
-		return
-	}
 	ndjson, err := s.format(r.Header.Get("Content-Type"))
 	if err != nil {
 		s.fail(w, http.StatusUnsupportedMediaType, &s.badRequest, "%v", err)
