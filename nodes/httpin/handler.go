@@ -119,12 +119,16 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.nacked = make(chan error, 1)
 	}
 	ts := packet.Now()
+	// One meta for the request's packets: packets are read-only once
+	// emitted, so they may share it; only an idempotency key differs.
+	shared := packet.NewMap(4)
+	shared.AppendNew("http_remote", r.RemoteAddr)
+	shared.AppendNew("http_path", r.URL.Path)
+	shared.AppendNew("http_request_id", id)
 	for i, v := range values {
-		meta := packet.NewMap(4)
-		meta.AppendNew("http_remote", r.RemoteAddr)
-		meta.AppendNew("http_path", r.URL.Path)
-		meta.AppendNew("http_request_id", id)
+		meta := shared
 		if idem != "" {
+			meta = shared.Clone(1)
 			meta.AppendNew("idempotency_key", idem+"#"+strconv.Itoa(i))
 		}
 		p := &packet.Packet{ID: packet.NewID(), TS: ts, Kind: s.cfg.Kind, SourceID: sourceID, Payload: v, Meta: meta}

@@ -71,7 +71,7 @@ type Config struct {
 // Defaults is the config every key starts from.
 var Defaults = Config{
 	Listen: DefaultListen, Path: "/ingest", HMACHeader: "X-Signature-256", MaxBodyBytes: 1 << 20,
-	Format: FormatAuto, Kind: "event", Ack: AckAuto, AckTimeoutSec: 10, HandoffTimeoutSec: 0.2,
+	Format: FormatAuto, Kind: "event", Ack: AckAuto, AckTimeoutSec: 10, HandoffTimeoutSec: 0.5,
 	QueueSize: 64, MaxInflight: 256, RetryAfterSec: 1, ReadHeaderTimeoutSec: 5, ReadTimeoutSec: 30,
 	IdleTimeoutSec: 60, ShutdownTimeoutSec: 5,
 }
