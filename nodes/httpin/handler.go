@@ -158,28 +158,40 @@ func (s *source) handOff(w http.ResponseWriter, r *http.Request, req *request, s
 		return // the client left; nothing was emitted
 	}
 	// Queued: Run takes it, or the handler gives it up (429 / 503) when
-	// it has not been taken in time.
+	// it has not been taken in time. Once taken, the wait for the graph
+	// (Emit may block) and for the commit share ack_timeout_sec.
+	deadline := time.NewTimer(s.cfg.AckTimeoutSec.Duration() - time.Since(start))
+	defer deadline.Stop()
 	giveUp := func() bool { return req.state.CompareAndSwap(queued, abandoned) }
 	var err error
+	inEmit := true // taken by Run, its packets not all emitted yet
 	select {
 	case err = <-req.emitted:
+		inEmit = false
 	case <-handoff.C:
 		if giveUp() {
 			s.throttle(w, "the graph did not take the request within handoff_timeout_sec %v", float64(s.cfg.HandoffTimeoutSec))
 			return
 		}
-		err = <-req.emitted
 	case <-s.stopping:
 		if giveUp() {
 			s.unavailable(w, "stopping: nothing of this request was accepted")
 			return
 		}
-		err = <-req.emitted
 	case <-r.Context().Done():
 		if giveUp() {
 			return
 		}
-		err = <-req.emitted
+	}
+	if inEmit {
+		select {
+		case err = <-req.emitted:
+		case <-deadline.C:
+			s.warnCommit.Warn(s.env.Logger, "http ingest: the graph did not take a request's packets within ack_timeout_sec, answered 503",
+				"request_id", w.Header().Get("X-Request-Id"), "packets", n, "ack_timeout_sec", float64(s.cfg.AckTimeoutSec))
+			s.unavailable(w, fmt.Sprintf("the graph is still taking the packets after ack_timeout_sec %v; they may still be delivered: retry with the same Idempotency-Key", float64(s.cfg.AckTimeoutSec)))
+			return
+		}
 	}
 	if err != nil {
 		s.unavailable(w, "stopping: the request was cut off while its packets were handed downstream; retry (with the same Idempotency-Key)")
@@ -189,8 +201,6 @@ func (s *source) handOff(w http.ResponseWriter, r *http.Request, req *request, s
 		s.ok(w, n)
 		return
 	}
-	deadline := time.NewTimer(s.cfg.AckTimeoutSec.Duration() - time.Since(start))
-	defer deadline.Stop()
 	select {
 	case <-req.committed:
 		s.ok(w, n)

@@ -90,6 +90,9 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, plugin.Errorf("tls_cert_file", "tls_cert_file and tls_key_file go together: set both or neither"))
 	}
+	if strings.TrimSpace(c.Kind) == "" {
+		errs = append(errs, plugin.Errorf("kind", "must not be empty"))
+	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, plugin.Errorf("max_body_bytes", "must be > 0, got %d", c.MaxBodyBytes))
 	}

@@ -539,3 +539,40 @@ func selfSigned(t *testing.T, dir string) (string, string, *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestEmitBlocked: a request the graph took but cannot take the packets
+// of (Emit blocks on a full inbox) is answered 503 at ack_timeout_sec, not
+// held open; later requests meanwhile get 429 (nothing of them emitted).
+func TestEmitBlocked(t *testing.T) {
+	gate := make(chan struct{})
+	c := &collector{gate: gate}
+	g := startGraph(t, fmt.Sprintf(toCollector, config("ack_timeout_sec", "0.5", "handoff_timeout_sec", "0.2", "queue_size", "1")), registry(c, gate), 1)
+	u := g.url("/ingest")
+	// The sink holds the first packet, the inbox the second: both answered.
+	for i := range 2 {
+		if r := post(t, u, "application/json", `{}`); r.code != 200 {
+			t.Fatalf("request %d: %d %s", i, r.code, r.body)
+		}
+	}
+	third := make(chan reply, 1)
+	go func() { third <- post(t, u, "application/json", `{"n":3}`) }()
+	poll.Until(t, 5*time.Second, "the third request in Emit", func() bool { return g.metric("in", "inflight") == 1 })
+	if r := post(t, u, "application/json", `{"n":4}`); r.code != 429 {
+		t.Fatalf("fourth: %d %s", r.code, r.body)
+	}
+	r := <-third
+	if r.code != 503 || !strings.Contains(r.body, "still taking the packets after ack_timeout_sec 0.5") {
+		t.Fatalf("third: %d %s", r.code, r.body)
+	}
+	close(gate)
+	g.stop(t)
+	// The third was emitted after all (the 503 said it may be); the
+	// fourth never was.
+	for _, p := range c.got() {
+		if m, _ := p.Payload.(*packet.Map); m != nil {
+			if n, _ := m.Get("n"); n == int64(4) {
+				t.Fatal("the refused request reached the sink")
+			}
+		}
+	}
+}
