@@ -54,7 +54,7 @@ type Config struct {
 	SourceID       string         `yaml:"source_id" doc:"Packet source_id; default the node id."`
 	SourceIDHeader string         `yaml:"source_id_header" doc:"Header whose value, when present, is the source_id instead (e.g. X-Source-Id); empty: not read." example:"X-Source-Id"`
 	Ack            string         `yaml:"ack" enum:"auto,after_commit,on_accept" doc:"When to answer. after_commit: 202 once a durable sink downstream committed every packet; on_accept: 200 once the packets are handed downstream; auto: after_commit when a committing sink (SqliteQueueSink) is downstream, else on_accept."`
-	AckTimeoutSec  plugin.Seconds `yaml:"ack_timeout_sec" doc:"after_commit: how long a request waits for the commit; past it the answer is 503 (the packets may still be stored: retry with the same Idempotency-Key)."`
+	AckTimeoutSec  plugin.Seconds `yaml:"ack_timeout_sec" doc:"How long a request may wait for its packets to be taken downstream and, with after_commit, committed; past it the answer is 503 (the packets may still be stored: retry with the same Idempotency-Key)."`
 	// HandoffTimeoutSec is the short bound on waiting for the graph: a
 	// request that cannot be handed to it in this time is refused (429),
 	// not buffered.
@@ -167,8 +167,8 @@ A request's packets are emitted together, in order. With ack after_commit (the d
 of a SqliteQueueSink) the answer is 202 {"accepted":N} once every packet is committed; with
 on_accept it is 200 {"accepted":N} once they are handed downstream. Errors: 401 (token,
 WWW-Authenticate; missing signature), 403 (wrong signature), 404, 405, 413, 415, 400 (naming the
-line and offset), 429 + Retry-After (hand-off queue full or max_inflight reached), 503 (no commit
-within ack_timeout_sec, or stopping). docs/connectors-http.md has the details.`,
+line and offset), 429 + Retry-After (not taken within handoff_timeout_sec, or max_inflight reached), 503 (not
+taken downstream or not committed within ack_timeout_sec, nacked, or stopping). docs/connectors-http.md has the details.`,
 		Defaults: Defaults,
 		Metrics: []plugin.MetricSpec{
 			{Name: "requests_total", Help: "HTTP requests received, whatever the answer."},
