@@ -24,7 +24,16 @@ const maxHeaderValue = 256
 
 func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
+	// Close waits for handlers; one that starts after (a connection the
+	// forced close left reading) answers at once, uncounted there.
+	s.hmu.RLock()
+	if s.closed {
+		s.hmu.RUnlock()
+		s.unavailable(w, "stopped")
+		return
+	}
 	s.handlers.Add(1)
+	s.hmu.RUnlock()
 	defer s.handlers.Done()
 	id := r.Header.Get("X-Request-Id")
 	if id == "" || len(id) > maxHeaderValue {

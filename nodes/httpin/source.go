@@ -72,6 +72,8 @@ type source struct {
 	stopOnce, closeOnce, shutOnce sync.Once
 	shutDone                      chan struct{}  // Shutdown returned
 	handlers                      sync.WaitGroup // ServeHTTP calls; Close waits for them
+	hmu                           sync.RWMutex   // orders handlers.Add before Close's Wait
+	closed                        bool           // under hmu: Close is waiting for handlers
 	closeErr                      error
 
 	requests, accepted, unauthorized, tooLarge, badRequest, throttled, notCommitted, inflight atomic.Int64
@@ -246,6 +248,9 @@ func (s *source) Close(ctx context.Context) error {
 		<-s.served
 		// The server no longer waits for handlers after a forced close:
 		// they return promptly (closing), so wait for them here.
+		s.hmu.Lock()
+		s.closed = true
+		s.hmu.Unlock()
 		done := make(chan struct{})
 		go func() { s.handlers.Wait(); close(done) }()
 		select {
