@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -197,4 +198,88 @@ func TestIngestSurvivesKill9(t *testing.T) {
 		t.Fatalf("integrity %v %v", res, err)
 	}
 	t.Logf("%d kills, %d requests answered 202, %d rows stored", kills, len(accepted), len(stored))
+}
+
+// TestIngestStopsCleanly: SIGTERM while clients post: the process exits 0
+// within its stop bound, every request got an answer (202, or 503/429 to
+// retry), every 202 is in the queue, and the port is closed.
+func TestIngestStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ingest.yaml"), []byte(ingestGraph), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, addr, logs := startIngest(t, dir)
+	url := "http://" + addr + "/ingest"
+	client := &http.Client{Timeout: 15 * time.Second}
+	var (
+		mu       sync.Mutex
+		accepted []string
+		ok       atomic.Int64
+		seq      atomic.Int64
+		stopped  atomic.Bool
+		wg       sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for !stopped.Load() {
+				key := fmt.Sprintf("s%d", seq.Add(1))
+				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"key":"`+key+`"}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer e2e-token")
+				req.Header.Set("Idempotency-Key", key)
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the listener closed
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusAccepted:
+					mu.Lock()
+					accepted = append(accepted, key+"#0")
+					mu.Unlock()
+					ok.Add(1)
+				case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+				default:
+					t.Errorf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ok.Load() < 100 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("no exit 20s after SIGTERM:\n%s", logs())
+	}
+	stopped.Store(true)
+	wg.Wait()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "q.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, k := range accepted {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM packets WHERE idempotency_key = ?`, k).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("request %s answered 202: %d rows (%v)", k, n, err)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("port still open after exit")
+	}
+	t.Logf("%d requests answered 202 before and during the stop", len(accepted))
 }
