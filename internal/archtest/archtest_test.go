@@ -44,6 +44,7 @@ var rules = []rule{
 	{pkg: "internal/procgraph", allow: []string{"internal/graph", "packet", "plugin"}},
 	// Graph unit tests: a graph with test doubles, run through the engine.
 	{pkg: "internal/graphtest", allow: []string{"engine", "internal/graph", "packet", "plugin"}},
+	{pkg: "internal/netaddr", stdOnly: true},
 	{pkg: "internal/cli/", allow: []string{"engine", "internal/", "packet", "plugin", "redact"}},
 	{pkg: "internal/archtest"},
 	// The door: run a graph, run the command line; given a registry, never
@@ -53,7 +54,7 @@ var rules = []rule{
 	{pkg: "configs", stdOnly: true},
 	// Nodes: plugin API, plus the durable queue for nodes/durable.
 	{pkg: "nodes/all", allow: []string{"nodes/", "packs/", "plugin"}},
-	{pkg: "nodes/", allow: []string{"internal/queue", "packet", "plugin", "redact"}},
+	{pkg: "nodes/", allow: []string{"internal/netaddr", "internal/queue", "packet", "plugin", "redact"}},
 	{pkg: "packs/", allow: []string{"packs/", "nodes/dev", "nodes/io", "nodes/durable", "internal/queue", "packet", "plugin", "redact"}},
 	// Binaries: the door and a registry.
 	{pkg: "cmd/", allow: []string{"cli", "nodes/all"}},

@@ -8,6 +8,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	execnodes "github.com/schnitzel-stream/schnitzel/nodes/exec"
+	"github.com/schnitzel-stream/schnitzel/nodes/httpin"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/nodes/lines"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
@@ -20,6 +21,7 @@ func Register(r *plugin.Registry) {
 	dev.Register(r)
 	durable.Register(r)
 	execnodes.Register(r)
+	httpin.Register(r)
 	ionodes.Register(r)
 	lines.Register(r)
 	vision.Register(r)

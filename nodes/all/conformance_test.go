@@ -79,6 +79,7 @@ func TestConformance(t *testing.T) {
 		nodes + "file_sink:JsonFileSink":                    {Input: pkt(), StartFails: packet.MapOf("dir", under("out"))},
 		nodes + "file_sink:JsonlSink":                       {Config: packet.MapOf("path", "out.jsonl"), Input: pkt(), StartFails: packet.MapOf("path", under("out.jsonl"))},
 		nodes + "http:HttpJsonSink":                         {Config: packet.MapOf("url", srv.URL), Input: pkt()},
+		nodes + "http:HttpServerSource":                     {Config: packet.MapOf("listen", "127.0.0.1:0"), StartFails: packet.MapOf("listen", "127.0.0.1:0", "tls_cert_file", under("cert.pem"), "tls_key_file", under("key.pem"))},
 		nodes + "video:OpenCvVideoFileSource":               videoFixture(t),
 		vision + "OpenCvBboxDisplaySink":                    {Config: packet.MapOf("output_dir", "frames"), Input: frames(), StartFails: packet.MapOf("output_dir", under("frames"))},
 		nodes + "video:EveryNthFrameSamplerNode":            {Input: frames()},

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/netaddr"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -467,13 +468,7 @@ func checkListen(addr string, tls, tokenFile bool) error {
 		addr, where, strings.Join(missing, " and "), port)
 }
 
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(host string) bool { return netaddr.Loopback(host) }
 
 // urlHost is the printable host:port of the bound address.
 func urlHost(a *net.TCPAddr, listen string) string {
