@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -74,8 +73,6 @@ func (r *runner) test(cond *program, p *packet.Packet) (bool, error) {
 	}
 	return b, nil
 }
-
-var errNotBool = errors.New("not a boolean")
 
 func (f *filter) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
 	ok, err := f.run.test(f.cond, p)
