@@ -154,6 +154,7 @@ func (c *MappingConfig) Validate() error {
 func (c *MappingConfig) compile() (*mapper, error) {
 	sets, renames, dels, errs := c.ops()
 	m := &mapper{renames: renames, dels: dels}
+	m.work.grow = len(sets)
 	for _, s := range sets {
 		p, err := compile(s.src, false)
 		if err != nil {

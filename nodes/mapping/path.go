@@ -45,6 +45,7 @@ func parsePath(s string) (path, error) {
 type work struct {
 	p     *packet.Packet
 	owned []*packet.Map
+	grow  int // room a clone gets for new keys (a Mapping's set count)
 }
 
 func (w *work) reset(p *packet.Packet) {
@@ -56,7 +57,7 @@ func (w *work) own(m *packet.Map) *packet.Map {
 	if slices.Contains(w.owned, m) {
 		return m
 	}
-	c := m.Clone(1)
+	c := m.Clone(max(1, w.grow))
 	w.owned = append(w.owned, c)
 	return c
 }
