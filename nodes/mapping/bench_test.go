@@ -12,7 +12,7 @@ import (
 // discard is an Emitter that keeps nothing.
 type discard struct{ n int }
 
-func (d *discard) Emit(*packet.Packet) error            { d.n++; return nil }
+func (d *discard) Emit(*packet.Packet) error             { d.n++; return nil }
 func (d *discard) EmitPort(string, *packet.Packet) error { d.n++; return nil }
 
 // benchSet is the 3-field mapping of configs/bench/mapping_filter_v2.yaml.
@@ -59,7 +59,7 @@ type chain struct {
 	out  plugin.Emitter
 }
 
-func (c *chain) Emit(p *packet.Packet) error            { return c.next.Process(c.ctx, p, c.out) }
+func (c *chain) Emit(p *packet.Packet) error           { return c.next.Process(c.ctx, p, c.out) }
 func (c *chain) EmitPort(string, *packet.Packet) error { panic("no ports") }
 
 // BenchmarkMappingOnly is Mapping alone, per packet.

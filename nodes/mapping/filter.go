@@ -36,7 +36,7 @@ func registerFilter(r *plugin.Registry) {
 		Metrics: []plugin.MetricSpec{
 			{Name: "kept_total", Help: "Packets the condition was true for (passed on)."},
 			{Name: "dropped_total", Help: "Packets the condition was false for (dropped on purpose)."},
-			{Name: "errors_total", Help: "Packets whose condition failed at run time or was not a boolean (handled by on_error)."},
+			{Name: "eval_errors_total", Help: "Packets whose condition failed at run time or was not a boolean (handled by on_error)."},
 		},
 		Defaults: FilterConfig{ErrorPolicy: ErrorPolicy{OnError: onErrorDrop}},
 		NewProcessor: func(c FilterConfig, env plugin.Env) (plugin.Processor, error) {
@@ -57,7 +57,7 @@ type filter struct {
 }
 
 func (f *filter) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "kept_total", Value: f.kept.Load()}, {Name: "dropped_total", Value: f.dropped.Load()}, {Name: "errors_total", Value: f.errors.Load()}}
+	return []plugin.Metric{{Name: "kept_total", Value: f.kept.Load()}, {Name: "dropped_total", Value: f.dropped.Load()}, {Name: "eval_errors_total", Value: f.errors.Load()}}
 }
 
 // test evaluates a condition for p.

@@ -40,7 +40,7 @@ const (
 
 // ErrorPolicy is the on_error key every expression node has.
 type ErrorPolicy struct {
-	OnError string `yaml:"on_error" enum:"drop,error,pass" doc:"What a runtime error in an expression does (division by zero, a field read from null, a result of the wrong type): drop the packet (counted in errors_total; the run ends degraded), error (the run fails) or pass (the input goes on unchanged, counted)."`
+	OnError string `yaml:"on_error" enum:"drop,error,pass" doc:"What a runtime error in an expression does (division by zero, a field read from null, a result of the wrong type): drop the packet (counted in eval_errors_total; the run ends degraded), error (the run fails) or pass (the input goes on unchanged, counted)."`
 }
 
 // failer applies an ErrorPolicy.
@@ -192,7 +192,7 @@ func registerMapping(r *plugin.Registry) {
 		Stability: plugin.Experimental,
 		Description: "Sets run in the order written and each sees the packet as the ones before left it; then renames, then deletes. " +
 			"The input packet is never changed: the output is a copy (same packet_id and ts) whose changed objects are copies.",
-		Metrics:  []plugin.MetricSpec{{Name: "errors_total", Help: "Packets whose expressions failed at run time (handled by on_error)."}},
+		Metrics:  []plugin.MetricSpec{{Name: "eval_errors_total", Help: "Packets whose expressions failed at run time (handled by on_error)."}},
 		Defaults: MappingConfig{ErrorPolicy: ErrorPolicy{OnError: onErrorDrop}},
 		NewProcessor: func(c MappingConfig, env plugin.Env) (plugin.Processor, error) {
 			m, err := c.compile()
@@ -206,7 +206,7 @@ func registerMapping(r *plugin.Registry) {
 }
 
 func (m *mapper) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "errors_total", Value: m.errors.Load()}}
+	return []plugin.Metric{{Name: "eval_errors_total", Value: m.errors.Load()}}
 }
 
 func (m *mapper) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

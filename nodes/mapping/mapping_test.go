@@ -127,7 +127,7 @@ func TestMappingRuntimeErrors(t *testing.T) {
 				t.Errorf("pass did not pass the input as it was")
 			}
 			if m := n.(plugin.Metrics).Metrics(); m[0].Value != 1 {
-				t.Errorf("errors_total = %d", m[0].Value)
+				t.Errorf("eval_errors_total = %d", m[0].Value)
 			}
 		})
 	}

@@ -43,7 +43,7 @@ func registerSplit(r *plugin.Registry) {
 			"With as, the element is set at that path of a copy of the payload, and the list field is removed.",
 		Metrics: []plugin.MetricSpec{
 			{Name: "emitted_total", Help: "Packets emitted (list elements)."},
-			{Name: "errors_total", Help: "Packets whose field was not a list (handled by on_error)."},
+			{Name: "eval_errors_total", Help: "Packets whose field was not a list (handled by on_error)."},
 		},
 		Defaults: SplitConfig{Field: "payload.items", ErrorPolicy: ErrorPolicy{OnError: onErrorDrop}},
 		NewProcessor: func(c SplitConfig, env plugin.Env) (plugin.Processor, error) {
@@ -71,7 +71,7 @@ type splitter struct {
 }
 
 func (s *splitter) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "emitted_total", Value: s.emitted.Load()}, {Name: "errors_total", Value: s.errors.Load()}}
+	return []plugin.Metric{{Name: "emitted_total", Value: s.emitted.Load()}, {Name: "eval_errors_total", Value: s.errors.Load()}}
 }
 
 func (s *splitter) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

@@ -90,7 +90,7 @@ func registerSwitch(r *plugin.Registry) {
 		Metrics: []plugin.MetricSpec{
 			{Name: "matched_total", Help: "Packets at least one case matched."},
 			{Name: "unmatched_total", Help: "Packets no case matched (sent to default_port)."},
-			{Name: "errors_total", Help: "Packets whose condition failed at run time or was not a boolean (handled by on_error)."},
+			{Name: "eval_errors_total", Help: "Packets whose condition failed at run time or was not a boolean (handled by on_error)."},
 		},
 		Defaults: SwitchConfig{DefaultPort: "default", ErrorPolicy: ErrorPolicy{OnError: onErrorDrop}},
 		NewProcessor: func(c SwitchConfig, env plugin.Env) (plugin.Processor, error) {
@@ -124,7 +124,7 @@ type switcher struct {
 }
 
 func (s *switcher) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "matched_total", Value: s.matched.Load()}, {Name: "unmatched_total", Value: s.unmatched.Load()}, {Name: "errors_total", Value: s.errors.Load()}}
+	return []plugin.Metric{{Name: "matched_total", Value: s.matched.Load()}, {Name: "unmatched_total", Value: s.unmatched.Load()}, {Name: "eval_errors_total", Value: s.errors.Load()}}
 }
 
 func (s *switcher) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
