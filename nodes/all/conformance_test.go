@@ -75,6 +75,8 @@ func TestConformance(t *testing.T) {
 		nodes + "map:Mapping":                               {Config: packet.MapOf("set", packet.MapOf("payload.m", "payload.n * 2")), Input: pkt()},
 		nodes + "map:Filter":                                {Config: packet.MapOf("condition", "payload.n > 0"), Input: pkt()},
 		nodes + "map:Switch":                                {Config: packet.MapOf("cases", []any{packet.MapOf("port", "one", "condition", "payload.n == 1")}), Input: pkt()},
+		nodes + "map:Dedupe":                                {Input: pkt()},
+		nodes + "map:RateLimit":                             {Config: packet.MapOf("key", "source_id", "on_limit", "delay", "burst", int64(1)), Input: append(pkt(), pkt()...)},
 		nodes + "map:Split":                                 {Config: packet.MapOf("field", "payload.items"), Input: []*packet.Packet{packet.New("event", "cam01", packet.MapOf("items", []any{int64(1), int64(2)}), "2026-02-14T00:00:00+00:00", nil)}},
 		nodes + "video:OpenCvVideoFileSource":               videoFixture(t),
 		vision + "OpenCvBboxDisplaySink":                    {Config: packet.MapOf("output_dir", "frames"), Input: frames(), StartFails: packet.MapOf("output_dir", under("frames"))},

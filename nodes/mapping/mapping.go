@@ -27,6 +27,8 @@ func Register(r *plugin.Registry) {
 	registerFilter(r)
 	registerSwitch(r)
 	registerSplit(r)
+	registerDedupe(r)
+	registerRateLimit(r)
 }
 
 // On-error policies for a runtime error (a division by zero, a fetch from
