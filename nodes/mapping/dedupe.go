@@ -22,7 +22,7 @@ type DedupeConfig struct {
 
 // Validate compiles the key and checks the bounds.
 func (c *DedupeConfig) Validate() error {
-	var errs []error
+	errs := []error{c.ErrorPolicy.validate()}
 	if strings.TrimSpace(c.Key) == "" {
 		errs = append(errs, plugin.Errorf("key", "key must not be empty"))
 	} else if _, err := compile(c.Key, false); err != nil {
@@ -57,7 +57,7 @@ func registerDedupe(r *plugin.Registry) {
 			}
 			return &dedupe{key: p, ttl: c.TTL.Duration(), max: c.MaxKeys, now: time.Now,
 				seen: map[string]*list.Element{}, order: list.New(),
-				failer: failer{id: env.NodeID, policy: c.OnError, log: env.Logger}}, nil
+				failer: c.failer(env)}, nil
 		},
 	})
 }

@@ -18,13 +18,13 @@ type FilterConfig struct {
 
 // Validate compiles the condition.
 func (c *FilterConfig) Validate() error {
+	errs := []error{c.ErrorPolicy.validate()}
 	if strings.TrimSpace(c.Condition) == "" {
-		return plugin.Errorf("condition", "condition must not be empty")
+		errs = append(errs, plugin.Errorf("condition", "condition must not be empty"))
+	} else if _, err := compile(c.Condition, true); err != nil {
+		errs = append(errs, plugin.Errorf("condition", "%v", err))
 	}
-	if _, err := compile(c.Condition, true); err != nil {
-		return plugin.Errorf("condition", "%v", err)
-	}
-	return nil
+	return joinErrs(errs)
 }
 
 func registerFilter(r *plugin.Registry) {
@@ -44,7 +44,7 @@ func registerFilter(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: condition: %w", env.NodeID, err)
 			}
-			return &filter{cond: p, failer: failer{id: env.NodeID, policy: c.OnError, log: env.Logger}}, nil
+			return &filter{cond: p, failer: c.failer(env)}, nil
 		},
 	})
 }

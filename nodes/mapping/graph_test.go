@@ -152,3 +152,44 @@ func TestSwitchGraph(t *testing.T) {
 		t.Errorf("bad from_port: %v", err)
 	}
 }
+
+func TestErrorPortGraph(t *testing.T) {
+	g := head + `  - id: m
+    kind: node
+    plugin: schnitzel_stream.nodes.map:Mapping
+    config:
+      set:
+        payload.r: 100 % (payload.t - 25)
+      error_port: failed
+  - id: ok
+    kind: sink
+    plugin: schnitzel_stream.nodes.dev:PrintSink
+    config: {prefix: "OK "}
+  - id: bad
+    kind: sink
+    plugin: schnitzel_stream.nodes.dev:PrintSink
+    config: {prefix: "BAD "}
+edges:
+  - {from: src, to: m}
+  - {from: m, to: ok}
+  - {from: m, from_port: failed, to: bad}
+`
+	r := plugintest.RunGraph(t, g, graphReg())
+	var ok, bad int
+	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		switch {
+		case strings.HasPrefix(l, "OK ") && strings.Contains(l, `"r": `):
+			ok++
+		case strings.HasPrefix(l, "BAD ") && strings.Contains(l, `"name": "b"`) && strings.Contains(l, `integer divide by zero`) && !strings.Contains(l, `"r": `):
+			bad++
+		default:
+			t.Errorf("unexpected line %s", l)
+		}
+	}
+	if ok != 2 || bad != 1 {
+		t.Errorf("ok %d bad %d:\n%s", ok, bad, r.Stdout)
+	}
+	if r.Report.Status != "ok" {
+		t.Errorf("status %s: a packet sent to the error port is not lost", r.Report.Status)
+	}
+}

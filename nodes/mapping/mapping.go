@@ -42,13 +42,34 @@ const (
 
 // ErrorPolicy is the on_error key every expression node has.
 type ErrorPolicy struct {
-	OnError string `yaml:"on_error" enum:"drop,error,pass" doc:"What a runtime error in an expression does (division by zero, a field read from null, a result of the wrong type): drop the packet (counted in eval_errors_total; the run ends degraded), error (the run fails) or pass (the input goes on unchanged, counted)."`
+	OnError   string `yaml:"on_error" enum:"drop,error,pass" doc:"What a runtime error in an expression does (division by zero, a field read from null, a result of the wrong type): drop the packet (counted in eval_errors_total; the run ends degraded), error (the run fails) or pass (the input goes on unchanged, counted)."`
+	ErrorPort string `yaml:"error_port" doc:"Output port for the packets a runtime error hit, instead of on_error: the input, with meta.error holding the message (counted in eval_errors_total). Empty: on_error decides."`
+}
+
+// OutPorts makes the error port an output port (plugin.PortConfig).
+func (e ErrorPolicy) OutPorts() []string {
+	if e.ErrorPort == "" {
+		return []string{}
+	}
+	return []string{e.ErrorPort}
+}
+
+func (e ErrorPolicy) validate() error {
+	if e.ErrorPort != "" && !validPort(e.ErrorPort) {
+		return plugin.Errorf("error_port", "port %q must be a name (letters, digits, _; not starting with a digit)", e.ErrorPort)
+	}
+	return nil
+}
+
+func (e ErrorPolicy) failer(env plugin.Env) failer {
+	return failer{id: env.NodeID, policy: e.OnError, port: e.ErrorPort, log: env.Logger}
 }
 
 // failer applies an ErrorPolicy.
 type failer struct {
 	id     string
 	policy string
+	port   string
 	log    *slog.Logger
 	warn   plugin.RateLog
 	errors atomic.Int64
@@ -58,6 +79,12 @@ type failer struct {
 func (f *failer) fail(p *packet.Packet, err error, out plugin.Emitter) error {
 	f.errors.Add(1)
 	err = fmt.Errorf("node %q: packet %s: %w", f.id, p.ID, err)
+	if f.port != "" {
+		q := p.Copy()
+		q.Meta = p.Meta.Clone(1)
+		q.Meta.Set("error", err.Error())
+		return out.EmitPort(f.port, q)
+	}
 	switch f.policy {
 	case onErrorFail:
 		return err
@@ -165,6 +192,9 @@ func (c *MappingConfig) compile() (*mapper, error) {
 		}
 		m.sets = append(m.sets, compiledSet{path: s.path, prog: p})
 	}
+	if err := c.ErrorPolicy.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) == 0 && len(m.sets)+len(renames)+len(dels) == 0 {
 		errs = append(errs, plugin.Errorf("set", "nothing to do: give set, rename or delete"))
 	}
@@ -201,7 +231,7 @@ func registerMapping(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			m.failer = failer{id: env.NodeID, policy: c.OnError, log: env.Logger}
+			m.failer = c.failer(env)
 			return m, nil
 		},
 	})

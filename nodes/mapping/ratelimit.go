@@ -25,7 +25,7 @@ type RateLimitConfig struct {
 
 // Validate compiles the key and checks the numbers.
 func (c *RateLimitConfig) Validate() error {
-	var errs []error
+	errs := []error{c.ErrorPolicy.validate()}
 	if strings.TrimSpace(c.Key) != "" {
 		if _, err := compile(c.Key, false); err != nil {
 			errs = append(errs, plugin.Errorf("key", "%v", err))
@@ -62,7 +62,7 @@ func registerRateLimit(r *plugin.Registry) {
 		NewProcessor: func(c RateLimitConfig, env plugin.Env) (plugin.Processor, error) {
 			rl := &rateLimit{rate: c.Rate, burst: float64(c.Burst), delay: c.OnLimit == "delay", max: c.MaxKeys,
 				buckets: map[string]*bucket{}, now: time.Now, stop: make(chan struct{}),
-				failer: failer{id: env.NodeID, policy: c.OnError, log: env.Logger}}
+				failer: c.failer(env)}
 			if strings.TrimSpace(c.Key) != "" {
 				p, err := compile(c.Key, false)
 				if err != nil {

@@ -19,7 +19,7 @@ type SplitConfig struct {
 
 // Validate checks the paths.
 func (c *SplitConfig) Validate() error {
-	var errs []error
+	errs := []error{c.ErrorPolicy.validate()}
 	if p, err := parsePath(c.Field); err != nil {
 		errs = append(errs, plugin.Errorf("field", "%v", err))
 	} else if p.root == "kind" || p.root == "source_id" {
@@ -50,7 +50,7 @@ func registerSplit(r *plugin.Registry) {
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			s := &splitter{indexKey: c.IndexKey, failer: failer{id: env.NodeID, policy: c.OnError, log: env.Logger}}
+			s := &splitter{indexKey: c.IndexKey, failer: c.failer(env)}
 			s.field, _ = parsePath(c.Field)
 			if c.As != "" {
 				as, _ := parsePath(c.As)

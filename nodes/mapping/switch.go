@@ -34,8 +34,10 @@ func (c SwitchConfig) OutPorts() []string {
 			ports = append(ports, k.Port)
 		}
 	}
-	if c.DefaultPort != "" && !slices.Contains(ports, c.DefaultPort) {
-		ports = append(ports, c.DefaultPort)
+	for _, p := range append([]string{c.DefaultPort}, c.ErrorPolicy.OutPorts()...) {
+		if p != "" && !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
 	}
 	return ports
 }
@@ -47,7 +49,7 @@ func (c *SwitchConfig) Validate() error {
 }
 
 func (c *SwitchConfig) compile() ([]*program, error) {
-	var errs []error
+	errs := []error{c.ErrorPolicy.validate()}
 	if len(c.Cases) == 0 {
 		errs = append(errs, plugin.Errorf("cases", "give at least one case"))
 	}
@@ -98,7 +100,7 @@ func registerSwitch(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			s := &switcher{all: c.AllMatches, def: c.DefaultPort, failer: failer{id: env.NodeID, policy: c.OnError, log: env.Logger}}
+			s := &switcher{all: c.AllMatches, def: c.DefaultPort, failer: c.failer(env)}
 			for i, k := range c.Cases {
 				s.cases = append(s.cases, switchCase{port: k.Port, cond: progs[i]})
 			}
