@@ -77,6 +77,14 @@ type PortProcessor interface {
 	ProcessPort(ctx context.Context, port string, p *packet.Packet, out Emitter) error
 }
 
+// PortConfig is implemented by a decoded config whose output ports depend
+// on the config (a Switch's cases): for that node, OutPorts replaces
+// Spec.OutPorts, where the validator checks edges' from_port and the
+// runtime routes EmitPort.
+type PortConfig interface {
+	OutPorts() []string
+}
+
 // Starter is implemented by nodes that hold resources (files, sockets,
 // subprocesses). Start runs once, before any Run or Process.
 type Starter interface {

@@ -29,8 +29,21 @@ type PlanNode struct {
 	Entry   *plugin.Entry
 	Decoded any // typed config from Entry.Decode, for Entry.Build
 	badCfg  bool
+	ports   []string // from a plugin.PortConfig; nil: Entry.OutPorts
 	In      []*Edge
 	Out     []*Edge
+}
+
+// OutPorts are the node's output ports: its config's when the config
+// decides them (plugin.PortConfig), otherwise its Spec's.
+func (pn *PlanNode) OutPorts() []string {
+	if pn.ports != nil {
+		return pn.ports
+	}
+	if pn.Entry == nil {
+		return nil
+	}
+	return pn.Entry.OutPorts
 }
 
 var portRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -235,13 +248,17 @@ func (v *validator) checkPlugin(pn *PlanNode) {
 	}
 	pn.badCfg = len(errs) > 0
 	pn.Decoded = dec
+	if pc, ok := dec.(plugin.PortConfig); ok {
+		pn.ports = append([]string{}, pc.OutPorts()...) // non-nil: the config decides, even when it names none
+	}
+	ports := pn.OutPorts()
 	for _, out := range pn.Out {
 		switch {
 		case out.FromPort == "":
-		case len(e.OutPorts) == 0:
+		case len(ports) == 0:
 			v.at(SevWarning, g.PosOf(out.path+".from_port"), out.Subject(), "from_port %q: %s declares no output ports, so every packet goes down every edge (from_port ignored)", out.FromPort, shortName(pn.Plugin))
-		case !slices.Contains(e.OutPorts, out.FromPort):
-			v.at(SevError, g.PosOf(out.path+".from_port"), out.Subject(), "node %q has no output port %q%s (ports of %s: %s)", pn.ID, out.FromPort, plugin.DidYouMean(out.FromPort, e.OutPorts), pn.Plugin, strings.Join(e.OutPorts, ", "))
+		case !slices.Contains(ports, out.FromPort):
+			v.at(SevError, g.PosOf(out.path+".from_port"), out.Subject(), "node %q has no output port %q%s (ports of %s: %s)", pn.ID, out.FromPort, plugin.DidYouMean(out.FromPort, ports), pn.Plugin, strings.Join(ports, ", "))
 		}
 	}
 	for _, in := range pn.In {
@@ -491,7 +508,7 @@ func closedCycle(comp []string, edges []*Edge, byID map[string]*PlanNode) bool {
 		if pn.Entry == nil {
 			return false // unknown plugin: already an error, say nothing more
 		}
-		for _, port := range pn.Entry.OutPorts {
+		for _, port := range pn.OutPorts() {
 			if !used[id][port] {
 				return false
 			}

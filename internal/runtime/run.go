@@ -270,7 +270,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 	}
 	for _, n := range x.nodes {
 		n.tapIn = !n.source && len(n.pn.Out) == 0
-		ports := n.pn.Entry.OutPorts
+		ports := n.pn.OutPorts()
 		for _, e := range n.pn.Out {
 			port := e.FromPort
 			if len(ports) == 0 {

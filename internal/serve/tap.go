@@ -122,7 +122,7 @@ func (s *Supervisor) Tap(name, node, port string) (TapStream, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("graph %q has no node %q: %w", name, node, ErrNoNode)
 	}
-	if ports := pn.Entry.OutPorts; port != "" && len(pn.Out) > 0 && len(ports) > 0 && !slices.Contains(ports, port) {
+	if ports := pn.OutPorts(); port != "" && len(pn.Out) > 0 && len(ports) > 0 && !slices.Contains(ports, port) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("node %q of graph %q has no port %q (ports: %v): %w", node, name, port, ports, ErrNoNode)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/nodes/httpin"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/nodes/lines"
+	"github.com/schnitzel-stream/schnitzel/nodes/mapping"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -24,6 +25,7 @@ func Register(r *plugin.Registry) {
 	httpin.Register(r)
 	ionodes.Register(r)
 	lines.Register(r)
+	mapping.Register(r)
 	vision.Register(r)
 }
 
