@@ -88,6 +88,18 @@ var metricName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // checkMetrics panics on a malformed metric list: like a malformed name,
 // it is a programming error and should fail the first test that registers.
+// ReservedMetric reports whether name is one of the per-node metrics the
+// runtime reports for every node (the run report's node.<id>.<name>): a
+// node may not declare one, or its value would be silently replaced.
+func ReservedMetric(name string) bool {
+	switch name {
+	case "consumed", "produced", "is_source", "is_sink", "inbox_dropped_total",
+		"errors_total", "process_avg_us", "process_max_us", "abandoned_total":
+		return true
+	}
+	return false
+}
+
 func checkMetrics(node string, ms []MetricSpec) {
 	seen := map[string]bool{}
 	for _, m := range ms {
@@ -96,6 +108,8 @@ func checkMetrics(node string, ms []MetricSpec) {
 			panic(fmt.Sprintf("plugin %s: malformed metric name %q (want lower_snake_case)", node, m.Name))
 		case seen[m.Name]:
 			panic(fmt.Sprintf("plugin %s: metric %s declared twice", node, m.Name))
+		case ReservedMetric(m.Name):
+			panic(fmt.Sprintf("plugin %s: metric %s is reported by the runtime for every node; choose another name", node, m.Name))
 		case strings.TrimSpace(m.Help) == "":
 			panic(fmt.Sprintf("plugin %s: metric %s has no help", node, m.Name))
 		case m.Gauge == strings.HasSuffix(m.Name, "_total"):

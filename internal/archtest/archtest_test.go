@@ -31,7 +31,7 @@ var rules = []rule{
 	// Core: knows nodes only through plugin.Registry.
 	{pkg: "internal/graph", allow: []string{"packet", "plugin"}},
 	{pkg: "internal/runtime", allow: []string{"internal/graph", "packet", "plugin"}},
-	{pkg: "internal/report", allow: []string{"internal/runtime", "internal/graph", "packet", "redact"}},
+	{pkg: "internal/report", allow: []string{"internal/runtime", "internal/graph", "packet", "plugin", "redact"}},
 	{pkg: "internal/queue", allow: []string{"packet", "redact"}},
 	{pkg: "internal/ops/", allow: []string{"internal/ops/", "internal/graph", "internal/queue", "internal/runtime", "packet", "plugin", "redact"}},
 	// The control plane: runs graphs through the engine entry point.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/runtime"
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
@@ -47,12 +48,6 @@ type ErrorInfo struct {
 	Plugin  string
 	Phase   string
 	Message string
-}
-
-// Baseline per-node metric names; extension metrics may not overwrite them.
-var baseline = map[string]bool{
-	"consumed": true, "produced": true, "is_source": true, "is_sink": true, "inbox_dropped_total": true,
-	"errors_total": true, "process_avg_us": true, "process_max_us": true, "abandoned_total": true,
 }
 
 // FromResult builds the report of a v2 run.
@@ -122,7 +117,7 @@ func Metrics(s runtime.Snapshot) *packet.Map {
 	for _, n := range s.Nodes {
 		p := "node." + n.ID + "."
 		for _, e := range n.Extension {
-			if e.Name == "" || baseline[e.Name] {
+			if e.Name == "" || plugin.ReservedMetric(e.Name) {
 				continue
 			}
 			m.Set(p+e.Name, e.Value)
