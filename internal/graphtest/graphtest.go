@@ -33,6 +33,8 @@ const Suffix = "_test.yaml"
 const (
 	staticSource = "schnitzel_stream.nodes.dev:StaticSource"
 	captureSink  = "schnitzel_stream.test:Capture"
+	filterNode   = "schnitzel_stream.nodes.map:Filter"
+	violations   = "\x00violations:" // capture key prefix of condition failures
 )
 
 // File is one test file.
@@ -58,6 +60,9 @@ type Expect struct {
 	Packets []any // expected packets (kind, source_id, payload, meta, ts), in order unless Order is any
 	Order   string
 	Match   string // subset (default): given fields and map keys must match; exact: whole values
+	// Condition is an expression (docs/processing.md) every packet must
+	// make true; it runs in the graph as a Filter node of its negation.
+	Condition string
 }
 
 type rawFile struct {
@@ -74,10 +79,11 @@ type rawCase struct {
 }
 
 type rawExpectation struct {
-	Count   *int   `yaml:"count"`
-	Packets []any  `yaml:"packets"`
-	Order   string `yaml:"order"`
-	Match   string `yaml:"match"`
+	Condition string `yaml:"condition"`
+	Count     *int   `yaml:"count"`
+	Packets   []any  `yaml:"packets"`
+	Order     string `yaml:"order"`
+	Match     string `yaml:"match"`
 }
 
 // LoadFile reads a test file; errors name the file and line.
@@ -123,7 +129,7 @@ func LoadFile(path string) (*File, error) {
 			c.Timeout = time.Duration(rc.TimeoutSec * float64(time.Second))
 		}
 		for id, re := range rc.Expect {
-			e := Expect{Count: re.Count, Packets: re.Packets, Order: re.Order, Match: re.Match}
+			e := Expect{Count: re.Count, Packets: re.Packets, Order: re.Order, Match: re.Match, Condition: re.Condition}
 			switch e.Order {
 			case "":
 				e.Order = "strict"
@@ -138,8 +144,8 @@ func LoadFile(path string) (*File, error) {
 			default:
 				return nil, fmt.Errorf("%s:%d: test %q: expect.%s.match: %q is not subset or exact", path, n.Line, rc.Name, id, e.Match)
 			}
-			if e.Count == nil && e.Packets == nil {
-				return nil, fmt.Errorf("%s:%d: test %q: expect.%s: give count, packets or both", path, n.Line, rc.Name, id)
+			if e.Count == nil && e.Packets == nil && e.Condition == "" {
+				return nil, fmt.Errorf("%s:%d: test %q: expect.%s: give count, packets, condition or several", path, n.Line, rc.Name, id)
 			}
 			c.Expect[id] = e
 		}
@@ -318,12 +324,28 @@ func runCase(ctx context.Context, f *File, c Case, opts Options) []string {
 			g.AddNode(feed, graph.KindSource, staticSource, cfg)
 			g.AddEdge(feed, n.ID)
 		}
+		e, want := c.Expect[n.ID]
 		if n.Kind == graph.KindSink {
 			n.Plugin, n.Config = captureSink, packet.MapOf("target", n.ID)
-		} else if _, want := c.Expect[n.ID]; want {
+		} else if want {
 			rec := "__test_capture_" + n.ID
 			g.AddNode(rec, graph.KindSink, captureSink, packet.MapOf("target", n.ID))
 			g.AddEdge(n.ID, rec)
+		}
+		if want && e.Condition != "" {
+			// Packets for which the condition is not true (or fails)
+			// reach a second recorder; the case wants none there.
+			if _, ok := reg.Lookup(filterNode); !ok {
+				return []string{fmt.Sprintf("expect.%s.condition needs the %s node, which this binary lacks", n.ID, filterNode)}
+			}
+			if n.Kind == graph.KindSink {
+				n.Kind = graph.KindNode // the recorder forwards to the condition check
+			}
+			neg, rec := "__test_condition_"+n.ID, "__test_violations_"+n.ID
+			g.AddNode(neg, graph.KindNode, filterNode, packet.MapOf("condition", "!("+e.Condition+")", "on_error", "pass"))
+			g.AddNode(rec, graph.KindSink, captureSink, packet.MapOf("target", violations+n.ID))
+			g.AddEdge(n.ID, neg)
+			g.AddEdge(neg, rec)
 		}
 	}
 	eopts := engine.Options{Registry: reg, Getenv: opts.Getenv, Prefixes: append(opts.Prefixes, "schnitzel_stream.test"),
@@ -351,6 +373,11 @@ func runCase(ctx context.Context, f *File, c Case, opts Options) []string {
 	sort.Strings(ids)
 	for _, id := range ids {
 		fails = append(fails, check(id, c.Expect[id], cap.got[id])...)
+		if cond := c.Expect[id].Condition; cond != "" {
+			if bad := cap.got[violations+id]; len(bad) > 0 {
+				fails = append(fails, fmt.Sprintf("%s: %d packet(s) do not satisfy condition %q%s", id, len(bad), cond, listing(bad)))
+			}
+		}
 	}
 	return fails
 }

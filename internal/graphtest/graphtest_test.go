@@ -9,6 +9,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/graphtest"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
+	"github.com/schnitzel-stream/schnitzel/nodes/mapping"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
@@ -25,6 +26,7 @@ edges:
 func registry() *plugin.Registry {
 	r := plugin.NewRegistry()
 	dev.Register(r)
+	mapping.Register(r)
 	return r
 }
 
@@ -70,6 +72,10 @@ func TestCases(t *testing.T) {
 		{"exact extra key", "match: exact, packets: [{payload: {seq: 1}}, {payload: {seq: 2}}]", false, "payload.tag: unexpected key"},
 		{"exact ok", "match: exact, packets: [{payload: {seq: 1, tag: x}}, {payload: {seq: 2, tag: y}}]", true, ""},
 		{"type differs", `packets: [{payload: {seq: "1"}}, {payload: {seq: 2}}]`, false, `got 1, want "1"`},
+		{"condition ok", `condition: "payload.seq > 0 && kind == 'tick'"`, true, ""},
+		{"condition fails", `condition: "payload.seq < 2"`, false, `1 packet(s) do not satisfy condition "payload.seq < 2"`},
+		{"condition not bool", `condition: "payload.tag"`, false, "do not satisfy condition"},
+		{"condition bad syntax", `condition: "payload.seq >"`, false, "invalid"},
 		{"too few listed", "packets: [{payload: {seq: 1}}]", false, "got 2 packets, want 1"},
 	}
 	for _, c := range cases {
@@ -111,7 +117,7 @@ func TestBadTestFiles(t *testing.T) {
 		{"no tests", "graph: g.yaml\n", "no tests"},
 		{"typo", "graph: g.yaml\ntests:\n  - {name: a, expcet: {out: {count: 0}}}\n", `unknown key "expcet"`},
 		{"no expect", "graph: g.yaml\ntests:\n  - {name: a}\n", "no expect"},
-		{"empty expectation", "graph: g.yaml\ntests:\n  - {name: a, expect: {out: {}}}\n", "give count, packets or both"},
+		{"empty expectation", "graph: g.yaml\ntests:\n  - {name: a, expect: {out: {}}}\n", "give count, packets, condition or several"},
 		{"bad order", "graph: g.yaml\ntests:\n  - {name: a, expect: {out: {count: 1, order: random}}}\n", "not strict or any"},
 		{"dup name", "graph: g.yaml\ntests:\n  - {name: a, expect: {out: {count: 1}}}\n  - {name: a, expect: {out: {count: 1}}}\n", "used at line 3"},
 		{"top typo", "graph: g.yaml\ntest:\n  - {name: a}\n", "test"},
