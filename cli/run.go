@@ -176,7 +176,7 @@ func (a *App) runV2(parent context.Context, o *runOptions, plan *graph.Plan, gra
 	}
 	stopProgress()
 	_, _ = sdnotify.Notify(sdnotify.Stopping)
-	if err := a.emitReport(o, rep, len(plan.Nodes), len(plan.Graph.Edges)); err != nil {
+	if err := a.emitReport(o, rep, len(plan.Nodes), len(plan.Graph.Edges), stdoutData(plan)); err != nil {
 		return err
 	}
 	if rep.Error != nil {
@@ -331,7 +331,19 @@ func (a *App) serveMetrics(addr string, x *runtime.Executor, stall time.Duration
 	}, nil
 }
 
-func (a *App) emitReport(o *runOptions, rep *report.Report, nodes, edges int) error {
+// stdoutData: a node of the plan writes data on stdout (Spec.StdoutData).
+func stdoutData(plan *graph.Plan) bool {
+	for _, pn := range plan.Nodes {
+		if pn.Entry != nil && pn.Entry.StdoutData {
+			return true
+		}
+	}
+	return false
+}
+
+// emitReport prints the run report or summary; with dataOnStdout the
+// summary line goes to stderr, keeping stdout to the graph's data.
+func (a *App) emitReport(o *runOptions, rep *report.Report, nodes, edges int, dataOnStdout bool) error {
 	switch {
 	case o.reportFile != "":
 		data := append(rep.JSON(), '\n')
@@ -345,7 +357,11 @@ func (a *App) emitReport(o *runOptions, rep *report.Report, nodes, edges int) er
 		fmt.Fprintf(a.Stdout, "%s\n", rep.JSON())
 	default:
 		if rep.Status != report.StatusError {
-			fmt.Fprintln(a.Stdout, rep.Summary(nodes, edges))
+			w := a.Stdout
+			if dataOnStdout {
+				w = a.Stderr
+			}
+			fmt.Fprintln(w, rep.Summary(nodes, edges))
 		}
 	}
 	return nil
@@ -382,7 +398,7 @@ func (a *App) runJob(parent context.Context, cmd *cobra.Command, o *runOptions, 
 		rep.Error = &report.ErrorInfo{Node: "job", Plugin: plan.Job.Name, Phase: "run", Message: err.Error()}
 	}
 	if o.reportJSON || o.reportFile != "" {
-		if e := a.emitReport(o, rep, 0, 0); e != nil {
+		if e := a.emitReport(o, rep, 0, 0, false); e != nil {
 			return e
 		}
 	}

@@ -48,6 +48,10 @@ type Spec[C any] struct {
 	// hold its own acknowledgement (MQTT QoS 1/2, an HTTP 202, a JetStream
 	// message) waits for the commit instead of acking on receipt.
 	Commits bool
+	// StdoutData is true for nodes that write a data stream (JSON lines)
+	// on standard output: the CLI then prints its run summary on stderr,
+	// so that `schnitzel ... | jq` reads only data.
+	StdoutData bool
 	// Ignored are config keys upstream's node accepts and ignores, which
 	// upstream's own graph files set: warnings, not errors (docs/compat.md).
 	Ignored     []string
@@ -152,6 +156,7 @@ type Info struct {
 	OutPorts    []string     `json:"output_ports,omitempty"`
 	PortAware   bool         `json:"reads_input_ports,omitempty"`
 	Commits     bool         `json:"commits,omitempty"`
+	StdoutData  bool         `json:"stdout_data,omitempty"`
 	Ignored     []string     `json:"ignored_keys,omitempty"`
 	Summary     string       `json:"summary"`
 	Description string       `json:"description,omitempty"`
@@ -244,7 +249,7 @@ func (s Spec[C]) entry() *Entry {
 	e := &Entry{
 		Info: Info{
 			Name: s.Name, Aliases: s.Aliases, Role: s.Role,
-			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware, Commits: s.Commits,
+			In: normKinds(s.In), Out: normKinds(s.Out), OutPorts: s.OutPorts, PortAware: s.PortAware, Commits: s.Commits, StdoutData: s.StdoutData,
 			InProfile: s.InProfile, OutProfile: outProfile(s.Out, s.OutProfile),
 			Summary: s.Summary, Description: strings.TrimSpace(s.Description),
 			Stability: s.Stability, Fields: fields, Metrics: s.Metrics, Ignored: s.Ignored,

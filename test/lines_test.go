@@ -55,18 +55,19 @@ func TestStdinToStdout(t *testing.T) {
 		t.Fatalf("report %s (%v)", rep, err)
 	}
 
-	// Without --report-file the run's one-line summary follows the data
-	// on stdout, as after any graph.
+	// Without --report-file stdout stays data only: a StdoutSink moves
+	// the run's one-line summary to stderr.
 	cmd = exec.Command(bin, "--graph", "g.yaml")
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader("{\"a\":1}\n")
+	var errb strings.Builder
+	cmd.Stderr = &errb
 	out, err = cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.SplitN(string(out), "\n", 2)
-	if got[0] != `{"a":1}` || !strings.HasPrefix(got[1], "v2 graph executed") {
-		t.Fatalf("stdout %q", out)
+	if string(out) != "{\"a\":1}\n" || !strings.Contains(errb.String(), "v2 graph executed") {
+		t.Fatalf("stdout %q stderr %q", out, errb.String())
 	}
 }
 

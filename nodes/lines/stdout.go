@@ -17,8 +17,8 @@ type StdoutConfig struct {
 
 func registerStdout(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[StdoutConfig]{
-		Name:    mod + "StdoutSink",
-		Role:    plugin.RoleSink,
+		Name: mod + "StdoutSink",
+		Role: plugin.RoleSink, StdoutData: true,
 		In:      []string{"*"},
 		Summary: "Write each packet as one compact JSON line (NDJSON) on stdout, or only its payload.",
 		Description: `
