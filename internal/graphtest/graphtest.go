@@ -102,7 +102,7 @@ func LoadFile(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: no graph: the file must name the graph under test (graph: FILE, relative to the test file)", path)
 	}
 	if len(raw.Tests) == 0 {
-		return nil, fmt.Errorf("%s: no tests: the file must list its cases under tests:", path)
+		return nil, fmt.Errorf("%s: no tests: the file must list its cases under the tests key", path)
 	}
 	f := &File{Path: path, Graph: raw.Graph, Env: raw.Env}
 	seen := map[string]int{}

@@ -99,12 +99,6 @@ func (l *loader) errf(path, format string, args ...any) {
 		Subject: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (l *loader) warnf(path, format string, args ...any) {
-	p := l.doc.PosOf(path)
-	l.diags = append(l.diags, graph.Diag{File: l.doc.File, Line: p.Line, Col: p.Col, Severity: graph.SevWarning,
-		Subject: path, Msg: fmt.Sprintf(format, args...)})
-}
-
 func (l *loader) keys(m *packet.Map, path, what string, known []string) {
 	for _, k := range m.Keys() {
 		if strings.HasPrefix(k, "x-") {
