@@ -6,27 +6,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
-// backoffWait is the wait before retry n (n = 1 for the first retry): the
-// upstream schedule base, 2·base, 4·base, ... capped at max, with "equal
-// jitter": a uniform draw in [d/2, d] where u in [0, 1) is the random
-// draw. The upper bound is upstream's fixed wait, so we never wait longer
-// than upstream; the lower half spreads a fleet of forwarders that all saw
-// the same outage, so they do not retry in lock step.
+// backoffWait is the wait before retry n: plugin.Backoff, the upstream
+// schedule (base, 2·base, ... capped at max) with equal jitter, so we never
+// wait longer than upstream.
 func backoffWait(n int, base, max time.Duration, u float64) time.Duration {
-	if base <= 0 {
-		return 0 // upstream: a zero backoff never sleeps
-	}
-	d := base
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	half := d / 2
-	return half + time.Duration(u*float64(d-half))
+	return plugin.Backoff(n, base, max, u)
 }
 
 // retryAfter parses a Retry-After header (delay seconds or an HTTP date);
