@@ -78,13 +78,26 @@ func (c *JSSinkConfig) streamSubjects() ([]string, error) {
 	if len(c.StreamSubjects) > 0 {
 		return c.StreamSubjects, nil
 	}
-	toks := strings.Split(c.Subject, ".")
-	for i, t := range toks {
-		if strings.ContainsAny(t, "{}") {
-			if !strings.HasPrefix(t, "{") || !strings.HasSuffix(t, "}") || strings.Count(t, "{") != 1 {
-				return nil, fmt.Errorf("subject %q: cannot derive the stream's subjects from it: set stream_subjects", c.Subject)
-			}
+	t, err := parseSubject(c.Subject)
+	if err != nil {
+		return nil, err
+	}
+	// Fields become a NUL each; a token that is exactly one field is *.
+	var b strings.Builder
+	for _, pt := range t.parts {
+		if pt.root == "" {
+			b.WriteString(pt.lit)
+		} else {
+			b.WriteByte(0)
+		}
+	}
+	toks := strings.Split(b.String(), ".")
+	for i, tok := range toks {
+		switch {
+		case tok == "\x00":
 			toks[i] = "*"
+		case strings.ContainsRune(tok, 0):
+			return nil, fmt.Errorf("subject %q: cannot derive the stream's subjects from it (a {field} shares a token): set stream_subjects", c.Subject)
 		}
 	}
 	return []string{strings.Join(toks, ".")}, nil
@@ -137,6 +150,8 @@ type jsSink struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	ensured bool
+	// subjects of the checked stream; nil: not known (no stream key).
+	subjects []string
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -241,8 +256,23 @@ func (s *jsSink) ensureStream(ctx context.Context) error {
 			return fmt.Errorf("%w: stream %q exists with subjects %v, which do not cover %q (the subject %q publishes on)", errStreamMismatch, s.cfg.Stream, have, w, s.cfg.Subject)
 		}
 	}
+	s.subjects = have
 	s.ensured = true
 	return nil
+}
+
+// inStream reports whether the stream takes subj (always, when no stream
+// is configured): a message outside it would only get no responders.
+func (s *jsSink) inStream(subj string) bool {
+	if s.subjects == nil {
+		return true
+	}
+	for _, h := range s.subjects {
+		if subjectCovers(h, subj) {
+			return true
+		}
+	}
+	return false
 }
 
 // subjectCovers reports whether filter f matches every subject that
@@ -300,6 +330,10 @@ func (s *jsSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out p
 		subj := s.tmpl.render(p)
 		if err := checkSubject(subj); err != nil {
 			s.drop(&s.invalid, p, err)
+			continue
+		}
+		if !s.inStream(subj) {
+			s.drop(&s.invalid, p, fmt.Errorf("subject %q is not one of stream %q's subjects %v", subj, s.cfg.Stream, s.subjects))
 			continue
 		}
 		key, err := queue.Key(p, "")
