@@ -104,7 +104,6 @@ type coreSink struct {
 	st   connStats
 	warn plugin.RateLog
 	nc   *nats.Conn
-	buf  []byte
 
 	published, invalid, rejected atomic.Int64
 }

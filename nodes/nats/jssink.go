@@ -158,7 +158,6 @@ type jsSink struct {
 
 	published, duplicates, retries, invalid, rejected, interrupted atomic.Int64
 
-	buf  []byte
 	msgs []*pubItem
 }
 
@@ -299,15 +298,6 @@ func subjectCovers(f, w string) bool {
 }
 
 func (s *jsSink) Stopping() { s.stopOnce.Do(func() { close(s.stop) }) }
-
-func (s *jsSink) stopped() bool {
-	select {
-	case <-s.stop:
-		return true
-	default:
-		return false
-	}
-}
 
 // drop loses one packet for good: counted, logged, nacked as permanent so
 // a durable origin dead-letters it instead of offering it again.
