@@ -111,7 +111,10 @@ func connect(c ConnConfig, nodeID string, log *slog.Logger, st *connStats) (*nat
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(c.ReconnectWaitSec.Duration()),
 		nats.ReconnectJitter(time.Second, 2*time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close, not a lost connection
+			}
 			st.disconnects.Add(1)
 			if err != nil {
 				log.Warn("nats disconnected", "url", masked, "err", err)
