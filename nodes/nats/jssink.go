@@ -197,7 +197,12 @@ func (s *jsSink) Start(ctx context.Context) error {
 	// with it down, the check waits for the first batch.
 	if nc.IsConnected() {
 		if err := s.ensureStream(ctx); err != nil {
-			return fmt.Errorf("node %q: %w", s.env.NodeID, err)
+			if errors.Is(err, errStreamMismatch) {
+				return fmt.Errorf("node %q: %w", s.env.NodeID, err)
+			}
+			// A timeout or a cluster without a leader yet: the first
+			// batch checks again.
+			s.env.Logger.Warn("stream check failed, will retry", "stream", s.cfg.Stream, "err", err)
 		}
 	}
 	return nil
