@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,4 +239,63 @@ func TestNatsWorkersShareAndSurviveKill(t *testing.T) {
 		t.Errorf("consumer not drained: %+v", i)
 	}
 	t.Logf("victim held %d (committed %d), shares a=%d b=%d, redelivered %d", held, vv, va, vb, redelivered)
+}
+
+// TestNatsForwardKilledAndRestarted runs the shipped example pair:
+// sf_producer_v2 fills the local queue, nats_forward_v2 publishes it to
+// JetStream and is killed with SIGKILL mid-stream, then started again.
+// The stream ends with every packet exactly once (replays are deduplicated
+// by Nats-Msg-Id) and the queue is drained.
+func TestNatsForwardKilledAndRestarted(t *testing.T) {
+	requirePlugins(t, "schnitzel_stream.nodes.nats:JetStreamSink")
+	srv := natstest.Start(t, natstest.Options{})
+	dir := t.TempDir()
+	const n = 5000
+	r := run(t, dir, []string{"SF_COUNT=" + strconv.Itoa(n), "SF_INTERVAL_SEC=0"}, "--graph", filepath.Join(root, "configs", "graphs", "sf_producer_v2.yaml"))
+	if r.code != 0 {
+		t.Fatalf("producer: %d\n%s", r.code, r.stderr)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	count := func() uint64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, "EVENTS")
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--graph", filepath.Join(root, "configs", "graphs", "nats_forward_v2.yaml"))
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "NATS_URL="+srv.URL())
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	first := start()
+	poll.Until(t, 60*time.Second, "the forwarder to publish some", func() bool { return count() >= 500 })
+	first.Process.Signal(os.Kill)
+	first.Wait()
+	killedAt := count()
+	second := start()
+	poll.Until(t, 60*time.Second, "the stream to hold every packet", func() bool { return count() >= n })
+	// Stop it gracefully: whatever it still replays must not add messages.
+	second.Process.Signal(syscall.SIGTERM)
+	second.Wait()
+	if got := count(); got != n {
+		t.Errorf("stream holds %d messages, want %d", got, n)
+	}
+	st := run(t, dir, nil, "queue", "stats", "--json", "--path", "outputs/queues/sf.sqlite3")
+	if !regexp.MustCompile(`"rows":\s*0,`).MatchString(st.stdout) || !regexp.MustCompile(`"dead":\s*0,`).MatchString(st.stdout) {
+		t.Errorf("local queue not drained (or dead letters):\n%s%s", st.stdout, st.stderr)
+	}
+	t.Logf("killed at %d of %d", killedAt, n)
 }
