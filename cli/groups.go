@@ -16,7 +16,6 @@ import (
 	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/clientcmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/doctorcmd"
-	"github.com/schnitzel-stream/schnitzel/internal/cli/natscmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/pathscmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/queuecmd"
 	"github.com/schnitzel-stream/schnitzel/internal/cli/servecmd"
@@ -28,7 +27,6 @@ func init() {
 	extraCommands = append(extraCommands,
 		func(*App) *cobra.Command { return pathscmd.Command() },
 		func(*App) *cobra.Command { return queuecmd.Command() },
-		func(*App) *cobra.Command { return natscmd.Command() },
 		func(a *App) *cobra.Command { return servicecmd.Command(a.validatePath) },
 		func(a *App) *cobra.Command { return oneShotGC(a, doctorcmd.Command(a.loadPlan)) },
 		func(a *App) *cobra.Command { return a.serveCommand() },
