@@ -1,5 +1,5 @@
 // Command nats measures the JetStream nodes against plain nats.go on the
-// same embedded server (file storage in a temp dir, loopback): a plain
+// same embedded server (each client in its own process) (file storage in a temp dir, loopback): a plain
 // async publisher vs JetStreamSink, a plain pull consumer with ack vs
 // JetStreamSource, side by side in one run, and prints the ratios.
 //
@@ -53,10 +53,19 @@ edges:
 
 func main() {
 	bin := flag.String("bin", "", "schnitzel binary")
+	rawMode := flag.String("raw", "", "internal: run the plain nats.go publisher (pub) or consumer (sub) against -url")
+	rawURL := flag.String("url", "", "internal: server URL for -raw")
 	n := flag.Int("n", 200000, "messages per run")
 	window := flag.Int("pending", 256, "async publish window (both publishers)")
 	batch := flag.Int("batch", 256, "pull batch (both consumers)")
 	flag.Parse()
+	if *rawMode != "" {
+		if err := raw(*rawURL, *rawMode, *n, *window, *batch); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-nats raw:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "need -bin")
 		os.Exit(2)
@@ -100,43 +109,16 @@ func run(bin string, n, window, batch int) error {
 	}
 	fmt.Printf("machine: %d cores, %s, N=%d, publish window %d, pull batch %d, file storage\n", runtime.NumCPU(), runtime.Version(), n, window, batch)
 
-	// Plain nats.go: async publish of the same envelope with Nats-Msg-Id.
-	t0 := time.Now()
-	for i := range n {
-		p := &packet.Packet{ID: packet.NewID(), TS: packet.Now(), Kind: "tick", SourceID: "bench",
-			Payload: packet.MapOf("seq", int64(i), "ts_unix", float64(time.Now().UnixNano())/1e9)}
-		b, err := packet.AppendPacketJSON(nil, p, packet.JSONOptions{Style: packet.Compact, EnsureASCII: true})
-		if err != nil {
-			return err
-		}
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "raw.bench", Data: b, Header: nats.Header{"Nats-Msg-Id": []string{p.ID}}}); err != nil {
-			return err
-		}
-	}
-	<-js.PublishAsyncComplete()
-	rawPub := time.Since(t0)
-
-	// Plain pull consumer, ack per message.
-	cons, err := js.CreateOrUpdateConsumer(ctx, "RAW", jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
+	// Plain nats.go, in a child process as schnitzel is: the same
+	// loopback hop, the same competition for the cores.
+	rawPub, err := child(url, "pub", n, window, batch)
 	if err != nil {
 		return err
 	}
-	t0 = time.Now()
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	rawSub, err := child(url, "sub", n, window, batch)
 	if err != nil {
 		return err
 	}
-	for range n {
-		m, err := it.Next()
-		if err != nil {
-			return err
-		}
-		if err := m.Ack(); err != nil {
-			return err
-		}
-	}
-	it.Stop()
-	rawSub := time.Since(t0)
 
 	// schnitzel: the built binary, same server.
 	schPub, err := graph(bin, dir, "pub.yaml", fmt.Sprintf(pubGraph, n, url, "sch", "SCH", window))
@@ -197,4 +179,68 @@ func lower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// child runs this program as the plain client and returns its wall time.
+func child(url, mode string, n, window, batch int) (time.Duration, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(self, "-raw", mode, "-url", url, "-n", fmt.Sprint(n), "-pending", fmt.Sprint(window), "-batch", fmt.Sprint(batch))
+	cmd.Stderr = os.Stderr
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("raw %s: %w", mode, err)
+	}
+	return time.Since(t0), nil
+}
+
+// raw is the plain nats.go client: async publish of the packet envelope
+// with Nats-Msg-Id (pub), or a pull consumer acking each message (sub).
+func raw(url, mode string, n, window, batch int) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(window))
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if mode == "pub" {
+		for i := range n {
+			p := &packet.Packet{ID: packet.NewID(), TS: packet.Now(), Kind: "tick", SourceID: "bench",
+				Payload: packet.MapOf("seq", int64(i), "ts_unix", float64(time.Now().UnixNano())/1e9)}
+			b, err := packet.AppendPacketJSON(nil, p, packet.JSONOptions{Style: packet.Compact, EnsureASCII: true})
+			if err != nil {
+				return err
+			}
+			if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "raw.bench", Data: b, Header: nats.Header{"Nats-Msg-Id": []string{p.ID}}}); err != nil {
+				return err
+			}
+		}
+		<-js.PublishAsyncComplete()
+		return nil
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, "RAW", jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for range n {
+		m, err := it.Next()
+		if err != nil {
+			return err
+		}
+		if err := m.Ack(); err != nil {
+			return err
+		}
+	}
+	return nc.Flush()
 }
