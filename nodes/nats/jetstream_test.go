@@ -279,19 +279,24 @@ edges:
 }
 
 // Three sources with the same durable share the stream: the union is the
-// input, no message twice, each got some.
+// input, no message twice, each got some. The workers wait for messages
+// (follow) before they are published, so each has a pull request waiting.
 func TestJetStreamWorkersShare(t *testing.T) {
 	srv := natstest.Start(t, natstest.Options{})
 	reg := registry()
+	_, js := client(t, srv.URL())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 600
-	pub := plugintest.RunGraph(t, publishGraph(srv.URL(), n), reg)
-	in := printedIDs(t, pub.Stdout, "IN ")
 	g := yamlf(`version: 2
 nodes:
   - id: src
     kind: source
     plugin: schnitzel_stream.nodes.nats:JetStreamSource
-    config: {url: %s, stream: EVENTS, durable: workers, follow: false, batch: 1, idle_wait_sec: 0.2}
+    config: {url: %s, stream: EVENTS, durable: workers, follow: true, batch: 1, idle_wait_sec: 0.2, ack_wait_sec: 2}
   - id: out
     kind: sink
     plugin: schnitzel_stream.nodes.dev:PrintSink
@@ -304,11 +309,35 @@ edges:
 	errs := make([]error, 3)
 	for i := range 3 {
 		wg.Go(func() {
-			r, err := plugintest.TryRunGraph(context.Background(), g, reg)
+			r, err := plugintest.TryRunGraph(ctx, g, reg)
 			errs[i] = err
 			got[i] = printedIDs(t, r.Stdout, "OUT ")
 		})
 	}
+	info := func() *jetstream.ConsumerInfo {
+		ictx, icancel := context.WithTimeout(context.Background(), time.Second)
+		defer icancel()
+		c, err := js.Consumer(ictx, "EVENTS", "workers")
+		if err != nil {
+			return nil
+		}
+		i, err := c.Info(ictx)
+		if err != nil {
+			return nil
+		}
+		return i
+	}
+	poll.Until(t, 30*time.Second, "three workers waiting on the durable", func() bool {
+		i := info()
+		return i != nil && i.NumWaiting >= 3
+	})
+	pub := plugintest.RunGraph(t, publishGraph(srv.URL(), n), reg)
+	in := printedIDs(t, pub.Stdout, "IN ")
+	poll.Until(t, 30*time.Second, "every message acked", func() bool {
+		i := info()
+		return i != nil && i.AckFloor.Stream == n && i.NumAckPending == 0
+	})
+	cancel()
 	wg.Wait()
 	var union []string
 	for i := range 3 {
