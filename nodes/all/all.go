@@ -12,6 +12,7 @@ import (
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/nodes/lines"
 	"github.com/schnitzel-stream/schnitzel/nodes/mapping"
+	natsnodes "github.com/schnitzel-stream/schnitzel/nodes/nats"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -26,6 +27,7 @@ func Register(r *plugin.Registry) {
 	ionodes.Register(r)
 	lines.Register(r)
 	mapping.Register(r)
+	natsnodes.Register(r)
 	vision.Register(r)
 }
 

@@ -1,6 +1,7 @@
 package all_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -8,8 +9,13 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/schnitzel-stream/schnitzel/nodes/all"
+	"github.com/schnitzel-stream/schnitzel/nodes/nats/natstest"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
@@ -50,6 +56,10 @@ func TestConformance(t *testing.T) {
 		return []*packet.Packet{packet.New("frame", "cam01", packet.MapOf("frame", f, "frame_idx", int64(0)), "2026-02-14T00:00:00+00:00",
 			packet.MapOf("frame_idx", int64(0)))}
 	}
+	// A real NATS server with the stream the JetStream source reads.
+	ns := natstest.Start(t, natstest.Options{})
+	natsStream(t, ns.URL())
+	natsURL := ns.URL()
 	const (
 		nodes  = "schnitzel_stream.nodes."
 		vision = "schnitzel_stream.packs.vision.nodes:"
@@ -78,6 +88,10 @@ func TestConformance(t *testing.T) {
 		nodes + "event_builder:ProtocolV02EventBuilderNode": {Config: packet.MapOf("site_id", "site")},
 		nodes + "file_sink:JsonFileSink":                    {Input: pkt(), StartFails: packet.MapOf("dir", under("out"))},
 		nodes + "file_sink:JsonlSink":                       {Config: packet.MapOf("path", "out.jsonl"), Input: pkt(), StartFails: packet.MapOf("path", under("out.jsonl"))},
+		nodes + "nats:JetStreamSink":                        {Config: packet.MapOf("url", natsURL, "subject", "conf.{source_id}", "stream", "CONF"), Input: pkt(), StartFails: packet.MapOf("url", natsURL, "subject", "other.x", "stream", "CONF")},
+		nodes + "nats:JetStreamSource":                      {Config: packet.MapOf("url", natsURL, "stream", "CONF", "durable", "conf"), StartFails: packet.MapOf("url", natsURL, "stream", "MISSING", "durable", "conf")},
+		nodes + "nats:NatsSink":                             {Config: packet.MapOf("url", natsURL, "subject", "core.{source_id}"), Input: pkt()},
+		nodes + "nats:NatsSource":                           {Config: packet.MapOf("url", natsURL, "subject", "core.>")},
 		nodes + "http:HttpJsonSink":                         {Config: packet.MapOf("url", srv.URL), Input: pkt()},
 		nodes + "http:HttpServerSource":                     {Config: packet.MapOf("listen", "127.0.0.1:0"), StartFails: packet.MapOf("listen", "127.0.0.1:0", "tls_cert_file", under("cert.pem"), "tls_key_file", under("key.pem"))},
 		nodes + "map:Mapping":                               {Config: packet.MapOf("set", packet.MapOf("payload.m", "payload.n * 2")), Input: pkt()},
@@ -137,4 +151,24 @@ func videoFixture(t *testing.T) plugintest.Fixture {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	return plugintest.Fixture{Config: packet.MapOf("path", path, "loop", true), StartFails: packet.MapOf("path", path+".missing")}
+}
+
+// natsStream creates the stream CONF (subjects conf.>) for the JetStream
+// fixtures.
+func natsStream(t *testing.T, url string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CONF", Subjects: []string{"conf.>"}}); err != nil {
+		t.Fatal(err)
+	}
 }
