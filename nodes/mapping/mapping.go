@@ -29,6 +29,7 @@ func Register(r *plugin.Registry) {
 	registerSplit(r)
 	registerDedupe(r)
 	registerRateLimit(r)
+	registerBatch(r)
 }
 
 // On-error policies for a runtime error (a division by zero, a fetch from
