@@ -196,7 +196,7 @@ func (b *batcher) build(ob *openBatch) *packet.Packet {
 	}
 	src := first.SourceID
 	if b.key != nil {
-		src = ob.key
+		src = keyDisplay(ob.key)
 	}
 	q := &packet.Packet{ID: packet.NewID(), TS: first.TS, Kind: b.cfg.OutKind, SourceID: src,
 		Payload: packet.MapOf(field, list, "count", int64(len(ob.ps)))}

@@ -47,7 +47,7 @@ func TestBatch(t *testing.T) {
 			[]string{"a", "b", "a"}},
 		{"max_keys evicts the oldest", packet.MapOf("count", int64(10), "key", "payload.n % 3", "max_keys", int64(2)), seqPackets(4, one),
 			[]string{`{"items":[{"n":0}],"count":1}`, `{"items":[{"n":1}],"count":1}`, `{"items":[{"n":2}],"count":1}`, `{"items":[{"n":3}],"count":1}`},
-			[]string{"\x000", "\x001", "\x002", "\x000"}},
+			[]string{"0", "1", "2", "0"}},
 		{"include_meta", packet.MapOf("count", int64(1), "include_meta", true, "kind", "bundle"), seqPackets(1, one),
 			[]string{`{"packets":[{"packet_id":"ID","ts":"2026-02-14T00:00:00+00:00","kind":"event","source_id":"cam01","payload":{"n":0},"meta":{}}],"count":1}`},
 			[]string{"cam01"}},

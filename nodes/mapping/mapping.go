@@ -30,6 +30,7 @@ func Register(r *plugin.Registry) {
 	registerDedupe(r)
 	registerRateLimit(r)
 	registerBatch(r)
+	registerWindow(r)
 }
 
 // On-error policies for a runtime error (a division by zero, a fetch from
