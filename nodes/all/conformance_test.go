@@ -87,6 +87,8 @@ func TestConformance(t *testing.T) {
 		nodes + "map:RateLimit":                             {Config: packet.MapOf("key", "source_id", "on_limit", "delay", "burst", int64(1)), Input: append(pkt(), pkt()...)},
 		nodes + "map:Split":                                 {Config: packet.MapOf("field", "payload.items"), Input: []*packet.Packet{packet.New("event", "cam01", packet.MapOf("items", []any{int64(1), int64(2)}), "2026-02-14T00:00:00+00:00", nil)}},
 		nodes + "map:Batch":                                 {Config: packet.MapOf("count", int64(2), "period_sec", 0.01, "key", "source_id"), Input: append(pkt(), pkt()...)},
+		nodes + "map:Window":                                {Config: packet.MapOf("size_sec", 1.0, "key", "source_id", "aggregates", packet.MapOf("n", packet.MapOf("op", "sum", "expr", "payload.n"))), Input: append(pkt(), pkt()...)},
+		nodes + "map:Merge":                                 {Input: append(pkt(), pkt()...)},
 		nodes + "video:OpenCvVideoFileSource":               videoFixture(t),
 		vision + "OpenCvBboxDisplaySink":                    {Config: packet.MapOf("output_dir", "frames"), Input: frames(), StartFails: packet.MapOf("output_dir", under("frames"))},
 		nodes + "video:EveryNthFrameSamplerNode":            {Input: frames()},

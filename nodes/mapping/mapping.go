@@ -31,6 +31,7 @@ func Register(r *plugin.Registry) {
 	registerRateLimit(r)
 	registerBatch(r)
 	registerWindow(r)
+	registerMerge(r)
 }
 
 // On-error policies for a runtime error (a division by zero, a fetch from
