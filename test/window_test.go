@@ -40,8 +40,8 @@ func TestWindowExampleGraph(t *testing.T) {
 			sites = append(sites, it.Key+":"+strconv.FormatFloat(it.Revenue, 'g', -1, 64))
 		}
 	}
-	if got := strings.Join(sites, ","); got != "b:0,a:15.5,a:1" {
-		t.Errorf("windows %s, want b:0,a:15.5,a:1\n%s", got, r.stdout)
+	if got := strings.Join(sites, ","); got != "a:15.5,b:0,a:1" {
+		t.Errorf("windows %s, want a:15.5,b:0,a:1\n%s", got, r.stdout)
 	}
 	var rep struct{ Metrics map[string]int64 }
 	if err := json.Unmarshal([]byte(ls[len(ls)-1]), &rep); err != nil {

@@ -613,7 +613,8 @@ func (w *windower) mergeSessions(kw *keyWins, into *win) *win {
 	return into
 }
 
-// closeUntil emits the windows that end at or before wm, in end order.
+// closeUntil emits the windows that end at or before wm, in end order
+// (then start, then key).
 // Called with mu held.
 func (w *windower) closeUntil(wm int64, ready *[]portPacket) {
 	if wm < w.nextClose {
@@ -654,7 +655,10 @@ func (w *windower) closeWhere(done func(*win) bool, ready *[]portPacket) {
 		if cs[i].x.end != cs[j].x.end {
 			return cs[i].x.end < cs[j].x.end
 		}
-		return cs[i].x.start < cs[j].x.start
+		if cs[i].x.start != cs[j].x.start {
+			return cs[i].x.start < cs[j].x.start
+		}
+		return cs[i].kw.key < cs[j].kw.key // not arrival order, which interleaved inputs make random
 	})
 	for _, c := range cs {
 		*ready = append(*ready, w.emit(c.kw, c.x))
