@@ -330,6 +330,7 @@ type windower struct {
 	needItems        bool
 	key, tsExpr      *program
 	run              runner
+	closeRun         runner // op expr at close, under mu: a processing-time timer closes windows while Process runs
 	wenv             WindowEnv
 	vals             []any
 	now              func() time.Time
@@ -679,7 +680,7 @@ func (w *windower) emit(kw *keyWins, x *win) portPacket {
 		switch {
 		case a.op == "expr":
 			w.wenv = WindowEnv{Items: x.items, Key: kw.keyVal, Count: int(x.count)}
-			r, err := w.run.runIn(a.expr, &w.wenv)
+			r, err := w.closeRun.runIn(a.expr, &w.wenv)
 			if err == nil {
 				r, err = toPacket(r)
 			}

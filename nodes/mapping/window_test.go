@@ -201,3 +201,30 @@ func TestWindowConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowProcessingTimeExprRace: op expr aggregates run when the timer
+// closes a window, while Process evaluates the next packet (go test -race).
+func TestWindowProcessingTimeExprRace(t *testing.T) {
+	n := plugintest.Build(t, reg(), mod+"Window", "node", packet.MapOf("time", "processing", "size_sec", 0.001,
+		"aggregates", packet.MapOf("xs", packet.MapOf("op", "expr", "expr", "sum(map(items, .x))"), "s", packet.MapOf("op", "sum", "expr", "payload.x"))))
+	defer plugintest.Close(t, n)
+	col := &plugintest.Collector{}
+	for i := range 2000 {
+		if err := n.(plugin.Processor).Process(context.Background(), ev(0, "a", int64(i%7)), col); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.(plugin.Flusher).Flush(context.Background(), col); err != nil {
+		t.Fatal(err)
+	}
+	var xs, s int64
+	for _, p := range col.Packets() {
+		a, _ := p.Payload.(*packet.Map).Get("xs")
+		b, _ := p.Payload.(*packet.Map).Get("s")
+		xs += a.(int64)
+		s += b.(int64)
+	}
+	if xs != s || metric(t, n, "windowed_total") != 2000 {
+		t.Errorf("expr sums %d, sum aggregates %d; windowed %d", xs, s, metric(t, n, "windowed_total"))
+	}
+}
