@@ -3,6 +3,7 @@ package mapping_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -87,4 +88,46 @@ func BenchmarkCompile(b *testing.B) {
 			b.Fatal(errs[0])
 		}
 	}
+}
+
+// BenchmarkBatch is one packet into a Batch of 100, keyed by source_id.
+func BenchmarkBatch(b *testing.B) {
+	n := plugintest.Build(b, reg(), mod+"Batch", "node", packet.MapOf("count", int64(100), "key", "source_id"))
+	defer plugintest.Close(b, n)
+	p := n.(plugin.Processor)
+	ps := benchPackets(1024)
+	out := &discard{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := p.Process(ctx, ps[i%len(ps)], out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// BenchmarkWindow is one packet into an event-time tumbling Window of 1 s
+// with avg and max aggregates, 10 keys, ts advancing 1 ms per packet.
+func BenchmarkWindow(b *testing.B) {
+	n := plugintest.Build(b, reg(), mod+"Window", "node", packet.MapOf("size_sec", 1.0, "key", "meta.burst_seq % 10",
+		"aggregates", packet.MapOf("avg", packet.MapOf("op", "avg", "expr", "payload.value"), "max", packet.MapOf("op", "max", "expr", "payload.value"))))
+	defer plugintest.Close(b, n)
+	p := n.(plugin.Processor)
+	ps := benchPackets(10000)
+	t0 := time.Date(2026, 2, 14, 0, 0, 0, 0, time.UTC)
+	for i, q := range ps {
+		q.TS = packet.FormatTS(t0.Add(time.Duration(i) * time.Millisecond))
+	}
+	out := &discard{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		q := ps[i%len(ps)].Copy()
+		q.TS = packet.FormatTS(t0.Add(time.Duration(i) * time.Millisecond))
+		if err := p.Process(ctx, q, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 }

@@ -66,10 +66,16 @@ func compileErr(err error) error {
 // compile compiles src once; asBool makes a result that is certainly not a
 // bool a compile error.
 func compile(src string, asBool bool) (*program, error) {
+	return compileIn(src, asBool, Env{})
+}
+
+// compileIn is compile against another env struct (a Window's aggregate
+// over items).
+func compileIn(src string, asBool bool, env any) (*program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("empty expression")
 	}
-	opts := append(slices.Clip(baseOptions), expr.Env(Env{}))
+	opts := append(slices.Clip(baseOptions), expr.Env(env))
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -87,8 +93,11 @@ type runner struct {
 	env Env
 }
 
-func (r *runner) run(p *program) (any, error) {
-	out, err := r.vm.Run(p.prog, &r.env)
+func (r *runner) run(p *program) (any, error) { return r.runIn(p, &r.env) }
+
+// runIn evaluates p against env, of the type p was compiled for.
+func (r *runner) runIn(p *program, env any) (any, error) {
+	out, err := r.vm.Run(p.prog, env)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {

@@ -29,6 +29,9 @@ func Register(r *plugin.Registry) {
 	registerSplit(r)
 	registerDedupe(r)
 	registerRateLimit(r)
+	registerBatch(r)
+	registerWindow(r)
+	registerMerge(r)
 }
 
 // On-error policies for a runtime error (a division by zero, a fetch from
