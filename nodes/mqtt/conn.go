@@ -12,6 +12,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -191,7 +192,7 @@ func (c *conn) connectOnce() error {
 		return errStopped
 	}
 	if err := tok.Error(); err != nil {
-		return fmt.Errorf("node %q: connect to %s: %w", c.node, c.masked, err)
+		return fmt.Errorf("node %q: connect to %s: %w", c.node, c.masked, connackErr(err))
 	}
 	if c.onConnect != nil {
 		if err := c.onConnect(c.client); err != nil {
@@ -287,4 +288,33 @@ var connMetrics = []plugin.MetricSpec{
 	{Name: "disconnects_total", Help: "Connections to the broker lost."},
 	{Name: "reconnects_total", Help: "Connections re-established after a loss."},
 	{Name: "connected", Help: "1 while connected to the broker, 0 while away (the node's health: no status hook exists).", Gauge: true},
+}
+
+// refusedError is a CONNACK refusal with its return code.
+type refusedError struct {
+	code byte
+	err  error
+}
+
+func (e *refusedError) Error() string {
+	hint := ""
+	switch e.code {
+	case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised:
+		hint = ": check username and password"
+	case packets.ErrRefusedIDRejected:
+		hint = ": check client_id"
+	}
+	return fmt.Sprintf("broker refused the connection (CONNACK return code %d, %s)%s", e.code, packets.ConnackReturnCodes[e.code], hint)
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
+
+// connackErr names the return code of a refused connection.
+func connackErr(err error) error {
+	for code, known := range packets.ConnErrors {
+		if known != nil && code >= 1 && code <= 5 && errors.Is(err, known) {
+			return &refusedError{code: code, err: err}
+		}
+	}
+	return err
 }

@@ -90,6 +90,7 @@ type running struct {
 	out    *plugintest.Collector
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 func runSource(t *testing.T, cfg *packet.Map, env plugin.Env) *running {
@@ -105,9 +106,11 @@ func runSource(t *testing.T, cfg *packet.Map, env plugin.Env) *running {
 }
 
 func (r *running) stop() {
-	r.cancel()
-	<-r.done
-	_ = r.n.(plugin.Closer).Close(context.Background())
+	r.once.Do(func() {
+		r.cancel()
+		<-r.done
+		_ = r.n.(plugin.Closer).Close(context.Background())
+	})
 }
 
 func (r *running) waitN(t *testing.T, n int) []*packet.Packet {
@@ -315,7 +318,8 @@ func TestWrongPassword(t *testing.T) {
 		"reconnect_min_sec", 0.2, "reconnect_max_sec", 0.4), env)
 	poll.Until(t, wait, "a logged refusal", func() bool { return strings.Contains(logs.String(), "attempt=3") })
 	out := logs.String()
-	for _, want := range []string{`node=pub`, `not Authorized`, `127.0.0.1`} {
+	t.Log(out)
+	for _, want := range []string{`node=pub`, `CONNACK return code 5`, `check username and password`, `127.0.0.1`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
