@@ -8,6 +8,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
+	"github.com/schnitzel-stream/schnitzel/nodes/mqtt"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -18,6 +19,7 @@ func Register(r *plugin.Registry) {
 	dev.Register(r)
 	durable.Register(r)
 	ionodes.Register(r)
+	mqtt.Register(r)
 	vision.Register(r)
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/schnitzel-stream/schnitzel/nodes/all"
+	"github.com/schnitzel-stream/schnitzel/nodes/mqtt/mqtttest"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
@@ -81,6 +82,9 @@ func TestConformance(t *testing.T) {
 		vision + "YoloV8DetectorNode":                       {Config: packet.MapOf("url", adapter.URL), Input: frames()},
 		vision + "OpenCvRtspSource":                         {Config: packet.MapOf("url", "rtsp://127.0.0.1:1/none")},
 	}
+	for name, f := range mqttFixtures(t, pkt) {
+		fixtures[name] = f
+	}
 	plugintest.Conformance(t, all.Registry(), fixtures)
 	if posts.Load() == 0 {
 		t.Error("no node posted to the loopback server: the HTTP sink's fixture does not exercise its client")
@@ -102,4 +106,23 @@ func videoFixture(t *testing.T) plugintest.Fixture {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	return plugintest.Fixture{Config: packet.MapOf("path", path, "loop", true), StartFails: packet.MapOf("path", path+".missing")}
+}
+
+// mqttFixtures run the MQTT nodes against a real mosquitto, or exempt them
+// where it is not installed.
+func mqttFixtures(t *testing.T, pkt func() []*packet.Packet) map[string]plugintest.Fixture {
+	const mod = "schnitzel_stream.nodes.mqtt:"
+	if mqtttest.Binary() == "" {
+		return map[string]plugintest.Fixture{
+			mod + "MqttSource": {Exempt: "mosquitto not installed"},
+			mod + "MqttSink":   {Exempt: "mosquitto not installed"},
+		}
+	}
+	b := mqtttest.Start(t, mqtttest.Options{})
+	return map[string]plugintest.Fixture{
+		mod + "MqttSource": {Config: packet.MapOf("url", b.URL("tcp"), "topic", "conformance/#"),
+			StartFails: packet.MapOf("url", b.URL("ssl"), "topic", "x", "tls_ca_file", "missing-ca.pem")},
+		mod + "MqttSink": {Config: packet.MapOf("url", b.URL("tcp"), "topic", "conformance/{source_id}"), Input: pkt(),
+			StartFails: packet.MapOf("url", b.URL("ssl"), "topic", "x", "tls_ca_file", "missing-ca.pem")},
+	}
 }
