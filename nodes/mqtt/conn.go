@@ -40,7 +40,6 @@ type conn struct {
 	connected   atomic.Bool
 	disconnects atomic.Int64
 	reconnects  atomic.Int64
-	lastErr     atomic.Pointer[string]
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -142,7 +141,6 @@ func (c *conn) loop() {
 		if err != nil {
 			attempt++
 			msg := err.Error()
-			c.lastErr.Store(&msg)
 			wait := ionodes.BackoffWait(attempt, c.cfg.ReconnectMinSec.Duration(), c.cfg.ReconnectMaxSec.Duration(), rand.Float64())
 			c.failLog.Warn(c.log, "mqtt: connect failed, retrying", "node", c.node, "url", c.masked, "error", msg, "attempt", attempt, "retry_in", wait.String())
 			if !c.wait(wait) {
@@ -157,7 +155,6 @@ func (c *conn) loop() {
 			c.log.Info("mqtt: connected", "node", c.node, "url", c.masked)
 		}
 		everUp, attempt = true, 0
-		c.lastErr.Store(nil)
 		c.setUp(true)
 		select {
 		case err := <-c.lost:
@@ -250,14 +247,6 @@ func (c *conn) waitUp(ctx context.Context, stop <-chan struct{}) error {
 	case <-c.stop:
 		return errStopped
 	}
-}
-
-// lastError is the last connection failure, "" while connected.
-func (c *conn) lastError() string {
-	if p := c.lastErr.Load(); p != nil {
-		return *p
-	}
-	return ""
 }
 
 // close stops the loop and disconnects, waiting at most until ctx ends.
