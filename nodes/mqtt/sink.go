@@ -23,7 +23,7 @@ type SinkConfig struct {
 	Retain      bool   `yaml:"retain" doc:"Publish with the retain flag: the broker keeps the last message per topic for new subscribers."`
 	Format      string `yaml:"format" enum:"auto,json,raw,packet" doc:"Message body. auto: a string payload as its bytes, a bytes payload as is, anything else (maps, lists, numbers, booleans, null) as JSON. json: the payload as JSON always (a string is quoted). raw: strings and bytes only, other payloads are dropped. packet: the whole packet {packet_id, ts, kind, source_id, payload, meta} as JSON, so that a receiver can deduplicate on packet_id."`
 	Forward     bool   `yaml:"forward" doc:"Emit each packet once the broker confirmed it (PUBACK at QoS 1, PUBCOMP at QoS 2, written at QoS 0), so that an ack sink after this node (kind: node) acknowledges only delivered packets."`
-	MaxInFlight int64  `yaml:"max_in_flight" advanced:"true" doc:"Publishes awaiting the broker's confirmation at once (1 to 65535): a batch is published in windows of this many."`
+	MaxInFlight int64  `yaml:"max_in_flight" advanced:"true" doc:"Publishes awaiting the broker's confirmation at once (1 to 65535): a batch is published in windows of this many. 0: 256 at QoS 0 and 1, 20 at QoS 2 (mosquitto drops a client that has more incoming QoS 2 messages in flight than its max_inflight_messages, 20 by default)."`
 	WillTopic   string `yaml:"will_topic" doc:"Last-will topic: the broker publishes will_payload there when this client vanishes without disconnecting. Empty: no will."`
 	WillPayload string `yaml:"will_payload" doc:"Last-will message body."`
 	WillQoS     int64  `yaml:"will_qos" enum:"0,1,2" doc:"QoS of the last will."`
@@ -36,8 +36,8 @@ func (c *SinkConfig) Validate() error {
 	if _, err := parseTemplate(c.Topic); err != nil {
 		errs = append(errs, plugin.Errorf("topic", "%v", err))
 	}
-	if c.MaxInFlight < 1 || c.MaxInFlight > 65535 {
-		errs = append(errs, plugin.Errorf("max_in_flight", "must be 1 to 65535, got %d", c.MaxInFlight))
+	if c.MaxInFlight < 0 || c.MaxInFlight > 65535 {
+		errs = append(errs, plugin.Errorf("max_in_flight", "must be 0 (auto) to 65535, got %d", c.MaxInFlight))
 	}
 	if c.WillQoS < 0 || c.WillQoS > 2 {
 		errs = append(errs, plugin.Errorf("will_qos", "must be 0, 1 or 2, got %d", c.WillQoS))
@@ -60,7 +60,7 @@ func (t *template) staticOK() (string, bool) {
 	return t.static()
 }
 
-var sinkDefaults = SinkConfig{ConnConfig: connDefaults, Format: "auto", MaxInFlight: 256}
+var sinkDefaults = SinkConfig{ConnConfig: connDefaults, Format: "auto"}
 
 func registerSink(r *plugin.Registry) {
 	plugin.Register(r, plugin.Spec[SinkConfig]{
@@ -156,6 +156,13 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 	}
 	qos := byte(s.cfg.QoS)
 	window := int(s.cfg.MaxInFlight)
+	switch {
+	case window > 0:
+	case s.cfg.QoS == 2:
+		window = 20
+	default:
+		window = 256
+	}
 	toks := make([]paho.Token, 0, min(window, len(jobs)))
 	for round := 1; len(jobs) > 0; round++ {
 		if err := s.c.waitUp(ctx, s.stopping); err != nil {
