@@ -85,7 +85,7 @@ func Start(t testing.TB, o Options) *Broker {
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
 	var c strings.Builder
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.Port)
-	c.WriteString("max_queued_messages 0\nmax_inflight_messages 20\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+	c.WriteString("max_queued_messages 0\nmax_inflight_messages 20\nset_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
 	if os.Geteuid() == 0 {
 		// as root mosquitto switches to user mosquitto, who cannot read
 		// the test's private temp directory
