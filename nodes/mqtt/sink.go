@@ -138,11 +138,21 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 		return fmt.Errorf("node %q: not started", s.env.NodeID)
 	}
 	jobs := make([]job, 0, len(batch))
+	// one buffer holds the batch's JSON bodies: paho keeps each body until
+	// it is written, and a slice of a buffer that grew still points at the
+	// old array, so nothing is overwritten
+	var buf []byte
 	for _, p := range batch {
 		topic, err := s.topic.resolve(p)
 		var body []byte
 		if err == nil {
-			body, err = s.body(p)
+			start := len(buf)
+			var own bool
+			body, own, err = s.body(buf, p)
+			if own {
+				buf = body
+				body = buf[start:len(buf):len(buf)]
+			}
 		}
 		if err != nil {
 			s.dropped.Add(1)
@@ -233,27 +243,31 @@ func (s *sink) sleep(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// body is the message for p in the configured format.
-func (s *sink) body(p *packet.Packet) ([]byte, error) {
+// body is the message for p in the configured format. JSON is appended
+// to buf (own: the result is buf grown); strings and bytes are their own.
+func (s *sink) body(buf []byte, p *packet.Packet) (b []byte, own bool, err error) {
 	opts := packet.JSONOptions{Strict: true, Path: "payload"}
 	switch s.cfg.Format {
 	case "packet":
 		o := opts
 		o.Path = ""
-		return packet.AppendPacketJSON(nil, p, o)
+		b, err = packet.AppendPacketJSON(buf, p, o)
+		return b, err == nil, err
 	case "json":
-		return packet.AppendJSONOpts(nil, p.Payload, opts)
+		b, err = packet.AppendJSONOpts(buf, p.Payload, opts)
+		return b, err == nil, err
 	}
 	switch x := p.Payload.(type) {
 	case string:
-		return []byte(x), nil
+		return []byte(x), false, nil
 	case []byte:
-		return x, nil
+		return x, false, nil
 	}
 	if s.cfg.Format == "raw" {
-		return nil, fmt.Errorf("format raw: payload is %T, not a string or bytes", p.Payload)
+		return nil, false, fmt.Errorf("format raw: payload is %T, not a string or bytes", p.Payload)
 	}
-	return packet.AppendJSONOpts(nil, p.Payload, opts)
+	b, err = packet.AppendJSONOpts(buf, p.Payload, opts)
+	return b, err == nil, err
 }
 
 // Stopping implements plugin.Stopper: a batch waiting for the broker ends.
