@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,7 @@ var (
 	qos    = flag.Int("qos", 1, "QoS")
 	window = flag.Int("window", 0, "publishes in flight (and the sink's batch size); 0: 256, 20 at QoS 2 (mosquitto's limit)")
 	rounds = flag.Int("rounds", 3, "rounds; the best of each is reported")
+	prof   = flag.String("cpuprofile", "", "write a CPU profile of the sink's publish rounds here")
 )
 
 func main() {
@@ -56,7 +58,17 @@ func main() {
 		return b
 	}
 	plainPub := best(func(r int) float64 { return plainPublish(fmt.Sprintf("bench/plain/%d", r), body) })
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			fail("%v", err)
+		}
+		_ = pprof.StartCPUProfile(f)
+	}
 	sinkPub := best(func(r int) float64 { return sinkPublish(reg, fmt.Sprintf("bench/sink/%d", r), body) })
+	if *prof != "" {
+		pprof.StopCPUProfile()
+	}
 	plainSub := best(func(r int) float64 { return subscribe(reg, false, r, body) })
 	srcSub := best(func(r int) float64 { return subscribe(reg, true, r, body) })
 	fmt.Printf("N=%d qos=%d window=%d body=%d B, best of %d\n", *n, *qos, *window, len(body), *rounds)
