@@ -12,6 +12,7 @@ import (
 	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/nodes/lines"
 	"github.com/schnitzel-stream/schnitzel/nodes/mapping"
+	"github.com/schnitzel-stream/schnitzel/nodes/mqtt"
 	natsnodes "github.com/schnitzel-stream/schnitzel/nodes/nats"
 	"github.com/schnitzel-stream/schnitzel/packs/vision"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -28,6 +29,7 @@ func Register(r *plugin.Registry) {
 	lines.Register(r)
 	mapping.Register(r)
 	natsnodes.Register(r)
+	mqtt.Register(r)
 	vision.Register(r)
 }
 

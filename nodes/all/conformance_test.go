@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/schnitzel-stream/schnitzel/nodes/all"
+	"github.com/schnitzel-stream/schnitzel/nodes/mqtt/mqtttest"
 	"github.com/schnitzel-stream/schnitzel/nodes/nats/natstest"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
@@ -115,6 +116,9 @@ func TestConformance(t *testing.T) {
 		nodes + "exec:ProcessSink":                          {Config: packet.MapOf("command", []any{"sh", "-c", shNode}), Input: pkt(), StartFails: packet.MapOf("command", "./no-such-plugin")},
 		nodes + "exec:ProcessSource":                        {Config: packet.MapOf("command", []any{"sh", "-c", shSource}), StartFails: packet.MapOf("command", "./no-such-plugin")},
 	}
+	for name, f := range mqttFixtures(t, pkt) {
+		fixtures[name] = f
+	}
 	plugintest.Conformance(t, all.Registry(), fixtures)
 	if posts.Load() == 0 {
 		t.Error("no node posted to the loopback server: the HTTP sink's fixture does not exercise its client")
@@ -173,5 +177,24 @@ func natsStream(t *testing.T, url string) {
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CONF", Subjects: []string{"conf.>"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// mqttFixtures run the MQTT nodes against a real mosquitto, or exempt them
+// where it is not installed.
+func mqttFixtures(t *testing.T, pkt func() []*packet.Packet) map[string]plugintest.Fixture {
+	const mod = "schnitzel_stream.nodes.mqtt:"
+	if mqtttest.Binary() == "" {
+		return map[string]plugintest.Fixture{
+			mod + "MqttSource": {Exempt: "mosquitto not installed"},
+			mod + "MqttSink":   {Exempt: "mosquitto not installed"},
+		}
+	}
+	b := mqtttest.Start(t, mqtttest.Options{})
+	return map[string]plugintest.Fixture{
+		mod + "MqttSource": {Config: packet.MapOf("url", b.URL("tcp"), "topic", "conformance/#"),
+			StartFails: packet.MapOf("url", b.URL("ssl"), "topic", "x", "tls_ca_file", "missing-ca.pem")},
+		mod + "MqttSink": {Config: packet.MapOf("url", b.URL("tcp"), "topic", "conformance/{source_id}"), Input: pkt(),
+			StartFails: packet.MapOf("url", b.URL("ssl"), "topic", "x", "tls_ca_file", "missing-ca.pem")},
 	}
 }

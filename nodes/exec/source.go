@@ -53,6 +53,9 @@ func (s *source) Run(ctx context.Context, out plugin.Emitter) error {
 				continue
 			}
 			r.inARow = 0
+			if ctx.Err() != nil { // stopped: emit nothing more, even what was read
+				return nil
+			}
 			if err := out.Emit(p); err != nil {
 				if errors.Is(err, plugin.ErrStop) {
 					return nil
