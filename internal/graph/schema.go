@@ -3,6 +3,7 @@ package graph
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -169,6 +170,17 @@ func fieldSchema(f plugin.Field) map[string]any {
 	s := typeSchema(f.Type)
 	if len(f.Enum) > 0 {
 		s = enumOf(f.Enum, "")
+		if f.Type == "int" {
+			// an int enum (qos: 0|1|2) is written as a number
+			var vals []any
+			for _, e := range f.Enum {
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil {
+					vals = append(vals, n)
+				}
+				vals = append(vals, e)
+			}
+			s = map[string]any{"anyOf": []any{map[string]any{"enum": vals}, map[string]any{"$ref": "#/$defs/interpolated"}}}
+		}
 	}
 	if f.Doc != "" {
 		s["description"] = f.Doc

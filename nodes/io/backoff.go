@@ -52,9 +52,3 @@ func sleepCtx(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
 		return true
 	}
 }
-
-// BackoffWait is backoffWait for other node packages (the MQTT reconnect
-// loop), so that every retry in the repository follows one schedule.
-func BackoffWait(n int, base, max time.Duration, u float64) time.Duration {
-	return backoffWait(n, base, max, u)
-}

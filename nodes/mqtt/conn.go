@@ -14,7 +14,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
-	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/redact"
 )
@@ -141,7 +140,7 @@ func (c *conn) loop() {
 		if err != nil {
 			attempt++
 			msg := err.Error()
-			wait := ionodes.BackoffWait(attempt, c.cfg.ReconnectMinSec.Duration(), c.cfg.ReconnectMaxSec.Duration(), rand.Float64())
+			wait := plugin.Backoff(attempt, c.cfg.ReconnectMinSec.Duration(), c.cfg.ReconnectMaxSec.Duration(), rand.Float64())
 			c.failLog.Warn(c.log, "mqtt: connect failed, retrying", "node", c.node, "url", c.masked, "error", msg, "attempt", attempt, "retry_in", wait.String())
 			if !c.wait(wait) {
 				return

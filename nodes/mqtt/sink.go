@@ -11,7 +11,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	ionodes "github.com/schnitzel-stream/schnitzel/nodes/io"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -209,7 +208,7 @@ func (s *sink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out plu
 		}
 		if len(failed) > 0 {
 			s.retries.Add(int64(len(failed)))
-			wait := ionodes.BackoffWait(round, s.cfg.ReconnectMinSec.Duration(), s.cfg.ReconnectMaxSec.Duration(), rand.Float64())
+			wait := plugin.Backoff(round, s.cfg.ReconnectMinSec.Duration(), s.cfg.ReconnectMaxSec.Duration(), rand.Float64())
 			s.retryLog.Warn(s.env.Logger, "mqtt: publish not confirmed, retrying after reconnect", "node", s.env.NodeID,
 				"url", s.c.masked, "packets", len(failed), "retry_in", wait.String())
 			if !s.sleep(ctx, wait) {
