@@ -5,13 +5,10 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,28 +47,10 @@ func startMQTTGraph(t *testing.T, dir, graph string, env []string) *mqttRun {
 	return r
 }
 
-// metric reads a node's metric from /metrics: the first sample line that
-// names the node id and the metric; -1 when absent.
+// metric reads a node's metric from the run's /metrics; -1 when absent.
 func (r *mqttRun) metric(t *testing.T, node, name string) float64 {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(r.metricsURL)
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "#") || !strings.Contains(l, name) || !strings.Contains(l, `"`+node+`"`) {
-			continue
-		}
-		f := strings.Fields(l)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			return v
-		}
-	}
-	return -1
+	return scrapeMetric(r.metricsURL, node, name)
 }
 
 // subscriber is a plain paho client that records the seq of every

@@ -10,12 +10,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
+
+// metricsAddr finds the metrics listener's address in a run's log.
+var metricsAddr = regexp.MustCompile(`msg="serving Prometheus metrics" addr=(127\.0\.0\.1:\d+)`)
 
 const circulatingCycle = `version: 2
 nodes:
@@ -65,13 +71,7 @@ func startGraphEnv(t *testing.T, env []string, graph string, extra ...string) (*
 	cmd.Stdout = writerFunc(func(b []byte) (int, error) { out.write(string(b)); return len(b), nil })
 	cmd.Stderr = writerFunc(func(b []byte) (int, error) { errb.write(string(b)); return len(b), nil })
 	p := start(t, cmd)
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "serving Prometheus metrics") {
-		if time.Now().After(deadline) {
-			t.Fatalf("graph did not start: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the graph to serve metrics", func() bool { return metricsAddr.MatchString(errb.String()) })
 	return p, out, errb
 }
 
@@ -105,6 +105,12 @@ func exitWithin(t *testing.T, p *proc, bound time.Duration, errb *lockedBuffer) 
 // says what was abandoned.
 func TestSIGTERMStopsCyclicGraph(t *testing.T) {
 	p, out, errb := startGraph(t, strings.Replace(circulatingCycle, "%MID%", "Identity", 1), "--stop-timeout", "300ms")
+	// Signal only once both packets circulate: a signal before the source
+	// emitted would stop a graph with nothing to abandon.
+	url := "http://" + metricsAddr.FindStringSubmatch(errb.String())[1] + "/metrics"
+	poll.Until(t, 20*time.Second, "both packets to circulate", func() bool {
+		return scrapeMetric(url, "mid", "schnitzel_node_consumed_packets_total") >= 2
+	})
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := exitWithin(t, p, 15*time.Second, errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())

@@ -32,3 +32,22 @@ func Wait(d time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// UntilProgress polls cond until it holds, failing t only when progress
+// (a counter that grows while work is being done, such as rows delivered)
+// has not moved for stall. A loaded machine makes the work slower, not
+// stuck: the bound is on standing still, not on the total time.
+func UntilProgress(t testing.TB, stall time.Duration, what string, progress func() int64, cond func() bool) {
+	t.Helper()
+	last := progress()
+	for {
+		if Wait(stall, func() bool { return cond() || progress() != last }) {
+			if cond() {
+				return
+			}
+			last = progress()
+			continue
+		}
+		t.Fatalf("no progress for %v waiting for %s (at %d)", stall, what, last)
+	}
+}
