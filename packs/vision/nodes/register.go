@@ -33,6 +33,7 @@ func Register(r *plugin.Registry) {
 	registerZonePolicy(r)
 	registerDedupPolicy(r)
 	registerSnapshot(r)
+	registerFrigate(r)
 	registerModelAdapter(r) // ModelAdapterDetectorNode, YoloV8DetectorNode, OpenCvBboxDisplaySink
 }
 
