@@ -2,6 +2,8 @@ package natsnodes_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,4 +44,43 @@ func BenchmarkJetStreamSource(b *testing.B) {
 	if err := n.(plugin.Source).Run(ctx, discard{}); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkPublishReplicas: plain nats.go async publishes of 600-byte
+// events (the size of a protocol v0.2 event as JSON) with a window of 256
+// pending PubAcks, to an R1 stream on one server and to an R1 and an R3
+// stream on a 3-server cluster: the inputs of docs/scale.md.
+func BenchmarkPublishReplicas(b *testing.B) {
+	body := make([]byte, 600)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	publish := func(b *testing.B, url string, replicas int) {
+		_, js := client(b, url)
+		ctx := context.Background()
+		name := fmt.Sprintf("P%d_%d", replicas, b.N)
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Replicas: replicas}); err != nil {
+			b.Fatal(err)
+		}
+		subj := name + ".x"
+		b.SetBytes(int64(len(body)))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := js.PublishAsync(subj, body); err != nil {
+				b.Fatal(err)
+			}
+			if i%256 == 255 {
+				<-js.PublishAsyncComplete()
+			}
+		}
+		<-js.PublishAsyncComplete()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	}
+	b.Run("single-R1", func(b *testing.B) {
+		publish(b, natstest.Start(b, natstest.Options{}).URL(), 1)
+	})
+	_, urls := startCluster(b, 3)
+	url := strings.Join(urls, ",")
+	b.Run("cluster-R1", func(b *testing.B) { publish(b, url, 1) })
+	b.Run("cluster-R3", func(b *testing.B) { publish(b, url, 3) })
 }

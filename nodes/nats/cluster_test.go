@@ -18,33 +18,7 @@ func TestJetStreamClusterLosesAServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	var cports, urls []string
-	for range 3 {
-		p, err := natstest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cports = append(cports, fmt.Sprint(p))
-	}
-	var routes []string
-	for _, p := range cports {
-		routes = append(routes, "nats-route://127.0.0.1:"+p)
-	}
-	srvs := make([]*natstest.Server, 3)
-	for i := range 3 {
-		var p int
-		fmt.Sscan(cports[i], &p)
-		srvs[i] = natstest.Start(t, natstest.Options{Name: fmt.Sprintf("s%d", i), ClusterName: "c", ClusterPort: p, Routes: routes})
-		urls = append(urls, srvs[i].URL())
-	}
-	poll.Until(t, 30*time.Second, "a JetStream meta leader", func() bool {
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() {
-				return true
-			}
-		}
-		return false
-	})
+	srvs, urls := startCluster(t, 3)
 	url := strings.Join(urls, ",")
 	const n = 3000
 	g := yamlf(`version: 2
@@ -113,4 +87,34 @@ edges:
 	if got != n {
 		t.Errorf("R3 stream holds %d, want %d", got, n)
 	}
+}
+
+// startCluster runs n JetStream servers clustered on loopback and waits for
+// a meta leader.
+func startCluster(tb testing.TB, n int) ([]*natstest.Server, []string) {
+	tb.Helper()
+	var cports []int
+	var routes, urls []string
+	for range n {
+		p, err := natstest.FreePort()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cports = append(cports, p)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	srvs := make([]*natstest.Server, n)
+	for i := range n {
+		srvs[i] = natstest.Start(tb, natstest.Options{Name: fmt.Sprintf("s%d", i), ClusterName: "c", ClusterPort: cports[i], Routes: routes})
+		urls = append(urls, srvs[i].URL())
+	}
+	poll.Until(tb, 30*time.Second, "a JetStream meta leader", func() bool {
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	return srvs, urls
 }
