@@ -5,6 +5,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"io"
 	"math/rand/v2"
@@ -153,7 +154,7 @@ config: {}
 // qproc is a schnitzel child process.
 type qproc struct {
 	cmd    *exec.Cmd
-	stderr strings.Builder
+	stderr logbuf.Buffer
 	done   chan error
 	start  time.Time
 }
@@ -164,7 +165,7 @@ func startQProc(t *testing.T, dir string, args ...string) *qproc {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout = io.Discard
-	p.cmd.Stderr = &syncWriter{b: &p.stderr}
+	p.cmd.Stderr = &p.stderr
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -198,17 +199,6 @@ func (p *qproc) stop(t *testing.T, what string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not stop within 30s of SIGTERM\n%s", what, p.stderr.String())
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 func writeGraph(t *testing.T, dir, name, body string) {

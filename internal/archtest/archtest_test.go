@@ -40,6 +40,7 @@ var rules = []rule{
 	// Queues page (stats, peek, requeue), as `schnitzel queue` does.
 	{pkg: "internal/serve/", allow: []string{"engine", "internal/serve", "internal/serve/", "internal/graph", "internal/queue", "internal/report", "packet", "plugin", "redact"}},
 	{pkg: "internal/poll", stdOnly: true},
+	{pkg: "internal/logbuf", stdOnly: true},
 	// Process graphs: several plans, validated and run by a caller's executor.
 	{pkg: "internal/procgraph", allow: []string{"internal/graph", "packet", "plugin"}},
 	// Graph unit tests: a graph with test doubles, run through the engine.
@@ -55,7 +56,7 @@ var rules = []rule{
 	// Nodes: plugin API, plus the durable queue for nodes/durable.
 	{pkg: "nodes/all", allow: []string{"nodes/", "packs/", "plugin"}},
 	// Test helpers beside the nodes (a real broker for tests) may poll.
-	{pkg: "nodes/mqtt/mqtttest", allow: []string{"internal/poll", "packet", "plugin"}},
+	{pkg: "nodes/mqtt/mqtttest", allow: []string{"internal/logbuf", "internal/poll", "packet", "plugin"}},
 	{pkg: "nodes/", allow: []string{"internal/netaddr", "internal/queue", "packet", "plugin", "redact"}},
 	{pkg: "packs/", allow: []string{"packs/", "nodes/dev", "nodes/io", "nodes/durable", "internal/queue", "packet", "plugin", "redact"}},
 	// Binaries: the door and a registry.

@@ -1,7 +1,6 @@
 package httpin
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/engine"
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/nodes/durable"
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -117,7 +117,7 @@ type graphRun struct {
 	done   chan struct{}
 	report *engine.Report
 	err    error
-	logs   *syncBuf
+	logs   *logbuf.Buffer
 	x      chan *engine.Executor
 }
 
@@ -138,29 +138,12 @@ func (g *graphRun) metric(node, name string) int64 {
 	return -1
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startGraph runs graph text until stop; it returns once the source
 // listens.
 func startGraph(t *testing.T, yaml string, reg *plugin.Registry, inboxMax int) *graphRun {
 	t.Helper()
 	t.Chdir(t.TempDir())
-	g := &graphRun{done: make(chan struct{}), logs: &syncBuf{}, x: make(chan *engine.Executor, 1)}
+	g := &graphRun{done: make(chan struct{}), logs: &logbuf.Buffer{}, x: make(chan *engine.Executor, 1)}
 	h := &listening{Handler: slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}), addr: make(chan string, 1)}
 	opts := engine.Options{Registry: reg, Logger: slog.New(h), Stdout: io.Discard, InboxMax: inboxMax, StopTimeout: 2 * time.Second,
 		Started: func(x *engine.Executor) error { g.x <- x; return nil }}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/nodes/mqtt"
 	"github.com/schnitzel-stream/schnitzel/nodes/mqtt/mqtttest"
@@ -28,24 +29,6 @@ func registry() *plugin.Registry {
 	r := plugin.NewRegistry()
 	mqtt.Register(r)
 	return r
-}
-
-// logBuf is a slog destination tests can read while nodes write.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // build decodes cfg and constructs the node with env (its logger and
@@ -311,7 +294,7 @@ func TestConfigErrors(t *testing.T) {
 // the CONNACK cause, and retried with backoff rather than in a tight loop.
 func TestWrongPassword(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"cam": "right-pw"}})
-	var logs logBuf
+	var logs logbuf.Buffer
 	env := plugin.Env{NodeID: "pub", Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	url := fmt.Sprintf("tcp://cam:url-secret@127.0.0.1:%d", b.Port)
 	snk := build(t, sinkName, packet.MapOf("url", url, "topic", "a", "password", "wrong-pw",

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/nodes/mqtt/mqtttest"
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -79,7 +80,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// without the test CA the broker's certificate is not trusted
-	var logs logBuf
+	var logs logbuf.Buffer
 	untrusted := build(t, sinkName, packet.MapOf("url", url, "topic", "tls/x"), plugin.Env{NodeID: "nocas", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	poll.Until(t, wait, "a certificate error", func() bool { return strings.Contains(logs.String(), "certificate") })
 	if metric(untrusted, "connected") != 0 {

@@ -1,7 +1,6 @@
 package servecmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,11 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -92,21 +91,13 @@ func TestLoadToken(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestServeInProcess runs the command until its context ends: it serves
 // the API on the port it printed, never prints the token, and returns nil
 // after a graceful stop (the lock released: a second run starts).
 func TestServeInProcess(t *testing.T) {
 	dir := t.TempDir()
 	for round := range 2 {
-		var stderr syncBuf
+		var stderr logbuf.Buffer
 		cmd := Command(Options{Registry: plugin.NewRegistry(), Stderr: &stderr, Getenv: func(string) string { return "" }})
 		cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--graphs", filepath.Join(dir, "g"), "--state", filepath.Join(dir, "s")})
 		cmd.SetErr(&stderr)

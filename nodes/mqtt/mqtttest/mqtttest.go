@@ -4,7 +4,6 @@
 package mqtttest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
 
@@ -41,25 +41,7 @@ type Broker struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *safeBuf
-}
-
-// safeBuf is a buffer the process's output goroutine and Log share.
-type safeBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  *logbuf.Buffer
 }
 
 // Binary is mosquitto's path, "" when it is not installed.
@@ -137,7 +119,7 @@ func (b *Broker) Restart() {
 		b.t.Fatal("mqtttest: Restart while running")
 	}
 	cmd := exec.Command(Binary(), "-c", b.conf)
-	b.log = &safeBuf{}
+	b.log = &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = b.log, b.log
 	if err := cmd.Start(); err != nil {
 		b.t.Fatalf("mqtttest: start mosquitto: %v", err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -72,17 +73,9 @@ func zoneAPIDown(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	return srv, &n
 }
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func runJob(t *testing.T, root string, args plugin.JobArgs, env map[string]string) (map[string]int64, *logBuf, error) {
+func runJob(t *testing.T, root string, args plugin.JobArgs, env map[string]string) (map[string]int64, *logbuf.Buffer, error) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &logbuf.Buffer{}
 	metrics := map[string]int64{}
 	je := plugin.JobEnv{
 		Config: packet.MapOf("config_dir", filepath.Join(root, "configs")), Args: args, Getenv: envOf(env),

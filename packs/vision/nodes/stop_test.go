@@ -5,32 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/cli"
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/detect/adaptertest"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/video"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A detector adapter that takes 0.8 s per frame, 200 frames decoded ahead
 // of it: one SIGINT ends the run after --stop-timeout (the adapter call in
@@ -58,7 +41,7 @@ edges:
 	reg := registry()
 	video.Register(reg)
 	sigs := make(chan os.Signal, 1)
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &logbuf.Buffer{}, &logbuf.Buffer{}
 	app := &cli.App{Stdout: stdout, Stderr: stderr, Getenv: func(string) string { return "" },
 		LookupEnv: func(string) (string, bool) { return "", false }, Registry: reg,
 		Signals: sigs, HardExit: func(code int) { t.Errorf("hard exit %d", code) }}

@@ -1,8 +1,8 @@
 package video
 
 import (
-	"bytes"
 	"context"
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"log/slog"
 	"os"
@@ -44,7 +44,7 @@ func makeVideo(t testing.TB, dir, name, lavfi string, extra ...string) string {
 }
 
 // build constructs a node with a logger writing into the returned buffer.
-func build(t testing.TB, name string, cfg *packet.Map) (any, *syncBuffer) {
+func build(t testing.TB, name string, cfg *packet.Map) (any, *logbuf.Buffer) {
 	t.Helper()
 	n, logs, err := tryBuild(name, cfg)
 	if err != nil {
@@ -53,7 +53,7 @@ func build(t testing.TB, name string, cfg *packet.Map) (any, *syncBuffer) {
 	return n, logs
 }
 
-func tryBuild(name string, cfg *packet.Map) (any, *syncBuffer, error) {
+func tryBuild(name string, cfg *packet.Map) (any, *logbuf.Buffer, error) {
 	reg := plugin.NewRegistry()
 	Register(reg)
 	e, ok := reg.Lookup(name)
@@ -64,27 +64,10 @@ func tryBuild(name string, cfg *packet.Map) (any, *syncBuffer, error) {
 	if len(errs) > 0 {
 		return nil, nil, errs[0]
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	n, err := e.Build(dec, plugin.Env{NodeID: "src", Kind: "source", Plugin: name,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return n, logs, err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // recorder is an Emitter that keeps every packet and never blocks; Max > 0

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"io"
 	"net"
@@ -335,13 +336,13 @@ func (s *rtspServer) forward(rtcp bool, pkt []byte) {
 type publisher struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *logbuf.Buffer
 }
 
 func startPublisher(t testing.TB, url string) *publisher {
 	t.Helper()
 	needFFmpeg(t)
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-pix_fmt", "yuv420p",
