@@ -168,3 +168,26 @@ func TestProcgraphRunNATSNoServer(t *testing.T) {
 		t.Fatalf("code %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestProcgraphRunNATSStreamMissing: a producer sink that does not create
+// the stream, and no stream: run names the channel and the sink, starts
+// nothing.
+func TestProcgraphRunNATSStreamMissing(t *testing.T) {
+	requirePlugins(t, "schnitzel_stream.nodes.nats:JetStreamSink")
+	srv := natstest.Start(t, natstest.Options{})
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"pg.yaml": pgNatsSpec, "consume.yaml": pgNatsConsume,
+		"publish.yaml": strings.Replace(fmt.Sprintf(pgNatsPublish, 3), "create_stream: true", "create_stream: false", 1),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, dir, []string{"NATS_URL=" + srv.URL()}, "procgraph", "run", "--spec", "pg.yaml")
+	if r.code != 1 || !strings.Contains(r.stderr, `pg.yaml:6: channel "q_main"`) ||
+		!strings.Contains(r.stderr, `stream does not exist, and producer "publish" node "pub" does not create it`) ||
+		strings.Contains(r.stderr, "process starting") {
+		t.Fatalf("code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
