@@ -27,9 +27,10 @@ const procgraphEngine = "procgraph.foundation" // upstream's engine name in the 
 func (a *App) procgraphCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "procgraph",
-		Short: "Validate or run a process graph: several graphs linked by queue files",
+		Short: "Validate or run a process graph: several graphs linked by queue files or NATS streams",
 		Long: `A process graph (upstream's version: 1 procgraph file) lists processes (each a
-v2 graph), channels (SQLite queue files) and links (producer -> consumer over a
+v2 graph), channels (SQLite queue files, or NATS JetStream subjects with
+transport: nats) and links (producer -> consumer over a
 channel). validate checks it with upstream's rules plus cycle detection, every
 path relative to the working directory; run starts every process's graph in
 this process and ends when all have ended (or at SIGINT/SIGTERM).`,
@@ -89,6 +90,9 @@ this process and ends when all have ended (or at SIGINT/SIGTERM).`,
 				}
 				lg.Info("process ended", "status", r.Status)
 				return string(r.Status), nil
+			}
+			if err := ensureNATSStreams(ctx, s, rep, logger); err != nil {
+				return exitcode.Errorf(exitcode.Runtime, "%v", err)
 			}
 			results := procgraph.Run(ctx, s, rep, exec, rerun)
 			failed := 0

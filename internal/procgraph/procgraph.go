@@ -1,7 +1,8 @@
 // Package procgraph reads, validates and runs process graphs: upstream's
 // `version: 1` files that link several graphs (processes) through
-// channels (SQLite queue files). Upstream only validates them; here they
-// also run, every process graph in this process under one supervisor.
+// channels (SQLite queue files; ours also NATS JetStream subjects,
+// transport: nats). Upstream only validates them; here they also run,
+// every process graph in this process under one supervisor.
 //
 // Differences from upstream (docs/compat.md "Process graphs"): every path
 // resolves against the working directory, as the queue nodes open them
@@ -22,6 +23,7 @@ import (
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
+	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
 // The queue nodes a link's bridge contract names (canonical names; an
@@ -32,8 +34,26 @@ const (
 	queueAck    = "schnitzel_stream.nodes.durable_sqlite:SqliteQueueAckSink"
 )
 
-// KindSQLiteQueue is the one channel kind (upstream's).
+// KindSQLiteQueue is the one kind of a sqlite channel (upstream's).
 const KindSQLiteQueue = "sqlite_queue"
+
+// Channel transports: upstream's SQLite queue file, or a NATS JetStream
+// stream (ours: the graphs name the JetStream nodes themselves, and the
+// bridge contract checks they match the channel).
+const (
+	TransportSQLite = "sqlite"
+	TransportNATS   = "nats"
+)
+
+// DefaultNATSURL is a nats channel's url when neither the channel nor
+// NATS_URL names one.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// The JetStream nodes a nats channel's bridge contract names.
+const (
+	jsSink   = "schnitzel_stream.nodes.nats:JetStreamSink"
+	jsSource = "schnitzel_stream.nodes.nats:JetStreamSource"
+)
 
 // Spec is a loaded process graph file.
 type Spec struct {
@@ -51,14 +71,27 @@ type Process struct {
 	Line  int
 }
 
-// Channel is a queue file two processes share.
+// Channel is a queue file (transport sqlite) or a JetStream subject in a
+// stream (transport nats) two processes share.
 type Channel struct {
 	ID         string
+	Transport  string // TransportSQLite or TransportNATS
 	Kind       string
 	Path       string
 	Abs        string
 	RequireAck bool
-	Line       int
+	// nats only
+	Subject, Stream, URL string
+	Line                 int
+}
+
+// Where is the channel as reports show it: the queue file, or the
+// stream, subject and server (credentials masked).
+func (c *Channel) Where() string {
+	if c.Transport == TransportNATS {
+		return fmt.Sprintf("%s stream=%s subject=%s", redact.URL(c.URL), c.Stream, c.Subject)
+	}
+	return c.Abs
 }
 
 // Link says producer writes the channel and consumer reads it.
@@ -70,7 +103,9 @@ type Link struct {
 var (
 	topKeys     = []string{"version", "processes", "channels", "links", "config"}
 	processKeys = []string{"id", "process_id", "graph"}
-	channelKeys = []string{"id", "channel_id", "kind", "path", "require_ack"}
+	channelKeys = []string{"id", "channel_id", "transport", "kind", "path", "require_ack", "subject", "stream", "url"}
+	sqliteKeys  = []string{"kind", "path", "require_ack"}
+	natsKeys    = []string{"subject", "stream", "url"}
 	linkKeys    = []string{"producer", "consumer", "channel"}
 )
 
@@ -80,7 +115,10 @@ func LoadFile(path string, getenv func(string) (string, bool)) (*Spec, graph.Dia
 	if doc == nil {
 		return nil, diags
 	}
-	l := &loader{doc: doc, diags: diags}
+	if getenv == nil {
+		getenv = func(string) (string, bool) { return "", false }
+	}
+	l := &loader{doc: doc, diags: diags, getenv: getenv}
 	s := l.spec()
 	if l.diags.HasErrors() {
 		return nil, l.diags
@@ -89,8 +127,9 @@ func LoadFile(path string, getenv func(string) (string, bool)) (*Spec, graph.Dia
 }
 
 type loader struct {
-	doc   *graph.Document
-	diags graph.Diags
+	doc    *graph.Document
+	diags  graph.Diags
+	getenv func(string) (string, bool)
 }
 
 func (l *loader) errf(path, format string, args ...any) {
@@ -185,19 +224,24 @@ func (l *loader) spec() *Spec {
 		if m == nil {
 			continue
 		}
-		c := &Channel{ID: str(m, path, "id", "channel_id"), Kind: str(m, path, "kind"), Path: str(m, path, "path"), Line: l.doc.PosOf(path).Line}
-		if ra, ok := m.Get("require_ack"); ok {
-			b, isBool := ra.(bool)
-			if !isBool {
-				l.errf(join(path, "require_ack"), "require_ack must be true or false, got %s", packet.PyStr(ra))
-			}
-			c.RequireAck = b
+		c := &Channel{ID: str(m, path, "id", "channel_id"), Transport: TransportSQLite, Line: l.doc.PosOf(path).Line}
+		if _, ok := m.Get("transport"); ok {
+			c.Transport = str(m, path, "transport")
+		}
+		switch c.Transport {
+		case TransportSQLite:
+			l.channelSQLite(m, path, c, str)
+		case TransportNATS:
+			l.channelNATS(m, path, c, str)
+		case "":
+		default:
+			l.errf(join(path, "transport"), "unknown transport %q%s (known: %s, %s)", c.Transport,
+				plugin.DidYouMean(c.Transport, []string{TransportSQLite, TransportNATS}), TransportSQLite, TransportNATS)
 		}
 		if c.ID != "" && seenC[c.ID] {
 			l.errf(path, "duplicate channel id %q", c.ID)
 		}
 		seenC[c.ID] = true
-		c.Abs = abs(c.Path)
 		s.Channels = append(s.Channels, c)
 	}
 	seenL := map[[3]string]bool{}
@@ -215,6 +259,68 @@ func (l *loader) spec() *Spec {
 		s.Links = append(s.Links, k)
 	}
 	return s
+}
+
+// channelSQLite reads upstream's keys: kind and path required,
+// require_ack a real boolean.
+func (l *loader) channelSQLite(m *packet.Map, path string, c *Channel, str func(*packet.Map, string, ...string) string) {
+	for _, k := range natsKeys {
+		if _, ok := m.Get(k); ok {
+			l.errf(join(path, k), "%s is a key of transport: nats channels; this channel is transport: sqlite (a queue file)", k)
+		}
+	}
+	c.Kind, c.Path = str(m, path, "kind"), str(m, path, "path")
+	if ra, ok := m.Get("require_ack"); ok {
+		b, isBool := ra.(bool)
+		if !isBool {
+			l.errf(join(path, "require_ack"), "require_ack must be true or false, got %s", packet.PyStr(ra))
+		}
+		c.RequireAck = b
+	}
+	c.Abs = abs(c.Path)
+}
+
+// channelNATS reads subject (a literal publish subject), stream (a stream
+// name) and url (default NATS_URL, else DefaultNATSURL).
+func (l *loader) channelNATS(m *packet.Map, path string, c *Channel, str func(*packet.Map, string, ...string) string) {
+	for _, k := range sqliteKeys {
+		if _, ok := m.Get(k); ok {
+			l.errf(join(path, k), "%s is a key of transport: sqlite channels (a queue file); a transport: nats channel has subject, stream and url", k)
+		}
+	}
+	c.Subject, c.Stream = str(m, path, "subject"), str(m, path, "stream")
+	if c.Subject != "" {
+		if err := checkSubject(c.Subject); err != nil {
+			l.errf(join(path, "subject"), "subject %q: %v", c.Subject, err)
+		}
+	}
+	if c.Stream != "" && strings.ContainsAny(c.Stream, " .*>\t") {
+		l.errf(join(path, "stream"), "stream %q: a stream name has no dots, wildcards or spaces", c.Stream)
+	}
+	if _, ok := m.Get("url"); ok {
+		c.URL = str(m, path, "url")
+	} else if u, ok := l.getenv("NATS_URL"); ok && strings.TrimSpace(u) != "" {
+		c.URL = strings.TrimSpace(u)
+	} else {
+		c.URL = DefaultNATSURL
+	}
+}
+
+// checkSubject accepts a literal subject a sink can publish on: dot
+// separated, no empty token, no wildcard, no white space.
+func checkSubject(s string) error {
+	if strings.ContainsAny(s, " \t\r\n") {
+		return fmt.Errorf("white space in a subject")
+	}
+	for _, tok := range strings.Split(s, ".") {
+		switch tok {
+		case "":
+			return fmt.Errorf("empty token (leading, trailing or double dot)")
+		case "*", ">":
+			return fmt.Errorf("wildcard %q: a channel is one literal subject", tok)
+		}
+	}
+	return nil
 }
 
 // abs resolves p against the working directory (where the queue nodes
@@ -265,8 +371,17 @@ func Validate(s *Spec, load Loader) (*Report, graph.Diags) {
 	}
 	chans := map[string]*Channel{}
 	byPath := map[string]*Channel{}
+	bySubject := map[[3]string]*Channel{}
 	for _, c := range s.Channels {
 		chans[c.ID] = c
+		if c.Transport == TransportNATS {
+			key := [3]string{c.URL, c.Stream, c.Subject}
+			if o := bySubject[key]; o != nil {
+				v.errf(c.Line, "channel "+c.ID, "uses the same stream and subject as channel %q (%s): two channels on one subject would mix their packets", o.ID, c.Where())
+			}
+			bySubject[key] = c
+			continue
+		}
 		if c.Kind != KindSQLiteQueue {
 			v.errf(c.Line, "channel "+c.ID, "kind %q is not supported (supported: %s)", c.Kind, KindSQLiteQueue)
 		}
@@ -311,7 +426,7 @@ func Validate(s *Spec, load Loader) (*Report, graph.Diags) {
 	rep := &Report{SpecPath: abs(s.File), ProcessCount: len(s.Processes), ChannelCount: len(s.Channels), LinkCount: len(s.Links),
 		ProcessGraphs: map[string]string{}, ChannelPaths: map[string]string{}, plans: map[string]*graph.Plan{}, order: order}
 	for _, c := range s.Channels {
-		rep.ChannelPaths[c.ID] = c.Abs
+		rep.ChannelPaths[c.ID] = c.Where()
 	}
 	for _, p := range s.Processes {
 		rep.ProcessGraphs[p.ID] = p.Abs
@@ -343,6 +458,10 @@ func Validate(s *Spec, load Loader) (*Report, graph.Diags) {
 			continue
 		}
 		subj := fmt.Sprintf("link %s -> %s", k.Producer, k.Consumer)
+		if c.Transport == TransportNATS {
+			v.natsBridge(k, c, rep.plans[k.Producer], rep.plans[k.Consumer], shared(s, c))
+			continue
+		}
 		if plan := rep.plans[k.Producer]; plan != nil && !hasQueueNode(plan, queueSink, c.Abs) {
 			v.errf(k.Line, subj, "producer %q has no SqliteQueueSink writing %s (channel %q)%s", k.Producer, c.Path, c.ID, queuePaths(plan, queueSink))
 		}
@@ -370,6 +489,100 @@ func (v *validator) errf(line int, subject, format string, args ...any) {
 
 func (v *validator) warnf(line int, subject, format string, args ...any) {
 	v.diags = append(v.diags, graph.Diag{File: v.s.File, Line: line, Severity: graph.SevWarning, Subject: subject, Msg: fmt.Sprintf(format, args...)})
+}
+
+// shared reports whether another nats channel uses c's stream: then a
+// consumer reading the whole stream would take the other's packets too.
+func shared(s *Spec, c *Channel) bool {
+	for _, o := range s.Channels {
+		if o != c && o.Transport == TransportNATS && o.URL == c.URL && o.Stream == c.Stream {
+			return true
+		}
+	}
+	return false
+}
+
+// natsBridge is a nats channel's bridge contract: the producer has a
+// JetStreamSink publishing the channel's subject into its stream on its
+// server, the consumer a JetStreamSource reading that stream there (only
+// the channel's subject, when another channel shares the stream).
+func (v *validator) natsBridge(k *Link, c *Channel, prod, cons *graph.Plan, shared bool) {
+	subj := fmt.Sprintf("link %s -> %s", k.Producer, k.Consumer)
+	cfg := func(pn *graph.PlanNode, key string) string {
+		if pn.Config == nil {
+			return ""
+		}
+		s, _ := pn.Config.GetString(key)
+		return strings.TrimSpace(s)
+	}
+	var why []string
+	match := func(pn *graph.PlanNode, want map[string]string) bool {
+		var bad []string
+		for _, key := range sortedKeys(want) {
+			if got := cfg(pn, key); got != want[key] {
+				if key == "url" {
+					got, want[key] = redact.URL(got), redact.URL(want[key])
+				}
+				bad = append(bad, fmt.Sprintf("%s %q, want %q", key, got, want[key]))
+			}
+		}
+		if len(bad) > 0 {
+			why = append(why, fmt.Sprintf("node %q has %s", pn.ID, strings.Join(bad, ", ")))
+		}
+		return len(bad) == 0
+	}
+	find := func(plan *graph.Plan, name string, want func() map[string]string) bool {
+		why = why[:0]
+		for _, pn := range plan.Nodes {
+			if pn.Entry != nil && pn.Entry.Name == name && match(pn, want()) {
+				return true
+			}
+		}
+		return false
+	}
+	hint := func() string {
+		if len(why) == 0 {
+			return ""
+		}
+		return " (" + strings.Join(why, "; ") + ")"
+	}
+	if prod != nil && !find(prod, jsSink, func() map[string]string {
+		return map[string]string{"subject": c.Subject, "stream": c.Stream, "url": c.URL}
+	}) {
+		v.errf(k.Line, subj, "producer %q has no JetStreamSink publishing subject %s to stream %s at %s (channel %q)%s",
+			k.Producer, c.Subject, c.Stream, redact.URL(c.URL), c.ID, hint())
+	}
+	if cons == nil {
+		return
+	}
+	ok := find(cons, jsSource, func() map[string]string {
+		return map[string]string{"stream": c.Stream, "url": c.URL}
+	})
+	if !ok {
+		v.errf(k.Line, subj, "consumer %q has no JetStreamSource reading stream %s at %s (channel %q)%s",
+			k.Consumer, c.Stream, redact.URL(c.URL), c.ID, hint())
+		return
+	}
+	for _, pn := range cons.Nodes {
+		if pn.Entry == nil || pn.Entry.Name != jsSource || cfg(pn, "stream") != c.Stream || cfg(pn, "url") != c.URL {
+			continue
+		}
+		switch f := cfg(pn, "filter_subject"); {
+		case f != "" && f != c.Subject:
+			v.errf(k.Line, subj, "consumer %q node %q filters subject %q: channel %q is subject %s", k.Consumer, pn.ID, f, c.ID, c.Subject)
+		case f == "" && shared:
+			v.errf(k.Line, subj, "consumer %q node %q reads all of stream %s, which other channels share: set filter_subject: %s", k.Consumer, pn.ID, c.Stream, c.Subject)
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func hasQueueNode(plan *graph.Plan, name, path string) bool {
@@ -524,6 +737,44 @@ func Run(ctx context.Context, s *Spec, rep *Report, exec Executor, rerunDelay ti
 	}
 	wg.Wait()
 	return results
+}
+
+// NATSChannel is a nats channel with its producer's JetStreamSink, whose
+// config (stream settings, credentials) run uses to provision the stream
+// before any process starts.
+type NATSChannel struct {
+	Channel  *Channel
+	Producer string
+	Node     string      // the JetStreamSink's node id
+	Config   *packet.Map // its config, interpolation resolved
+}
+
+// NATSChannels lists the nats channels of a validated spec.
+func (r *Report) NATSChannels(s *Spec) []NATSChannel {
+	chans := map[string]*Channel{}
+	for _, c := range s.Channels {
+		chans[c.ID] = c
+	}
+	var out []NATSChannel
+	for _, k := range s.Links {
+		c := chans[k.Channel]
+		plan := r.plans[k.Producer]
+		if c == nil || c.Transport != TransportNATS || plan == nil {
+			continue
+		}
+		for _, pn := range plan.Nodes {
+			if pn.Entry == nil || pn.Entry.Name != jsSink || pn.Config == nil {
+				continue
+			}
+			subj, _ := pn.Config.GetString("subject")
+			st, _ := pn.Config.GetString("stream")
+			if strings.TrimSpace(subj) == c.Subject && strings.TrimSpace(st) == c.Stream {
+				out = append(out, NATSChannel{Channel: c, Producer: k.Producer, Node: pn.ID, Config: pn.Config})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Order is the processes, producers before consumers.
