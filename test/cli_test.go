@@ -70,7 +70,7 @@ func TestInprocDemoMatchesUpstream(t *testing.T) {
 }
 
 func TestEveryExampleGraphValidates(t *testing.T) {
-	r := run(t, "", nil, "validate", "configs/graphs/...", "configs/bench/...")
+	r := run(t, "", nil, "validate", "configs/graphs/...", "configs/bench/...", "configs/nats/...")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -5,16 +5,21 @@ package natscmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
@@ -32,18 +37,23 @@ func Command() *cobra.Command {
 }
 
 type serveOpts struct {
-	listen, store, domain, leafRemote, creds string
+	listen, store, domain, leafRemote, creds, leafListen string
+	sources                                              []string
 }
 
 func serveCommand() *cobra.Command {
 	var o serveOpts
 	cmd := &cobra.Command{
-		Use:   "serve [--listen 127.0.0.1:4222] [--store DIR] [--domain NAME] [--leaf-remote URL] [--creds F]",
+		Use:   "serve [--listen 127.0.0.1:4222] [--store DIR] [--domain NAME] [--leaf-remote URL] [--creds F] [--leaf-listen HOST:PORT] [--source HUB=EDGE@DOMAIN]...",
 		Short: "Run a NATS server with JetStream (file store) until SIGINT/SIGTERM",
 		Long: `Run a NATS server (nats-server v2.15, embedded) with JetStream on file storage.
 The JetStream nodes of a graph connect to it with url: nats://<listen>. With
 --leaf-remote the server joins a hub as a leaf node (--creds authenticates it),
 and --domain names its JetStream domain so that hub and edge streams do not mix.
+On the hub, --leaf-listen accepts leaf connections, and --source HUB=EDGE@DOMAIN
+makes the hub stream HUB (created, or updated, at start) source stream EDGE of
+the leaf whose domain is DOMAIN: the edge publishes locally, and the hub catches
+up whenever the link is up. Repeat --source for several edges.
 Port 0 picks a free port; the URL is printed on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,21 +68,56 @@ Port 0 picks a free port; the URL is printed on stderr.`,
 	f.StringVar(&o.domain, "domain", "", "JetStream domain")
 	f.StringVar(&o.leafRemote, "leaf-remote", "", "hub URL to connect to as a leaf node (nats-leaf://host:7422)")
 	f.StringVar(&o.creds, "creds", "", "credentials file for the leaf connection")
+	f.StringVar(&o.leafListen, "leaf-listen", "", "accept leaf node connections on host:port (hub side, e.g. 127.0.0.1:7422; no authentication: keep it on a trusted network)")
+	f.StringArrayVar(&o.sources, "source", nil, "HUB=EDGE@DOMAIN: hub stream HUB sources stream EDGE of JetStream domain DOMAIN (repeatable)")
 	return cmd
+}
+
+// hostPort splits a listen flag; port 0 becomes the server's random port.
+func hostPort(flag, v string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s %q: %w", flag, v, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%s %q: bad port", flag, v)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// streamSource is one --source: hub stream Hub sources Edge in Domain.
+type streamSource struct{ Hub, Edge, Domain string }
+
+// validName reports a stream or domain name JetStream takes.
+func validName(s string) bool { return s != "" && !strings.ContainsAny(s, " .*>\t\r\n@=") }
+
+// parseSources parses --source values; sourcing from our own domain needs
+// no leaf link and is refused, since it is most likely a typo.
+func parseSources(vals []string, domain string) ([]streamSource, error) {
+	var out []streamSource
+	for _, v := range vals {
+		hub, rest, ok1 := strings.Cut(v, "=")
+		edge, dom, ok2 := strings.Cut(rest, "@")
+		if !ok1 || !ok2 || !validName(hub) || !validName(edge) || !validName(dom) {
+			return nil, fmt.Errorf("--source %q: want HUB_STREAM=EDGE_STREAM@EDGE_DOMAIN, names without dots, wildcards or spaces (e.g. HUB_EVENTS=EDGE_EVENTS@edge)", v)
+		}
+		if dom == domain {
+			return nil, fmt.Errorf("--source %q: domain %q is this server's own --domain; name the edge's domain", v, dom)
+		}
+		out = append(out, streamSource{Hub: hub, Edge: edge, Domain: dom})
+	}
+	return out, nil
 }
 
 // options turns the flags into server options.
 func options(o serveOpts) (*server.Options, error) {
-	host, portStr, err := net.SplitHostPort(o.listen)
+	host, port, err := hostPort("--listen", o.listen)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: %w", o.listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("--listen %q: bad port", o.listen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
+		return nil, err
 	}
 	if o.store == "" {
 		return nil, fmt.Errorf("--store must name a directory")
@@ -90,6 +135,23 @@ func options(o serveOpts) (*server.Options, error) {
 			return nil, fmt.Errorf("--leaf-remote: not a URL such as nats-leaf://hub:7422 (value not shown: it may hold credentials)")
 		}
 		so.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, Credentials: o.creds}}
+	}
+	if o.leafListen != "" {
+		h, p, err := hostPort("--leaf-listen", o.leafListen)
+		if err != nil {
+			return nil, err
+		}
+		so.LeafNode.Host, so.LeafNode.Port = h, p
+	}
+	if len(o.sources) > 0 {
+		// A hub stream addresses the edge by its domain, and the edge's
+		// domain must differ from ours for JetStream to keep them apart.
+		if o.domain == "" {
+			return nil, fmt.Errorf("--source needs --domain: the hub's own JetStream domain, different from the edges'")
+		}
+		if _, err := parseSources(o.sources, o.domain); err != nil {
+			return nil, err
+		}
 	}
 	return so, nil
 }
@@ -112,6 +174,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o serveOpts) error {
 		s.Shutdown()
 		return fmt.Errorf("nats server on %s not ready after 30s", o.listen)
 	}
+	srcs, _ := parseSources(o.sources, o.domain) // checked by options
+	if err := ensureSources(ctx, s, srcs); err != nil {
+		s.Shutdown()
+		return err
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "nats serve: listening on %s, JetStream store %s", s.ClientURL(), o.store)
 	if o.domain != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), ", domain %s", o.domain)
@@ -119,9 +186,77 @@ func serve(ctx context.Context, cmd *cobra.Command, o serveOpts) error {
 	if o.leafRemote != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), ", leaf of %s", redact.URL(o.leafRemote))
 	}
+	if o.leafListen != "" {
+		// The server writes the port it picked for 0 back into so.
+		fmt.Fprintf(cmd.ErrOrStderr(), ", leaf listen nats-leaf://%s", net.JoinHostPort(so.LeafNode.Host, strconv.Itoa(so.LeafNode.Port)))
+	}
+	for _, src := range srcs {
+		fmt.Fprintf(cmd.ErrOrStderr(), ", stream %s sources %s@%s", src.Hub, src.Edge, src.Domain)
+	}
 	fmt.Fprintln(cmd.ErrOrStderr())
 	<-ctx.Done()
 	s.Shutdown()
 	s.WaitForShutdown()
+	return nil
+}
+
+// ensureSources creates each hub stream, or adds the sources it lacks to an
+// existing one (a restart with one more --source), through an in-process
+// client. The server retries a source whose edge is not connected, so an
+// absent edge is no error here.
+func ensureSources(ctx context.Context, s *server.Server, srcs []streamSource) error {
+	if len(srcs) == 0 {
+		return nil
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name("schnitzel/nats-serve"))
+	if err != nil {
+		return fmt.Errorf("--source: in-process client: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("--source: jetstream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var order []string
+	byHub := map[string][]*jetstream.StreamSource{}
+	for _, src := range srcs {
+		if _, ok := byHub[src.Hub]; !ok {
+			order = append(order, src.Hub)
+		}
+		byHub[src.Hub] = append(byHub[src.Hub], &jetstream.StreamSource{
+			Name:     src.Edge,
+			External: &jetstream.ExternalStream{APIPrefix: "$JS." + src.Domain + ".API"},
+		})
+	}
+	for _, hub := range order {
+		want := byHub[hub]
+		st, err := js.Stream(ctx, hub)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: hub, Storage: jetstream.FileStorage, Sources: want}); err != nil {
+				return fmt.Errorf("--source: create stream %s: %w", hub, err)
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("--source: stream %s: %w", hub, err)
+		}
+		cfg := st.CachedInfo().Config
+		added := false
+		for _, w := range want {
+			if !slices.ContainsFunc(cfg.Sources, func(h *jetstream.StreamSource) bool {
+				return h.Name == w.Name && h.External != nil && h.External.APIPrefix == w.External.APIPrefix
+			}) {
+				cfg.Sources = append(cfg.Sources, w)
+				added = true
+			}
+		}
+		if added {
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("--source: add sources to stream %s: %w", hub, err)
+			}
+		}
+	}
 	return nil
 }

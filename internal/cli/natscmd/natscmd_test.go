@@ -83,6 +83,120 @@ func TestServeRunsJetStream(t *testing.T) {
 	}
 }
 
+// startServe runs `nats serve args...` until the test ends and returns
+// its client URL and stderr.
+func startServe(t *testing.T, args ...string) (string, *syncBuf) {
+	t.Helper()
+	cmd := Command()
+	errb := &syncBuf{}
+	cmd.SetErr(errb)
+	cmd.SetOut(errb)
+	cmd.SetArgs(append([]string{"serve", "--store", t.TempDir()}, args...))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve %v: %v", args, err)
+		}
+	})
+	var url string
+	poll.Until(t, 30*time.Second, "the server's URL on stderr", func() bool {
+		m := urlRE.FindStringSubmatch(errb.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	})
+	return url, errb
+}
+
+var leafRE = regexp.MustCompile(`leaf listen (nats-leaf://\S+?),?\s`)
+
+// TestServeHubSourcesEdge: an edge server (domain edge) joins a hub that
+// listens for leaves; a message stored in the edge's local stream shows up
+// in the hub stream that --source makes.
+func TestServeHubSourcesEdge(t *testing.T) {
+	hubURL, hubErr := startServe(t, "--listen", "127.0.0.1:0", "--domain", "hub", "--leaf-listen", "127.0.0.1:0", "--source", "HUB_EVENTS=EDGE_EVENTS@edge")
+	m := leafRE.FindStringSubmatch(hubErr.String())
+	if m == nil {
+		t.Fatalf("hub stderr %q names no leaf listener", hubErr.String())
+	}
+	if !strings.Contains(hubErr.String(), "stream HUB_EVENTS sources EDGE_EVENTS@edge") {
+		t.Errorf("hub stderr %q does not name the source", hubErr.String())
+	}
+	edgeURL, _ := startServe(t, "--listen", "127.0.0.1:0", "--domain", "edge", "--leaf-remote", m[1])
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	enc, err := nats.Connect(edgeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	// A client of the edge server uses the plain JetStream API: the edge's own domain.
+	ejs, _ := jetstream.New(enc)
+	if _, err := ejs.CreateStream(ctx, jetstream.StreamConfig{Name: "EDGE_EVENTS", Subjects: []string{"edge.events.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := ejs.Publish(ctx, "edge.events.x", []byte{byte('0' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hnc, err := nats.Connect(hubURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hnc.Close()
+	hjs, _ := jetstream.New(hnc)
+	hubMsgs := func() uint64 {
+		s, err := hjs.Stream(ctx, "HUB_EVENTS")
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	poll.Until(t, 30*time.Second, "the hub stream to source the edge's 10 messages", func() bool { return hubMsgs() == 10 })
+	// The edge stream was not created on the hub: the domains stayed apart.
+	if _, err := hjs.Stream(ctx, "EDGE_EVENTS"); err == nil {
+		t.Error("EDGE_EVENTS exists in the hub's domain too")
+	}
+}
+
+// TestServeSourceAddedOnRestart: a hub restarted on its store with one more
+// --source keeps its stream and gains the source.
+func TestServeSourceAddedOnRestart(t *testing.T) {
+	store := t.TempDir()
+	t.Run("first", func(t *testing.T) {
+		startServe(t, "--store", store, "--listen", "127.0.0.1:0", "--domain", "hub", "--source", "HUB=EDGE@e1")
+	})
+	url, _ := startServe(t, "--store", store, "--listen", "127.0.0.1:0", "--domain", "hub", "--source", "HUB=EDGE@e1", "--source", "HUB=EDGE@e2", "--source", "OTHER=X@e1")
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	for _, name := range []string{"HUB", "OTHER"} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		for _, src := range s.CachedInfo().Config.Sources {
+			got = append(got, name+"<"+src.Name+"@"+src.External.APIPrefix)
+		}
+	}
+	want := "HUB<EDGE@$JS.e1.API HUB<EDGE@$JS.e2.API OTHER<X@$JS.e1.API"
+	if strings.Join(got, " ") != want {
+		t.Errorf("sources %v, want %s", got, want)
+	}
+}
+
 func TestServeFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -92,6 +206,13 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:99999"}, "bad port"},
 		{[]string{"--creds", "x.creds"}, "--leaf-remote"},
 		{[]string{"--leaf-remote", "://user:secret@"}, "--leaf-remote"},
+		{[]string{"--leaf-listen", "7422"}, "--leaf-listen"},
+		{[]string{"--leaf-listen", "127.0.0.1:70000"}, "bad port"},
+		{[]string{"--source", "HUB=EDGE@edge"}, "needs --domain"},
+		{[]string{"--domain", "hub", "--source", "HUB=EDGE"}, "HUB_STREAM=EDGE_STREAM@EDGE_DOMAIN"},
+		{[]string{"--domain", "hub", "--source", "HUB.X=EDGE@edge"}, "without dots"},
+		{[]string{"--domain", "hub", "--source", "=EDGE@edge"}, "--source"},
+		{[]string{"--domain", "hub", "--source", "HUB=EDGE@hub"}, "own --domain"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := Command()
