@@ -1,7 +1,8 @@
-// Package vision is the vision/CCTV pack: ffmpeg frame sources (video),
-// the processing nodes (nodes: sampler, detectors, events, zones, dedup,
-// snapshots) and upstream's v1 LegacyAIPipelineJob (legacy). Register adds
-// all of it; a custom binary that wants the pack calls only this.
+// Package vision is the vision/CCTV pack: frame sources (video, decoding
+// through the ffmpeg library package), the processing nodes (nodes:
+// sampler, detectors, events, zones, dedup, snapshots) and upstream's v1
+// LegacyAIPipelineJob (legacy). Register adds all of it; a custom binary
+// that wants the pack calls only this.
 package vision
 
 import (

@@ -1,8 +1,8 @@
-// Package video holds the vision pack's frame sources: video files, RTSP
-// cameras and webcams, decoded by an ffmpeg child process into frames
-// (package frame): yuv420p as decoded for 4:2:0 video (converted to BGR
-// only when a node reads pixels), bgr24 for everything else. No cgo:
-// ffmpeg and ffprobe must be on PATH.
+// Package video holds the vision pack's frame source nodes: video files,
+// RTSP cameras and webcams (device selection, reconnect with backoff,
+// sampling in ffmpeg for a sampler right behind, packet meta), and their
+// Register. The decoding itself (the ffmpeg child process, probe, pipes,
+// stderr) is package ffmpeg.
 package video
 
 import "github.com/schnitzel-stream/schnitzel/plugin"

@@ -1,6 +1,8 @@
 package video
 
 import (
+	"github.com/schnitzel-stream/schnitzel/packs/vision/ffmpeg"
+
 	"context"
 	"errors"
 	"fmt"
@@ -54,8 +56,8 @@ type fileSource struct {
 	path    string // absolute
 	start   time.Time
 	hasTS   bool
-	tool    tool
-	probe   probeInfo
+	tool    ffmpeg.Tool
+	probe   ffmpeg.ProbeInfo
 	started bool
 
 	sampling // ffmpeg drops what the sampler after this source would (Downstream)
@@ -115,12 +117,12 @@ func (s *fileSource) open(ctx context.Context) error {
 	// ffmpeg -version and ffprobe are each a process start that loads
 	// every codec library: run them side by side.
 	type found struct {
-		t   tool
+		t   ffmpeg.Tool
 		err error
 	}
 	ff := make(chan found, 1)
-	go func() { t, err := findFFmpeg(ctx); ff <- found{t, err} }()
-	s.probe, err = probeFile(ctx, abs)
+	go func() { t, err := ffmpeg.Find(ctx); ff <- found{t, err} }()
+	s.probe, err = ffmpeg.ProbeFile(ctx, abs)
 	f2 := <-ff
 	if f2.err != nil {
 		return f2.err
@@ -201,24 +203,24 @@ type passResult struct {
 // pass decodes the file once.
 func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.Pool, offset float64, pace *pacer) (passResult, error) {
 	var r passResult
-	dec, err := startDecoder(ctx, s.tool, decodeSpec{
-		input:   []string{"-i", "file:" + s.path},
-		fps:     s.cfg.FPS,
-		pixFmt:  transportFormat(s.probe.PixFmt),
-		every:   s.every,
-		first:   s.firstFrom(0),
-		verbose: s.every > 1,
+	dec, err := ffmpeg.Start(ctx, s.tool, ffmpeg.Spec{
+		Input:   []string{"-i", "file:" + s.path},
+		FPS:     s.cfg.FPS,
+		PixFmt:  ffmpeg.TransportFormat(s.probe.PixFmt),
+		Every:   s.every,
+		First:   s.firstFrom(0),
+		Verbose: s.every > 1,
 	})
 	if err != nil {
 		return r, err
 	}
 	defer func() {
-		dec.stop()
-		if dec.maxRSS > s.ffmpegRSS.Load() {
-			s.ffmpegRSS.Store(dec.maxRSS)
+		dec.Stop()
+		if dec.MaxRSS() > s.ffmpegRSS.Load() {
+			s.ffmpegRSS.Store(dec.MaxRSS())
 		}
 	}()
-	g, err := dec.awaitGeometry(ctx)
+	g, err := dec.AwaitGeometry(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			r.stop = true
@@ -226,8 +228,8 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 		}
 		return r, err
 	}
-	if *pool == nil || !g.same(*pool) {
-		*pool = g.pool()
+	if *pool == nil || !g.Same(*pool) {
+		*pool = g.Pool()
 	}
 	fps := g.FPS
 	if s.cfg.FPS > 0 {
@@ -237,18 +239,18 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	}
 
 	// One frame read ahead overlaps ffmpeg's pipe with downstream work.
-	ch := make(chan decoded, 1)
+	ch := make(chan ffmpeg.Decoded, 1)
 	pumpErr := make(chan error, 1)
 	passStart := s.decodedN.Load() // no sampling with loop: index = frames read
 	next := passStart              // the index after the last frame emitted
 	nextIndex := s.indexer(passStart, &s.decodedN)
 	go func() {
-		pumpErr <- dec.pump(*pool, ch, false, pumpHooks{nextIndex: nextIndex})
+		pumpErr <- dec.Pump(*pool, ch, false, ffmpeg.PumpHooks{NextIndex: nextIndex})
 	}()
 	drain := func() {
-		dec.kill()
+		dec.Kill()
 		for it := range ch {
-			it.f.Release()
+			it.F.Release()
 		}
 		<-pumpErr
 	}
@@ -256,43 +258,43 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	var last float64
 	for it := range ch {
 		if ctx.Err() != nil {
-			it.f.Release()
+			it.F.Release()
 			drain()
 			r.stop = true
 			return r, nil
 		}
-		if s.arrive(it.f.Index, next, s.cfg.MaxFrames) {
+		if s.arrive(it.F.Index, next, s.cfg.MaxFrames) {
 			// Sampled in ffmpeg: this frame lies past the limit, so every
 			// frame before the limit exists and was accounted.
-			it.f.Release()
+			it.F.Release()
 			drain()
 			r.stop = true
 			return r, nil
 		}
-		pts := it.pts
+		pts := it.PTS
 		if math.IsNaN(pts) {
 			pts = 0
 			if fps > 0 {
-				pts = float64(it.f.Index-passStart) / fps
+				pts = float64(it.F.Index-passStart) / fps
 			}
 		}
 		last = pts
-		it.f.PTS = offset + pts
-		if !pace.wait(ctx, it.f.PTS) {
-			it.f.Release()
+		it.F.PTS = offset + pts
+		if !pace.wait(ctx, it.F.PTS) {
+			it.F.Release()
 			drain()
 			r.stop = true
 			return r, nil
 		}
-		if err := out.Emit(s.packet(it.f, pts)); err != nil {
-			it.f.Release() // not taken: ours to recycle
+		if err := out.Emit(s.packet(it.F, pts)); err != nil {
+			it.F.Release() // not taken: ours to recycle
 			drain()
 			r.stop = true
 			return r, nil
 		}
 		r.frames++
 		n := s.emitted.Add(1)
-		next = it.f.Index + 1
+		next = it.F.Index + 1
 		if s.every <= 1 && s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
 			drain()
 			r.stop = true
@@ -304,9 +306,9 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			r.stop = true
 			return r, nil
 		}
-		return r, dec.failure(err)
+		return r, dec.Failure(err)
 	}
-	if err := dec.finish(); err != nil {
+	if err := dec.Finish(); err != nil {
 		if ctx.Err() != nil {
 			r.stop = true
 			return r, nil
@@ -315,7 +317,7 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 	}
 	if s.every > 1 {
 		// The frames after the last kept one, from ffmpeg's statistics.
-		if total := dec.log.decodedFrames(); total > 0 {
+		if total := dec.DecodedFrames(); total > 0 {
 			if s.cfg.MaxFrames > 0 {
 				total = min(total, s.cfg.MaxFrames)
 			}
@@ -324,7 +326,7 @@ func (s *fileSource) pass(ctx context.Context, out plugin.Emitter, pool **frame.
 			s.env.Logger.Warn("ffmpeg did not report how many frames it decoded; frames after the last sampled one are not counted", "path", s.path)
 		}
 	}
-	if e := dec.log.errorLines(); e != "" {
+	if e := dec.ErrorLines(); e != "" {
 		// ffmpeg skips what it cannot decode and still exits 0: say so.
 		s.env.Logger.Warn("ffmpeg reported decode errors; damaged frames were skipped", "path", s.path, "errors", e)
 	}

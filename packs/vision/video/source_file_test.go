@@ -1,6 +1,8 @@
 package video
 
 import (
+	"github.com/schnitzel-stream/schnitzel/packs/vision/ffmpeg"
+
 	"context"
 	"errors"
 	"fmt"
@@ -248,7 +250,7 @@ func TestFileSourceErrors(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
 		n, _ := build(t, fileSrc, cfgOf("path", path))
 		err := n.(plugin.Starter).Start(context.Background())
-		if !errors.Is(err, ErrFFmpegNotFound) || err.Error() != "camera src: ffmpeg not found in PATH (install ffmpeg)" {
+		if !errors.Is(err, ffmpeg.ErrFFmpegNotFound) || err.Error() != "camera src: ffmpeg not found in PATH (install ffmpeg)" {
 			t.Fatalf("err = %v", err)
 		}
 	})

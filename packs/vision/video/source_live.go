@@ -1,6 +1,8 @@
 package video
 
 import (
+	"github.com/schnitzel-stream/schnitzel/packs/vision/ffmpeg"
+
 	"context"
 	"errors"
 	"fmt"
@@ -81,11 +83,11 @@ type liveSource struct {
 	// missing device) counts as a failed open.
 	input func(ctx context.Context) ([]string, error)
 	// script, when set, is the input instead: a URL kept out of argv.
-	script *inputScript
+	script *ffmpeg.InputScript
 	// describe names the camera for logs and errors, secrets masked.
 	describe  string
 	extraMeta func(m *packet.Map)
-	tool      tool
+	tool      ffmpeg.Tool
 	started   bool
 
 	sampling       // ffmpeg drops what the sampler after this source would (Downstream)
@@ -100,15 +102,15 @@ type liveSource struct {
 }
 
 func (s *liveSource) Start(ctx context.Context) error {
-	t, err := findFFmpeg(ctx)
+	t, err := ffmpeg.Find(ctx)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", s.kind, s.cfg.SourceID, err)
 	}
 	s.tool, s.started = t, true
-	if s.script != nil && !s.script.supported(t) {
+	if s.script != nil && !s.script.Supported(t) {
 		s.script = nil
 		s.env.Logger.Warn("ffmpeg is older than 5.0 (no concat script options): the camera URL, credentials included, is on ffmpeg's command line where every local user can read it; upgrade ffmpeg",
-			"camera", s.cfg.SourceID, "ffmpeg", t.path, "major", t.major)
+			"camera", s.cfg.SourceID, "ffmpeg", t.Path, "major", t.Major)
 	}
 	return nil
 }
@@ -235,40 +237,40 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 	if s.kind == "webcam" {
 		pf = frame.PixFmtBGR24
 	}
-	spec := decodeSpec{input: input, script: s.script, fps: s.cfg.FPS, mask: redact.Text, pixFmt: pf}
+	spec := ffmpeg.Spec{Input: input, Script: s.script, FPS: s.cfg.FPS, Mask: redact.Text, PixFmt: pf}
 	// Sampling: the first frame of this connection is index base; keep n
 	// (0-based in this connection) with (base + n - offset) mod every == 0.
 	base := s.next
 	if s.every > 1 {
-		spec.every = s.every
-		spec.first = s.firstFrom(base)
+		spec.Every = s.every
+		spec.First = s.firstFrom(base)
 	}
-	dec, err := startDecoder(ctx, s.tool, spec)
+	dec, err := ffmpeg.Start(ctx, s.tool, spec)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	defer dec.stop()
+	defer dec.Stop()
 
 	// The watchdog kills ffmpeg when the first frame takes longer than the
 	// open timeout or a later one longer than the read timeout; the reads
 	// then fail and the session ends as a failure, never hanging.
 	watchdog := time.AfterFunc(s.cfg.OpenTimeoutSec.Duration(), func() {
-		dec.stalled.Store(true)
-		dec.kill()
+		dec.MarkStalled()
+		dec.Kill()
 	})
 	defer watchdog.Stop()
 
-	g, err := dec.awaitGeometry(ctx)
+	g, err := dec.AwaitGeometry(ctx)
 	if err != nil {
 		r.err = err
-		if dec.stalled.Load() {
-			r.err = dec.failure(err)
+		if dec.Stalled() {
+			r.err = dec.Failure(err)
 		}
 		return r
 	}
-	pool := g.pool()
-	ch := make(chan decoded, 1)
+	pool := g.Pool()
+	ch := make(chan ffmpeg.Decoded, 1)
 	pumpErr := make(chan error, 1)
 	readTimeout := s.cfg.ReadTimeoutSec.Duration()
 	nextIndex := s.indexer(base, &s.decodedN)
@@ -285,29 +287,29 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		readTimeout += time.Duration(float64(s.every) / fps * float64(time.Second))
 	}
 	go func() {
-		pumpErr <- dec.pump(pool, ch, s.cfg.LatestOnly, pumpHooks{
-			nextIndex: nextIndex,
-			frame: func(skipped bool) {
+		pumpErr <- dec.Pump(pool, ch, s.cfg.LatestOnly, ffmpeg.PumpHooks{
+			NextIndex: nextIndex,
+			Frame: func(skipped bool) {
 				watchdog.Reset(readTimeout)
 				if skipped {
 					s.skipped.Add(1)
 				}
 			},
-			blocked:   func() { watchdog.Stop() },
-			unblocked: func() { watchdog.Reset(readTimeout) },
+			Blocked:   func() { watchdog.Stop() },
+			Unblocked: func() { watchdog.Reset(readTimeout) },
 		})
 	}()
 	drain := func() {
-		dec.kill()
+		dec.Kill()
 		for it := range ch {
-			it.f.Release()
+			it.F.Release()
 		}
 		<-pumpErr
 	}
 
 	var first time.Time
 	for {
-		var it decoded
+		var it ffmpeg.Decoded
 		var ok bool
 		select {
 		case it, ok = <-ch:
@@ -323,20 +325,20 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 			*epoch++
 			first = time.Now()
 		}
-		if s.arrive(it.f.Index, s.next, s.cfg.MaxFrames) {
+		if s.arrive(it.F.Index, s.next, s.cfg.MaxFrames) {
 			// Sampled in ffmpeg: this frame lies past the limit, so every
 			// frame before it was decoded and accounted.
-			it.f.Release()
+			it.F.Release()
 			drain()
 			r.stop = true
 			return r
 		}
-		it.f.PTS = it.pts
-		if math.IsNaN(it.pts) && g.FPS > 0 {
-			it.f.PTS = float64(it.f.Index) / g.FPS
+		it.F.PTS = it.PTS
+		if math.IsNaN(it.PTS) && g.FPS > 0 {
+			it.F.PTS = float64(it.F.Index) / g.FPS
 		}
 		if err := out.Emit(s.packet(it, *epoch)); err != nil {
-			it.f.Release()
+			it.F.Release()
 			drain()
 			r.stop = true
 			return r
@@ -344,7 +346,7 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		r.frames++
 		r.lived = time.Since(first)
 		if s.every > 1 {
-			s.next = it.f.Index + 1
+			s.next = it.F.Index + 1
 		}
 		n := s.emitted.Add(1)
 		if s.every <= 1 && s.cfg.MaxFrames > 0 && n >= s.cfg.MaxFrames {
@@ -362,13 +364,13 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 		return r
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.err = dec.failure(err)
+		r.err = dec.Failure(err)
 		return r
 	}
-	if err := dec.finish(); err != nil {
+	if err := dec.Finish(); err != nil {
 		r.err = err
-	} else if dec.stalled.Load() {
-		r.err = dec.failure(nil)
+	} else if dec.Stalled() {
+		r.err = dec.Failure(nil)
 	}
 	return r
 }
@@ -376,8 +378,8 @@ func (s *liveSource) session(ctx context.Context, out plugin.Emitter, epoch *int
 // packet builds HEAD's live frame packet: payload {frame, frame_idx}, meta
 // {frame_idx, [camera_index,] epoch, idempotency_key}, ts = when the frame
 // was read (wall clock).
-func (s *liveSource) packet(it decoded, epoch int64) *packet.Packet {
-	idx := it.f.Index
+func (s *liveSource) packet(it ffmpeg.Decoded, epoch int64) *packet.Packet {
+	idx := it.F.Index
 	meta := packet.NewMap(4)
 	meta.Set("frame_idx", idx)
 	if s.extraMeta != nil {
@@ -386,9 +388,9 @@ func (s *liveSource) packet(it decoded, epoch int64) *packet.Packet {
 	meta.Set("epoch", epoch)
 	meta.Set("idempotency_key", fmt.Sprintf("frame:%s:%d:%d", s.cfg.SourceID, epoch, idx))
 	payload := packet.NewMap(2)
-	payload.Set("frame", it.f)
+	payload.Set("frame", it.F)
 	payload.Set("frame_idx", idx)
-	p := packet.New("frame", s.cfg.SourceID, payload, packet.FormatTS(it.at), nil)
+	p := packet.New("frame", s.cfg.SourceID, payload, packet.FormatTS(it.At), nil)
 	p.Meta = meta
 	return p
 }

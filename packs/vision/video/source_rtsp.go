@@ -1,6 +1,8 @@
 package video
 
 import (
+	"github.com/schnitzel-stream/schnitzel/packs/vision/ffmpeg"
+
 	"context"
 	"errors"
 	"strings"
@@ -41,7 +43,7 @@ func (c *RTSPConfig) Validate() error {
 	if u == "" {
 		errs = append(errs, plugin.Errorf("url", "must be a stream URL"))
 	}
-	// ffmpeg reads the URL from a line-based script (inputscript.go).
+	// ffmpeg reads the URL from a line-based script (ffmpeg/inputscript.go).
 	if i := strings.IndexFunc(u, unicode.IsControl); i >= 0 {
 		errs = append(errs, plugin.Errorf("url", "contains a control character (U+%04X): %s", []rune(u[i:])[0], redact.URL(u)))
 	}
@@ -63,9 +65,9 @@ func newRTSPSource(c RTSPConfig, env plugin.Env) (plugin.Source, error) {
 	rtsp := strings.HasPrefix(strings.ToLower(url), "rtsp")
 	if strings.Contains(url, "://") {
 		// A network URL may hold credentials: keep it out of ffmpeg's argv.
-		s.script = &inputScript{url: url}
+		s.script = &ffmpeg.InputScript{URL: url}
 		if rtsp {
-			s.script.opts = [][2]string{{"rtsp_transport", c.Transport}}
+			s.script.Opts = [][2]string{{"rtsp_transport", c.Transport}}
 		}
 	}
 	s.input = func(context.Context) ([]string, error) {

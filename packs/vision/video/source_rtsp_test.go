@@ -1,6 +1,8 @@
 package video
 
 import (
+	"github.com/schnitzel-stream/schnitzel/packs/vision/ffmpeg"
+
 	"errors"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"net"
@@ -256,7 +258,7 @@ func TestRTSPOpenFailure(t *testing.T) {
 		n, _ := build(t, rtspName, rtspCfg(url))
 		_, done := runSource(t, n, newRecorder(0))
 		err := <-done
-		if !errors.Is(err, ErrFFmpegNotFound) || !strings.Contains(err.Error(), "cam1") {
+		if !errors.Is(err, ffmpeg.ErrFFmpegNotFound) || !strings.Contains(err.Error(), "cam1") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -349,14 +351,12 @@ func TestRTSPCredentialsNotInArgv(t *testing.T) {
 	srv.waitPublished(t)
 	secretURL := strings.Replace(srv.url("cam"), "rtsp://", "rtsp://admin:hunter2@", 1) + "?token=tok3n"
 	for _, tc := range []struct {
-		name    string
-		handoff func(string) (*scriptHandoff, error)
-		loc     string
-	}{{"pipe", pipeHandoff, "-i pipe:3"}, {"file", fileHandoff, "-i file:"}} {
+		name string
+		file bool
+		loc  string
+	}{{"pipe", false, "-i pipe:3"}, {"file", true, "-i file:"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			old := newHandoff
-			newHandoff = tc.handoff
-			defer func() { newHandoff = old }()
+			defer ffmpeg.UseFileHandoff(tc.file)()
 			n, logs := build(t, rtspName, rtspCfg(secretURL))
 			rec := newRecorder(0)
 			stop, _ := runSource(t, n, rec)
@@ -417,33 +417,10 @@ func TestRTSPCredentialsNotInArgv(t *testing.T) {
 	noFFmpegChildren(t)
 }
 
-func TestInputScript(t *testing.T) {
-	s := &inputScript{url: "rtsp://a:it's@cam/x", opts: [][2]string{{"rtsp_transport", "tcp"}}}
-	got, err := s.text()
-	want := "ffconcat version 1.0\nfile 'rtsp://a:it'\\''s@cam/x'\noption rtsp_transport 'tcp'\n"
-	if err != nil || got != want {
-		t.Errorf("text() = %q, %v\nwant %q", got, err, want)
-	}
-	for _, bad := range []string{"rtsp://cam/x\nfile '/etc/passwd'", "rtsp://cam/x\r", "rtsp://cam/\x00"} {
-		if _, err := (&inputScript{url: bad}).text(); err == nil || !strings.Contains(err.Error(), "control character") {
-			t.Errorf("%q: err = %v, want a control character refused", bad, err)
-		}
-	}
+// TestRTSPURLControlCharacters: a URL the input script could not carry
+// is refused when the graph is checked, not when ffmpeg starts.
+func TestRTSPURLControlCharacters(t *testing.T) {
 	if err := (&RTSPConfig{URL: "rtsp://cam/x\nfile 'x'", OpenTimeoutSec: 1, ReadTimeoutSec: 1}).Validate(); err == nil {
 		t.Error("Validate accepted a URL with a newline")
-	}
-}
-
-func TestInputScriptNeedsFFmpeg5ForOptions(t *testing.T) {
-	withOpts := &inputScript{url: "rtsp://cam/x", opts: [][2]string{{"rtsp_transport", "tcp"}}}
-	plain := &inputScript{url: "http://cam/x"}
-	for _, tc := range []struct {
-		s     *inputScript
-		major int
-		want  bool
-	}{{withOpts, 4, false}, {withOpts, 5, true}, {withOpts, 0, true}, {plain, 4, true}} {
-		if got := tc.s.supported(tool{major: tc.major}); got != tc.want {
-			t.Errorf("opts %v on ffmpeg %d: supported %v, want %v", tc.s.opts, tc.major, got, tc.want)
-		}
 	}
 }

@@ -1,6 +1,8 @@
 package video
 
 import (
+	"github.com/schnitzel-stream/schnitzel/packs/vision/ffmpeg"
+
 	"context"
 	"fmt"
 	"os/exec"
@@ -23,7 +25,7 @@ func (d webcamDevice) inputArgs(ctx context.Context) ([]string, error) {
 	if name == "" {
 		bin, err := exec.LookPath("ffmpeg")
 		if err != nil {
-			return nil, ErrFFmpegNotFound
+			return nil, ffmpeg.ErrFFmpegNotFound
 		}
 		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()

@@ -1,4 +1,4 @@
-package video
+package ffmpeg
 
 import (
 	"io"
@@ -30,8 +30,8 @@ func TestLogState(t *testing.T) {
 	s := newLogState(redact.Text)
 	s.consume(strings.NewReader(log))
 	g, n, done, _ := s.snapshot()
-	if g == nil || *g != (geometry{W: 320, H: 240, FPS: 23.98, PixFmt: frame.PixFmtBGR24}) {
-		t.Fatalf("geometry %+v (the output stream's, not the input's)", g)
+	if g == nil || *g != (Geometry{W: 320, H: 240, FPS: 23.98, PixFmt: frame.PixFmtBGR24}) {
+		t.Fatalf("Geometry %+v (the output stream's, not the input's)", g)
 	}
 	if n != 3 || !done {
 		t.Fatalf("pts queued %d, done %v", n, done)
@@ -73,7 +73,7 @@ func TestLogStateUntaggedFallback(t *testing.T) {
 
 func TestParseStreamLine(t *testing.T) {
 	bgr, yuv := frame.PixFmtBGR24, frame.PixFmtYUV420P
-	cases := map[string]geometry{
+	cases := map[string]Geometry{
 		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24, 1280x720, q=2-31, 663552 kb/s, 30 fps, 30 tbn":                                               {1280, 720, 30, bgr, frame.Color{}},
 		"  Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24(progressive), 640x360 [SAR 1:1 DAR 16:9], 1k fps":                                             {640, 360, 1000, bgr, frame.Color{}},
 		"  Stream #0:0: Video: rawvideo, bgr24, 64x48":                                                                                                              {64, 48, 0, bgr, frame.Color{}},
@@ -92,29 +92,6 @@ func TestParseStreamLine(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := newBackoff(1, 5)
-	var got []time.Duration
-	for i := 0; i < 5; i++ {
-		got = append(got, b.next())
-	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("waits %v, want %v", got, want)
-		}
-	}
-	b.reset()
-	if b.next() != time.Second {
-		t.Fatal("reset did not restart at base")
-	}
-	// Zero (upstream's tests) is floored: never a busy loop.
-	z := newBackoff(0, 0)
-	if d := z.next(); d != minBackoff {
-		t.Fatalf("zero backoff waits %v, want %v", d, minBackoff)
-	}
-}
-
 // TestReadFrameWithoutPTS: when ffmpeg's frame-time lines never come, only
 // the first frame waits for them; later frames do not pay a timeout each.
 func TestReadFrameWithoutPTS(t *testing.T) {
@@ -127,7 +104,7 @@ func TestReadFrameWithoutPTS(t *testing.T) {
 		w.Write(make([]byte, 3*4*2*3)) // three 4x2 frames
 		w.Close()
 	}()
-	d := &decoder{stdout: r, log: newLogState(nil)} // log never done, no pts
+	d := &Decoder{stdout: r, log: newLogState(nil)} // log never done, no pts
 	pool := frame.NewPool(4, 2)
 	start := time.Now()
 	for i := 0; i < 3; i++ {
@@ -135,8 +112,8 @@ func TestReadFrameWithoutPTS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		if !math.IsNaN(it.pts) {
-			t.Fatalf("frame %d pts %v, want NaN (unknown)", i, it.pts)
+		if !math.IsNaN(it.PTS) {
+			t.Fatalf("frame %d pts %v, want NaN (unknown)", i, it.PTS)
 		}
 	}
 	if el := time.Since(start); el > 1900*time.Millisecond {

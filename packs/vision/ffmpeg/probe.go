@@ -1,4 +1,4 @@
-package video
+package ffmpeg
 
 import (
 	"bytes"
@@ -14,19 +14,19 @@ import (
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
 )
 
-// probeInfo is what ffprobe says about a file's first video stream.
-type probeInfo struct {
+// ProbeInfo is what ffprobe says about a file's first video stream.
+type ProbeInfo struct {
 	Width, Height int
 	FPS           float64 // avg_frame_rate, else r_frame_rate; 0 when unknown
 	Duration      float64 // seconds; 0 when unknown
 	PixFmt        string  // the decoder's pixel format, e.g. "yuv420p"
 }
 
-// transportFormat picks the pipe's pixel format for a stream decoding to
+// TransportFormat picks the pipe's pixel format for a stream decoding to
 // pixFmt: yuv420p when that loses nothing (4:2:0 8-bit, the usual camera
 // and H.264 output: no conversion, half the bytes), bgr24 otherwise (4:4:4
 // or 4:2:2 chroma would be thinned by a trip through yuv420p).
-func transportFormat(pixFmt string) string {
+func TransportFormat(pixFmt string) string {
 	switch pixFmt {
 	case "yuv420p", "yuvj420p", "nv12", "nv21":
 		return frame.PixFmtYUV420P
@@ -34,12 +34,12 @@ func transportFormat(pixFmt string) string {
 	return frame.PixFmtBGR24
 }
 
-// probeFile checks with ffprobe that path holds a decodable video stream.
+// ProbeFile checks with ffprobe that path holds a decodable video stream.
 // Errors say what is wrong with the file in ffprobe's words.
-func probeFile(ctx context.Context, path string) (probeInfo, error) {
+func ProbeFile(ctx context.Context, path string) (ProbeInfo, error) {
 	bin, err := exec.LookPath("ffprobe")
 	if err != nil {
-		return probeInfo{}, ErrFFprobeNotFound
+		return ProbeInfo{}, ErrFFprobeNotFound
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -57,7 +57,7 @@ func probeFile(ctx context.Context, path string) (probeInfo, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return probeInfo{}, fmt.Errorf("not a readable video: %s", msg)
+		return ProbeInfo{}, fmt.Errorf("not a readable video: %s", msg)
 	}
 	var doc struct {
 		Streams []struct {
@@ -72,13 +72,13 @@ func probeFile(ctx context.Context, path string) (probeInfo, error) {
 		} `json:"format"`
 	}
 	if err := json.Unmarshal(out, &doc); err != nil {
-		return probeInfo{}, fmt.Errorf("read ffprobe output: %w", err)
+		return ProbeInfo{}, fmt.Errorf("read ffprobe output: %w", err)
 	}
 	if len(doc.Streams) == 0 || doc.Streams[0].Width <= 0 || doc.Streams[0].Height <= 0 {
-		return probeInfo{}, errors.New("not a video: no video stream")
+		return ProbeInfo{}, errors.New("not a video: no video stream")
 	}
 	st := doc.Streams[0]
-	info := probeInfo{Width: st.Width, Height: st.Height, FPS: ratio(st.Avg), PixFmt: st.PixFmt}
+	info := ProbeInfo{Width: st.Width, Height: st.Height, FPS: ratio(st.Avg), PixFmt: st.PixFmt}
 	if info.FPS == 0 {
 		info.FPS = ratio(st.Real)
 	}

@@ -1,4 +1,4 @@
-package video
+package ffmpeg
 
 import (
 	"bufio"
@@ -32,24 +32,24 @@ var (
 	rePTS     = regexp.MustCompile(`\bn: *\d+ +pts: *(-?\d+|NOPTS)`)
 )
 
-// geometry is the raw output format of one ffmpeg process.
-type geometry struct {
+// Geometry is the raw output format of one ffmpeg process.
+type Geometry struct {
 	W, H   int
 	FPS    float64     // 0 when ffmpeg did not say
 	PixFmt string      // frame.PixFmtYUV420P or frame.PixFmtBGR24
 	Color  frame.Color // yuv420p: matrix and range ffmpeg tagged
 }
 
-// pool returns a frame pool for this output format.
-func (g geometry) pool() *frame.Pool {
+// Pool returns a frame pool for this output format.
+func (g Geometry) Pool() *frame.Pool {
 	if g.PixFmt == frame.PixFmtBGR24 {
 		return frame.NewPool(g.W, g.H)
 	}
 	return frame.NewYUV420Pool(g.W, g.H, g.Color)
 }
 
-// same reports whether frames of g fit a pool made for o.
-func (g geometry) same(p *frame.Pool) bool {
+// Same reports whether frames of g fit a pool made for o.
+func (g Geometry) Same(p *frame.Pool) bool {
 	w, h := p.Size()
 	f, c := p.Format()
 	return w == g.W && h == g.H && f == g.PixFmt && c == g.Color
@@ -59,7 +59,7 @@ func (g geometry) same(p *frame.Pool) bool {
 type logState struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every update
-	geom    *geometry
+	geom    *Geometry
 	pts     []float64 // seconds; NaN when the frame had no pts
 	tbNum   int64
 	tbDen   int64
@@ -157,19 +157,19 @@ func (s *logState) line(l string) {
 // parseStreamLine reads "WxH" and "N fps" from a stream description such as
 // "Stream #0:0: Video: rawvideo (BGR[24] / 0x18524742), bgr24(pc, ...),
 // 320x240 [SAR 1:1 DAR 4:3], q=2-31, 44236 kb/s, 24 fps, 24 tbn".
-func parseStreamLine(l string) (geometry, bool) {
+func parseStreamLine(l string) (Geometry, bool) {
 	fm := reOutFmt.FindStringSubmatch(l)
 	_, l, _ = strings.Cut(l, "Video:")
 	m := reOutSize.FindStringSubmatch(l)
 	if m == nil {
-		return geometry{}, false
+		return Geometry{}, false
 	}
 	w, _ := strconv.Atoi(m[1])
 	h, _ := strconv.Atoi(m[2])
 	if w <= 0 || h <= 0 {
-		return geometry{}, false
+		return Geometry{}, false
 	}
-	g := geometry{W: w, H: h, PixFmt: frame.PixFmtYUV420P}
+	g := Geometry{W: w, H: h, PixFmt: frame.PixFmtYUV420P}
 	if fm != nil {
 		if fm[1] == frame.PixFmtBGR24 {
 			g.PixFmt = frame.PixFmtBGR24
@@ -250,7 +250,7 @@ func keepLast(lines []string, l string) []string {
 
 // snapshot returns the state and a channel that is closed at the next
 // update.
-func (s *logState) snapshot() (geom *geometry, npts int, done bool, changed <-chan struct{}) {
+func (s *logState) snapshot() (geom *Geometry, npts int, done bool, changed <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.geom, len(s.pts), s.done, s.changed

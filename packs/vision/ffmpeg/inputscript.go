@@ -1,4 +1,4 @@
-package video
+package ffmpeg
 
 import (
 	"fmt"
@@ -26,10 +26,10 @@ import (
 // "safe" relative path) and an explicit protocol whitelist (the default
 // one of a nested open allows only file,crypto,data).
 
-// inputScript is an input that ffmpeg reads from a concat script.
-type inputScript struct {
-	url  string
-	opts [][2]string // demuxer options for the entry, e.g. {rtsp_transport, tcp}
+// InputScript is an input that ffmpeg reads from a concat script.
+type InputScript struct {
+	URL  string
+	Opts [][2]string // demuxer options for the entry, e.g. {rtsp_transport, tcp}
 }
 
 // scriptProtocols lets the nested open use any protocol a direct -i could
@@ -38,18 +38,18 @@ const scriptProtocols = "async,bluray,cache,concat,concatf,crypto,data,fd,ffrtmp
 	"hls,http,httpproxy,https,ipfs,ipns,mmsh,mmst,pipe,rist,rtmp,rtmpe,rtmps,rtmpt,rtmpte,rtmpts,rtp,sctp,sftp,srt,srtp," +
 	"subfile,tcp,tls,udp,udplite,unix,zmq,amqp,librtmp,librtmpe,librtmps,librtmpt,librtmpte"
 
-// supported reports whether ffmpeg t reads this script: the concat
+// Supported reports whether ffmpeg t reads this script: the concat
 // demuxer's "option" directive came with ffmpeg 5.0.
-func (s *inputScript) supported(t tool) bool { return len(s.opts) == 0 || t.modern() }
+func (s *InputScript) Supported(t Tool) bool { return len(s.Opts) == 0 || t.Modern() }
 
 // args returns ffmpeg's input options for a script found at loc.
-func (s *inputScript) args(loc string) []string {
+func (s *InputScript) args(loc string) []string {
 	return []string{"-protocol_whitelist", scriptProtocols, "-f", "concat", "-safe", "0", "-i", loc}
 }
 
 // text renders the script. The concat parser reads it line by line, so a
 // control character would start a new directive: refused.
-func (s *inputScript) text() (string, error) {
+func (s *InputScript) text() (string, error) {
 	quote := func(v string) (string, error) {
 		if i := strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
 			return "", fmt.Errorf("input contains a control character (U+%04X)", v[i])
@@ -59,12 +59,12 @@ func (s *inputScript) text() (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("ffconcat version 1.0\n")
-	u, err := quote(s.url)
+	u, err := quote(s.URL)
 	if err != nil {
 		return "", err
 	}
 	b.WriteString("file " + u + "\n")
-	for _, o := range s.opts {
+	for _, o := range s.Opts {
 		v, err := quote(o[1])
 		if err != nil {
 			return "", err
@@ -129,4 +129,18 @@ func fileHandoff(script string) (*scriptHandoff, error) {
 	}
 	remove := func() { _ = os.RemoveAll(dir) }
 	return &scriptHandoff{loc: "file:" + path, started: func() {}, done: remove}, nil
+}
+
+// UseFileHandoff makes later Starts hand scripts over as private files
+// (on or off; off restores the platform's default) and returns a function
+// that undoes it. For tests that check the file handoff on Unix too; not
+// safe while decoders start concurrently.
+func UseFileHandoff(on bool) (restore func()) {
+	old := newHandoff
+	if on {
+		newHandoff = fileHandoff
+	} else {
+		newHandoff = defaultHandoff
+	}
+	return func() { newHandoff = old }
 }

@@ -1,4 +1,12 @@
-package video
+// Package ffmpeg is the vision pack's decoding library: it finds ffmpeg,
+// probes files with ffprobe, runs one ffmpeg child process per stream
+// session and reads its raw frames (yuv420p for 4:2:0 video, bgr24
+// otherwise) from a pipe into pooled frames (package frame), with geometry,
+// frame times and errors taken from its stderr. Network inputs reach ffmpeg
+// through an input script, never argv. It registers no nodes; the sources
+// that use it are in package video. No cgo: ffmpeg and ffprobe must be on
+// PATH.
+package ffmpeg
 
 import (
 	"context"
@@ -35,10 +43,10 @@ var ErrFFmpegNotFound = errors.New("ffmpeg not found in PATH (install ffmpeg)")
 // ErrFFprobeNotFound is returned when ffprobe is not on PATH.
 var ErrFFprobeNotFound = errors.New("ffprobe not found in PATH (install ffmpeg, which ships it)")
 
-// tool is a located ffmpeg binary.
-type tool struct {
-	path  string
-	major int // major version; 0 when unknown (a git build): assume current
+// Tool is a located ffmpeg binary.
+type Tool struct {
+	Path  string
+	Major int // major version; 0 when unknown (a git build): assume current
 }
 
 var (
@@ -47,12 +55,12 @@ var (
 	reVersion    = regexp.MustCompile(`(?m)^ffmpeg version n?(\d+)\.`)
 )
 
-// findFFmpeg looks ffmpeg up on PATH (every time: PATH may change between
+// Find looks ffmpeg up on PATH (every time: PATH may change between
 // runs in tests) and learns its major version once per path.
-func findFFmpeg(ctx context.Context) (tool, error) {
+func Find(ctx context.Context) (Tool, error) {
 	p, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		return tool{}, ErrFFmpegNotFound
+		return Tool{}, ErrFFmpegNotFound
 	}
 	versionMu.Lock()
 	major, ok := versionCache[p]
@@ -62,7 +70,7 @@ func findFFmpeg(ctx context.Context) (tool, error) {
 		defer cancel()
 		out, err := exec.CommandContext(vctx, p, "-hide_banner", "-version").Output()
 		if err != nil {
-			return tool{}, fmt.Errorf("run %s -version: %w", p, err)
+			return Tool{}, fmt.Errorf("run %s -version: %w", p, err)
 		}
 		if m := reVersion.FindSubmatch(out); m != nil {
 			major, _ = strconv.Atoi(string(m[1]))
@@ -71,47 +79,48 @@ func findFFmpeg(ctx context.Context) (tool, error) {
 		versionCache[p] = major
 		versionMu.Unlock()
 	}
-	return tool{path: p, major: major}, nil
+	return Tool{Path: p, Major: major}, nil
 }
 
-func (t tool) modern() bool { return t.major == 0 || t.major >= 5 }
+// Modern reports ffmpeg 5 or later (or an unknown version, taken as current).
+func (t Tool) Modern() bool { return t.Major == 0 || t.Major >= 5 }
 
-// decodeSpec describes one ffmpeg invocation.
-type decodeSpec struct {
-	input []string // input options ending with "-i", source
-	// script, when set, replaces input: ffmpeg reads the URL from a concat
+// Spec describes one ffmpeg invocation.
+type Spec struct {
+	Input []string // input options ending with "-i", source
+	// Script, when set, replaces Input: ffmpeg reads the URL from a concat
 	// script so that it never appears in argv (inputscript.go).
-	script *inputScript
-	fps    float64 // > 0: resample with the fps filter
-	// pixFmt is the pipe's format: frame.PixFmtYUV420P (default) or
+	Script *InputScript
+	FPS    float64 // > 0: resample with the fps filter
+	// PixFmt is the pipe's format: frame.PixFmtYUV420P (default) or
 	// frame.PixFmtBGR24.
-	pixFmt string
-	// every > 1: pass only frames n (0-based, after fps) with
-	// n mod every == first, ffmpeg's select filter; the rest are decoded
+	PixFmt string
+	// Every > 1: pass only frames n (0-based, after fps) with
+	// n mod Every == First, ffmpeg's select filter; the rest are decoded
 	// but neither converted nor written.
-	every, first int64
-	// verbose logs at level verbose, for the closing statistics (frames
+	Every, First int64
+	// Verbose logs at level verbose, for the closing statistics (frames
 	// decoded) that account for the frames select dropped at the end.
-	verbose bool
-	mask    func(string) string
+	Verbose bool
+	Mask    func(string) string // applied to ffmpeg's log lines before they are kept; nil keeps them
 }
 
-func (t tool) args(s decodeSpec) []string {
+func (t Tool) args(s Spec) []string {
 	level := "level+info"
-	if s.verbose {
+	if s.Verbose {
 		level = "level+verbose"
 	}
 	a := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", level}
-	a = append(a, s.input...)
+	a = append(a, s.Input...)
 	vf := ""
-	if s.fps > 0 {
-		vf = "fps=" + strconv.FormatFloat(s.fps, 'f', -1, 64) + ","
+	if s.FPS > 0 {
+		vf = "fps=" + strconv.FormatFloat(s.FPS, 'f', -1, 64) + ","
 	}
-	if s.every > 1 {
+	if s.Every > 1 {
 		// n + every - first >= 0, so mod never sees a negative.
-		vf += fmt.Sprintf(`select=not(mod(n+%d\,%d)),`, s.every-s.first, s.every)
+		vf += fmt.Sprintf(`select=not(mod(n+%d\,%d)),`, s.Every-s.First, s.Every)
 	}
-	if t.modern() {
+	if t.Modern() {
 		// Frames must reach us one to one with showinfo's lines:
 		// passthrough stops ffmpeg from duplicating or dropping frames to
 		// make a constant rate.
@@ -123,15 +132,15 @@ func (t tool) args(s decodeSpec) []string {
 	// converts nothing and the pipe carries half the bytes of bgr24;
 	// frames convert to BGR in-process only when a node reads pixels
 	// (frame.BGR).
-	pf := s.pixFmt
+	pf := s.PixFmt
 	if pf == "" {
 		pf = frame.PixFmtYUV420P
 	}
 	return append(a, "-f", "rawvideo", "-pix_fmt", pf, "pipe:1")
 }
 
-// decoder is one running ffmpeg process.
-type decoder struct {
+// Decoder is one running ffmpeg process.
+type Decoder struct {
 	cmd     *exec.Cmd
 	stdout  *os.File
 	log     *logState
@@ -152,9 +161,9 @@ type decoder struct {
 	maxRSS   int64 // peak resident set of the reaped process, bytes (0 if unknown)
 }
 
-// startDecoder starts ffmpeg. The process is killed when ctx ends; call
-// stop in every case to reap it.
-func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
+// Start starts ffmpeg. The process is killed when ctx ends; call
+// Stop in every case to reap it.
+func Start(ctx context.Context, t Tool, s Spec) (*Decoder, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("ffmpeg stdout pipe: %w", err)
@@ -167,8 +176,8 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 	}
 	growPipe(outR)
 	hand := &scriptHandoff{started: func() {}, done: func() {}}
-	if s.script != nil {
-		text, err := s.script.text()
+	if s.Script != nil {
+		text, err := s.Script.text()
 		if err == nil {
 			hand, err = newHandoff(text)
 		}
@@ -179,15 +188,15 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 			errW.Close()
 			return nil, err
 		}
-		s.input = s.script.args(hand.loc)
+		s.Input = s.Script.args(hand.loc)
 		// ffmpeg names its input "pipe:3" in errors: say which camera.
-		inner, loc, shown := s.mask, hand.loc, redact.URL(s.script.url)
+		inner, loc, shown := s.Mask, hand.loc, redact.URL(s.Script.URL)
 		if inner == nil {
 			inner = redact.Text
 		}
-		s.mask = func(l string) string { return inner(strings.ReplaceAll(l, loc, shown)) }
+		s.Mask = func(l string) string { return inner(strings.ReplaceAll(l, loc, shown)) }
 	}
-	cmd := exec.CommandContext(ctx, t.path, t.args(s)...)
+	cmd := exec.CommandContext(ctx, t.Path, t.args(s)...)
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	cmd.ExtraFiles = hand.extra
@@ -207,7 +216,7 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 		}
 		return nil, fmt.Errorf("start ffmpeg: %w", err)
 	}
-	d := &decoder{cmd: cmd, stdout: outR, log: newLogState(s.mask), logDone: make(chan struct{}), inputOpened: sync.OnceFunc(hand.done)}
+	d := &Decoder{cmd: cmd, stdout: outR, log: newLogState(s.Mask), logDone: make(chan struct{}), inputOpened: sync.OnceFunc(hand.done)}
 	go func() {
 		defer close(d.logDone)
 		defer errR.Close()
@@ -216,24 +225,42 @@ func startDecoder(ctx context.Context, t tool, s decodeSpec) (*decoder, error) {
 	return d, nil
 }
 
-// kill ends the process without reaping it (safe from any goroutine).
-func (d *decoder) kill() {
+// MarkStalled records that no frame came in time (a watchdog's verdict),
+// so Failure reports a timeout rather than the kill that follows.
+func (d *Decoder) MarkStalled() { d.stalled.Store(true) }
+
+// Stalled reports whether MarkStalled was called.
+func (d *Decoder) Stalled() bool { return d.stalled.Load() }
+
+// MaxRSS is the reaped process's peak resident set in bytes, 0 if unknown
+// or not reaped yet.
+func (d *Decoder) MaxRSS() int64 { return d.maxRSS }
+
+// DecodedFrames is how many frames ffmpeg decoded, from its closing
+// statistics (Spec.Verbose); -1 when it did not say.
+func (d *Decoder) DecodedFrames() int64 { return d.log.decodedFrames() }
+
+// ErrorLines are ffmpeg's last error lines joined, "" if none.
+func (d *Decoder) ErrorLines() string { return d.log.errorLines() }
+
+// Kill ends the process without reaping it (safe from any goroutine).
+func (d *Decoder) Kill() {
 	d.killed.Store(true)
 	_ = d.cmd.Process.Kill()
 }
 
-// stop kills the process if it still runs, reaps it and closes the pipes.
+// Stop kills the process if it still runs, reaps it and closes the pipes.
 // It returns ffmpeg's exit error, nil after a clean exit or a kill by us.
-func (d *decoder) stop() error {
+func (d *Decoder) Stop() error {
 	d.waitOnce.Do(func() {
-		d.kill()
+		d.Kill()
 		d.waitErr = d.wait()
 	})
 	return d.waitErr
 }
 
 // wait reaps the process and closes stdout; it does not kill.
-func (d *decoder) wait() error {
+func (d *Decoder) wait() error {
 	err := d.cmd.Wait()
 	d.inputOpened()
 	if d.cmd.ProcessState != nil {
@@ -247,22 +274,22 @@ func (d *decoder) wait() error {
 	return err
 }
 
-// finish waits for a process that reached EOF on its own and reports a
+// Finish waits for a process that reached EOF on its own and reports a
 // non-zero exit with ffmpeg's reason.
-func (d *decoder) finish() error {
+func (d *Decoder) Finish() error {
 	var err error
 	d.waitOnce.Do(func() {
 		d.waitErr = d.wait()
 	})
 	err = d.waitErr
 	if err != nil {
-		return d.failure(err)
+		return d.Failure(err)
 	}
 	return nil
 }
 
-// failure wraps err with ffmpeg's own explanation.
-func (d *decoder) failure(err error) error {
+// Failure wraps err with ffmpeg's own explanation.
+func (d *Decoder) Failure(err error) error {
 	<-d.logDone
 	cause := d.log.cause()
 	if d.stalled.Load() {
@@ -277,9 +304,9 @@ func (d *decoder) failure(err error) error {
 	return errors.New(cause)
 }
 
-// awaitGeometry waits until ffmpeg announces its output size. It fails when
+// AwaitGeometry waits until ffmpeg announces its output size. It fails when
 // ffmpeg exits first (its reason is in the error) or ctx ends.
-func (d *decoder) awaitGeometry(ctx context.Context) (geometry, error) {
+func (d *Decoder) AwaitGeometry(ctx context.Context) (Geometry, error) {
 	defer d.inputOpened()
 	for {
 		g, _, done, changed := d.log.snapshot()
@@ -288,42 +315,42 @@ func (d *decoder) awaitGeometry(ctx context.Context) (geometry, error) {
 		}
 		if done {
 			// stderr closed: the process ended (or is about to).
-			err := d.finish()
+			err := d.Finish()
 			if err == nil {
 				err = errors.New("ffmpeg produced no video output")
 			}
-			return geometry{}, err
+			return Geometry{}, err
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return geometry{}, ctx.Err()
+			return Geometry{}, ctx.Err()
 		}
 	}
 }
 
-// decoded is one frame read from ffmpeg.
-type decoded struct {
-	f   *frame.Frame
-	pts float64   // seconds from ffmpeg's stream start; NaN when unknown
-	at  time.Time // when its last byte arrived
+// Decoded is one frame read from ffmpeg.
+type Decoded struct {
+	F   *frame.Frame
+	PTS float64   // seconds from ffmpeg's stream start; NaN when unknown
+	At  time.Time // when its last byte arrived
 }
 
 // readFrame fills f from stdout. io.EOF means a clean end of stream.
-func (d *decoder) readFrame(f *frame.Frame) (decoded, error) {
+func (d *Decoder) readFrame(f *frame.Frame) (Decoded, error) {
 	size := frame.FrameSize(f.PixFmt, f.Width, f.Height)
 	if _, err := io.ReadFull(d.stdout, f.Raw()[:size]); err != nil {
 		if err == io.EOF {
-			return decoded{}, io.EOF
+			return Decoded{}, io.EOF
 		}
 		if err == io.ErrUnexpectedEOF {
-			return decoded{}, errors.New("stream ended inside a frame")
+			return Decoded{}, errors.New("stream ended inside a frame")
 		}
-		return decoded{}, err
+		return Decoded{}, err
 	}
-	it := decoded{f: f, at: time.Now(), pts: math.NaN()}
+	it := Decoded{F: f, At: time.Now(), PTS: math.NaN()}
 	if v, ok := d.log.popPTS(); ok {
-		it.pts = v
+		it.PTS = v
 		return it, nil
 	}
 	if d.noPTS.Load() {
@@ -336,7 +363,7 @@ func (d *decoder) readFrame(f *frame.Frame) (decoded, error) {
 	for {
 		_, _, done, changed := d.log.snapshot()
 		if v, ok := d.log.popPTS(); ok {
-			it.pts = v
+			it.PTS = v
 			return it, nil
 		}
 		if done {
@@ -351,24 +378,24 @@ func (d *decoder) readFrame(f *frame.Frame) (decoded, error) {
 	}
 }
 
-// pumpHooks lets a source watch the pump.
-type pumpHooks struct {
-	nextIndex func() int64
-	// frame is called for every decoded frame; skipped reports that an
+// PumpHooks lets a source watch the pump.
+type PumpHooks struct {
+	NextIndex func() int64 // the index of the next frame read
+	// Frame is called for every decoded frame; skipped reports that an
 	// older frame was dropped for it (latest mode).
-	frame func(skipped bool)
-	// blocked and unblocked bracket a send that waits for the consumer
+	Frame func(skipped bool)
+	// Blocked and Unblocked bracket a send that waits for the consumer
 	// (queue mode), so a watchdog does not take downstream backpressure
 	// for a stalled camera.
-	blocked, unblocked func()
+	Blocked, Unblocked func()
 }
 
-// pump reads frames until EOF or error and hands them to ch, which it
+// Pump reads frames until EOF or error and hands them to ch, which it
 // closes at the end. With latest set, a frame the consumer has not taken
 // yet is replaced by the newer one (and released): a live camera must not
 // build a backlog of stale pictures when downstream is slower. The returned
 // error is nil at a clean EOF.
-func (d *decoder) pump(pool *frame.Pool, ch chan decoded, latest bool, h pumpHooks) error {
+func (d *Decoder) Pump(pool *frame.Pool, ch chan Decoded, latest bool, h PumpHooks) error {
 	defer close(ch)
 	for {
 		f := pool.Get()
@@ -377,20 +404,20 @@ func (d *decoder) pump(pool *frame.Pool, ch chan decoded, latest bool, h pumpHoo
 			f.Release()
 			return err
 		}
-		f.Index = h.nextIndex()
+		f.Index = h.NextIndex()
 		if !latest {
-			if h.frame != nil {
-				h.frame(false)
+			if h.Frame != nil {
+				h.Frame(false)
 			}
 			select {
 			case ch <- it:
 			default:
-				if h.blocked != nil {
-					h.blocked()
+				if h.Blocked != nil {
+					h.Blocked()
 				}
 				ch <- it
-				if h.unblocked != nil {
-					h.unblocked()
+				if h.Unblocked != nil {
+					h.Unblocked()
 				}
 			}
 			continue
@@ -402,14 +429,14 @@ func (d *decoder) pump(pool *frame.Pool, ch chan decoded, latest bool, h pumpHoo
 			// Single producer: after taking the stale one out there is room.
 			select {
 			case old := <-ch:
-				old.f.Release()
+				old.F.Release()
 				skipped = true
 			default:
 			}
 			ch <- it
 		}
-		if h.frame != nil {
-			h.frame(skipped)
+		if h.Frame != nil {
+			h.Frame(skipped)
 		}
 	}
 }
