@@ -66,6 +66,26 @@ func distinctKeys(t *testing.T, dir string, n int) (rows, keys int) {
 	return len(got), len(seen)
 }
 
+// cutProc is a started binary; wait returns its exit error (more than once).
+type cutProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+func startCutProc(t *testing.T, cmd *exec.Cmd) *cutProc {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProc{cmd: cmd, exited: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.exited })
+	return p
+}
+
+func (p *cutProc) wait() error { <-p.exited; return p.err }
+
 // TestEdgeCutAcrossProcesses: the two halves of a graph cut by a nats edge
 // run as two processes (--part src, --part sink) on an embedded NATS
 // server. The downstream process is killed with SIGKILL mid-stream and
@@ -80,7 +100,7 @@ func TestEdgeCutAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "NATS_URL="+srv.URL())
-	start := func(part string) (*exec.Cmd, chan error) {
+	start := func(part string) *cutProc {
 		cmd := exec.Command(bin, "--graph", "cut.yaml", "--part", part)
 		cmd.Dir = dir
 		cmd.Env = env
@@ -90,45 +110,41 @@ func TestEdgeCutAcrossProcesses(t *testing.T) {
 		}
 		t.Cleanup(func() { errf.Close() })
 		cmd.Stderr = errf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() { cmd.Process.Kill(); <-done })
-		return cmd, done
+		return startCutProc(t, cmd)
 	}
 	stderr := func(part string) string {
 		b, _ := os.ReadFile(filepath.Join(dir, part+".stderr"))
 		return string(b)
 	}
 
-	down, downDone := start("sink")
-	_, upDone := start("src")
+	down := start("sink")
+	up := start("src")
 	poll.Until(t, 60*time.Second, "the downstream half to commit some packets", func() bool { return queueRows(t, dir) >= 300 })
 	select {
-	case err := <-upDone:
-		t.Fatalf("the producer ended (%v) before the consumer was killed: not mid-stream\n%s", err, stderr("src"))
+	case <-up.exited:
+		t.Fatalf("the producer ended (%v) before the consumer was killed: not mid-stream\n%s", up.err, stderr("src"))
 	default:
 	}
-	down.Process.Signal(syscall.SIGKILL)
-	<-downDone
+	down.cmd.Process.Signal(syscall.SIGKILL)
+	down.wait()
 	killedAt := queueRows(t, dir)
 
-	down, downDone = start("sink")
+	down = start("sink")
 	select {
-	case err := <-upDone:
-		if err != nil {
-			t.Fatalf("upstream half: %v\n%s", err, stderr("src"))
+	case <-up.exited:
+		if up.err != nil {
+			t.Fatalf("upstream half: %v\n%s", up.err, stderr("src"))
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("upstream half did not end\n%s", stderr("src"))
 	}
-	poll.UntilProgress(t, 20*time.Second, "every packet in the downstream queue",
+	// What the killed process held unacked comes back after the source's
+	// ack_wait_sec (30 s): the bound on standing still is above it.
+	poll.UntilProgress(t, 45*time.Second, "every packet in the downstream queue",
 		func() int64 { return int64(queueRows(t, dir)) },
 		func() bool { return queueRows(t, dir) >= n })
-	down.Process.Signal(syscall.SIGTERM)
-	if err := <-downDone; err != nil {
+	down.cmd.Process.Signal(syscall.SIGTERM)
+	if err := down.wait(); err != nil {
 		t.Fatalf("downstream half: %v\n%s", err, stderr("sink"))
 	}
 	rows, keys := distinctKeys(t, dir, n)
@@ -162,17 +178,12 @@ func TestEdgeCutOneProcessAndSplit(t *testing.T) {
 	cmd := exec.Command(bin, "--graph", "cut.yaml")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	one := startCutProc(t, cmd)
 	poll.UntilProgress(t, 20*time.Second, "every packet through the server into the queue",
 		func() int64 { return int64(queueRows(t, dir)) },
 		func() bool { return queueRows(t, dir) >= n })
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-done; err != nil {
+	if err := one.wait(); err != nil {
 		t.Fatalf("one-process run: %v", err)
 	}
 
@@ -191,17 +202,12 @@ func TestEdgeCutOneProcessAndSplit(t *testing.T) {
 	}
 	sub := exec.Command(bin, "--graph", filepath.Join("parts", "cut.part2.sink.yaml"))
 	sub.Dir = dir
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	subDone := make(chan error, 1)
-	go func() { subDone <- sub.Wait() }()
-	t.Cleanup(func() { sub.Process.Kill(); <-subDone })
+	sp := startCutProc(t, sub)
 	poll.UntilProgress(t, 20*time.Second, "the split consumer part to take the new packets",
 		func() int64 { return int64(queueRows(t, dir)) },
 		func() bool { return queueRows(t, dir) >= 2*n })
 	sub.Process.Signal(syscall.SIGTERM)
-	<-subDone
+	sp.wait()
 	if rows, keys := distinctKeys(t, dir, 2*n); rows != 2*n || keys != 2*n {
 		t.Errorf("queue holds %d rows with %d distinct keys, want %d", rows, keys, 2*n)
 	}

@@ -94,8 +94,8 @@ func TestCutRewritesNatsEdges(t *testing.T) {
 			parts: [][]string{{"src", "cut_src_mid_pub"}, {"mid", "out", "cut_src_mid_sub"}},
 		},
 		{
-			name:    "inproc is no cut",
-			edges:   "  - {from: src, to: mid, transport: inproc}\n  - {from: mid, to: out}\n",
+			name:  "inproc is no cut",
+			edges: "  - {from: src, to: mid, transport: inproc}\n  - {from: mid, to: out}\n",
 			parts: [][]string{{"src", "mid", "out"}},
 		},
 	} {
