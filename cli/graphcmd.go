@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"unicode"
 
@@ -37,6 +39,7 @@ put "# yaml-language-server: $schema=schnitzel.schema.json" on a graph's first l
 			return err
 		},
 	})
+	cmd.AddCommand(a.splitCommand())
 	for _, format := range []string{"dot", "mermaid"} {
 		var path string
 		sub := &cobra.Command{
@@ -72,6 +75,86 @@ put "# yaml-language-server: $schema=schnitzel.schema.json" on a graph's first l
 		cmd.AddCommand(sub)
 	}
 	return cmd
+}
+
+// splitCommand writes each connected part of a graph cut by
+// transport: nats edges as a graph file of its own, to deploy the parts on
+// different machines.
+func (a *App) splitCommand() *cobra.Command {
+	var path, out string
+	cmd := &cobra.Command{
+		Use:   "split FILE --out DIR",
+		Short: "Write each part of a graph cut by transport: nats edges as a standalone graph file",
+		Long: `A graph whose edges say transport: nats falls apart into connected parts
+(the edge becomes a JetStreamSink on one side and a JetStreamSource on the
+other). split validates the graph and writes each part to DIR as
+<name>.part<N>.<first node id>.yaml, which runs on its own (schnitzel --graph F).
+Interpolations (${oc.env:...}) are resolved when splitting: the files hold the
+values, so they are written with mode 0600.`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeGraphFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := graphArg(path, args)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return exitcode.Errorf(exitcode.Usage, "graph split: --out DIR is required")
+			}
+			plan, diags, err := a.load(p, false)
+			printDiags(cmd.ErrOrStderr(), diags)
+			if err != nil {
+				return exitcode.Errorf(exitcode.Usage, "%s: graph is invalid: %d error(s)", p, len(diags.Errors()))
+			}
+			g := plan.Graph
+			if g.Version != 2 {
+				return exitcode.Errorf(exitcode.Usage, "%s: a v1 job graph has no parts to split (job %s)", p, g.Job)
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return exitcode.Errorf(exitcode.Runtime, "graph split: %v", err)
+			}
+			parts := g.Parts()
+			base := fileSafe(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(g.File), ".yaml"), ".yml"))
+			for i, part := range parts {
+				sub, err := g.Part(part[0].ID)
+				if err != nil {
+					return exitcode.New(exitcode.Runtime, err)
+				}
+				name := fmt.Sprintf("%s.part%d.%s.yaml", base, i+1, fileSafe(part[0].ID))
+				header := fmt.Sprintf("part %d of %d of %s, written by schnitzel graph split", i+1, len(parts), g.File)
+				data, err := graph.WriteV2(sub, header)
+				if err != nil {
+					return exitcode.Errorf(exitcode.Runtime, "graph split: part %d: %v", i+1, err)
+				}
+				dst := filepath.Join(out, name)
+				if err := os.WriteFile(dst, data, 0o600); err != nil {
+					return exitcode.Errorf(exitcode.Runtime, "graph split: %v", err)
+				}
+				ids := make([]string, len(part))
+				for j, n := range part {
+					ids[j] = n.ID
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", dst, strings.Join(ids, ","))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&path, "graph", "", "graph file to split (- reads standard input)")
+	cmd.Flags().StringVar(&out, "out", "", "directory to write the parts to (created if missing)")
+	return cmd
+}
+
+// fileSafe keeps a node id to characters every file system takes.
+func fileSafe(id string) string {
+	var b strings.Builder
+	for _, r := range id {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
 }
 
 // graphArg takes the graph from --graph or, as an alias, the one
@@ -117,6 +200,10 @@ func writeDot(w io.Writer, g *graph.Graph) {
 			label = " [label=" + dotQuote(strings.Trim(e.FromPort+" -> "+e.ToPort, " ->")) + "]"
 		}
 		fmt.Fprintf(w, "  %s -> %s%s;\n", dotQuote(e.From), dotQuote(e.To), label)
+	}
+	for _, e := range g.Cuts { // the process boundary: through the server
+		pub, sub := graph.CutNodeIDs(e)
+		fmt.Fprintf(w, "  %s -> %s [style=dashed, label=%s];\n", dotQuote(pub), dotQuote(sub), dotQuote("nats "+e.NATS.Subject))
 	}
 	fmt.Fprintln(w, "}")
 }
@@ -188,5 +275,9 @@ func writeMermaid(w io.Writer, g *graph.Graph) {
 			label = "|" + mermaidText(strings.Trim(e.FromPort+" -> "+e.ToPort, " ->")) + "|"
 		}
 		fmt.Fprintf(w, "  %s -->%s %s\n", mermaidID(e.From), label, mermaidID(e.To))
+	}
+	for _, e := range g.Cuts {
+		pub, sub := graph.CutNodeIDs(e)
+		fmt.Fprintf(w, "  %s -.->|%s| %s\n", mermaidID(pub), mermaidText("nats "+e.NATS.Subject), mermaidID(sub))
 	}
 }

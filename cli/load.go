@@ -38,6 +38,12 @@ func (a *App) defaultGraph() (string, []byte, error) {
 // load reads, loads and validates a graph. It returns the plan and every
 // diagnostic; err is an exitcode error when the graph cannot run.
 func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
+	return a.loadPart(path, strict, "")
+}
+
+// loadPart is load of the connected part holding node part (all of the
+// graph when part is ""): one process's share of a graph cut by nats edges.
+func (a *App) loadPart(path string, strict bool, part string) (*graph.Plan, graph.Diags, error) {
 	var (
 		g     *graph.Graph
 		diags graph.Diags
@@ -53,6 +59,16 @@ func (a *App) load(path string, strict bool) (*graph.Plan, graph.Diags, error) {
 		if g, diags, err = a.loadFile(path); err != nil {
 			return nil, nil, err
 		}
+	}
+	if part != "" && g != nil && !diags.HasErrors() {
+		if g.Version != 2 {
+			return nil, diags, exitcode.Errorf(exitcode.Usage, "--part: %s is a v1 job graph, which has no parts", g.File)
+		}
+		sub, err := g.Part(part)
+		if err != nil {
+			return nil, diags, exitcode.Errorf(exitcode.Usage, "--part: %v", err)
+		}
+		g = sub
 	}
 	plan, diags, err := engine.Validate(g, diags, engine.Options{Registry: a.Registry, Getenv: a.Getenv, Prefixes: a.Prefixes, Strict: strict})
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 
 type runOptions struct {
 	graph        string
+	part         string
 	validateOnly bool
 	reportJSON   bool
 	reportFile   string
@@ -60,6 +61,7 @@ type runOptions struct {
 func (o *runOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.graph, "graph", "", "graph file to run (default: the built-in mock CCTV graph)")
+	f.StringVar(&o.part, "part", "", "run only the connected part of the graph that holds this node id (a graph cut by transport: nats edges runs one part per process)")
 	f.BoolVar(&o.validateOnly, "validate-only", false, "validate the graph and exit (same as 'schnitzel validate')")
 	f.BoolVar(&o.reportJSON, "report-json", false, "print the run report as JSON, as the last line on stdout")
 	f.StringVar(&o.reportFile, "report-file", "", "write the run report JSON to this file instead of stdout")
@@ -115,7 +117,7 @@ func (a *App) runGraph(ctx context.Context, cmd *cobra.Command, o *runOptions) e
 		return err
 	}
 	defer closeLog()
-	plan, diags, err := a.load(o.graph, o.strict)
+	plan, diags, err := a.loadPart(o.graph, o.strict, o.part)
 	printDiags(a.Stderr, diags)
 	if err != nil {
 		if len(diags.Errors()) > 0 {

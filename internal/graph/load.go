@@ -66,8 +66,9 @@ func readAtMost(path string, n int64) ([]byte, error) {
 
 // loader collects diagnostics while it builds the model.
 type loader struct {
-	g     *Graph
-	diags Diags
+	g      *Graph
+	diags  Diags
+	getenv func(string) (string, bool)
 }
 
 func (l *loader) add(sev Severity, path, subject, format string, args ...any) {
@@ -144,7 +145,7 @@ func loadDoc(file string, data []byte, getenv func(string) (string, bool), lim L
 		return nil, &loader{diags: Diags{{File: file, Line: 1, Severity: SevError, Msg: err.Error()}}}, nil
 	}
 	g := &Graph{File: file, pos: d.pos}
-	l := &loader{g: g}
+	l := &loader{g: g, getenv: getenv}
 	for _, e := range d.errs {
 		l.diags = append(l.diags, Diag{File: file, Line: e.pos.Line, Col: e.pos.Col, Severity: SevError, Msg: e.msg})
 	}
@@ -181,6 +182,9 @@ func load(file string, data []byte, getenv func(string) (string, bool), lim Limi
 		l.loadV1(root)
 	case 2:
 		l.loadV2(root)
+		if !l.diags.HasErrors() {
+			l.cut()
+		}
 	default:
 		return nil, l.diags
 	}
@@ -352,7 +356,8 @@ func (l *loader) str(m *packet.Map, path, subject string, keys ...string) (strin
 }
 
 var nodeKeys = map[string]bool{"id": true, "node_id": true, "kind": true, "plugin": true, "config": true}
-var edgeKeys = map[string]bool{"from": true, "to": true, "src": true, "dst": true, "from_port": true, "to_port": true, "src_port": true, "dst_port": true}
+var edgeKeys = map[string]bool{"from": true, "to": true, "src": true, "dst": true, "from_port": true, "to_port": true, "src_port": true, "dst_port": true,
+	"transport": true, "subject": true, "stream": true, "durable": true, "url": true}
 
 func (l *loader) loadV2(root *packet.Map) {
 	g := l.g
@@ -432,6 +437,7 @@ func (l *loader) loadV2(root *packet.Map) {
 		e.From, e.To = from, to
 		e.FromPort = l.port(m, path, "src_port", "from_port")
 		e.ToPort = l.port(m, path, "dst_port", "to_port")
+		l.edgeTransport(e, m)
 		for _, kv := range m.Entries() {
 			if !edgeKeys[kv.Key] {
 				l.unknownKey(path+"."+kv.Key, e.Subject(), "edge", kv.Key, edgeKeySet)

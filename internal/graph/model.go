@@ -32,6 +32,9 @@ type Graph struct {
 	// v2
 	Nodes []*Node
 	Edges []*Edge
+	// Cuts are the transport: nats edges, as written; Nodes and Edges
+	// hold what Cut made of them.
+	Cuts []*Edge
 
 	Config *packet.Map // top-level config (v1: the job's config)
 
@@ -47,8 +50,10 @@ type Node struct {
 	Config    *packet.Map // without __runtime__ and transport
 	Runtime   RuntimeConfig
 	Transport string
-	Pos       Pos
-	path      string // "nodes[3]"
+	// CutOf is the nats edge this node was made for (Cut), else nil.
+	CutOf *Edge
+	Pos   Pos
+	path  string // "nodes[3]"
 }
 
 // Overflow policies for a node's inbox.
@@ -73,8 +78,12 @@ type Edge struct {
 	To       string
 	FromPort string
 	ToPort   string
-	Pos      Pos
-	path     string // "edges[2]"
+	// Transport is "" or "inproc" (in the process) or "nats" (the graph
+	// is cut here: see Cut); NATS holds the cut's settings.
+	Transport string
+	NATS      *EdgeNATS
+	Pos       Pos
+	path      string // "edges[2]"
 }
 
 // PosOf returns the position of a value path such as "nodes[0].config.x",
@@ -126,8 +135,10 @@ var (
 	topKeysV1  = []string{"version", "job", "config"}
 	topKeysV2  = []string{"version", "nodes", "edges", "config"}
 	nodeKeySet = []string{"id", "node_id", "kind", "plugin", "config"}
-	edgeKeySet = []string{"from", "to", "src", "dst", "from_port", "to_port", "src_port", "dst_port"}
-	runtimeSet = []string{"inbox_max", "inbox_max_bytes", "inbox_overflow"}
+	edgeKeySet = []string{"from", "to", "src", "dst", "from_port", "to_port", "src_port", "dst_port", "transport", "subject", "stream", "durable", "url"}
+	// natsEdgeKeys are the edge keys only a transport: nats edge takes.
+	natsEdgeKeys = []string{"subject", "stream", "durable", "url"}
+	runtimeSet   = []string{"inbox_max", "inbox_max_bytes", "inbox_overflow"}
 )
 
 // unknownKey reports key, found where (e.g. "top-level", "node"), which is

@@ -81,6 +81,11 @@ func Schema(reg *plugin.Registry) ([]byte, error) {
 	for _, k := range edgeKeySet {
 		edgeProps[k] = map[string]any{"type": "string"}
 	}
+	edgeProps["transport"] = enumOf([]string{TransportInproc, TransportNATS}, "inproc (default): in the process. nats: the graph is cut here; the halves run in different processes over a JetStream stream.")
+	edgeProps["subject"] = map[string]any{"type": "string", "description": "transport: nats: the literal subject (default cut.<graph file name>.<from>_<to>)."}
+	edgeProps["stream"] = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "transport: nats: the JetStream stream, created if missing (default cut_<graph file name>_<from>_<to>)."}
+	edgeProps["durable"] = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "transport: nats: the receiving side's durable consumer (default cut_<from>_<to>)."}
+	edgeProps["url"] = map[string]any{"type": "string", "description": "transport: nats: server URL or comma list (default $NATS_URL, else " + DefaultNATSURL + ")."}
 	defs["edge"] = map[string]any{
 		"type":                 "object",
 		"properties":           edgeProps,

@@ -34,6 +34,7 @@ type JSSourceConfig struct {
 	DeadLetterSubject string         `yaml:"dead_letter_subject" example:"dlq.events" doc:"Where a message goes after max_deliver failed deliveries, or when its body is not a schnitzel packet: the original body and headers plus Schnitzel-Error, then the message is terminated. Empty: terminated and counted only."`
 	NakDelaySec       plugin.Seconds `yaml:"nak_delay_sec" advanced:"true" doc:"Redelivery delay after a downstream nack: doubles per delivery up to 60 s, with jitter."`
 	IdleWaitSec       plugin.Seconds `yaml:"idle_wait_sec" advanced:"true" doc:"How long to wait for a message before checking for the end (follow: false) or the stop."`
+	WaitForStream     bool           `yaml:"wait_for_stream" advanced:"true" doc:"A stream that does not exist yet is waited for (retried with backoff, logged) instead of failing the run: for a consumer that may start before the JetStreamSink that creates the stream (a graph cut by a transport: nats edge sets it)."`
 }
 
 // Validate checks the keys.
@@ -149,16 +150,20 @@ func (s *jsSource) Start(ctx context.Context) error {
 		return fmt.Errorf("node %q: jetstream: %w", s.env.NodeID, err)
 	}
 	if nc.IsConnected() {
-		if err := s.consumer(ctx); err != nil && permanentSetup(err) {
+		if err := s.consumer(ctx); err != nil && s.permanentSetup(err) {
 			return fmt.Errorf("node %q: %w", s.env.NodeID, err)
 		}
 	}
 	return nil
 }
 
-// permanentSetup is a consumer setup error that waiting cannot fix.
-func permanentSetup(err error) bool {
-	return errors.Is(err, jetstream.ErrStreamNotFound) || permanent(err)
+// permanentSetup is a consumer setup error that waiting cannot fix; a
+// missing stream is one unless wait_for_stream says it will be created.
+func (s *jsSource) permanentSetup(err error) bool {
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return !s.cfg.WaitForStream
+	}
+	return permanent(err)
 }
 
 // consumer creates or updates the durable; an existing one whose settings
@@ -207,7 +212,7 @@ func (s *jsSource) Run(ctx context.Context, out plugin.Emitter) error {
 		}
 		if s.nc.IsConnected() {
 			err := s.consumer(ctx)
-			if err != nil && permanentSetup(err) {
+			if err != nil && s.permanentSetup(err) {
 				return fmt.Errorf("node %q: %w", s.env.NodeID, err)
 			}
 			if err != nil {
