@@ -13,39 +13,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
-
-// leafBuf is a stderr buffer read while the process writes it.
-type leafBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *leafBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *leafBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // leafProc is one schnitzel process of the leaf test.
 type leafProc struct {
 	name string
 	cmd  *exec.Cmd
-	errb leafBuf
+	errb logbuf.Buffer
 	done chan struct{}
 	err  error
 }

@@ -1,43 +1,25 @@
 package natscmd
 
 import (
-	"bytes"
 	"context"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var urlRE = regexp.MustCompile(`listening on (nats://\S+),`)
 
 func TestServeRunsJetStream(t *testing.T) {
 	store := t.TempDir()
 	cmd := Command()
-	var errb syncBuf
+	var errb logbuf.Buffer
 	cmd.SetErr(&errb)
 	cmd.SetOut(&errb)
 	cmd.SetArgs([]string{"serve", "--listen", "127.0.0.1:0", "--store", store, "--domain", "edge"})
@@ -85,10 +67,10 @@ func TestServeRunsJetStream(t *testing.T) {
 
 // startServe runs `nats serve args...` until the test ends and returns
 // its client URL and stderr.
-func startServe(t *testing.T, args ...string) (string, *syncBuf) {
+func startServe(t *testing.T, args ...string) (string, *logbuf.Buffer) {
 	t.Helper()
 	cmd := Command()
-	errb := &syncBuf{}
+	errb := &logbuf.Buffer{}
 	cmd.SetErr(errb)
 	cmd.SetOut(errb)
 	cmd.SetArgs(append([]string{"serve", "--store", t.TempDir()}, args...))
@@ -216,7 +198,7 @@ func TestServeFlagErrors(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := Command()
-			var errb syncBuf
+			var errb logbuf.Buffer
 			cmd.SetErr(&errb)
 			cmd.SetOut(&errb)
 			cmd.SetArgs(append([]string{"serve", "--store", t.TempDir()}, tc.args...))
