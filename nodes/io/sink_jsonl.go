@@ -24,7 +24,7 @@ type JSONLConfig struct {
 	EnsureASCII bool   `yaml:"ensure_ascii" doc:"Escape non-ASCII characters as \\uXXXX (Python's ensure_ascii)."`
 	Flush       bool   `yaml:"flush" doc:"Upstream's per-line flush. Kept for compatibility: lines are always written with one write per batch, never held in a buffer."`
 	Mode        string `yaml:"mode" enum:"append,overwrite" doc:"append keeps what the file holds (upstream); overwrite truncates it when the node starts."`
-	Fsync       string `yaml:"fsync" enum:"always,batch,never" doc:"always: fsync after every line; batch: once per batch and on close; never: leave it to the OS."`
+	Fsync       string `yaml:"fsync" enum:"always,batch,never" doc:"always: fsync after every line; batch: group commit, one fsync in flight at a time covering every batch written before it (and on close); never: leave it to the OS."`
 	MaxBytes    int64  `yaml:"max_bytes" doc:"Rotate before a line would make the file larger than this; 0 never rotates. Lines are never split."`
 	MaxFiles    int    `yaml:"max_files" doc:"Rotated files kept (path.1 newest ... path.N oldest); 0 keeps none."`
 }
@@ -62,8 +62,10 @@ func registerJSONL(r *plugin.Registry) {
 		Out:     []string{"*"},
 		Summary: "Append one JSON line per packet to a file, with an fsync policy and size rotation.",
 		Description: "Lines are the bytes upstream writes: json.dumps with `, `/`: ` separators and ensure_ascii as " +
-			"configured, then a newline. Acts per batch: the lines of one batch are written with one write and, " +
-			"under `fsync: batch`, made durable with one fsync before any of them is forwarded. With max_bytes the " +
+			"configured, then a newline. Acts per batch: the lines of one batch are written with one write. Under " +
+			"`fsync: batch` with `forward`, the batch is made durable with one fsync before any of it is forwarded; " +
+			"without `forward` the fsync runs beside the writing (group commit: one fsync in flight, covering " +
+			"every batch written before it started) and the input's end waits for the last one. With max_bytes the " +
 			"file is renamed to path.1 (older ones shift up to path.<max_files>) before a line would overflow it.",
 		Defaults: JSONLConfig{Body: "packet", Flush: true, Mode: "append", Fsync: fsyncBatch, MaxFiles: 5},
 		Metrics: []plugin.MetricSpec{
@@ -88,7 +90,22 @@ type jsonlSink struct {
 	ends    []int // end offset in buf of each line of the batch
 	written atomic.Int64
 	rotated atomic.Int64
+
+	// Group commit (fsync batch without forward): the node goroutine
+	// writes and kicks; syncer fsyncs whatever was written meanwhile, so
+	// writing never waits for the disk and one fsync covers many batches.
+	dirty   atomic.Bool
+	kick    chan struct{}         // cap 1: "there is something to sync"
+	flushes chan chan error       // Flush: sync now and report
+	stop    chan struct{}         // closed by Close
+	done    chan struct{}         // closed when syncer returns
+	syncErr atomic.Pointer[error] // first fsync failure: fails the next batch
+	stopOne sync.Once
 }
+
+// groupCommit reports whether fsyncs run beside the writing: only when no
+// packet waits for them (forwarded packets must follow their fsync).
+func (s *jsonlSink) groupCommit() bool { return s.cfg.Fsync == fsyncBatch && !s.cfg.Forward }
 
 // Start creates the parent directories and opens the file, so that a bad
 // path fails the run before any packet is taken.
@@ -124,7 +141,85 @@ func (s *jsonlSink) Start(context.Context) error {
 			return err
 		}
 	}
+	if s.groupCommit() {
+		s.kick, s.flushes = make(chan struct{}, 1), make(chan chan error)
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.syncer()
+	}
 	return nil
+}
+
+// syncer runs the group commit until Close.
+func (s *jsonlSink) syncer() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+			s.syncDirty()
+		case reply := <-s.flushes:
+			s.syncDirty()
+			reply <- s.failed()
+		}
+	}
+}
+
+// syncDirty fsyncs the current file if anything was written since the last
+// fsync began. The file is read under mu but synced outside it, so the next
+// write does not wait for the disk; a rotation may close that file meanwhile,
+// after syncing it itself, which is why ErrClosed is not a failure.
+func (s *jsonlSink) syncDirty() {
+	if !s.dirty.Swap(false) {
+		return
+	}
+	s.mu.Lock()
+	f := s.f
+	s.mu.Unlock()
+	if f == nil {
+		return
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		err = fmt.Errorf("jsonl sink: fsync %s: %w", s.cfg.Path, unwrapPathError(err))
+		s.syncErr.CompareAndSwap(nil, &err)
+	}
+}
+
+func (s *jsonlSink) failed() error {
+	if e := s.syncErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Flush waits until everything written is synced (the input ended).
+func (s *jsonlSink) Flush(ctx context.Context, _ plugin.Emitter) error {
+	if s.flushes == nil {
+		return nil
+	}
+	reply := make(chan error, 1)
+	select {
+	case s.flushes <- reply:
+	case <-s.done:
+		return s.failed()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopSyncer ends the group commit goroutine (Close; safe to call twice).
+func (s *jsonlSink) stopSyncer() {
+	if s.stop == nil {
+		return
+	}
+	s.stopOne.Do(func() { close(s.stop) })
+	<-s.done
 }
 
 // unwrapPathError keeps the reason of an *fs.PathError, whose message
@@ -155,10 +250,20 @@ func (s *jsonlSink) ProcessBatch(_ context.Context, batch []*packet.Packet, out 
 	if cap(s.buf) > 4<<20 {
 		s.buf = nil // do not keep a huge buffer after one large batch
 	}
+	if err := s.failed(); err != nil {
+		return err
+	}
 	if err := s.write(b, ends); err != nil {
 		return err
 	}
 	s.written.Add(int64(len(batch)))
+	if s.kick != nil {
+		s.dirty.Store(true)
+		select {
+		case s.kick <- struct{}{}:
+		default: // a kick is pending: that fsync will cover these lines too
+		}
+	}
 	if s.cfg.Forward {
 		for _, p := range batch {
 			if err := out.Emit(p); err != nil {
@@ -219,7 +324,7 @@ func (s *jsonlSink) write(b []byte, ends []int) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	if s.cfg.Fsync == fsyncBatch {
+	if s.cfg.Fsync == fsyncBatch && !s.groupCommit() {
 		return s.sync()
 	}
 	return nil
@@ -275,6 +380,7 @@ func (s *jsonlSink) rotate() error {
 
 // Close syncs (unless fsync is never) and closes the file. Safe to call twice.
 func (s *jsonlSink) Close(context.Context) error {
+	s.stopSyncer()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
@@ -306,4 +412,5 @@ var (
 	_ plugin.Starter        = (*jsonlSink)(nil)
 	_ plugin.Closer         = (*jsonlSink)(nil)
 	_ plugin.Metrics        = (*jsonlSink)(nil)
+	_ plugin.Flusher        = (*jsonlSink)(nil)
 )

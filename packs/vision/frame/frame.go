@@ -12,8 +12,11 @@
 // its reference count drops to zero. The rule is the usual one for counted
 // references: call Release only for a reference you own, that is one you got
 // from Pool.Get or took with Retain. A frame whose references are never
-// released is not leaked: the garbage collector reclaims it like any other
-// value, and the pool simply allocates a fresh buffer next time.
+// released is not leaked: once the garbage collector finds it unreachable,
+// a cleanup gives its buffers back to the pool, so a chain that drops every
+// frame downstream still reuses a few dozen buffers instead of allocating,
+// zeroing and faulting in a fresh one per frame. Pixel slices (Raw, BGR,
+// YCbCr) are therefore valid only while you hold the *Frame they came from.
 //
 // The runtime hands one *packet.Packet to every branch of a fan-out without
 // taking references, so a node that receives a frame packet does not own a
@@ -29,6 +32,7 @@ package frame
 import (
 	"fmt"
 	"image"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,8 +74,30 @@ type Frame struct {
 	bgrOnce sync.Once
 	hasBGR  atomic.Bool // bgr was converted (for SizeBytes, read concurrently)
 	pool    *Pool
+	slots   *slots // the pool buffers this frame holds, for Release and the cleanup
 	refs    atomic.Int32
 }
+
+// slots names the pool buffers a frame holds (-1: none, or a buffer the
+// pool does not own). It is the frame's cleanup argument, so it must never
+// point back at the Frame.
+type slots struct {
+	pool     *Pool
+	raw, bgr atomic.Int32
+}
+
+// give returns the buffers to the pool, once: by the last Release, or by
+// the cleanup of a frame that was dropped unreleased (collected).
+func (s *slots) give(collected bool) {
+	if i := s.raw.Swap(-1); i >= 0 {
+		s.pool.raw.give(i, collected)
+	}
+	if i := s.bgr.Swap(-1); i >= 0 {
+		s.pool.bgr.give(i, collected)
+	}
+}
+
+func collectSlots(s *slots) { s.give(true) }
 
 // New returns an unpooled bgr24 frame of the given size (all black) with
 // one reference.
@@ -106,9 +132,10 @@ func (f *Frame) BGR() []byte {
 		}
 		var dst []byte
 		if f.pool != nil {
-			dst = f.pool.bgr.get()
-		}
-		if dst == nil {
+			var slot int32
+			dst, slot = f.pool.bgr.take(nil)
+			f.slots.bgr.Store(slot)
+		} else {
 			dst = make([]byte, 3*f.Width*f.Height)
 		}
 		yuv420ToBGR(dst, f.raw, f.Width, f.Height, f.Color)
@@ -160,9 +187,8 @@ func (f *Frame) Release() {
 	}
 	// Settle a conversion racing with the release before taking buffers.
 	f.bgrOnce.Do(func() {})
-	if f.pool != nil {
-		f.pool.raw.put(f.raw)
-		f.pool.bgr.put(f.bgr)
+	if f.slots != nil {
+		f.slots.give(false)
 	}
 	f.raw, f.bgr = nil, nil
 }
@@ -236,56 +262,123 @@ func (f *Frame) String() string {
 	return string(append(b, '>'))
 }
 
-// maxFree bounds the buffers a pool keeps for reuse: enough for a decoder
-// that reads ahead while a frame or two are in flight, few enough that an
-// idle pool of 1080p frames holds about 25 MB.
-const maxFree = 4
+// poolBytes bounds the buffers a pool owns, per kind (native, bgr24): at
+// least minOwned and at most maxOwned buffers. Enough for the frames a
+// decoder reads ahead plus those in the inboxes of a chain (each inbox
+// holds up to 32 MiB of frames by default); more frames in flight than
+// that get plain allocations, which the collector frees.
+const (
+	poolBytes = 48 << 20
+	minOwned  = 4
+	maxOwned  = 64
+)
 
-// Pool hands out frames of one size and format and takes their buffers
-// back on the last Release (also the bgr24 buffers of converted yuv420p
-// frames). It keeps at most maxFree idle buffers of each kind (more are
-// left to the garbage collector), so it never grows past what is in use. A
-// plain free list rather than a sync.Pool: reuse must not depend on GC
-// timing. Safe for concurrent use.
+// Pool hands out frames of one size and format. It owns a bounded set of
+// buffers (native ones, and bgr24 ones for converted yuv420p frames); a
+// frame gives its buffers back on its last Release, or through a cleanup
+// once the collector finds the frame unreachable. Safe for concurrent use.
 type Pool struct {
 	w, h     int
 	pixFmt   string
 	color    Color
-	raw, bgr freeList // native buffers; bgr24 buffers of converted frames
-	allocs   atomic.Int64
+	raw, bgr slab
+	allocs   atomic.Int64 // buffers allocated: owned ones created and plain ones
 }
 
-// freeList keeps up to maxFree idle buffers of one size.
-type freeList struct {
-	mu   sync.Mutex
-	size int
-	bufs [][]byte
+// slab is the bounded set of buffers of one size a pool owns, each in use
+// by a frame or free. When every owned buffer is out, frames dropped
+// unreleased may be waiting for the collector: take forces a collection
+// then, backing off while collections find nothing (frames really held, a
+// slow node's full inbox), and falls back to a plain allocation.
+type slab struct {
+	mu        sync.Mutex
+	size, max int
+	bufs      [][]byte // owned; the index is the slot
+	free      []int32
+	misses    int // plain allocations since the last forced collection
+	backoff   int // misses to allow before forcing the next one
+	collected int // buffers given back by cleanups since the last forced collection
 }
 
-// get returns an idle buffer, or nil when there is none.
-func (l *freeList) get() []byte {
+func newSlab(size int) slab {
+	return slab{size: size, max: min(maxOwned, max(minOwned, poolBytes/max(1, size)))}
+}
+
+// take returns a buffer and its slot (-1: a plain allocation). allocs, if
+// set, counts fresh buffers.
+func (l *slab) take(allocs *atomic.Int64) ([]byte, int32) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := len(l.bufs)
-	if n == 0 {
-		return nil
+	if b, i, ok := l.pop(); ok {
+		l.mu.Unlock()
+		return b, i
 	}
-	b := l.bufs[n-1]
-	l.bufs[n-1] = nil
-	l.bufs = l.bufs[:n-1]
-	return b
-}
-
-// put keeps b for reuse if it has the list's size and there is room.
-func (l *freeList) put(b []byte) {
-	if len(b) != l.size {
-		return
-	}
-	l.mu.Lock()
-	if len(l.bufs) < maxFree {
+	if len(l.bufs) < l.max {
+		b := make([]byte, l.size)
 		l.bufs = append(l.bufs, b)
+		i := int32(len(l.bufs) - 1)
+		l.mu.Unlock()
+		countAlloc(allocs)
+		return b, i
+	}
+	force := l.misses >= l.backoff
+	l.misses++
+	if force {
+		// Productive collections (a quarter of the buffers came back
+		// since the last) keep forcing at once; idle ones back off.
+		if l.collected >= l.max/4 {
+			l.backoff = 0
+		} else {
+			l.backoff = min(256, max(1, 2*l.backoff))
+		}
+		l.misses, l.collected = 0, 0
 	}
 	l.mu.Unlock()
+	if force {
+		runtime.GC()
+		runtime.Gosched() // let the cleanups run
+		l.mu.Lock()
+		b, i, ok := l.pop()
+		l.mu.Unlock()
+		if ok {
+			return b, i
+		}
+	}
+	countAlloc(allocs)
+	return make([]byte, l.size), -1
+}
+
+func countAlloc(a *atomic.Int64) {
+	if a != nil {
+		a.Add(1)
+	}
+}
+
+// pop takes a free slot; called with mu held.
+func (l *slab) pop() ([]byte, int32, bool) {
+	n := len(l.free)
+	if n == 0 {
+		return nil, -1, false
+	}
+	i := l.free[n-1]
+	l.free = l.free[:n-1]
+	return l.bufs[i], i, true
+}
+
+// give marks slot i free again.
+func (l *slab) give(i int32, collected bool) {
+	l.mu.Lock()
+	l.free = append(l.free, i)
+	if collected {
+		l.collected++
+	}
+	l.mu.Unlock()
+}
+
+// owned reports how many buffers the slab owns and how many are free.
+func (l *slab) owned() (n, free int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.bufs), len(l.free)
 }
 
 // NewPool returns a pool of w x h bgr24 frames.
@@ -299,7 +392,7 @@ func newPool(w, h int, pixFmt string, c Color) *Pool {
 		panic(fmt.Sprintf("frame: NewPool(%d, %d): size must be positive", w, h))
 	}
 	return &Pool{w: w, h: h, pixFmt: pixFmt, color: c,
-		raw: freeList{size: FrameSize(pixFmt, w, h)}, bgr: freeList{size: 3 * w * h}}
+		raw: newSlab(FrameSize(pixFmt, w, h)), bgr: newSlab(3 * w * h)}
 }
 
 // FrameSize is the byte size of one w x h frame in pixFmt (0 if unknown).
@@ -319,13 +412,13 @@ func chromaSize(w, h int) (int, int) { return (w + 1) / 2, (h + 1) / 2 }
 // Get returns a frame with one reference; its pixels are unspecified (a
 // reused buffer keeps an older frame's pixels until overwritten).
 func (p *Pool) Get() *Frame {
-	pix := p.raw.get()
-	if pix == nil {
-		pix = make([]byte, p.raw.size)
-		p.allocs.Add(1)
-	}
-	f := &Frame{Width: p.w, Height: p.h, Stride: 3 * p.w, PixFmt: p.pixFmt, Color: p.color, raw: pix, pool: p}
+	pix, slot := p.raw.take(&p.allocs)
+	sl := &slots{pool: p}
+	sl.raw.Store(slot)
+	sl.bgr.Store(-1)
+	f := &Frame{Width: p.w, Height: p.h, Stride: 3 * p.w, PixFmt: p.pixFmt, Color: p.color, raw: pix, pool: p, slots: sl}
 	f.refs.Store(1)
+	runtime.AddCleanup(f, collectSlots, sl)
 	return f
 }
 

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"image/color"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -86,18 +87,55 @@ func TestPoolBoundedUnderChurn(t *testing.T) {
 	if n := p.Allocs(); n != 1 {
 		t.Fatalf("allocs = %d for 1000 sequential frames, want 1", n)
 	}
-	// More frames in flight than the free list keeps: the surplus goes to
-	// the collector instead of growing the pool.
+	// More frames in flight than the pool owns: the surplus are plain
+	// allocations left to the collector; the pool does not grow.
 	var held []*Frame
-	for i := 0; i < 10; i++ {
+	for i := 0; i < p.raw.max+10; i++ {
 		held = append(held, p.Get())
 	}
 	for _, f := range held {
 		f.Release()
 	}
-	if len(p.raw.bufs) != maxFree {
-		t.Fatalf("free list holds %d, want %d", len(p.raw.bufs), maxFree)
+	if n, free := p.raw.owned(); n != p.raw.max || free != p.raw.max {
+		t.Fatalf("pool owns %d buffers, %d free; want %d, all free", n, free, p.raw.max)
 	}
+}
+
+// Downstream nodes never Release (package doc): frames they drop come back
+// to the pool through the collector, so an every-frame chain reuses buffers.
+func TestPoolReclaimsDroppedFrames(t *testing.T) {
+	p := NewYUV420Pool(64, 48, Color{})
+	n := 20 * p.raw.max
+	for i := 0; i < n; i++ {
+		f := p.Get()
+		f.Raw()[0] = byte(i)
+		_ = f.BGR() // the bgr24 buffers come back too
+	}
+	// Without reclaiming, every frame is an allocation.
+	if a := p.Allocs(); a > int64(n/4) {
+		t.Fatalf("%d allocations for %d dropped frames: buffers not reclaimed", a, n)
+	}
+	if owned, _ := p.bgr.owned(); owned > p.bgr.max {
+		t.Fatalf("bgr buffers owned %d > max %d", owned, p.bgr.max)
+	}
+}
+
+// A frame that is still referenced never has its buffer handed to another,
+// whatever the collector does meanwhile.
+func TestPoolNeverSharesLiveBuffers(t *testing.T) {
+	p := NewPool(16, 16)
+	seen := map[*byte]int{}
+	var held []*Frame
+	for i := 0; i < 3*p.raw.max; i++ {
+		f := p.Get()
+		if j, dup := seen[&f.Raw()[0]]; dup {
+			t.Fatalf("frame %d got the buffer of live frame %d", i, j)
+		}
+		seen[&f.Raw()[0]] = i
+		held = append(held, f)
+		runtime.GC()
+	}
+	runtime.KeepAlive(held)
 }
 
 func TestMisuse(t *testing.T) {
