@@ -76,7 +76,10 @@ func (r *Registry) Entries() []*Entry {
 
 // Suggest returns registered names close to name, for "did you mean".
 func (r *Registry) Suggest(name string) []string {
-	_, class, _ := strings.Cut(name, ":")
+	_, class, found := strings.Cut(name, ":")
+	if !found {
+		class = name // a bare class name: "Filter"
+	}
 	var out []string
 	for n := range r.byName {
 		_, c, _ := strings.Cut(n, ":")

@@ -49,6 +49,7 @@ func TestNoSilentSuccess(t *testing.T) {
 		{"from_port no ports", "version: 2\nnodes:\n" + src + sink + "edges:\n  - {from: src, to: out, from_port: a}\n", `g.yaml:6: warning: edge src.a -> out: from_port "a": StaticSource declares no output ports`},
 		{"id with newline", "version: 2\nnodes:\n  - {id: \"o\\nut\", kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource}\n", `g.yaml:3: node "o\nut": node_id contains a control character (U+000A)`},
 		{"id with bidi override", "version: 2\nnodes:\n  - {id: \"a\\u202eb\", kind: source, plugin: schnitzel_stream.nodes.dev:StaticSource}\n", `node_id contains a control character (U+202E)`},
+		{"bare class name", "version: 2\nnodes:\n  - {id: src, kind: source, plugin: StaticSource}\n" + sink + edge, `g.yaml:3: warning: node "src": plugin "StaticSource": did you mean schnitzel_stream.nodes.dev:StaticSource?`},
 		{"to_port not read", "version: 2\nnodes:\n" + src + sink + "edges:\n  - {from: src, to: out, dst_port: b}\n", `warning: edge src -> out.b: to_port "b": PrintSink does not read input ports (to_port ignored)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

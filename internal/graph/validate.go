@@ -211,7 +211,12 @@ func (v *validator) checkPlugin(pn *PlanNode) {
 	subject := fmt.Sprintf("node %q", pn.ID)
 	ppos := g.PosOf(pn.path + ".plugin")
 	if pn.Plugin == "" || !strings.Contains(pn.Plugin, ":") {
-		return // reported by the loader
+		// The loader reports the form; a newcomer writing a bare class name
+		// ("Filter") is told the full name here.
+		if s := v.reg.Suggest(pn.Plugin); pn.Plugin != "" && len(s) > 0 {
+			v.at(SevWarning, ppos, subject, "plugin %q: did you mean %s?", pn.Plugin, strings.Join(s, ", "))
+		}
+		return
 	}
 	if err := v.pol.Check(pn.Plugin); err != nil {
 		v.at(SevError, ppos, subject, "%v", err)
