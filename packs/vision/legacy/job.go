@@ -190,17 +190,6 @@ func (j *Job) Run(ctx context.Context, env plugin.JobEnv) error {
 	return nil
 }
 
-// buildNode decodes cfg for the plugin name (registered in reg) and builds
-// the node: the vision pack's parts the job is made of.
-func buildNode(reg *plugin.Registry, name string, cfg *packet.Map, env plugin.Env) (any, error) {
-	e, _ := reg.Lookup(name)
-	dec, _, errs := e.Decode(cfg)
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-	return e.Build(dec, env)
-}
-
 func closeNode(n any) {
 	if c, ok := n.(plugin.Closer); ok {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -209,14 +198,21 @@ func closeNode(n any) {
 	}
 }
 
+// The plugin names the job's sources log under (Env.Plugin).
+const (
+	filePlugin   = "schnitzel_stream.packs.vision.nodes:OpenCvVideoFileSource"
+	rtspPlugin   = "schnitzel_stream.packs.vision.nodes:OpenCvRtspSource"
+	webcamPlugin = "schnitzel_stream.packs.vision.nodes:OpenCvWebcamSource"
+)
+
 // buildSource builds the camera's frame source from the video pack and
 // returns it with the frame rate the sampler divides (0: sample every
 // frame, the live sources resample to fps_limit in ffmpeg instead).
 func buildSource(s *settings, a plugin.JobArgs, root string, log *slog.Logger) (any, float64, error) {
-	reg := plugin.NewRegistry()
-	video.Register(reg)
-	mk := func(name string, cfg *packet.Map) (any, error) {
-		n, err := buildNode(reg, name, cfg, plugin.Env{NodeID: s.CameraID, Kind: "source", Plugin: name, Logger: log})
+	env := func(name string) plugin.Env {
+		return plugin.Env{NodeID: s.CameraID, Kind: "source", Plugin: name, Logger: log}
+	}
+	named := func(n plugin.Source, err error) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s source: %v", s.Source.Type, err)
 		}
@@ -234,18 +230,22 @@ func buildSource(s *settings, a plugin.JobArgs, root string, log *slog.Logger) (
 		if a.CameraIndex != nil {
 			idx = int64(*a.CameraIndex)
 		}
-		n, err := mk("schnitzel_stream.packs.vision.nodes:OpenCvWebcamSource",
-			packet.MapOf("camera_index", idx, "source_id", s.CameraID, "fps", target))
+		c := video.DefaultWebcamConfig()
+		c.CameraIndex, c.SourceID, c.FPS = idx, s.CameraID, target
+		n, err := named(video.NewWebcamSource(c, env(webcamPlugin)))
 		return n, 0, err
 	case "rtsp":
 		if s.Source.URL == "" {
 			return nil, 0, errors.New("rtsp source requires url")
 		}
 		r := s.RTSP
-		n, err := mk("schnitzel_stream.packs.vision.nodes:OpenCvRtspSource", packet.MapOf(
-			"url", s.Source.URL, "source_id", s.CameraID, "fps", target,
-			"reconnect_backoff_sec", math.Max(0.05, r.BaseDelaySec), "reconnect_backoff_max_sec", math.Max(0.05, r.MaxDelaySec),
-			"reconnect_max_attempts", r.MaxAttempts, "read_timeout_sec", math.Max(0.1, r.TimeoutSec), "transport", r.Transport))
+		c := video.DefaultRTSPConfig()
+		c.URL, c.SourceID, c.FPS = s.Source.URL, s.CameraID, target
+		c.ReconnectBackoffSec = plugin.Seconds(math.Max(0.05, r.BaseDelaySec))
+		c.ReconnectBackoffMaxSec = plugin.Seconds(math.Max(0.05, r.MaxDelaySec))
+		c.ReconnectMaxAttempts, c.Transport = r.MaxAttempts, r.Transport
+		c.ReadTimeoutSec = plugin.Seconds(math.Max(0.1, r.TimeoutSec))
+		n, err := named(video.NewRTSPSource(c, env(rtspPlugin)))
 		return n, 0, err
 	}
 	path := s.Source.Path
@@ -275,8 +275,9 @@ func buildSource(s *settings, a plugin.JobArgs, root string, log *slog.Logger) (
 	if err != nil {
 		return nil, 0, err
 	}
-	n, err := mk("schnitzel_stream.packs.vision.nodes:OpenCvVideoFileSource", packet.MapOf(
-		"path", path, "source_id", s.CameraID, "loop", a.Loop, "realtime", true))
+	c := video.DefaultFileConfig()
+	c.Path, c.SourceID, c.Loop, c.Realtime = path, s.CameraID, a.Loop, true
+	n, err := named(video.NewFileSource(c, env(filePlugin)))
 	return n, fps, err
 }
 

@@ -279,3 +279,38 @@ func TestBackendEmitter(t *testing.T) {
 		t.Fatalf("4xx: failed %d after %d calls (want one call)", bad.failed.Load(), n.Load()-10)
 	}
 }
+
+// TestBuildSourceChecksTypedConfig: the job builds its sources through the
+// video pack's typed constructors, which check the config as a graph's
+// decode does, so a bad setting fails with the node's own message.
+func TestBuildSourceChecksTypedConfig(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name string
+		s    settings
+		want string
+	}{
+		{"rtsp transport", settings{CameraID: "cam01", FPSLimit: 5, Source: sourceSettings{Type: "rtsp", URL: "rtsp://h/1"},
+			RTSP: rtspSettings{TimeoutSec: 1, BaseDelaySec: 1, MaxDelaySec: 2, Transport: "quic"}},
+			`rtsp source: config.transport: must be one of tcp, udp, got "quic"`},
+		{"rtsp negative attempts", settings{CameraID: "cam01", Source: sourceSettings{Type: "rtsp", URL: "rtsp://h/1"},
+			RTSP: rtspSettings{TimeoutSec: 1, BaseDelaySec: 1, MaxDelaySec: 2, MaxAttempts: -1, Transport: "tcp"}},
+			"rtsp source: config.reconnect_max_attempts: must be >= 0"},
+		{"webcam negative index", settings{CameraID: "web", Source: sourceSettings{Type: "webcam", Index: new(int64(-2))}},
+			"webcam source: config.camera_index: must be >= 0, got -2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, _, err := buildSource(&tc.s, plugin.JobArgs{}, t.TempDir(), log)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("buildSource = %v, %v; want an error with %q", n, err, tc.want)
+			}
+		})
+	}
+	// a good config builds, with the camera id as its source_id
+	ok := settings{CameraID: "cam01", FPSLimit: 5, Source: sourceSettings{Type: "rtsp", URL: "rtsp://h/1"},
+		RTSP: rtspSettings{TimeoutSec: 1, BaseDelaySec: 1, MaxDelaySec: 2, Transport: "udp"}}
+	n, fps, err := buildSource(&ok, plugin.JobArgs{}, t.TempDir(), log)
+	if err != nil || n == nil || fps != 0 {
+		t.Fatalf("buildSource = %v, %v, %v; want a source and fps 0", n, fps, err)
+	}
+}

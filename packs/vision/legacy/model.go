@@ -115,30 +115,21 @@ func newRealModel(ctx context.Context, spec, root string, getenv func(string) st
 	if err != nil {
 		return nil, err
 	}
-	reg := plugin.NewRegistry()
-	nodes.Register(reg)
 	m := &realModel{log: log}
 	for i, sp := range specs {
-		cfg := base.Clone(2)
-		if sp.url != "" {
-			cfg.Set("url", sp.url)
-		} else {
-			argv := make([]any, len(sp.command))
-			for i, a := range sp.command {
-				argv[i] = a
-			}
-			cfg.Set("command", argv)
-		}
+		cfg := base
+		cfg.Command = sp.command
+		cfg.URL = sp.url
 		id := "model"
 		if len(specs) > 1 {
 			id = "model" + strconv.Itoa(i)
 		}
-		n, err := buildNode(reg, adapterPlugin, cfg, plugin.Env{NodeID: id, Kind: "node", Plugin: adapterPlugin, Logger: log})
+		n, err := nodes.NewModelAdapter(cfg, plugin.Env{NodeID: id, Kind: "node", Plugin: adapterPlugin, Logger: log})
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("model adapter %q: %s", sp.text, envNamed(err.Error()))
 		}
-		a := &modelAdapter{spec: sp, node: n.(plugin.Processor)}
+		a := &modelAdapter{spec: sp, node: n}
 		m.adapters = append(m.adapters, a)
 		if st, ok := n.(plugin.Starter); ok {
 			if err := st.Start(ctx); err != nil {
@@ -155,12 +146,15 @@ func newRealModel(ctx context.Context, spec, root string, getenv func(string) st
 var envNumbers = []struct {
 	env, key string
 	integer  bool
+	set      func(c *nodes.ModelAdapterConfig, i int64, f float64)
 }{
-	{"TRACKER_IOU", "tracker_iou", false},
-	{"TRACKER_MAX_AGE", "tracker_max_age", true},
+	{"TRACKER_IOU", "tracker_iou", false, func(c *nodes.ModelAdapterConfig, _ int64, f float64) { c.TrackerIoU = f }},
+	{"TRACKER_MAX_AGE", "tracker_max_age", true, func(c *nodes.ModelAdapterConfig, i int64, _ float64) { c.TrackerMaxAge = i }},
 	// ours: upstream ran models in-process, with no deadline and no restarts
-	{"AI_MODEL_ADAPTER_TIMEOUT_SEC", "timeout_sec", false},
-	{"AI_MODEL_ADAPTER_MAX_RESTARTS", "max_restarts", true},
+	{"AI_MODEL_ADAPTER_TIMEOUT_SEC", "timeout_sec", false, func(c *nodes.ModelAdapterConfig, _ int64, f float64) {
+		c.TimeoutSec = plugin.Seconds(f)
+	}},
+	{"AI_MODEL_ADAPTER_MAX_RESTARTS", "max_restarts", true, func(c *nodes.ModelAdapterConfig, i int64, _ float64) { c.MaxRestarts = i }},
 }
 
 // envNamed says which environment variable set a config key the node
@@ -172,10 +166,10 @@ func envNamed(msg string) string {
 	return msg
 }
 
-// adapterBaseConfig is the detector config every adapter shares: upstream's
-// adapter-level environment variables.
-func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger) (*packet.Map, error) {
-	cfg := packet.NewMap(6)
+// adapterBaseConfig is the detector config every adapter shares: the
+// node's defaults with upstream's adapter-level environment variables.
+func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger) (nodes.ModelAdapterConfig, error) {
+	cfg := nodes.DefaultModelAdapterConfig()
 	tracker := strings.ToLower(strings.TrimSpace(getenv("TRACKER_TYPE")))
 	switch tracker {
 	case "", "none":
@@ -185,7 +179,7 @@ func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger
 		log.Warn("unsupported TRACKER_TYPE, using no tracker", "tracker_type", tracker)
 		tracker = "none"
 	}
-	cfg.Set("tracker", tracker)
+	cfg.Tracker = tracker
 	for _, n := range envNumbers {
 		v := strings.TrimSpace(getenv(n.env))
 		if v == "" {
@@ -195,14 +189,11 @@ func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger
 		f, ferr := strconv.ParseFloat(v, 64)
 		switch {
 		case n.integer && ierr != nil:
-			return nil, fmt.Errorf("%s=%q: not an integer", n.env, v)
-		case n.integer:
-			cfg.Set(n.key, i)
-		case ferr != nil:
-			return nil, fmt.Errorf("%s=%q: not a number", n.env, v)
-		default:
-			cfg.Set(n.key, f)
+			return cfg, fmt.Errorf("%s=%q: not an integer", n.env, v)
+		case !n.integer && ferr != nil:
+			return cfg, fmt.Errorf("%s=%q: not a number", n.env, v)
 		}
+		n.set(&cfg, i, f)
 	}
 	if p := strings.TrimSpace(getenv("MODEL_CLASS_MAP_PATH")); p != "" {
 		if !filepath.IsAbs(p) {
@@ -211,7 +202,7 @@ func adapterBaseConfig(root string, getenv func(string) string, log *slog.Logger
 		// upstream falls back to the default map when the file is missing;
 		// a file that exists but is broken is an error here (not there).
 		if _, err := os.Stat(p); err == nil {
-			cfg.Set("class_map_path", p)
+			cfg.ClassMapPath = p
 		}
 	}
 	return cfg, nil

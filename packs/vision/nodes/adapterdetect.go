@@ -288,23 +288,40 @@ func registerModelAdapter(r *plugin.Registry) {
 			"tracker_iou), other boxes start new tracks (ids 0,1,2,... per source_id), tracks unmatched for more than " +
 			"tracker_max_age answered frames are retired. " +
 			adapterDoc,
-		Defaults: ModelAdapterConfig{
-			AdapterConfig: adapterDefaults,
-			ClassMap:      []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
-			EventType:     "ZONE_INTRUSION", Severity: "LOW",
-			Tracker: "none", TrackerIoU: track.Defaults.IoU, TrackerMaxAge: int64(track.Defaults.MaxAge),
-		},
+		Defaults: DefaultModelAdapterConfig(),
 		Metrics: append([]plugin.MetricSpec{
 			{Name: "emitted_total", Help: "Detection packets emitted."},
 			{Name: "filtered_total", Help: "Detections dropped below confidence_threshold or with an empty box once clipped to the frame."},
 			{Name: "unmapped_total", Help: "Detections dropped: a class class_map does not map and without an object_type of their own."},
 		}, runnerMetrics...),
-		NewProcessor: func(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, error) {
-			return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env)}, nil
-		},
+		NewProcessor: newModelAdapter,
 	})
 	registerYolo(r)
 	registerDisplay(r)
+}
+
+// DefaultModelAdapterConfig returns ModelAdapterDetectorNode's defaults.
+func DefaultModelAdapterConfig() ModelAdapterConfig {
+	return ModelAdapterConfig{
+		AdapterConfig: adapterDefaults,
+		ClassMap:      []ClassMapEntry{{ClassID: ptr(int64(0)), EventType: "ZONE_INTRUSION", ObjectType: "PERSON", Severity: "LOW"}},
+		EventType:     "ZONE_INTRUSION", Severity: "LOW",
+		Tracker: "none", TrackerIoU: track.Defaults.IoU, TrackerMaxAge: int64(track.Defaults.MaxAge),
+	}
+}
+
+// NewModelAdapter builds a ModelAdapterDetectorNode from a typed config,
+// for Go callers without a graph file (the legacy job): start from
+// DefaultModelAdapterConfig; c is checked as a graph's config would be.
+func NewModelAdapter(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, error) {
+	if err := plugin.CheckConfig(&c); err != nil {
+		return nil, err
+	}
+	return newModelAdapter(c, env)
+}
+
+func newModelAdapter(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, error) {
+	return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env)}, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -29,7 +29,7 @@ func Register(r *plugin.Registry) {
 			"consumer (no loop, no --max-events), ffmpeg drops the frames the sampler would drop before they are converted " +
 			"or piped; the sampler's output and the report are unchanged (frames not shipped count as emitted here and " +
 			"dropped by the sampler).",
-		Defaults: FileConfig{},
+		Defaults: DefaultFileConfig(),
 		Metrics:  append(samplingMetrics(), plugin.MetricSpec{Name: "passes_total", Help: "Passes over the file started (loop starts another at its end)."}),
 		// upstream's fleet template (dev_stream_template_v2.yaml) gives every
 		// source the same config block; upstream's nodes ignore the rest.
