@@ -47,6 +47,9 @@ var rules = []rule{
 	// Graph unit tests: a graph with test doubles, run through the engine.
 	{pkg: "internal/graphtest", allow: []string{"engine", "internal/graph", "packet", "plugin"}},
 	{pkg: "internal/netaddr", stdOnly: true},
+	// Child-process supervision shared by the exec nodes and the detector
+	// adapters; redact masks secrets in the command lines it names.
+	{pkg: "internal/childproc", allow: []string{"redact"}},
 	{pkg: "internal/cli/", allow: []string{"engine", "internal/", "packet", "plugin", "redact"}},
 	{pkg: "internal/archtest"},
 	// The door: run a graph, run the command line; given a registry, never
@@ -58,11 +61,11 @@ var rules = []rule{
 	{pkg: "nodes/all", allow: []string{"nodes/", "packs/", "plugin"}},
 	// Test helpers beside the nodes (a real broker for tests) may poll.
 	{pkg: "nodes/mqtt/mqtttest", allow: []string{"internal/logbuf", "internal/poll", "packet", "plugin"}},
-	{pkg: "nodes/", allow: []string{"internal/netaddr", "internal/queue", "packet", "plugin", "redact"}},
+	{pkg: "nodes/", allow: []string{"internal/childproc", "internal/netaddr", "internal/queue", "packet", "plugin", "redact"}},
 	// The decoding library registers nothing: only the sources do.
 	{pkg: "packs/vision/ffmpeg", allow: []string{"packs/vision/frame", "redact"}},
 	{pkg: "packs/vision/video", allow: []string{"packs/vision/ffmpeg", "packs/vision/frame", "packet", "plugin", "redact"}},
-	{pkg: "packs/", allow: []string{"packs/", "nodes/dev", "nodes/io", "nodes/durable", "internal/queue", "packet", "plugin", "redact"}},
+	{pkg: "packs/", allow: []string{"packs/", "nodes/dev", "nodes/io", "nodes/durable", "internal/childproc", "internal/queue", "packet", "plugin", "redact"}},
 	// Binaries: the door and a registry.
 	{pkg: "cmd/", allow: []string{"cli", "nodes/all"}},
 	{pkg: "examples/", allow: []string{"cli", "engine", "examples/", "nodes/all", "packet", "plugin"}},

@@ -1,7 +1,6 @@
 package execnodes
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/childproc"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 	"github.com/schnitzel-stream/schnitzel/redact"
 )
@@ -26,7 +25,7 @@ type child struct {
 	quit    chan struct{}  // closed when we stop reading frames
 	once    sync.Once
 	waitErr error
-	tail    *tail
+	tail    *childproc.Tail
 }
 
 // spawn starts argv. Our own pipes (not StdinPipe/StdoutPipe) so that Wait
@@ -38,7 +37,7 @@ func spawn(argv, env []string, dir string, maxFrame int, log *slog.Logger, rl *p
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	setProcessGroup(cmd)
+	childproc.SetGroup(cmd)
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -56,15 +55,15 @@ func spawn(argv, env []string, dir string, maxFrame int, log *slog.Logger, rl *p
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	if err := cmd.Start(); err != nil {
 		closeAll(inR, inW, outR, outW, errR, errW)
-		return nil, fmt.Errorf("start %s: %w", commandName(argv), err)
+		return nil, fmt.Errorf("start %s: %w", childproc.Name(argv), err)
 	}
 	closeAll(inR, outW, errW) // the child holds its ends
-	c := &child{cmd: cmd, stdin: inW, frames: make(chan frameItem, 16), exited: make(chan struct{}), quit: make(chan struct{}), tail: &tail{}}
+	c := &child{cmd: cmd, stdin: inW, frames: make(chan frameItem, 16), exited: make(chan struct{}), quit: make(chan struct{}), tail: &childproc.Tail{}}
 	go func() {
 		readFrames(outR, maxFrame, c.frames, c.quit)
 		_ = outR.Close()
 	}()
-	go c.tail.copy(errR, log, rl)
+	go copyStderr(errR, c.tail, log, rl)
 	go func() {
 		c.waitErr = cmd.Wait()
 		close(c.exited)
@@ -120,7 +119,7 @@ var errTimeout = errors.New("timeout")
 func (c *child) kill() {
 	c.once.Do(func() { close(c.quit) })
 	_ = c.stdin.Close()
-	killGroup(c.cmd)
+	childproc.KillGroup(c.cmd)
 	<-c.exited
 }
 
@@ -140,7 +139,7 @@ func (c *child) stop(ctx context.Context, grace time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-	killGroup(c.cmd) // also reaches grandchildren of a child that did exit
+	childproc.KillGroup(c.cmd) // also reaches grandchildren of a child that did exit
 	<-c.exited
 }
 
@@ -163,52 +162,12 @@ func (c *child) exitReason() string {
 	return msg
 }
 
-// tail forwards the child's stderr (the plugin's log) to our logger,
-// rate-limited, and keeps the last lines for crash messages.
-type tail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (t *tail) copy(r io.ReadCloser, log *slog.Logger, rl *plugin.RateLog) {
+// copyStderr forwards the child's stderr (the plugin's log) to our
+// logger, rate-limited, and keeps the last lines for crash messages.
+func copyStderr(r io.ReadCloser, t *childproc.Tail, log *slog.Logger, rl *plugin.RateLog) {
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if len(line) > 500 {
-			line = line[:500] + "..."
-		}
+	childproc.ScanLines(r, func(line string) {
 		rl.Warn(log, "plugin stderr", "line", redact.Text(line))
-		t.mu.Lock()
-		t.lines = append(t.lines, line)
-		if len(t.lines) > 5 {
-			t.lines = t.lines[1:]
-		}
-		t.mu.Unlock()
-	}
-	_, _ = io.Copy(io.Discard, r)
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, " | ")
-}
-
-// commandName renders argv for messages, secrets masked, cut at 200 bytes.
-func commandName(argv []string) string {
-	parts := make([]string, len(argv))
-	for i, a := range argv {
-		a = redact.Text(a) // an argument may be a URL with credentials
-		if a == "" || strings.ContainsAny(a, " \t\"'") {
-			a = fmt.Sprintf("%q", a)
-		}
-		parts[i] = a
-	}
-	s := strings.Join(parts, " ")
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return "[" + s + "]"
+		t.Add(line)
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/childproc"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -151,8 +152,8 @@ func checkClass(py, shim, name, dir string) (*classInfo, error) {
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath(dir), "PYTHONDONTWRITEBYTECODE=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	setProcessGroup(cmd)
-	cmd.Cancel = func() error { killGroup(cmd); return nil }
+	childproc.SetGroup(cmd)
+	cmd.Cancel = func() error { childproc.KillGroup(cmd); return nil }
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("importing the Python class took longer than %s (%s)", checkTimeout, py)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/childproc"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
 )
@@ -57,7 +58,7 @@ type runner struct {
 
 func newRunner(s settings, env plugin.Env) *runner {
 	return &runner{
-		s: s, nodeID: env.NodeID, name: cmp.Or(s.name, commandName(s.argv)), log: env.Logger,
+		s: s, nodeID: env.NodeID, name: cmp.Or(s.name, childproc.Name(s.argv)), log: env.Logger,
 		stderr: plugin.RateLog{Burst: 50}, warn: plugin.RateLog{Burst: 5}, enc: newEncoder(),
 	}
 }

@@ -10,10 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/childproc"
 )
 
 // ProcessConfig configures a child-process adapter.
@@ -74,24 +75,7 @@ func NewProcess(cfg ProcessConfig) *Process {
 	if cfg.BackoffMax < cfg.BackoffMin {
 		cfg.BackoffMax = cfg.BackoffMin
 	}
-	return &Process{cfg: cfg, name: CommandName(cfg.Command), backoff: cfg.BackoffMin}
-}
-
-// CommandName renders argv for messages: words joined by spaces, quoted
-// when they contain spaces, cut at 200 bytes.
-func CommandName(argv []string) string {
-	parts := make([]string, len(argv))
-	for i, a := range argv {
-		if a == "" || strings.ContainsAny(a, " \t\"'") {
-			a = fmt.Sprintf("%q", a)
-		}
-		parts[i] = a
-	}
-	s := strings.Join(parts, " ")
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return "[" + s + "]"
+	return &Process{cfg: cfg, name: childproc.Name(cfg.Command), backoff: cfg.BackoffMin}
 }
 
 // Name is the adapter's command line as shown in messages.
@@ -138,7 +122,7 @@ func (p *Process) spawn() (*child, error) {
 	if len(p.cfg.Env) > 0 {
 		cmd.Env = append(os.Environ(), p.cfg.Env...)
 	}
-	setProcessGroup(cmd)
+	childproc.SetGroup(cmd)
 	// Our own pipe for stdin, not StdinPipe: an *os.File pipe end supports
 	// write deadlines, so a child that stops reading cannot block us.
 	pr, pw, err := os.Pipe()
@@ -347,7 +331,7 @@ func (c *child) dead() bool {
 // Detect restarts.
 func (p *Process) kill(c *child) {
 	_ = c.stdin.Close()
-	killGroup(c.cmd) // the waiter goroutine reaps it
+	childproc.KillGroup(c.cmd) // the waiter goroutine reaps it
 	if p.cur == c {
 		p.cur = &child{exited: closedChan, stdin: c.stdin, tail: c.tail}
 	}
@@ -404,7 +388,7 @@ func (p *Process) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-wait.C:
 	}
-	killGroup(c.cmd)
+	childproc.KillGroup(c.cmd)
 	<-c.exited
 	return nil
 }
@@ -414,9 +398,8 @@ func (p *Process) Close(ctx context.Context) error {
 // adapter cannot flood the log). Lines that repeat the previous child's,
 // line for line from the start, are not logged again.
 type tail struct {
-	mu    sync.Mutex
-	lines []string
-	prev  []string // the previous child's first lines
+	childproc.Tail
+	prev []string // the previous child's first lines
 }
 
 // stderrKeep is how many first lines of a child's stderr are logged (then
@@ -426,16 +409,10 @@ const stderrKeep = 100
 // copy logs and keeps r's lines until EOF and returns the first
 // stderrKeep of them.
 func (t *tail) copy(r io.Reader, log *slog.Logger, name string) []string {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	n, repeated := 0, 0
 	var first []string
 	same := true // every line so far repeats the previous child's
-	for sc.Scan() {
-		line := sc.Text()
-		if len(line) > 500 {
-			line = line[:500] + "..."
-		}
+	childproc.ScanLines(r, func(line string) {
 		n++
 		if n <= stderrKeep {
 			first = append(first, line)
@@ -451,22 +428,11 @@ func (t *tail) copy(r io.Reader, log *slog.Logger, name string) []string {
 			}
 			log.Info("adapter stderr", "adapter", name, "line", line)
 		}
-		t.mu.Lock()
-		t.lines = append(t.lines, line)
-		if len(t.lines) > 5 {
-			t.lines = t.lines[1:]
-		}
-		t.mu.Unlock()
-	}
-	_, _ = io.Copy(io.Discard, r)
+		t.Add(line)
+	})
 	if repeated > 0 {
 		log.Info("adapter stderr: the restarted adapter printed the same lines as its previous start (not logged again)", "adapter", name, "lines", repeated)
 	}
 	return first
 }
 
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, " | ")
-}
