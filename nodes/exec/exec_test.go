@@ -58,4 +58,3 @@ func list(ss ...string) []any {
 func payload(kv ...any) *packet.Packet {
 	return packet.New("raw", "t", cfgMap(kv...), "", nil)
 }
-

@@ -435,4 +435,3 @@ func (t *tail) copy(r io.Reader, log *slog.Logger, name string) []string {
 	}
 	return first
 }
-
