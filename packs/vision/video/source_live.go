@@ -17,26 +17,26 @@ import (
 	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
-// liveConfig holds the settings RTSP and webcam sources share; their
-// config structs carry the keys (the decoder has no inline structs).
-type liveConfig struct {
-	SourceID               string
-	MaxFrames              int64
-	Reconnect              bool
-	ReconnectBackoffSec    plugin.Seconds
-	ReconnectBackoffMaxSec plugin.Seconds
-	ReconnectMaxAttempts   int64
-	FPS                    float64
-	OpenTimeoutSec         plugin.Seconds
-	ReadTimeoutSec         plugin.Seconds
-	LatestOnly             bool
+// LiveConfig holds the keys the RTSP and webcam sources share; their
+// configs embed it inline, so its keys sit beside their own.
+type LiveConfig struct {
+	SourceID               string         `yaml:"source_id" doc:"Packet source_id and the camera name in logs; default the node id."`
+	MaxFrames              int64          `yaml:"max_frames" doc:"Stop after this many frames; 0 = no limit."`
+	Reconnect              bool           `yaml:"reconnect" doc:"Reopen after an open failure (an unreachable camera, a missing device) or a stream loss. When false an open failure is an error and a stream loss ends the source."`
+	ReconnectBackoffSec    plugin.Seconds `yaml:"reconnect_backoff_sec" doc:"First wait before reopening; doubles after each failed attempt, resets after frames flowed again (at least 0.05 s)."`
+	ReconnectBackoffMaxSec plugin.Seconds `yaml:"reconnect_backoff_max_sec" doc:"Upper bound of the wait."`
+	ReconnectMaxAttempts   int64          `yaml:"reconnect_max_attempts" doc:"Consecutive failed opens before the source fails the run; 0 = retry forever."`
+	FPS                    float64        `yaml:"fps" doc:"Resample to this frame rate with ffmpeg's fps filter; 0 keeps every frame."`
+	OpenTimeoutSec         plugin.Seconds `yaml:"open_timeout_sec" doc:"Time from starting ffmpeg to the first frame before the attempt counts as failed."`
+	ReadTimeoutSec         plugin.Seconds `yaml:"read_timeout_sec" doc:"No frame for this long means the stream or device is lost (a stalled camera must not look healthy)."`
+	LatestOnly             bool           `yaml:"latest_only" doc:"When downstream is slower than the camera, hand over the newest frame and skip stale ones (skipped_total); false queues every frame."`
 }
 
 // minBackoff keeps a zero backoff (upstream's tests use 0) from turning
 // reconnects into a busy loop.
 const minBackoff = 50 * time.Millisecond
 
-func (c *liveConfig) validate() error {
+func (c *LiveConfig) validate() error {
 	var errs []error // every problem at once
 	add := func(bad bool, key, format string, args ...any) {
 		if bad {
@@ -76,7 +76,7 @@ func (b *backoff) reset() { b.cur = b.base }
 // backoff after failures. The RTSP and webcam nodes differ only in how they
 // build ffmpeg's input and what they name in logs.
 type liveSource struct {
-	cfg  liveConfig
+	cfg  LiveConfig
 	env  plugin.Env
 	kind string // "rtsp", "webcam": log and error wording
 	// input builds ffmpeg's input arguments for one attempt; an error (a

@@ -420,7 +420,7 @@ func TestRTSPCredentialsNotInArgv(t *testing.T) {
 // TestRTSPURLControlCharacters: a URL the input script could not carry
 // is refused when the graph is checked, not when ffmpeg starts.
 func TestRTSPURLControlCharacters(t *testing.T) {
-	if err := (&RTSPConfig{URL: "rtsp://cam/x\nfile 'x'", OpenTimeoutSec: 1, ReadTimeoutSec: 1}).Validate(); err == nil {
+	if err := (&RTSPConfig{URL: "rtsp://cam/x\nfile 'x'", LiveConfig: LiveConfig{OpenTimeoutSec: 1, ReadTimeoutSec: 1}}).Validate(); err == nil {
 		t.Error("Validate accepted a URL with a newline")
 	}
 }
