@@ -24,6 +24,8 @@ type Env struct {
 	// it is called; without one downstream nothing would ever call it,
 	// so such a source acknowledges on receipt instead.
 	CommitDownstream bool
+
+	counters *Counters // the node's declared metrics (Counters), set by Entry.Build
 }
 
 // withDefaults fills the nil fields so nodes never check for nil.

@@ -215,7 +215,9 @@ func NewRawEntry(info Info, build func(cfg *packet.Map, env Env) (any, error)) *
 
 // Build constructs the node from a config returned by Decode.
 func (e *Entry) Build(decoded any, env Env) (any, error) {
-	return e.build(decoded, env.withDefaults())
+	env = env.withDefaults()
+	env.counters = newCounters(e.Metrics)
+	return e.build(decoded, env)
 }
 
 var pluginName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$`)

@@ -150,8 +150,11 @@ type Executor struct {
 	ended    time.Time
 }
 
-// lockedWriter serialises writes from print sinks in different goroutines,
-// so that their lines never interleave.
+// Serialized returns w with its writes serialised, so that the lines of
+// print sinks in different goroutines (and, under serve, of different
+// graphs) never interleave.
+func Serialized(w io.Writer) io.Writer { return &lockedWriter{w: w} }
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -199,7 +202,7 @@ func New(plan *graph.Plan, opts Options) (*Executor, error) {
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = DefaultStopGrace
 	}
-	stdout := &lockedWriter{w: opts.Stdout}
+	stdout := Serialized(opts.Stdout)
 	x := &Executor{plan: plan, opts: opts, byID: map[string]*node{}, log: opts.Logger, expiredCh: make(chan struct{})}
 	x.srcCtx, x.srcCancel = context.WithCancel(context.Background())
 	x.nodeCtx, x.hardStop = context.WithCancel(context.Background())

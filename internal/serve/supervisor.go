@@ -156,7 +156,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Engine.Stdout == nil {
 		cfg.Engine.Stdout = os.Stdout
 	}
-	cfg.Engine.Stdout = &lockedWriter{w: cfg.Engine.Stdout}
+	cfg.Engine.Stdout = runtime.Serialized(cfg.Engine.Stdout)
 	for _, d := range []string{cfg.GraphsDir, cfg.StateDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
@@ -580,13 +580,3 @@ func (s *Supervisor) lockGraph(name string) (*graphRec, error) {
 	return g, nil
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}

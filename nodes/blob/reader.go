@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -62,7 +61,10 @@ queue or HTTP source cannot make the graph read files outside dir (SSH keys, /et
 			{Name: "checksum_mismatch_total", Help: "Blobs whose content did not match the ref's sha256 or size_bytes.", Loss: true},
 		},
 		NewProcessor: func(c ReaderConfig, env plugin.Env) (plugin.Processor, error) {
-			return &reader{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}}, nil
+			cs := env.Counters()
+			return &reader{cfg: c, env: env, warn: plugin.RateLog{Burst: 5}, Counters: cs,
+				read: cs.Get("read_total"), bytesRead: cs.Get("bytes_read_total"), refused: cs.Get("refused_total"),
+				missing: cs.Get("missing_total"), mismatch: cs.Get("checksum_mismatch_total")}, nil
 		},
 	})
 }
@@ -80,7 +82,8 @@ type reader struct {
 	root      *os.Root
 	abs, real string // dir as configured (absolute) and with symlinks resolved
 
-	read, bytesRead, refused, missing, mismatch atomic.Int64
+	*plugin.Counters
+	read, bytesRead, refused, missing, mismatch *plugin.Counter
 }
 
 func (r *reader) Start(context.Context) error {
@@ -117,17 +120,7 @@ func (r *reader) Close(context.Context) error {
 // max_bytes each; the runtime bounds inboxes by their bytes (packet.Weight).
 func (*reader) LargePackets() {}
 
-func (r *reader) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "read_total", Value: r.read.Load()},
-		{Name: "bytes_read_total", Value: r.bytesRead.Load()},
-		{Name: "refused_total", Value: r.refused.Load()},
-		{Name: "missing_total", Value: r.missing.Load()},
-		{Name: "checksum_mismatch_total", Value: r.mismatch.Load()},
-	}
-}
-
-func (r *reader) fail(c *atomic.Int64, p *packet.Packet, format string, args ...any) error {
+func (r *reader) fail(c *plugin.Counter, p *packet.Packet, format string, args ...any) error {
 	c.Add(1)
 	err := fmt.Errorf("%s: packet %s: %s", r.env.NodeID, p.ID, fmt.Sprintf(format, args...))
 	r.warn.Warn(r.env.Logger, "blob ref not read", "packet_id", p.ID, "err", err.Error())
@@ -146,28 +139,28 @@ func inside(base, p string) (string, bool) {
 func (r *reader) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
 	payload, ok := p.Payload.(*packet.Map)
 	if !ok {
-		return r.fail(&r.refused, p, "expected payload {ref: {...}}, got %T", p.Payload)
+		return r.fail(r.refused, p, "expected payload {ref: {...}}, got %T", p.Payload)
 	}
 	rv, _ := payload.Get("ref")
 	ref, ok := rv.(*packet.Map)
 	if !ok {
-		return r.fail(&r.refused, p, "expected payload.ref as a mapping, got %T", rv)
+		return r.fail(r.refused, p, "expected payload.ref as a mapping, got %T", rv)
 	}
 	if s, _ := ref.Get("scheme"); s != "file" {
-		return r.fail(&r.refused, p, "unsupported ref scheme %s", packet.PyStr(s))
+		return r.fail(r.refused, p, "unsupported ref scheme %s", packet.PyStr(s))
 	}
 	pv, _ := ref.Get("path")
 	path, ok := pv.(string)
 	if !ok || strings.TrimSpace(path) == "" {
-		return r.fail(&r.refused, p, "expected payload.ref.path as a non-empty string, got %T", pv)
+		return r.fail(r.refused, p, "expected payload.ref.path as a non-empty string, got %T", pv)
 	}
 	want, err := wantedSum(ref, r.cfg.RequireSHA256)
 	if err != nil {
-		return r.fail(&r.refused, p, "%v", err)
+		return r.fail(r.refused, p, "%v", err)
 	}
 	size, err := wantedSize(ref)
 	if err != nil {
-		return r.fail(&r.refused, p, "%v", err)
+		return r.fail(r.refused, p, "%v", err)
 	}
 
 	r.mu.Lock()
@@ -177,26 +170,26 @@ func (r *reader) Process(_ context.Context, p *packet.Packet, out plugin.Emitter
 	}
 	abs, err := filepath.Abs(path) // relative refs: against the working directory, as upstream
 	if err != nil {
-		return r.fail(&r.refused, p, "path %q: %v", path, err)
+		return r.fail(r.refused, p, "path %q: %v", path, err)
 	}
 	rel, ok := inside(r.real, abs)
 	if !ok {
 		rel, ok = inside(r.abs, abs)
 	}
 	if !ok {
-		return r.fail(&r.refused, p, "path %q is outside dir %s", path, r.cfg.Dir)
+		return r.fail(r.refused, p, "path %q is outside dir %s", path, r.cfg.Dir)
 	}
 	// Follow symlinks for a clear error; the open through os.Root below
 	// is what holds even if the tree changes in between.
 	resolved, err := filepath.EvalSymlinks(filepath.Join(r.real, rel))
 	if errors.Is(err, fs.ErrNotExist) {
-		return r.fail(&r.missing, p, "blob %q does not exist", path)
+		return r.fail(r.missing, p, "blob %q does not exist", path)
 	}
 	if err != nil {
-		return r.fail(&r.missing, p, "blob %q: %v", path, err)
+		return r.fail(r.missing, p, "blob %q: %v", path, err)
 	}
 	if _, ok := inside(r.real, resolved); !ok {
-		return r.fail(&r.refused, p, "path %q leads outside dir %s (symlink to %s)", path, r.cfg.Dir, resolved)
+		return r.fail(r.refused, p, "path %q leads outside dir %s (symlink to %s)", path, r.cfg.Dir, resolved)
 	}
 	if afterCheck != nil {
 		afterCheck(rel)
@@ -205,39 +198,39 @@ func (r *reader) Process(_ context.Context, p *packet.Packet, out plugin.Emitter
 	// refused below as not a regular file).
 	f, err := r.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return r.fail(&r.missing, p, "blob %q does not exist", path)
+		return r.fail(r.missing, p, "blob %q does not exist", path)
 	}
 	if err != nil {
-		return r.fail(&r.refused, p, "open %q inside dir %s: %v", path, r.cfg.Dir, err)
+		return r.fail(r.refused, p, "open %q inside dir %s: %v", path, r.cfg.Dir, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return r.fail(&r.missing, p, "blob %q: %v", path, err)
+		return r.fail(r.missing, p, "blob %q: %v", path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return r.fail(&r.refused, p, "blob %q is not a regular file (%s)", path, st.Mode().Type())
+		return r.fail(r.refused, p, "blob %q is not a regular file (%s)", path, st.Mode().Type())
 	}
 	if n := links(st); n > 1 && !r.cfg.AllowHardlinks {
-		return r.fail(&r.refused, p, "blob %q has %d hard links (a link to a file outside dir would pass the path check; allow_hardlinks)", path, n)
+		return r.fail(r.refused, p, "blob %q has %d hard links (a link to a file outside dir would pass the path check; allow_hardlinks)", path, n)
 	}
 	if st.Size() > r.cfg.MaxBytes {
-		return r.fail(&r.refused, p, "blob %q has %d bytes, over max_bytes (%d)", path, st.Size(), r.cfg.MaxBytes)
+		return r.fail(r.refused, p, "blob %q has %d bytes, over max_bytes (%d)", path, st.Size(), r.cfg.MaxBytes)
 	}
 	data, err := readAll(io.LimitReader(f, r.cfg.MaxBytes+1), st.Size())
 	if err != nil {
-		return r.fail(&r.missing, p, "read %q: %v", path, err)
+		return r.fail(r.missing, p, "read %q: %v", path, err)
 	}
 	if int64(len(data)) > r.cfg.MaxBytes {
-		return r.fail(&r.refused, p, "blob %q grew over max_bytes (%d) while read", path, r.cfg.MaxBytes)
+		return r.fail(r.refused, p, "blob %q grew over max_bytes (%d) while read", path, r.cfg.MaxBytes)
 	}
 	if r.cfg.VerifySHA256 {
 		if size >= 0 && int64(len(data)) != size {
-			return r.fail(&r.mismatch, p, "blob %q has %d bytes, the ref says size_bytes %d", path, len(data), size)
+			return r.fail(r.mismatch, p, "blob %q has %d bytes, the ref says size_bytes %d", path, len(data), size)
 		}
 		if want != "" {
 			if got := sum(data); got != want {
-				return r.fail(&r.mismatch, p, "blob %q has sha256 %s, the ref says %s", path, got, want)
+				return r.fail(r.mismatch, p, "blob %q has sha256 %s, the ref says %s", path, got, want)
 			}
 		}
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/engine"
 	"github.com/schnitzel-stream/schnitzel/internal/serve"
+	"github.com/schnitzel-stream/schnitzel/internal/serve/audit"
 )
 
 // DefaultServer is where schnitzel serve listens by default.
@@ -364,17 +365,7 @@ func (c *Client) Validate(ctx context.Context, yaml []byte) (*Validation, error)
 }
 
 // AuditEvent is one audit line as the API returns it.
-type AuditEvent struct {
-	EventID   string         `json:"event_id"`
-	TS        string         `json:"ts"`
-	Actor     string         `json:"actor"`
-	Action    string         `json:"action"`
-	Target    string         `json:"target"`
-	Status    string         `json:"status"`
-	Reason    string         `json:"reason"`
-	RequestID string         `json:"request_id"`
-	Meta      map[string]any `json:"meta"`
-}
+type AuditEvent = audit.Event
 
 // Audit is GET /api/v1/audit.
 func (c *Client) Audit(ctx context.Context, limit int, since time.Time) ([]AuditEvent, error) {

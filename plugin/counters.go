@@ -1,0 +1,86 @@
+package plugin
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Counter is one of a node's own metrics, a counter or a gauge (Store).
+// Safe for concurrent use: the runtime reads it from another goroutine.
+type Counter struct{ atomic.Int64 }
+
+// Counters holds the metrics a node's Spec.Metrics declares. The registry
+// makes one for every node it builds and hands it over in Env; a node
+// keeps the *Counters from env.Counters() as an embedded field, which
+// makes it a Metrics (the values, in declaration order), and takes its
+// counters with Get:
+//
+//	type mySink struct {
+//		*plugin.Counters
+//		written *plugin.Counter
+//	}
+//
+//	func newMySink(c Config, env plugin.Env) (plugin.Processor, error) {
+//		cs := env.Counters()
+//		return &mySink{Counters: cs, written: cs.Get("written_total")}, nil
+//	}
+//
+// So a metric is declared once, with its kind and help, and cannot be
+// reported under a name the spec does not know.
+type Counters struct {
+	strict bool // built by the registry: only declared names
+	mu     sync.Mutex
+	names  []string
+	vals   []*Counter
+}
+
+func newCounters(specs []MetricSpec) *Counters {
+	c := &Counters{strict: true}
+	for _, m := range specs {
+		c.names = append(c.names, m.Name)
+		c.vals = append(c.vals, new(Counter))
+	}
+	return c
+}
+
+// Counters returns the node's declared metrics. Outside the registry (a
+// test constructing a node itself) it returns a set that makes each
+// counter on first Get.
+func (e Env) Counters() *Counters {
+	if e.counters == nil {
+		return &Counters{}
+	}
+	return e.counters
+}
+
+// Get returns the counter name. A name Spec.Metrics does not declare is a
+// programming error: Get panics, which fails the node's construction (and
+// its conformance test) with the name.
+func (c *Counters) Get(name string) *Counter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.names, name); i >= 0 {
+		return c.vals[i]
+	}
+	if c.strict {
+		panic(fmt.Sprintf("plugin: metric %q is not declared in Spec.Metrics (declared: %v)", name, c.names))
+	}
+	v := new(Counter)
+	c.names = append(c.names, name)
+	c.vals = append(c.vals, v)
+	return v
+}
+
+// Metrics implements the Metrics interface: every declared metric, in
+// order.
+func (c *Counters) Metrics() []Metric {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Metric, len(c.vals))
+	for i, v := range c.vals {
+		out[i] = Metric{Name: c.names[i], Value: v.Load()}
+	}
+	return out
+}
