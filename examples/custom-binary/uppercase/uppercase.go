@@ -39,13 +39,19 @@ func Register(r *plugin.Registry) {
 		Summary:   "Upper-case one string field of a map payload.",
 		Stability: plugin.Experimental,
 		Defaults:  Config{Field: "message"},
-		NewProcessor: func(c Config, _ plugin.Env) (plugin.Processor, error) {
-			return &node{field: c.Field}, nil
+		Metrics:   []plugin.MetricSpec{{Name: "upper_total", Help: "Packets whose field was upper-cased."}},
+		NewProcessor: func(c Config, env plugin.Env) (plugin.Processor, error) {
+			cs := env.Counters() // the metrics Spec.Metrics declares
+			return &node{field: c.Field, Counters: cs, upper: cs.Get("upper_total")}, nil
 		},
 	})
 }
 
-type node struct{ field string }
+type node struct {
+	field            string
+	*plugin.Counters // reports upper_total (node.<id>.upper_total)
+	upper            *plugin.Counter
+}
 
 // Process emits a copy of p whose payload has the field upper-cased;
 // packets without it pass unchanged. The payload map is cloned, not
@@ -63,5 +69,6 @@ func (n *node) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) 
 	pm := m.Clone(0)
 	pm.Set(n.field, strings.ToUpper(s))
 	c.Payload = pm
+	n.upper.Add(1)
 	return out.Emit(c)
 }

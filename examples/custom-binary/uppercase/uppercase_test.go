@@ -54,6 +54,10 @@ edges:
 	if run.Report.Status != "ok" || !strings.Contains(run.Stdout, `"text": "QUIET"`) {
 		t.Fatalf("status %s, stdout %s", run.Report.Status, run.Stdout)
 	}
+	// the node's own metric, declared in its Spec, reaches the report
+	if v, _ := run.Report.Metrics.Get("node.up.upper_total"); v != int64(1) {
+		t.Errorf("node.up.upper_total = %v, want 1", v)
+	}
 }
 
 // TestConformance checks the node against the plugin contract (decoding,
