@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
@@ -138,12 +137,7 @@ var redeliveredRE = regexp.MustCompile(`"node\.src\.redelivered_total":\s*(\d+)`
 func TestNatsWorkersShareAndSurviveKill(t *testing.T) {
 	requirePlugins(t, "schnitzel_stream.nodes.nats:JetStreamSource")
 	srv := natstest.Start(t, natstest.Options{})
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Client(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"work.>"}}); err != nil {
@@ -255,12 +249,7 @@ func TestNatsForwardKilledAndRestarted(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("producer: %d\n%s", r.code, r.stderr)
 	}
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Client(t, srv.URL())
 	count := func() uint64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/schnitzel-stream/schnitzel/nodes/nats/natstest"
 	"github.com/schnitzel-stream/schnitzel/packet"
 )
@@ -119,12 +116,7 @@ func TestProcgraphRunNATSChannel(t *testing.T) {
 	}
 
 	// The stream run created holds both rounds; the durable has acked all.
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Client(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, "PG")

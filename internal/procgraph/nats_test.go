@@ -150,20 +150,7 @@ links:
 				write(t, name, body)
 			}
 			_, _, diags := validateEnv(t, c.spec, c.env)
-			var all []string
-			for _, d := range diags.Errors() {
-				all = append(all, d.String())
-			}
-			got := strings.Join(all, "\n")
-			if c.want == "" {
-				if got != "" {
-					t.Fatalf("want valid, got:\n%s", got)
-				}
-				return
-			}
-			if !strings.Contains(got, c.want) {
-				t.Fatalf("want an error containing\n  %s\ngot:\n%s", c.want, got)
-			}
+			wantErrors(t, diags, c.want)
 		})
 	}
 }

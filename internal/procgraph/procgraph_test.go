@@ -63,6 +63,26 @@ func loader(reg *plugin.Registry) procgraph.Loader {
 	}
 }
 
+// wantErrors checks the validation errors: none when want is "", else
+// one containing want.
+func wantErrors(t *testing.T, diags graph.Diags, want string) {
+	t.Helper()
+	var all []string
+	for _, d := range diags.Errors() {
+		all = append(all, d.String())
+	}
+	got := strings.Join(all, "\n")
+	if want == "" {
+		if got != "" {
+			t.Fatalf("want valid, got:\n%s", got)
+		}
+		return
+	}
+	if !strings.Contains(got, want) {
+		t.Fatalf("want an error containing\n  %s\ngot:\n%s", want, got)
+	}
+}
+
 func validate(t *testing.T, spec string) (*procgraph.Spec, *procgraph.Report, graph.Diags) {
 	t.Helper()
 	write(t, "pg.yaml", spec)
@@ -136,20 +156,7 @@ links:
 			}
 			write(t, "c.yaml", cons)
 			_, _, diags := validate(t, c.spec)
-			var all []string
-			for _, d := range diags.Errors() {
-				all = append(all, d.String())
-			}
-			got := strings.Join(all, "\n")
-			if c.want == "" {
-				if got != "" {
-					t.Fatalf("want valid, got:\n%s", got)
-				}
-				return
-			}
-			if !strings.Contains(got, c.want) {
-				t.Fatalf("want an error containing %q, got:\n%s", c.want, got)
-			}
+			wantErrors(t, diags, c.want)
 		})
 	}
 }
