@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
 
 // Two signals at once (timeout -s INT signals process and group) are one
@@ -34,13 +36,7 @@ func TestSecondSignalCountsOnlyAfterOneSecond(t *testing.T) {
 	}()
 	ch <- syscall.SIGINT
 	ch <- syscall.SIGINT
-	deadline := time.Now().Add(10 * time.Second)
-	for len(ch) > 0 || stops.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("signals not consumed")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the signals consumed", func() bool { return len(ch) == 0 && stops.Load() > 0 })
 	select {
 	case code := <-exited:
 		t.Fatalf("two signals at once exited (%d) instead of draining", code)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
 )
 
@@ -101,14 +102,10 @@ func TestDurableSurvivesKill9(t *testing.T) {
 		}
 		// Wait until this run has committed something, then kill it at a
 		// random moment while it keeps enqueueing.
-		deadline := time.Now().Add(30 * time.Second)
-		for probe(t, qpath, `SELECT MAX(seq) FROM packets`) <= seen {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("run %d committed nothing in 30s; stderr:\n%s", i, stderr.String())
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !poll.Wait(30*time.Second, func() bool { return probe(t, qpath, `SELECT MAX(seq) FROM packets`) > seen }) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("run %d committed nothing in 30s; stderr:\n%s", i, stderr.String())
 		}
 		time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond) // kill at a random point of the write loop
 		// Rows a reader sees are committed: they must survive the kill.

@@ -197,10 +197,7 @@ func TestForwardSurvivesOutageAndKills(t *testing.T) {
 	// One more kill once deliveries flow: rows the server accepted but the
 	// dead forwarder never acked are delivered again after their lease, and
 	// the receiver's deduplication must absorb them.
-	deadline := time.Now().Add(30 * time.Second)
-	for rc.acceptedCount() == 0 && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 30*time.Second, "a first packet at the receiver", func() bool { return rc.acceptedCount() > 0 })
 	if err := f.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

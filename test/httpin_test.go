@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/internal/queue"
 )
 
@@ -140,16 +141,12 @@ func TestIngestSurvivesKill9(t *testing.T) {
 			})
 		}
 		// Kill once this round has some 202s, with requests in flight.
-		deadline := time.Now().Add(30 * time.Second)
 		want := int64(50 + rand.IntN(200)) // kill at a random point, requests in flight
-		for ok.Load() < want {
-			if time.Now().After(deadline) {
-				cancel()
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("round %d: %d requests accepted in 30s:\n%s", round, ok.Load(), logs())
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !poll.Wait(30*time.Second, func() bool { return ok.Load() >= want }) {
+			cancel()
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: %d requests accepted in 30s:\n%s", round, ok.Load(), logs())
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -246,10 +243,7 @@ func TestIngestStopsCleanly(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for ok.Load() < 100 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 30*time.Second, "100 requests accepted", func() bool { return ok.Load() >= 100 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

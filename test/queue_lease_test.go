@@ -242,17 +242,10 @@ func TestForwardKillLoop(t *testing.T) {
 		if i < outage {
 			poll.Until(t, 20*time.Second, "the forwarder to post", func() bool { r, _, _ := rc.counts(); return r > req0 })
 		} else {
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				if _, a, _ := rc.counts(); a > acc0 {
-					firstDelivery = append(firstDelivery, time.Since(f.start))
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("restart %d delivered nothing in 20s\n%s", i, f.stderr.String())
-				}
-				time.Sleep(2 * time.Millisecond)
+			if !poll.Wait(20*time.Second, func() bool { _, a, _ := rc.counts(); return a > acc0 }) {
+				t.Fatalf("restart %d delivered nothing in 20s\n%s", i, f.stderr.String())
 			}
+			firstDelivery = append(firstDelivery, time.Since(f.start))
 		}
 		time.Sleep(time.Duration(rand.IntN(800)) * time.Millisecond) // a random moment of the run
 		f.kill(t)
@@ -344,14 +337,11 @@ func TestHealthyKillsNeverDeadLetter(t *testing.T) {
 		f.kill(t)
 	}
 	f := startQProc(t, dir, "--graph", "fwd.yaml")
-	deadline := time.Now().Add(120 * time.Second)
-	for _, _, d := rc.counts(); d != rows; _, _, d = rc.counts() {
-		if time.Now().After(deadline) {
-			st := run(t, dir, nil, "queue", "stats", "--path", "q.sqlite3")
-			pk := run(t, dir, nil, "queue", "peek", "--path", "q.sqlite3", "--limit", "3")
-			t.Fatalf("%d of %d rows delivered after 120s\n%s\n%s\n%s", d, rows, st.stdout, pk.stdout, f.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !poll.Wait(120*time.Second, func() bool { _, _, d := rc.counts(); return d == rows }) {
+		_, _, d := rc.counts()
+		st := run(t, dir, nil, "queue", "stats", "--path", "q.sqlite3")
+		pk := run(t, dir, nil, "queue", "peek", "--path", "q.sqlite3", "--limit", "3")
+		t.Fatalf("%d of %d rows delivered after 120s\n%s\n%s\n%s", d, rows, st.stdout, pk.stdout, f.stderr.String())
 	}
 	poll.Until(t, 60*time.Second, "the queue to drain", func() bool { return probe(t, qpath, `SELECT COUNT(*) FROM packets`) == 0 })
 	f.stop(t, "forwarder")

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
 
 const tickerGraph = `version: 2
@@ -184,19 +186,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	ln.Close()
 	p, _, errb := startTicker(t, "--metrics-addr", addr)
 	var body string
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	poll.Wait(10*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			if strings.Contains(body, `schnitzel_node_consumed_packets_total{node="out"`) {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return strings.Contains(body, `schnitzel_node_consumed_packets_total{node="out"`)
+	})
 	if !strings.Contains(body, `schnitzel_node_consumed_packets_total{node="out",plugin="schnitzel_stream.nodes.dev:PrintSink"}`) {
 		t.Errorf("metrics:\n%s\nstderr:\n%s", body, errb.String())
 	}
@@ -224,15 +223,11 @@ edges:
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	p := start(t, cmd)
 	// Wait until rows are being committed, then stop.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if st, err := os.Stat(filepath.Join(dir, "q.sqlite3-wal")); err == nil && st.Size() > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no rows written: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(20*time.Second, func() bool {
+		st, err := os.Stat(filepath.Join(dir, "q.sqlite3-wal"))
+		return err == nil && st.Size() > 0
+	}) {
+		t.Fatalf("no rows written: %s", errb.String())
 	}
 	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)

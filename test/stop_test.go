@@ -155,12 +155,8 @@ edges:
   - {from: tick, to: out}
 `
 	p, out, errb := startGraph(t, g, "--stop-timeout", "1s")
-	deadline := time.Now().Add(20 * time.Second)
-	for got.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no request reached the receiver: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(20*time.Second, func() bool { return got.Load() > 0 }) {
+		t.Fatalf("no request reached the receiver: %s", errb.String())
 	}
 	t0 := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)

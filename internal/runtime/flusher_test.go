@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -73,13 +74,9 @@ edges:
 	}
 	done := make(chan *Result, 1)
 	go func() { done <- x.Run(context.Background()) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(sinkFor(t, "out").packets()) < 2 {
-		if time.Now().After(deadline) {
-			x.Abort()
-			t.Fatalf("sink got %d packets while one was held, want the 2 finished ones at once", len(sinkFor(t, "out").packets()))
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !poll.Wait(10*time.Second, func() bool { return len(sinkFor(t, "out").packets()) >= 2 }) {
+		x.Abort()
+		t.Fatalf("sink got %d packets while one was held, want the 2 finished ones at once", len(sinkFor(t, "out").packets()))
 	}
 	select {
 	case <-done:

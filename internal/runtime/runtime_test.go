@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/graph"
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 	"github.com/schnitzel-stream/schnitzel/nodes/dev"
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -311,10 +312,7 @@ edges:
 	done := make(chan *Result)
 	go func() { done <- x.Run(context.Background()) }()
 	// The sink is gated: the source must be held back by backpressure.
-	deadline := time.Now().Add(5 * time.Second)
-	for x.Snapshot().SourceEmitted < 5 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "5 packets emitted", func() bool { return x.Snapshot().SourceEmitted >= 5 })
 	time.Sleep(20 * time.Millisecond)
 	if e := x.Snapshot().SourceEmitted; e > 2*4+1 { // one batch taken by the sink, one queued, one blocked push
 		t.Errorf("source ran ahead of a blocked sink: %d emitted with inbox_max 4", e)

@@ -579,4 +579,3 @@ func (s *Supervisor) lockGraph(name string) (*graphRec, error) {
 	}
 	return g, nil
 }
-

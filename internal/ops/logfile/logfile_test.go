@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
 
 func TestOpenRotatesAndKeepsBackups(t *testing.T) {
@@ -28,15 +30,11 @@ func TestOpenRotatesAndKeepsBackups(t *testing.T) {
 		}
 	}
 	// Old backups are removed by a background goroutine: poll.
-	deadline := time.Now().Add(5 * time.Second)
 	var backups []string
-	for {
+	poll.Wait(5*time.Second, func() bool {
 		backups, _ = filepath.Glob(filepath.Join(dir, "schnitzel-*.log"))
-		if len(backups) == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(backups) == 2
+	})
 	if len(backups) != 2 {
 		t.Fatalf("backups = %v, want 2 kept", backups)
 	}

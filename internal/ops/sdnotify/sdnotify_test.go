@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/schnitzel-stream/schnitzel/internal/poll"
 )
 
 // listen opens a real unixgram socket like systemd's notify socket.
@@ -151,10 +153,7 @@ func TestRunWatchdogSkipsWhenUnhealthy(t *testing.T) {
 		}, func() { pings.Add(1) })
 		close(done)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for pings.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "a first watchdog ping", func() bool { return pings.Load() > 0 })
 	cancel()
 	<-done
 	if c := checks.Load(); c < 5 {
