@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -39,12 +40,13 @@ func Command() *cobra.Command {
 type serveOpts struct {
 	listen, store, domain, leafRemote, creds, leafListen string
 	sources                                              []string
+	maxStore, maxMem                                     string // sizes: "" = the server's default
 }
 
 func serveCommand() *cobra.Command {
 	var o serveOpts
 	cmd := &cobra.Command{
-		Use:   "serve [--listen 127.0.0.1:4222] [--store DIR] [--domain NAME] [--leaf-remote URL] [--creds F] [--leaf-listen HOST:PORT] [--source HUB=EDGE@DOMAIN]...",
+		Use:   "serve [--listen 127.0.0.1:4222] [--store DIR] [--domain NAME] [--leaf-remote URL] [--creds F] [--leaf-listen HOST:PORT] [--source HUB=EDGE@DOMAIN]... [--max-store SIZE] [--max-mem SIZE]",
 		Short: "Run a NATS server with JetStream (file store) until SIGINT/SIGTERM",
 		Long: `Run a NATS server (nats-server v2.15, embedded) with JetStream on file storage.
 The JetStream nodes of a graph connect to it with url: nats://<listen>. With
@@ -70,6 +72,8 @@ Port 0 picks a free port; the URL is printed on stderr.`,
 	f.StringVar(&o.creds, "creds", "", "credentials file for the leaf connection")
 	f.StringVar(&o.leafListen, "leaf-listen", "", "accept leaf node connections on host:port (hub side, e.g. 127.0.0.1:7422; no authentication: keep it on a trusted network)")
 	f.StringArrayVar(&o.sources, "source", nil, "HUB=EDGE@DOMAIN: hub stream HUB sources stream EDGE of JetStream domain DOMAIN (repeatable)")
+	f.StringVar(&o.maxStore, "max-store", "", "JetStream file store limit, e.g. 2GB or 512MiB (default: nats-server's, 75% of the disk's free space)")
+	f.StringVar(&o.maxMem, "max-mem", "", "JetStream memory store limit, e.g. 256MiB (default: nats-server's, 75% of RAM)")
 	return cmd
 }
 
@@ -87,6 +91,40 @@ func hostPort(flag, v string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// sizeUnits are the suffixes parseSize takes: decimal (KB = 1000) and
+// binary (KiB = 1024), case-insensitive.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"t", 1e12}, {"b", 1},
+}
+
+// parseSize reads a byte size: a whole number of bytes, or a number with
+// a unit such as 2GB, 1.5GiB or 512MiB. The limit must be at least 1 MiB:
+// a smaller JetStream store holds nothing useful.
+func parseSize(v string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(v))
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("want a size such as 2GB, 512MiB or a number of bytes")
+	}
+	n := f * float64(mult)
+	if n < 1<<20 || n > math.MaxInt64/2 {
+		return 0, fmt.Errorf("must be between 1MiB and 4EiB")
+	}
+	return int64(n), nil
 }
 
 // streamSource is one --source: hub stream Hub sources Edge in Domain.
@@ -125,6 +163,19 @@ func options(o serveOpts) (*server.Options, error) {
 	so := &server.Options{
 		Host: host, Port: port, JetStream: true, StoreDir: o.store, JetStreamDomain: o.domain,
 		NoSigs: true, Logtime: true,
+	}
+	for _, l := range []struct {
+		flag, v string
+		dst     *int64
+	}{{"--max-store", o.maxStore, &so.JetStreamMaxStore}, {"--max-mem", o.maxMem, &so.JetStreamMaxMemory}} {
+		if l.v == "" {
+			continue
+		}
+		n, err := parseSize(l.v)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", l.flag, l.v, err)
+		}
+		*l.dst = n
 	}
 	if o.creds != "" && o.leafRemote == "" {
 		return nil, fmt.Errorf("--creds is for the leaf connection: set --leaf-remote too")
@@ -185,6 +236,12 @@ func serve(ctx context.Context, cmd *cobra.Command, o serveOpts) error {
 	}
 	if o.leafRemote != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), ", leaf of %s", redact.URL(o.leafRemote))
+	}
+	if so.JetStreamMaxStore > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), ", max store %d bytes", so.JetStreamMaxStore)
+	}
+	if so.JetStreamMaxMemory > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), ", max memory %d bytes", so.JetStreamMaxMemory)
 	}
 	if o.leafListen != "" {
 		// The server writes the port it picked for 0 back into so.

@@ -195,6 +195,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--domain", "hub", "--source", "HUB.X=EDGE@edge"}, "without dots"},
 		{[]string{"--domain", "hub", "--source", "=EDGE@edge"}, "--source"},
 		{[]string{"--domain", "hub", "--source", "HUB=EDGE@hub"}, "own --domain"},
+		{[]string{"--max-store", "2 bushels"}, `--max-store "2 bushels": want a size`},
+		{[]string{"--max-mem", "10KB"}, "--max-mem \"10KB\": must be between 1MiB"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := Command()
@@ -210,5 +212,58 @@ func TestServeFlagErrors(t *testing.T) {
 				t.Errorf("the password leaked: %v", err)
 			}
 		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"2GB", 2e9, false},
+		{"2gb", 2e9, false},
+		{"512MiB", 512 << 20, false},
+		{"1.5GiB", 3 << 29, false},
+		{" 64 MiB ", 64 << 20, false},
+		{"1048576", 1 << 20, false},
+		{"10M", 10e6, false},
+		{"1KB", 0, true}, // below 1 MiB
+		{"-5GB", 0, true},
+		{"lots", 0, true},
+		{"NaNGB", 0, true},
+		{"", 0, true},
+		{"99999999EB", 0, true},
+	} {
+		got, err := parseSize(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestServeMaxStore: --max-store bounds the JetStream file store: a stream
+// asking for more than the limit is refused, one within it is made.
+func TestServeMaxStore(t *testing.T) {
+	url, errb := startServe(t, "--listen", "127.0.0.1:0", "--max-store", "8MiB", "--max-mem", "4MiB")
+	if !strings.Contains(errb.String(), "max store 8388608 bytes, max memory 4194304 bytes") {
+		t.Errorf("the limits are not on stderr: %s", errb.String())
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}, MaxBytes: 64 << 20}); err == nil {
+		t.Error("a 64 MiB stream was made under --max-store 8MiB")
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"small.>"}, MaxBytes: 4 << 20}); err != nil {
+		t.Errorf("a 4 MiB stream under --max-store 8MiB: %v", err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "MEM", Subjects: []string{"mem.>"}, Storage: jetstream.MemoryStorage, MaxBytes: 16 << 20}); err == nil {
+		t.Error("a 16 MiB memory stream was made under --max-mem 4MiB")
 	}
 }
