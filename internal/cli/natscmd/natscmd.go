@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/schnitzel-stream/schnitzel/internal/cli/exitcode"
+	"github.com/schnitzel-stream/schnitzel/internal/netaddr"
 	"github.com/schnitzel-stream/schnitzel/redact"
 )
 
@@ -41,12 +42,14 @@ type serveOpts struct {
 	listen, store, domain, leafRemote, creds, leafListen string
 	sources                                              []string
 	maxStore, maxMem                                     string // sizes: "" = the server's default
+	leafUser, leafPasswordFile                           string
+	user, passwordFile                                   string // clients' credentials
 }
 
 func serveCommand() *cobra.Command {
 	var o serveOpts
 	cmd := &cobra.Command{
-		Use:   "serve [--listen 127.0.0.1:4222] [--store DIR] [--domain NAME] [--leaf-remote URL] [--creds F] [--leaf-listen HOST:PORT] [--source HUB=EDGE@DOMAIN]... [--max-store SIZE] [--max-mem SIZE]",
+		Use:   "serve [--listen 127.0.0.1:4222] [--user U --password-file F] [--store DIR] [--domain NAME] [--leaf-remote URL] [--creds F] [--leaf-listen HOST:PORT] [--leaf-user U --leaf-password-file F] [--source HUB=EDGE@DOMAIN]... [--max-store SIZE] [--max-mem SIZE]",
 		Short: "Run a NATS server with JetStream (file store) until SIGINT/SIGTERM",
 		Long: `Run a NATS server (nats-server v2.15, embedded) with JetStream on file storage.
 The JetStream nodes of a graph connect to it with url: nats://<listen>. With
@@ -65,12 +68,16 @@ Port 0 picks a free port; the URL is printed on stderr.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "client listen address host:port")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "client listen address host:port; beyond loopback it needs --user")
 	f.StringVar(&o.store, "store", "nats-store", "JetStream store directory")
 	f.StringVar(&o.domain, "domain", "", "JetStream domain")
 	f.StringVar(&o.leafRemote, "leaf-remote", "", "hub URL to connect to as a leaf node (nats-leaf://host:7422)")
 	f.StringVar(&o.creds, "creds", "", "credentials file for the leaf connection")
-	f.StringVar(&o.leafListen, "leaf-listen", "", "accept leaf node connections on host:port (hub side, e.g. 127.0.0.1:7422; no authentication: keep it on a trusted network)")
+	f.StringVar(&o.leafListen, "leaf-listen", "", "accept leaf node connections on host:port (hub side, e.g. 127.0.0.1:7422); beyond loopback it needs --leaf-user")
+	f.StringVar(&o.user, "user", "", "user every client must present (the graphs' nodes: user and password in their config); beyond loopback --listen needs it")
+	f.StringVar(&o.passwordFile, "password-file", "", "file holding --user's password")
+	f.StringVar(&o.leafUser, "leaf-user", "", "user of the leaf connection: the hub requires it of its leaves (--leaf-listen), an edge presents it (--leaf-remote)")
+	f.StringVar(&o.leafPasswordFile, "leaf-password-file", "", "file holding --leaf-user's password (kept off the command line, which other users can read)")
 	f.StringArrayVar(&o.sources, "source", nil, "HUB=EDGE@DOMAIN: hub stream HUB sources stream EDGE of JetStream domain DOMAIN (repeatable)")
 	f.StringVar(&o.maxStore, "max-store", "", "JetStream file store limit, e.g. 2GB or 512MiB (default: nats-server's, 75% of the disk's free space)")
 	f.StringVar(&o.maxMem, "max-mem", "", "JetStream memory store limit, e.g. 256MiB (default: nats-server's, 75% of RAM)")
@@ -91,6 +98,37 @@ func hostPort(flag, v string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// leafPassword reads the leaf connection's password, when --leaf-user is
+// set; it is for a leaf listener or remote only.
+func leafPassword(o serveOpts) (string, error) {
+	if (o.leafUser != "" || o.leafPasswordFile != "") && o.leafListen == "" && o.leafRemote == "" {
+		return "", fmt.Errorf("--leaf-user is for the leaf connection: set --leaf-listen (hub) or --leaf-remote (edge) too")
+	}
+	return secretPair("--leaf-user", o.leafUser, "--leaf-password-file", o.leafPasswordFile)
+}
+
+// secretPair checks that a user flag and its password-file flag go
+// together and reads the password: the file's first line (a trailing
+// newline is not part of it), kept off the command line that every user
+// of the machine can read.
+func secretPair(userFlag, user, fileFlag, file string) (string, error) {
+	switch {
+	case user == "" && file == "":
+		return "", nil
+	case user == "" || file == "":
+		return "", fmt.Errorf("%s and %s go together", userFlag, fileFlag)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", fileFlag, err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	if pw = strings.TrimRight(pw, "\r"); pw == "" {
+		return "", fmt.Errorf("%s %s: the first line (the password) is empty", fileFlag, file)
+	}
+	return pw, nil
 }
 
 // sizeUnits are the suffixes parseSize takes: decimal (KB = 1000) and
@@ -164,6 +202,18 @@ func options(o serveOpts) (*server.Options, error) {
 		Host: host, Port: port, JetStream: true, StoreDir: o.store, JetStreamDomain: o.domain,
 		NoSigs: true, Logtime: true,
 	}
+	clientPassword, err := secretPair("--user", o.user, "--password-file", o.passwordFile)
+	if err != nil {
+		return nil, err
+	}
+	// A client can read and delete every stream: beyond loopback only
+	// known ones may connect.
+	if o.user == "" && !netaddr.Loopback(host) {
+		return nil, fmt.Errorf("--listen %s is reachable beyond this machine: set --user and --password-file so that only your graphs can connect", o.listen)
+	}
+	if o.user != "" {
+		so.Username, so.Password = o.user, clientPassword
+	}
 	for _, l := range []struct {
 		flag, v string
 		dst     *int64
@@ -180,10 +230,20 @@ func options(o serveOpts) (*server.Options, error) {
 	if o.creds != "" && o.leafRemote == "" {
 		return nil, fmt.Errorf("--creds is for the leaf connection: set --leaf-remote too")
 	}
+	password, err := leafPassword(o)
+	if err != nil {
+		return nil, err
+	}
 	if o.leafRemote != "" {
 		u, err := url.Parse(o.leafRemote)
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("--leaf-remote: not a URL such as nats-leaf://hub:7422 (value not shown: it may hold credentials)")
+		}
+		if o.leafUser != "" {
+			if u.User != nil || o.creds != "" {
+				return nil, fmt.Errorf("--leaf-user: the leaf connection has credentials already (in the --leaf-remote URL or --creds): give one kind")
+			}
+			u.User = url.UserPassword(o.leafUser, password)
 		}
 		so.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, Credentials: o.creds}}
 	}
@@ -192,7 +252,15 @@ func options(o serveOpts) (*server.Options, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Whoever joins as a leaf can read and write every stream the hub
+		// sources: beyond loopback only known edges may.
+		if o.leafUser == "" && !netaddr.Loopback(h) {
+			return nil, fmt.Errorf("--leaf-listen %s is reachable beyond this machine: set --leaf-user and --leaf-password-file so that only your edges can join", o.leafListen)
+		}
 		so.LeafNode.Host, so.LeafNode.Port = h, p
+		if o.leafUser != "" {
+			so.LeafNode.Username, so.LeafNode.Password = o.leafUser, password
+		}
 	}
 	if len(o.sources) > 0 {
 		// A hub stream addresses the edge by its domain, and the edge's

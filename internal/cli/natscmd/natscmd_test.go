@@ -1,7 +1,12 @@
 package natscmd
 
 import (
+	"bufio"
 	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"regexp"
 	"strings"
 	"testing"
@@ -100,7 +105,9 @@ var leafRE = regexp.MustCompile(`leaf listen (nats-leaf://\S+?),?\s`)
 // listens for leaves; a message stored in the edge's local stream shows up
 // in the hub stream that --source makes.
 func TestServeHubSourcesEdge(t *testing.T) {
-	hubURL, hubErr := startServe(t, "--listen", "127.0.0.1:0", "--domain", "hub", "--leaf-listen", "127.0.0.1:0", "--source", "HUB_EVENTS=EDGE_EVENTS@edge")
+	pw := secretFile(t, "s3cret-leaf")
+	hubURL, hubErr := startServe(t, "--listen", "127.0.0.1:0", "--domain", "hub", "--leaf-listen", "127.0.0.1:0", "--source", "HUB_EVENTS=EDGE_EVENTS@edge",
+		"--leaf-user", "edge", "--leaf-password-file", pw)
 	m := leafRE.FindStringSubmatch(hubErr.String())
 	if m == nil {
 		t.Fatalf("hub stderr %q names no leaf listener", hubErr.String())
@@ -108,7 +115,10 @@ func TestServeHubSourcesEdge(t *testing.T) {
 	if !strings.Contains(hubErr.String(), "stream HUB_EVENTS sources EDGE_EVENTS@edge") {
 		t.Errorf("hub stderr %q does not name the source", hubErr.String())
 	}
-	edgeURL, _ := startServe(t, "--listen", "127.0.0.1:0", "--domain", "edge", "--leaf-remote", m[1])
+	edgeURL, edgeErr := startServe(t, "--listen", "127.0.0.1:0", "--domain", "edge", "--leaf-remote", m[1], "--leaf-user", "edge", "--leaf-password-file", pw)
+	if strings.Contains(hubErr.String()+edgeErr.String(), "s3cret-leaf") {
+		t.Error("the leaf password is on stderr")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -195,6 +205,13 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--domain", "hub", "--source", "HUB.X=EDGE@edge"}, "without dots"},
 		{[]string{"--domain", "hub", "--source", "=EDGE@edge"}, "--source"},
 		{[]string{"--domain", "hub", "--source", "HUB=EDGE@hub"}, "own --domain"},
+		{[]string{"--listen", "0.0.0.0:0"}, "--listen 0.0.0.0:0 is reachable beyond this machine: set --user"},
+		{[]string{"--listen", ":0"}, "reachable beyond this machine"},
+		{[]string{"--leaf-listen", "0.0.0.0:0"}, "--leaf-listen 0.0.0.0:0 is reachable beyond this machine: set --leaf-user"},
+		{[]string{"--user", "app"}, "--user and --password-file go together"},
+		{[]string{"--user", "app", "--password-file", "/nonexistent/pw"}, "--password-file: open /nonexistent/pw"},
+		{[]string{"--leaf-user", "edge", "--leaf-password-file", "/nonexistent/pw"}, "set --leaf-listen (hub) or --leaf-remote (edge) too"},
+		{[]string{"--leaf-remote", "nats-leaf://u:secret@hub:7422", "--leaf-user", "edge", "--leaf-password-file", "PW"}, "credentials already"},
 		{[]string{"--max-store", "2 bushels"}, `--max-store "2 bushels": want a size`},
 		{[]string{"--max-mem", "10KB"}, "--max-mem \"10KB\": must be between 1MiB"},
 	} {
@@ -203,7 +220,17 @@ func TestServeFlagErrors(t *testing.T) {
 			var errb logbuf.Buffer
 			cmd.SetErr(&errb)
 			cmd.SetOut(&errb)
-			cmd.SetArgs(append([]string{"serve", "--store", t.TempDir()}, tc.args...))
+			pw := filepath.Join(t.TempDir(), "pw")
+			if err := os.WriteFile(pw, []byte("hunter2\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := slices.Clone(tc.args)
+			for i, a := range args {
+				if a == "PW" {
+					args[i] = pw
+				}
+			}
+			cmd.SetArgs(append([]string{"serve", "--store", t.TempDir()}, args...))
 			err := cmd.Execute()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to name %s", err, tc.want)
@@ -265,5 +292,76 @@ func TestServeMaxStore(t *testing.T) {
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "MEM", Subjects: []string{"mem.>"}, Storage: jetstream.MemoryStorage, MaxBytes: 16 << 20}); err == nil {
 		t.Error("a 16 MiB memory stream was made under --max-mem 4MiB")
+	}
+}
+
+func secretFile(t *testing.T, pw string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(p, []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestServeClientAuth: with --user, a client without the password (or
+// with a wrong one) is refused; one with it gets JetStream.
+func TestServeClientAuth(t *testing.T) {
+	url, _ := startServe(t, "--listen", "127.0.0.1:0", "--user", "app", "--password-file", secretFile(t, "right-pw"))
+	for _, opts := range [][]nats.Option{nil, {nats.UserInfo("app", "wrong")}, {nats.UserInfo("other", "right-pw")}} {
+		if nc, err := nats.Connect(url, opts...); err == nil {
+			nc.Close()
+			t.Errorf("a client with options %d connected without the right credentials", len(opts))
+		}
+	}
+	nc, err := nats.Connect(url, nats.UserInfo("app", "right-pw"))
+	if err != nil {
+		t.Fatalf("the right credentials: %v", err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeLeafAuth speaks the leaf protocol to the hub's leaf listener as
+// an attacker would: a CONNECT without credentials, or with a wrong
+// password, is answered with an authorization violation.
+func TestServeLeafAuth(t *testing.T) {
+	_, hubErr := startServe(t, "--listen", "127.0.0.1:0", "--domain", "hub", "--leaf-listen", "127.0.0.1:0",
+		"--leaf-user", "edge", "--leaf-password-file", secretFile(t, "leaf-pw"))
+	m := leafRE.FindStringSubmatch(hubErr.String())
+	if m == nil {
+		t.Fatalf("hub stderr %q names no leaf listener", hubErr.String())
+	}
+	addr := strings.TrimPrefix(m[1], "nats-leaf://")
+	for _, connect := range []string{`{}`, `{"user":"edge","pass":"wrong"}`, `{"user":"nobody","pass":"leaf-pw"}`} {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		if info, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(info, "INFO ") {
+			t.Fatalf("leaf listener greeted with %q, %v", info, err)
+		}
+		if _, err := c.Write([]byte("CONNECT " + connect + "\r\nPING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for {
+			line, err := r.ReadString('\n')
+			got += line
+			if err != nil || strings.HasPrefix(line, "-ERR") || strings.HasPrefix(line, "PONG") {
+				break
+			}
+		}
+		c.Close()
+		if !strings.Contains(got, "Authorization Violation") {
+			t.Errorf("CONNECT %s: the hub answered %q, want an authorization violation", connect, got)
+		}
 	}
 }
