@@ -32,7 +32,18 @@ type EdgeNATS struct {
 	Stream  string // JetStream stream holding the subject (created by the sink)
 	Durable string // the source's durable consumer
 	URL     string // server URL (comma list)
+	// Connection holds NATS connection keys (creds_file, user, password,
+	// tls_ca_file, ...) given to both cut nodes; SinkConfig and
+	// SourceConfig hold more keys for one side (max_age_sec,
+	// ack_wait_sec, ...). The node configs check them, at the edge's line.
+	Connection, SinkConfig, SourceConfig *packet.Map
 }
+
+// cutOwnKeys are the keys the cut sets on its nodes itself: the edge's
+// own keys (url, subject, stream, durable) say them, or the cut's
+// contract does (the sink creates the stream, the source waits for it and
+// follows it).
+var cutOwnKeys = []string{"url", "subject", "stream", "create_stream", "durable", "filter_subject", "follow", "wait_for_stream"}
 
 var (
 	// A stream or durable name: NATS refuses dots, wildcards, white space
@@ -120,7 +131,40 @@ func (l *loader) edgeTransport(e *Edge, m *packet.Map) {
 	} else {
 		n.URL = DefaultNATSURL
 	}
+	for _, k := range []struct {
+		key string
+		dst **packet.Map
+	}{{"connection", &n.Connection}, {"sink_config", &n.SinkConfig}, {"source_config", &n.SourceConfig}} {
+		raw, ok := m.Get(k.key)
+		if !ok || raw == nil {
+			continue
+		}
+		cm, isMap := raw.(*packet.Map)
+		if !isMap {
+			l.errf(e.path+"."+k.key, subject, "edge %s must be a mapping of node config keys, got %s", k.key, describe(raw))
+			continue
+		}
+		for _, own := range cutOwnKeys {
+			if _, has := cm.Get(own); has {
+				l.errf(e.path+"."+k.key+"."+own, subject, "edge %s.%s: the cut sets %s itself (url, subject, stream and durable are keys of the edge)", k.key, own, own)
+			}
+		}
+		*k.dst = cm
+	}
 	e.NATS = n
+}
+
+// withKeys returns base with the entries of each extra map added.
+func withKeys(base *packet.Map, extra ...*packet.Map) *packet.Map {
+	for _, x := range extra {
+		if x == nil {
+			continue
+		}
+		for _, kv := range x.Entries() {
+			base.Set(kv.Key, kv.Value)
+		}
+	}
+	return base
 }
 
 func or(s, def string) string {
@@ -223,8 +267,10 @@ func (l *loader) cut() {
 			continue
 		}
 		n := e.NATS
-		pubCfg := packet.MapOf("url", n.URL, "subject", n.Subject, "stream", n.Stream, "create_stream", true)
-		subCfg := packet.MapOf("url", n.URL, "stream", n.Stream, "durable", n.Durable, "filter_subject", n.Subject, "follow", true, "wait_for_stream", true)
+		pubCfg := withKeys(packet.MapOf("url", n.URL, "subject", n.Subject, "stream", n.Stream, "create_stream", true),
+			n.Connection, n.SinkConfig)
+		subCfg := withKeys(packet.MapOf("url", n.URL, "stream", n.Stream, "durable", n.Durable, "filter_subject", n.Subject, "follow", true, "wait_for_stream", true),
+			n.Connection, n.SourceConfig)
 		pn := &Node{Index: len(g.Nodes), ID: pub, Kind: KindSink, Plugin: CutSinkPlugin, Config: pubCfg, CutOf: e, Pos: e.Pos, path: e.path}
 		sn := &Node{Index: len(g.Nodes) + 1, ID: sub, Kind: KindSource, Plugin: CutSourcePlugin, Config: subCfg, CutOf: e, Pos: e.Pos, path: e.path}
 		g.Nodes = append(g.Nodes, pn, sn)

@@ -37,6 +37,9 @@ func TestEdgeTransportErrorsNameTheLine(t *testing.T) {
 		{"into a source", "  - {from: mid, to: src, transport: nats}\n", 7, "source node must not have incoming edges: src"},
 		{"out of a sink", "  - {from: out, to: mid, transport: nats}\n", 7, "sink node must not have outgoing edges: out"},
 		{"same subject twice", "  - {from: src, to: mid, transport: nats, subject: c.x}\n  - {from: mid, to: out, transport: nats, subject: c.x}\n", 8, `subject "c.x" is already the subject of the nats edge at line 7`},
+		{"connection not a mapping", "  - {from: src, to: mid, transport: nats, connection: creds.txt}\n", 7, "edge connection must be a mapping of node config keys"},
+		{"cut's own key", "  - {from: src, to: mid, transport: nats, source_config: {durable: other}}\n", 7, "edge source_config.durable: the cut sets durable itself"},
+		{"connection without nats", "  - {from: src, to: mid, connection: {user: u}}\n", 7, "edge key connection is for a transport: nats edge"},
 		{"id taken", "  - {from: src, to: mid, transport: nats}\n  - {from: mid, to: cut_src_mid_pub}\n", 7, `needs node id "cut_src_mid_pub", which the graph already uses`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,6 +156,66 @@ func TestCutRewritesNatsEdges(t *testing.T) {
 				t.Errorf("cut nodes are not placed on the edge's line %d", g.Cuts[0].Pos.Line)
 			}
 		})
+	}
+}
+
+// TestCutPassesNodeKeys: connection goes to both cut nodes, sink_config
+// and source_config to one side each, and the nodes' own config checks
+// refuse a bad key or value at the edge's line.
+func TestCutPassesNodeKeys(t *testing.T) {
+	edges := `  - from: src
+    to: mid
+    transport: nats
+    connection: {user: site1, password: pw, tls_ca_file: ca.pem}
+    sink_config: {max_age_sec: 3600}
+    source_config: {ack_wait_sec: 5}
+  - {from: mid, to: out}
+`
+	g, diags := Load("g.yaml", []byte(cutNodes+edges), env(nil))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if _, vd := Validate(g, cutRegistry(), plugin.Policy{AllowAll: true}); vd.HasErrors() {
+		t.Fatalf("the rewritten graph does not validate: %v", vd)
+	}
+	pubID, subID := CutNodeIDs(g.Cuts[0])
+	pub, sub := g.NodeByID(pubID), g.NodeByID(subID)
+	for _, c := range []struct {
+		n    *Node
+		key  string
+		want any
+	}{
+		{pub, "user", "site1"}, {sub, "user", "site1"}, {pub, "tls_ca_file", "ca.pem"}, {sub, "password", "pw"},
+		{pub, "max_age_sec", int64(3600)}, {sub, "ack_wait_sec", int64(5)},
+	} {
+		if v, _ := c.n.Config.Get(c.key); v != c.want {
+			t.Errorf("%s.%s = %v, want %v", c.n.ID, c.key, v, c.want)
+		}
+	}
+	if _, has := sub.Config.Get("max_age_sec"); has {
+		t.Error("sink_config reached the source")
+	}
+	if _, has := pub.Config.Get("ack_wait_sec"); has {
+		t.Error("source_config reached the sink")
+	}
+
+	for _, tc := range []struct{ extra, want string }{
+		{"    source_config: {ack_wait_sec: -1}\n", "ack_wait_sec must be > 0"},
+		{"    sink_config: {max_agee_sec: 1}\n", `unknown key "max_agee_sec"`},
+	} {
+		src := cutNodes + "  - from: src\n    to: mid\n    transport: nats\n" + tc.extra + "  - {from: mid, to: out}\n"
+		g, diags := Load("g.yaml", []byte(src), env(nil))
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		_, vd := Validate(g, cutRegistry(), plugin.Policy{AllowAll: true})
+		found := false
+		for _, d := range vd.Errors() {
+			found = found || strings.Contains(d.Msg, tc.want) && d.Line >= 7 && d.Line <= 10
+		}
+		if !found {
+			t.Errorf("%s: want an error near the edge (lines 7-10) containing %q, got %v", strings.TrimSpace(tc.extra), tc.want, vd)
+		}
 	}
 }
 

@@ -357,7 +357,8 @@ func (l *loader) str(m *packet.Map, path, subject string, keys ...string) (strin
 
 var nodeKeys = map[string]bool{"id": true, "node_id": true, "kind": true, "plugin": true, "config": true}
 var edgeKeys = map[string]bool{"from": true, "to": true, "src": true, "dst": true, "from_port": true, "to_port": true, "src_port": true, "dst_port": true,
-	"transport": true, "subject": true, "stream": true, "durable": true, "url": true}
+	"transport": true, "subject": true, "stream": true, "durable": true, "url": true,
+	"connection": true, "sink_config": true, "source_config": true}
 
 func (l *loader) loadV2(root *packet.Map) {
 	g := l.g

@@ -135,9 +135,10 @@ var (
 	topKeysV1  = []string{"version", "job", "config"}
 	topKeysV2  = []string{"version", "nodes", "edges", "config"}
 	nodeKeySet = []string{"id", "node_id", "kind", "plugin", "config"}
-	edgeKeySet = []string{"from", "to", "src", "dst", "from_port", "to_port", "src_port", "dst_port", "transport", "subject", "stream", "durable", "url"}
+	edgeKeySet = []string{"from", "to", "src", "dst", "from_port", "to_port", "src_port", "dst_port", "transport", "subject", "stream", "durable", "url",
+		"connection", "sink_config", "source_config"}
 	// natsEdgeKeys are the edge keys only a transport: nats edge takes.
-	natsEdgeKeys = []string{"subject", "stream", "durable", "url"}
+	natsEdgeKeys = []string{"subject", "stream", "durable", "url", "connection", "sink_config", "source_config"}
 	runtimeSet   = []string{"inbox_max", "inbox_max_bytes", "inbox_overflow"}
 )
 

@@ -86,6 +86,9 @@ func Schema(reg *plugin.Registry) ([]byte, error) {
 	edgeProps["stream"] = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "transport: nats: the JetStream stream, created if missing (default cut_<graph file name>_<from>_<to>)."}
 	edgeProps["durable"] = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "transport: nats: the receiving side's durable consumer (default cut_<from>_<to>)."}
 	edgeProps["url"] = map[string]any{"type": "string", "description": "transport: nats: server URL or comma list (default $NATS_URL, else " + DefaultNATSURL + ")."}
+	edgeProps["connection"] = map[string]any{"type": "object", "description": "transport: nats: connection keys for both sides (creds_file, nkey_file, token, user, password, tls_ca_file, tls_cert_file, tls_key_file, ...), as the JetStream nodes take them."}
+	edgeProps["sink_config"] = map[string]any{"type": "object", "description": "transport: nats: more JetStreamSink keys for the sending side (max_age_sec, max_bytes, replicas, ...)."}
+	edgeProps["source_config"] = map[string]any{"type": "object", "description": "transport: nats: more JetStreamSource keys for the receiving side (ack_wait_sec, max_ack_pending, max_deliver, ...)."}
 	defs["edge"] = map[string]any{
 		"type":                 "object",
 		"properties":           edgeProps,
