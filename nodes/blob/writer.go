@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -85,7 +84,10 @@ run ends degraded). Blobs are not deleted: cleanup (a TTL job, say) is the opera
 			if c.Mode == "0640" {
 				mode = 0o640
 			}
-			return &writer{cfg: c, env: env, segs: segs, mode: mode, warn: plugin.RateLog{Burst: 5}}, nil
+			cs := env.Counters()
+			return &writer{cfg: c, env: env, segs: segs, mode: mode, warn: plugin.RateLog{Burst: 5}, Counters: cs,
+				written: cs.Get("written_total"), bytesWritten: cs.Get("bytes_written_total"), existing: cs.Get("existing_total"),
+				refused: cs.Get("refused_total"), writeErrs: cs.Get("write_errors_total")}, nil
 		},
 	})
 }
@@ -101,7 +103,8 @@ type writer struct {
 	root *os.Root
 	real string // dir, absolute with symlinks resolved: the refs' prefix
 
-	written, bytesWritten, existing, refused, writeErrs atomic.Int64
+	*plugin.Counters
+	written, bytesWritten, existing, refused, writeErrs *plugin.Counter
 }
 
 func (w *writer) Start(context.Context) error {
@@ -139,16 +142,6 @@ func (w *writer) Close(context.Context) error {
 // LargePackets implements plugin.LargePackets: bytes payloads of up to
 // max_bytes each; the runtime bounds inboxes by their bytes (packet.Weight).
 func (*writer) LargePackets() {}
-
-func (w *writer) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "written_total", Value: w.written.Load()},
-		{Name: "bytes_written_total", Value: w.bytesWritten.Load()},
-		{Name: "existing_total", Value: w.existing.Load()},
-		{Name: "refused_total", Value: w.refused.Load()},
-		{Name: "write_errors_total", Value: w.writeErrs.Load()},
-	}
-}
 
 func (w *writer) refuse(p *packet.Packet, format string, args ...any) error {
 	w.refused.Add(1)

@@ -3,7 +3,6 @@ package dev
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -46,14 +45,16 @@ func registerTicker(r *plugin.Registry) {
 			if c.SourceID == "" {
 				c.SourceID = env.NodeID
 			}
-			return &tickerSource{cfg: c}, nil
+			cs := env.Counters()
+			return &tickerSource{cfg: c, Counters: cs, emitted: cs.Get("emitted_total")}, nil
 		},
 	})
 }
 
 type tickerSource struct {
-	cfg     TickerConfig
-	emitted atomic.Int64
+	cfg TickerConfig
+	*plugin.Counters
+	emitted *plugin.Counter
 }
 
 func (s *tickerSource) Run(ctx context.Context, out plugin.Emitter) error {
@@ -89,8 +90,4 @@ func (s *tickerSource) Run(ctx context.Context, out plugin.Emitter) error {
 		s.emitted.Add(1)
 	}
 	return nil
-}
-
-func (s *tickerSource) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "emitted_total", Value: s.emitted.Load()}}
 }

@@ -214,4 +214,4 @@ func (n *node) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter
 
 func (n *node) Close(ctx context.Context) error { n.r.close(ctx); return nil }
 
-func (n *node) Metrics() []plugin.Metric { return n.r.metrics() }
+func (n *node) Metrics() []plugin.Metric { return n.r.Metrics() }

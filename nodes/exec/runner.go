@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/internal/childproc"
@@ -53,13 +52,18 @@ type runner struct {
 	inARow  int   // restarts since the last good answer
 	lastErr error // why the last child went
 
-	failed, restarts, timeouts, garbage atomic.Int64
+	// The metrics (metricSpecs); node and source report them.
+	*plugin.Counters
+	failed, restarts, timeouts, garbage *plugin.Counter
 }
 
 func newRunner(s settings, env plugin.Env) *runner {
+	cs := env.Counters()
 	return &runner{
 		s: s, nodeID: env.NodeID, name: cmp.Or(s.name, childproc.Name(s.argv)), log: env.Logger,
 		stderr: plugin.RateLog{Burst: 50}, warn: plugin.RateLog{Burst: 5}, enc: newEncoder(),
+		Counters: cs, failed: cs.Get("packets_failed_total"), restarts: cs.Get("restarts_total"),
+		timeouts: cs.Get("timeouts_total"), garbage: cs.Get("protocol_errors_total"),
 	}
 }
 
@@ -306,15 +310,6 @@ func (r *runner) close(ctx context.Context) {
 	r.mu.Unlock()
 	if c != nil {
 		c.stop(ctx, 3*time.Second)
-	}
-}
-
-func (r *runner) metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "packets_failed_total", Value: r.failed.Load()},
-		{Name: "restarts_total", Value: r.restarts.Load()},
-		{Name: "timeouts_total", Value: r.timeouts.Load()},
-		{Name: "protocol_errors_total", Value: r.garbage.Load()},
 	}
 }
 

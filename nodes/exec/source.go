@@ -14,7 +14,7 @@ func (s *source) Start(ctx context.Context) error { return (&node{r: s.r}).Start
 
 func (s *source) Close(ctx context.Context) error { s.r.close(ctx); return nil }
 
-func (s *source) Metrics() []plugin.Metric { return s.r.metrics() }
+func (s *source) Metrics() []plugin.Metric { return s.r.Metrics() }
 
 // Run reads frames as fast as Emit takes packets: the pipe is the only
 // read-ahead, so backpressure reaches the plugin as a blocked write.

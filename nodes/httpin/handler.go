@@ -13,10 +13,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
+	"github.com/schnitzel-stream/schnitzel/plugin"
 )
 
 // maxHeaderValue bounds the header values copied into packets.
@@ -46,12 +46,12 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveHealth(w, r)
 		return
 	default:
-		s.fail(w, http.StatusNotFound, &s.badRequest, "no endpoint at %s (POST to %s)", r.URL.Path, s.cfg.Path)
+		s.fail(w, http.StatusNotFound, s.badRequest, "no endpoint at %s (POST to %s)", r.URL.Path, s.cfg.Path)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, http.StatusMethodNotAllowed, &s.badRequest, "method %s not allowed: POST to %s", r.Method, s.cfg.Path)
+		s.fail(w, http.StatusMethodNotAllowed, s.badRequest, "method %s not allowed: POST to %s", r.Method, s.cfg.Path)
 		return
 	}
 	// The token is checked before a slot is taken, so that clients
@@ -59,7 +59,7 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Token != "" && !s.tokenOK(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="schnitzel ingest", error="invalid_token"`)
 		s.warnAuth.Warn(s.env.Logger, "http ingest: missing or wrong bearer token", "remote", r.RemoteAddr)
-		s.fail(w, http.StatusUnauthorized, &s.unauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)")
+		s.fail(w, http.StatusUnauthorized, s.unauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)")
 		return
 	}
 	select {
@@ -74,39 +74,39 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ndjson, err := s.format(r.Header.Get("Content-Type"))
 	if err != nil {
-		s.fail(w, http.StatusUnsupportedMediaType, &s.badRequest, "%v", err)
+		s.fail(w, http.StatusUnsupportedMediaType, s.badRequest, "%v", err)
 		return
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		s.fail(w, http.StatusRequestEntityTooLarge, &s.tooLarge, "body of %d bytes exceeds max_body_bytes %d", r.ContentLength, s.cfg.MaxBodyBytes)
+		s.fail(w, http.StatusRequestEntityTooLarge, s.tooLarge, "body of %d bytes exceeds max_body_bytes %d", r.ContentLength, s.cfg.MaxBodyBytes)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.fail(w, http.StatusRequestEntityTooLarge, &s.tooLarge, "body exceeds max_body_bytes %d", s.cfg.MaxBodyBytes)
+			s.fail(w, http.StatusRequestEntityTooLarge, s.tooLarge, "body exceeds max_body_bytes %d", s.cfg.MaxBodyBytes)
 			return
 		}
-		s.fail(w, http.StatusBadRequest, &s.badRequest, "reading the body: %v", err)
+		s.fail(w, http.StatusBadRequest, s.badRequest, "reading the body: %v", err)
 		return
 	}
 	if s.cfg.HMACSecret != "" {
 		if code, msg := s.signatureOK(r.Header.Get(s.cfg.HMACHeader), body); code != 0 {
 			s.warnAuth.Warn(s.env.Logger, "http ingest: "+msg, "remote", r.RemoteAddr)
-			s.fail(w, code, &s.unauthorized, "%s", msg)
+			s.fail(w, code, s.unauthorized, "%s", msg)
 			return
 		}
 	}
 	values, err := decode(body, ndjson)
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, &s.badRequest, "%v", err)
+		s.fail(w, http.StatusBadRequest, s.badRequest, "%v", err)
 		return
 	}
 	sourceID := s.cfg.SourceID
 	if h := s.cfg.SourceIDHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
 			if len(v) > maxHeaderValue {
-				s.fail(w, http.StatusBadRequest, &s.badRequest, "header %s longer than %d bytes", h, maxHeaderValue)
+				s.fail(w, http.StatusBadRequest, s.badRequest, "header %s longer than %d bytes", h, maxHeaderValue)
 				return
 			}
 			sourceID = v
@@ -114,7 +114,7 @@ func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	idem := r.Header.Get("Idempotency-Key")
 	if len(idem) > maxHeaderValue {
-		s.fail(w, http.StatusBadRequest, &s.badRequest, "header Idempotency-Key longer than %d bytes", maxHeaderValue)
+		s.fail(w, http.StatusBadRequest, s.badRequest, "header Idempotency-Key longer than %d bytes", maxHeaderValue)
 		return
 	}
 	if len(values) == 0 {
@@ -229,7 +229,7 @@ func (s *source) handOff(w http.ResponseWriter, r *http.Request, req *request, s
 func (s *source) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		s.fail(w, http.StatusMethodNotAllowed, &s.badRequest, "method %s not allowed: GET %s", r.Method, s.health)
+		s.fail(w, http.StatusMethodNotAllowed, s.badRequest, "method %s not allowed: GET %s", r.Method, s.health)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -353,16 +353,16 @@ func (s *source) ok(w http.ResponseWriter, n int) {
 
 func (s *source) throttle(w http.ResponseWriter, format string, args ...any) {
 	w.Header().Set("Retry-After", strconv.Itoa(s.cfg.RetryAfterSec))
-	s.fail(w, http.StatusTooManyRequests, &s.throttled, format, args...)
+	s.fail(w, http.StatusTooManyRequests, s.throttled, format, args...)
 }
 
 func (s *source) unavailable(w http.ResponseWriter, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(s.cfg.RetryAfterSec))
-	s.fail(w, http.StatusServiceUnavailable, &s.notCommitted, "%s", msg)
+	s.fail(w, http.StatusServiceUnavailable, s.notCommitted, "%s", msg)
 }
 
 // fail answers {"error": "...", "accepted": 0} and counts it.
-func (s *source) fail(w http.ResponseWriter, code int, counter *atomic.Int64, format string, args ...any) {
+func (s *source) fail(w http.ResponseWriter, code int, counter *plugin.Counter, format string, args ...any) {
 	counter.Add(1)
 	b := append([]byte(`{"error":`), packet.AppendString(nil, fmt.Sprintf(format, args...))...)
 	b = append(b, `,"accepted":0}`+"\n"...)

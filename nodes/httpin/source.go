@@ -76,7 +76,8 @@ type source struct {
 	closed                        bool           // under hmu: Close is waiting for handlers
 	closeErr                      error
 
-	requests, accepted, unauthorized, tooLarge, badRequest, throttled, notCommitted, inflight atomic.Int64
+	*plugin.Counters
+	requests, accepted, unauthorized, tooLarge, badRequest, throttled, notCommitted, inflight *plugin.Counter
 
 	warnAuth, warnCommit plugin.RateLog
 }
@@ -95,6 +96,7 @@ func newSource(c Config, env plugin.Env) (plugin.Source, error) {
 	case AckAuto:
 		after = env.CommitDownstream
 	}
+	cs := env.Counters()
 	return &source{
 		cfg: c, env: env, after: after, health: c.Path + "/health",
 		reqs:     make(chan *request, c.QueueSize),
@@ -104,6 +106,10 @@ func newSource(c Config, env plugin.Env) (plugin.Source, error) {
 		closing:  make(chan struct{}),
 		shutDone: make(chan struct{}),
 		warnAuth: plugin.RateLog{Burst: 5}, warnCommit: plugin.RateLog{Burst: 5},
+		Counters: cs, requests: cs.Get("requests_total"), accepted: cs.Get("accepted_total"),
+		unauthorized: cs.Get("unauthorized_total"), tooLarge: cs.Get("too_large_total"),
+		badRequest: cs.Get("bad_request_total"), throttled: cs.Get("throttled_total"),
+		notCommitted: cs.Get("not_committed_total"), inflight: cs.Get("inflight"),
 	}, nil
 }
 
@@ -260,17 +266,4 @@ func (s *source) Close(ctx context.Context) error {
 		}
 	})
 	return s.closeErr
-}
-
-func (s *source) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "requests_total", Value: s.requests.Load()},
-		{Name: "accepted_total", Value: s.accepted.Load()},
-		{Name: "unauthorized_total", Value: s.unauthorized.Load()},
-		{Name: "too_large_total", Value: s.tooLarge.Load()},
-		{Name: "bad_request_total", Value: s.badRequest.Load()},
-		{Name: "throttled_total", Value: s.throttled.Load()},
-		{Name: "not_committed_total", Value: s.notCommitted.Load()},
-		{Name: "inflight", Value: s.inflight.Load()},
-	}
 }

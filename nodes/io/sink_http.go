@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -300,11 +299,17 @@ type httpSink struct {
 
 	failLog plugin.RateLog // the first failure, then one line per 10 s during an outage
 
-	posted, failed, permanent, retries, requests, redirects atomic.Int64
-	interrupted, left, inFlight                             atomic.Int64
+	// upstream's extension counters and ours. interrupted and left: packets
+	// a stop left undelivered; like the runtime's abandoned packets they
+	// make the run degraded (a durable source keeps them queued; any other
+	// source has lost them).
+	*plugin.Counters
+	posted, failed, permanent, retries, requests, redirects *plugin.Counter
+	interrupted, left, inFlight                             *plugin.Counter
 }
 
 func newHTTPSink(c HTTPConfig, env plugin.Env) (plugin.BatchProcessor, error) {
+	cs := env.Counters()
 	s := &httpSink{
 		cfg: c, env: env, masked: maskURL(c.URL), retryOn: map[int]bool{},
 		bodyPacket: c.Body == "packet",
@@ -316,6 +321,12 @@ func newHTTPSink(c HTTPConfig, env plugin.Env) (plugin.BatchProcessor, error) {
 		backoffMax: c.RetryBackoffMaxSec.Duration(),
 		period:     c.BatchPeriodSec.Duration(),
 		stopAfter:  c.StopTimeoutSec.Duration(),
+
+		Counters: cs, posted: cs.Get("posted_total"), failed: cs.Get("failed_total"),
+		retries: cs.Get("retry_total"), permanent: cs.Get("permanent_total"),
+		requests: cs.Get("requests_total"), redirects: cs.Get("redirect_total"),
+		interrupted: cs.Get("interrupted_total"), left: cs.Get("left_on_stop_total"),
+		inFlight: cs.Get("in_flight"),
 	}
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
 	for _, st := range c.RetryOnStatus {
@@ -960,24 +971,6 @@ func excerpt(b []byte) string {
 		out += "..."
 	}
 	return out
-}
-
-// Metrics reports upstream's extension counters and ours.
-func (s *httpSink) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "posted_total", Value: s.posted.Load()},
-		{Name: "failed_total", Value: s.failed.Load()},
-		{Name: "retry_total", Value: s.retries.Load()},
-		{Name: "permanent_total", Value: s.permanent.Load()},
-		{Name: "requests_total", Value: s.requests.Load()},
-		{Name: "redirect_total", Value: s.redirects.Load()},
-		// Packets a stop left undelivered: like the runtime's abandoned
-		// packets they make the run degraded (a durable source keeps them
-		// queued; any other source has lost them).
-		{Name: "interrupted_total", Value: s.interrupted.Load()},
-		{Name: "left_on_stop_total", Value: s.left.Load()},
-		{Name: "in_flight", Value: s.inFlight.Load()},
-	}
 }
 
 var (

@@ -67,7 +67,9 @@ func registerJSONFile(r *plugin.Registry) {
 			{Name: "written_total", Help: "Packets written as JSON files (upstream's counter)."},
 		},
 		NewBatchProcessor: func(c JSONFileConfig, env plugin.Env) (plugin.BatchProcessor, error) {
-			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: packet.JSONOptions{EnsureASCII: c.EnsureASCII, Pretty: true, Indent: max(c.Indent, 0)}}, nil
+			cs := env.Counters()
+			return &jsonFileSink{cfg: c, env: env, dir: pyPath(c.Dir), style: packet.JSONOptions{EnsureASCII: c.EnsureASCII, Pretty: true, Indent: max(c.Indent, 0)},
+				Counters: cs, written: cs.Get("written_total")}, nil
 		},
 	})
 }
@@ -106,7 +108,8 @@ type jsonFileSink struct {
 	dir     string
 	style   packet.JSONOptions
 	started atomic.Bool
-	written atomic.Int64
+	*plugin.Counters
+	written *plugin.Counter // upstream's written_total
 }
 
 // Start creates the directory and proves it is writable, so that a bad dir
@@ -233,11 +236,6 @@ func (s *jsonFileSink) writeFile(path string, b []byte) error {
 		}
 	}
 	return nil
-}
-
-// Metrics reports upstream's written_total.
-func (s *jsonFileSink) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "written_total", Value: s.written.Load()}}
 }
 
 var (

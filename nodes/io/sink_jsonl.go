@@ -73,7 +73,9 @@ func registerJSONL(r *plugin.Registry) {
 			{Name: "rotated_total", Help: "Files rotated at max_bytes."},
 		},
 		NewBatchProcessor: func(c JSONLConfig, env plugin.Env) (plugin.BatchProcessor, error) {
-			return &jsonlSink{cfg: c, env: env, style: packet.JSONOptions{EnsureASCII: c.EnsureASCII}}, nil
+			cs := env.Counters()
+			return &jsonlSink{cfg: c, env: env, style: packet.JSONOptions{EnsureASCII: c.EnsureASCII},
+				Counters: cs, written: cs.Get("written_total"), rotated: cs.Get("rotated_total")}, nil
 		},
 	})
 }
@@ -83,13 +85,15 @@ type jsonlSink struct {
 	env   plugin.Env
 	style packet.JSONOptions
 
-	mu      sync.Mutex // guards f and size: Close may come from another goroutine
-	f       *os.File
-	size    int64
-	buf     []byte
-	ends    []int // end offset in buf of each line of the batch
-	written atomic.Int64
-	rotated atomic.Int64
+	mu   sync.Mutex // guards f and size: Close may come from another goroutine
+	f    *os.File
+	size int64
+	buf  []byte
+	ends []int // end offset in buf of each line of the batch
+
+	*plugin.Counters
+	written *plugin.Counter // upstream's written_total
+	rotated *plugin.Counter
 
 	// Group commit (fsync batch without forward): the node goroutine
 	// writes and kicks; syncer fsyncs whatever was written meanwhile, so
@@ -397,14 +401,6 @@ func (s *jsonlSink) Close(context.Context) error {
 	}
 	s.f = nil
 	return errors.Join(errs...)
-}
-
-// Metrics reports written_total (upstream) and rotated_total.
-func (s *jsonlSink) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "written_total", Value: s.written.Load()},
-		{Name: "rotated_total", Value: s.rotated.Load()},
-	}
 }
 
 var (

@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -78,9 +77,14 @@ func Register(r *plugin.Registry) {
 	registerTail(r)
 }
 
-// lineMetrics are the counters both sources keep.
+// lineMetrics are the counters both sources keep (lineMetricSpecs).
 type lineMetrics struct {
-	lines, bad, long, dropped atomic.Int64
+	lines, bad, long, dropped *plugin.Counter
+}
+
+func newLineMetrics(cs *plugin.Counters) lineMetrics {
+	return lineMetrics{lines: cs.Get("lines_total"), bad: cs.Get("bad_lines_total"),
+		long: cs.Get("long_lines_total"), dropped: cs.Get("dropped_total")}
 }
 
 var lineMetricSpecs = []plugin.MetricSpec{
@@ -88,15 +92,6 @@ var lineMetricSpecs = []plugin.MetricSpec{
 	{Name: "bad_lines_total", Help: "Lines that were not valid JSON where JSON was expected (on_bad_line decides what happened to them)."},
 	{Name: "long_lines_total", Help: "Lines longer than max_line_bytes (dropped or truncated, by on_long_line)."},
 	{Name: "dropped_total", Help: "Lines not emitted: bad lines under on_bad_line drop, long lines under on_long_line drop.", Loss: true},
-}
-
-func (m *lineMetrics) metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "lines_total", Value: m.lines.Load()},
-		{Name: "bad_lines_total", Value: m.bad.Load()},
-		{Name: "long_lines_total", Value: m.long.Load()},
-		{Name: "dropped_total", Value: m.dropped.Load()},
-	}
 }
 
 // errBadLine is what on_bad_line error ends the run with (wrapped with

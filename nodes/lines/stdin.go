@@ -35,7 +35,8 @@ once and the process's exit ends the read.`,
 		Defaults:  StdinConfig{LineConfig: lineDefaults("stdin")},
 		Metrics:   lineMetricSpecs,
 		NewSource: func(c StdinConfig, env plugin.Env) (plugin.Source, error) {
-			return &stdinSource{cfg: c, in: env.Stdin}, nil
+			cs := env.Counters()
+			return &stdinSource{cfg: c, in: env.Stdin, Counters: cs, m: newLineMetrics(cs)}, nil
 		},
 	})
 }
@@ -43,7 +44,8 @@ once and the process's exit ends the read.`,
 type stdinSource struct {
 	cfg StdinConfig
 	in  io.Reader
-	m   lineMetrics
+	*plugin.Counters
+	m lineMetrics
 
 	once  sync.Once
 	items chan stdinItem
@@ -56,8 +58,6 @@ type stdinItem struct {
 	long bool
 	err  error // io.EOF at the end
 }
-
-func (s *stdinSource) Metrics() []plugin.Metric { return s.m.metrics() }
 
 // Run reads on its own goroutine, so that a cancelled run returns at once
 // even while a read of stdin (which cannot be interrupted) blocks.

@@ -85,8 +85,11 @@ looked for beside its old path (same device+inode) and finished first.`,
 			if c.StateDir != "" {
 				sp = filepath.Join(c.StateDir, stateName(env.NodeID, c.Paths))
 			}
+			cs := env.Counters()
 			return &tailSource{cfg: c, env: env, log: env.Logger, statePath: sp,
-				files: map[fileID]*tfile{}, warn: plugin.RateLog{Burst: 5}}, nil
+				files: map[fileID]*tfile{}, warn: plugin.RateLog{Burst: 5},
+				Counters: cs, m: newLineMetrics(cs), rotations: cs.Get("rotations_total"),
+				truncations: cs.Get("truncations_total"), openFiles: cs.Get("files")}, nil
 		},
 	})
 }
@@ -98,9 +101,12 @@ type tailSource struct {
 	statePath string
 	warn      plugin.RateLog
 
-	m                        lineMetrics
-	rotations, truncations   atomic.Int64
-	openFiles                atomic.Int64
+	// The metrics (tailMetricSpecs): lineMetrics, then these.
+	*plugin.Counters
+	m                      lineMetrics
+	rotations, truncations *plugin.Counter
+	openFiles              *plugin.Counter // the files gauge
+
 	polls                    atomic.Int64 // finished polls: tests wait on it to see that nothing came
 	started, hadState, first bool
 
@@ -139,14 +145,6 @@ type tfile struct {
 type pendLine struct {
 	end   int64
 	acked bool
-}
-
-func (s *tailSource) Metrics() []plugin.Metric {
-	return append(s.m.metrics(),
-		plugin.Metric{Name: "rotations_total", Value: s.rotations.Load()},
-		plugin.Metric{Name: "truncations_total", Value: s.truncations.Load()},
-		plugin.Metric{Name: "files", Value: s.openFiles.Load()},
-	)
 }
 
 // Start creates the state directory and reads the saved offsets.

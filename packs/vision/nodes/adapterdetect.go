@@ -142,11 +142,20 @@ type runner struct {
 	mu  sync.Mutex // serialises the encoder (Process may run concurrently)
 	enc detect.Encoder
 
-	requests, timeouts, garbage, crashes, adapterErrs atomic.Int64
+	// From the node's Counters (runnerMetrics). adapter_restarts_total is
+	// the client's count, put in by metrics at read time.
+	requests, timeouts, garbage, crashes, adapterErrs *plugin.Counter
 }
 
-func newRunner(class string, t AdapterConfig, params *packet.Map, penv plugin.Env) *runner {
-	r := &runner{class: class, node: penv.NodeID, env: penv, t: t}
+// newRunner takes runnerMetrics' counters from cs, the node's
+// penv.Counters() (not a second call: outside the registry each call makes
+// a new set). The node takes its own first (they are declared first), so
+// that a lax Counters reports them in the same order.
+func newRunner(class string, t AdapterConfig, params *packet.Map, penv plugin.Env, cs *plugin.Counters) *runner {
+	r := &runner{class: class, node: penv.NodeID, env: penv, t: t, requests: cs.Get("requests_total")}
+	cs.Get("adapter_restarts_total") // declared in order; its value comes from the client (metrics)
+	r.timeouts, r.garbage = cs.Get("timeouts_total"), cs.Get("garbage_total")
+	r.crashes, r.adapterErrs = cs.Get("adapter_crashes_total"), cs.Get("adapter_errors_total")
 	if params != nil && params.Len() > 0 {
 		r.params = packet.AppendJSON(nil, params, packet.Compact)
 	}
@@ -236,8 +245,9 @@ func (r *runner) detect(ctx context.Context, p *packet.Packet, payload *packet.M
 	return nil, nil, plugin.DropPacket(err)
 }
 
-// runnerMetrics declares what runner.metrics reports, for the specs of the
-// detectors that talk to an adapter.
+// runnerMetrics declares the runner's metrics (newRunner takes them,
+// runner.metrics fills in adapter_restarts_total), for the specs of the
+// detectors that talk to an adapter, after their own.
 var runnerMetrics = []plugin.MetricSpec{
 	{Name: "requests_total", Help: "Frames sent to the adapter."},
 	{Name: "adapter_restarts_total", Help: "Adapter processes restarted after a crash or a hang."},
@@ -247,19 +257,19 @@ var runnerMetrics = []plugin.MetricSpec{
 	{Name: "adapter_errors_total", Help: "Frames the adapter answered with an error (or an HTTP failure): dropped.", Loss: true},
 }
 
-func (r *runner) metrics() []plugin.Metric {
-	var restarts int64
-	if r.client != nil {
-		restarts = r.client.Restarts()
+// metrics completes ms, the node's Counters.Metrics(), with what is read
+// from the client at read time: adapter_restarts_total (the transport
+// counts its restarts).
+func (r *runner) metrics(ms []plugin.Metric) []plugin.Metric {
+	if r.client == nil {
+		return ms // no client, no restarts: the counter's 0
 	}
-	return []plugin.Metric{
-		{Name: "requests_total", Value: r.requests.Load()},
-		{Name: "adapter_restarts_total", Value: restarts},
-		{Name: "timeouts_total", Value: r.timeouts.Load()},
-		{Name: "garbage_total", Value: r.garbage.Load()},
-		{Name: "adapter_crashes_total", Value: r.crashes.Load()},
-		{Name: "adapter_errors_total", Value: r.adapterErrs.Load()},
+	for i := range ms {
+		if ms[i].Name == "adapter_restarts_total" {
+			ms[i].Value = r.client.Restarts()
+		}
 	}
+	return ms
 }
 
 const adapterDoc = "The adapter protocol (docs/detector-adapter.md): per frame one JSON header line {id, width, height, " +
@@ -321,16 +331,21 @@ func NewModelAdapter(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, er
 }
 
 func newModelAdapter(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, error) {
-	return &adapterDetector{cfg: c, run: newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env)}, nil
+	cs := env.Counters()
+	d := &adapterDetector{Counters: cs, cfg: c,
+		emitted: cs.Get("emitted_total"), filtered: cs.Get("filtered_total"), unmapped: cs.Get("unmapped_total")}
+	d.run = newRunner("ModelAdapterDetectorNode", c.AdapterConfig, c.Params, env, cs) // after the node's own: declaration order
+	return d, nil
 }
 
 func ptr[T any](v T) *T { return &v }
 
 type adapterDetector struct {
+	*plugin.Counters            // Metrics (below) adds the runner's read-time value
 	cfg                         ModelAdapterConfig
 	run                         *runner
 	track                       atomic.Int64
-	emitted, filtered, unmapped atomic.Int64
+	emitted, filtered, unmapped *plugin.Counter
 
 	tmu      sync.Mutex            // guards trackers
 	trackers map[string]*track.IoU // one per source_id (camera)
@@ -503,13 +518,9 @@ func clipBox(b detect.BBox, w, h int) (x1, y1, x2, y2 int64, ok bool) {
 	return x1, y1, x2, y2, x2 > x1 && y2 > y1
 }
 
-func (d *adapterDetector) Metrics() []plugin.Metric {
-	return append([]plugin.Metric{
-		{Name: "emitted_total", Value: d.emitted.Load()},
-		{Name: "filtered_total", Value: d.filtered.Load()},
-		{Name: "unmapped_total", Value: d.unmapped.Load()},
-	}, d.run.metrics()...)
-}
+// Metrics is the declared counters with adapter_restarts_total read from
+// the adapter client (runner.metrics).
+func (d *adapterDetector) Metrics() []plugin.Metric { return d.run.metrics(d.Counters.Metrics()) }
 
 var (
 	_ plugin.Starter   = (*adapterDetector)(nil)

@@ -45,15 +45,17 @@ func registerEventBuilder(r *plugin.Registry) {
 			{Name: "skipped_total", Help: "Detections skipped: not a valid PERSON detection with a track_id, or no event could be built."},
 		},
 		NewProcessor: func(c EventBuilderConfig, env plugin.Env) (plugin.Processor, error) {
-			return &eventBuilder{cfg: c, env: env}, nil
+			cs := env.Counters()
+			return &eventBuilder{Counters: cs, cfg: c, env: env, emitted: cs.Get("emitted_total"), skipped: cs.Get("skipped_total")}, nil
 		},
 	})
 }
 
 type eventBuilder struct {
+	*plugin.Counters
 	cfg              EventBuilderConfig
 	env              plugin.Env
-	emitted, skipped atomic.Int64
+	emitted, skipped *plugin.Counter
 	warnedConf       atomic.Bool
 }
 
@@ -108,8 +110,4 @@ func (b *eventBuilder) Process(_ context.Context, p *packet.Packet, out plugin.E
 		b.emitted.Add(1)
 	}
 	return nil
-}
-
-func (b *eventBuilder) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "emitted_total", Value: b.emitted.Load()}, {Name: "skipped_total", Value: b.skipped.Load()}}
 }

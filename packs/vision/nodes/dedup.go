@@ -3,7 +3,6 @@ package nodes
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/dedup"
@@ -39,16 +38,19 @@ func registerDedupPolicy(r *plugin.Registry) {
 			{Name: "accepted_total", Help: "Packets passed: first of their key within cooldown_sec."},
 			{Name: "dropped_total", Help: "Packets dropped as repeats of their key within cooldown_sec (on purpose)."},
 		},
-		NewProcessor: func(c DedupConfig, _ plugin.Env) (plugin.Processor, error) {
-			return &dedupPolicy{store: dedup.New(c.CooldownSec.Duration(), int(c.PruneInterval))}, nil
+		NewProcessor: func(c DedupConfig, env plugin.Env) (plugin.Processor, error) {
+			cs := env.Counters()
+			return &dedupPolicy{Counters: cs, store: dedup.New(c.CooldownSec.Duration(), int(c.PruneInterval)),
+				accepted: cs.Get("accepted_total"), dropped: cs.Get("dropped_total")}, nil
 		},
 	})
 }
 
 type dedupPolicy struct {
+	*plugin.Counters
 	mu                sync.Mutex // Process is called from one goroutine; the lock keeps tests honest
 	store             *dedup.Store
-	accepted, dropped atomic.Int64
+	accepted, dropped *plugin.Counter
 }
 
 func (d *dedupPolicy) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
@@ -65,8 +67,4 @@ func (d *dedupPolicy) Process(_ context.Context, p *packet.Packet, out plugin.Em
 	}
 	d.accepted.Add(1)
 	return out.Emit(p)
-}
-
-func (d *dedupPolicy) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "accepted_total", Value: d.accepted.Load()}, {Name: "dropped_total", Value: d.dropped.Load()}}
 }

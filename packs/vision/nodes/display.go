@@ -73,17 +73,20 @@ func registerDisplay(r *plugin.Registry) {
 			{Name: "failed_total", Help: "Annotated frames that could not be written."},
 		},
 		NewProcessor: func(c DisplayConfig, env plugin.Env) (plugin.Processor, error) {
-			return &displaySink{cfg: c, env: env}, nil
+			cs := env.Counters()
+			return &displaySink{Counters: cs, cfg: c, env: env,
+				shown: cs.Get("shown_total"), notShown: cs.Get("not_shown_total"), failed: cs.Get("failed_total")}, nil
 		},
 	})
 }
 
 type displaySink struct {
+	*plugin.Counters
 	cfg                     DisplayConfig
 	env                     plugin.Env
 	mu                      sync.Mutex
 	canvas                  *image.RGBA
-	shown, notShown, failed atomic.Int64
+	shown, notShown, failed *plugin.Counter
 	warned                  atomic.Bool
 }
 
@@ -226,14 +229,6 @@ func sanitize(s string) string {
 		return "frame"
 	}
 	return string(b)
-}
-
-func (s *displaySink) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "shown_total", Value: s.shown.Load()},
-		{Name: "not_shown_total", Value: s.notShown.Load()},
-		{Name: "failed_total", Value: s.failed.Load()},
-	}
 }
 
 var (

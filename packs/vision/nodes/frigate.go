@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -58,8 +57,11 @@ func registerFrigate(r *plugin.Registry) {
 			{Name: "open_tracks", Help: "Tracks currently followed.", Gauge: true},
 			{Name: "skipped_total", Help: "Events dropped: no camera_id (they cannot be followed).", Loss: true},
 		},
-		NewProcessor: func(c FrigateConfig, _ plugin.Env) (plugin.Processor, error) {
-			return &frigate{cfg: c, end: c.EndAfterSec.Duration(), tracks: map[string]*list.Element{}, order: list.New()}, nil
+		NewProcessor: func(c FrigateConfig, env plugin.Env) (plugin.Processor, error) {
+			cs := env.Counters()
+			return &frigate{Counters: cs, cfg: c, end: c.EndAfterSec.Duration(), tracks: map[string]*list.Element{}, order: list.New(),
+				news: cs.Get("new_total"), updates: cs.Get("update_total"), ends: cs.Get("end_total"),
+				evicted: cs.Get("evicted_total"), open: cs.Get("open_tracks"), skipped: cs.Get("skipped_total")}, nil
 		},
 	})
 }
@@ -74,6 +76,7 @@ type followed struct {
 }
 
 type frigate struct {
+	*plugin.Counters
 	cfg FrigateConfig
 	end time.Duration
 
@@ -84,13 +87,8 @@ type frigate struct {
 	tracks map[string]*list.Element // of *followed, least recently seen first
 	order  *list.List
 
-	news, updates, ends, evicted, open, skipped atomic.Int64
-}
-
-func (f *frigate) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "new_total", Value: f.news.Load()}, {Name: "update_total", Value: f.updates.Load()},
-		{Name: "end_total", Value: f.ends.Load()}, {Name: "evicted_total", Value: f.evicted.Load()},
-		{Name: "open_tracks", Value: f.open.Load()}, {Name: "skipped_total", Value: f.skipped.Load()}}
+	news, updates, ends, evicted, skipped *plugin.Counter
+	open                                  *plugin.Counter // gauge: tracks followed now
 }
 
 func (f *frigate) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

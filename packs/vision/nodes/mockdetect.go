@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/frame"
@@ -81,16 +80,18 @@ func registerMockDetector(r *plugin.Registry) {
 		Metrics: []plugin.MetricSpec{
 			{Name: "emitted_total", Help: "Detection packets emitted."},
 		},
-		NewProcessor: func(c MockDetectorConfig, _ plugin.Env) (plugin.Processor, error) {
+		NewProcessor: func(c MockDetectorConfig, env plugin.Env) (plugin.Processor, error) {
 			c.EmitEveryN = max(1, c.EmitEveryN)
-			return &mockDetector{cfg: c}, nil
+			cs := env.Counters()
+			return &mockDetector{Counters: cs, cfg: c, emitted: cs.Get("emitted_total")}, nil
 		},
 	})
 }
 
 type mockDetector struct {
+	*plugin.Counters
 	cfg     MockDetectorConfig
-	emitted atomic.Int64
+	emitted *plugin.Counter
 }
 
 func (d *mockDetector) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
@@ -131,10 +132,6 @@ func (d *mockDetector) Process(_ context.Context, p *packet.Packet, out plugin.E
 	}
 	d.emitted.Add(1)
 	return nil
-}
-
-func (d *mockDetector) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "emitted_total", Value: d.emitted.Load()}}
 }
 
 // FrameMetaKey is the meta key under which detectors hand the decoded

@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"context"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -29,15 +28,18 @@ func registerSampler(r *plugin.Registry) {
 			{Name: "kept_total", Help: "Frames kept (every every_n-th, from offset)."},
 			{Name: "dropped_total", Help: "Frames dropped by the sampling, those the source did not ship for it included (on purpose)."},
 		},
-		NewProcessor: func(c SamplerConfig, _ plugin.Env) (plugin.Processor, error) {
-			return &sampler{every: max(1, c.EveryN), offset: c.Offset}, nil
+		NewProcessor: func(c SamplerConfig, env plugin.Env) (plugin.Processor, error) {
+			cs := env.Counters()
+			return &sampler{Counters: cs, every: max(1, c.EveryN), offset: c.Offset,
+				kept: cs.Get("kept_total"), dropped: cs.Get("dropped_total")}, nil
 		},
 	})
 }
 
 type sampler struct {
+	*plugin.Counters
 	every, offset int64
-	kept, dropped atomic.Int64
+	kept, dropped *plugin.Counter
 }
 
 func (s *sampler) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {
@@ -60,10 +62,6 @@ func (s *sampler) SampleEvery() (every, offset int64) { return s.every, s.offset
 // DroppedAhead counts frames the source did not ship because this sampler
 // would have dropped them, so dropped_total reads as without the shortcut.
 func (s *sampler) DroppedAhead(n int64) { s.dropped.Add(n) }
-
-func (s *sampler) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "kept_total", Value: s.kept.Load()}, {Name: "dropped_total", Value: s.dropped.Load()}}
-}
 
 var (
 	_ plugin.Processor = (*sampler)(nil)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -47,15 +46,18 @@ func registerSnapshot(r *plugin.Registry) {
 			{Name: "skipped_total", Help: "Events without a frame: passed unchanged."},
 		},
 		NewProcessor: func(c SnapshotConfig, env plugin.Env) (plugin.Processor, error) {
-			return &snapshotNode{cfg: c, env: env}, nil
+			cs := env.Counters()
+			return &snapshotNode{Counters: cs, cfg: c, env: env,
+				written: cs.Get("written_total"), failed: cs.Get("failed_total"), skipped: cs.Get("skipped_total")}, nil
 		},
 	})
 }
 
 type snapshotNode struct {
+	*plugin.Counters
 	cfg                      SnapshotConfig
 	env                      plugin.Env
-	written, failed, skipped atomic.Int64
+	written, failed, skipped *plugin.Counter
 }
 
 func (s *snapshotNode) Start(context.Context) error {
@@ -111,14 +113,6 @@ func (s *snapshotNode) fail(c *packet.Packet, out plugin.Emitter, err error) err
 		s.env.Logger.Warn("snapshot save failed", "error", err, "failed_total", n)
 	}
 	return out.Emit(c)
-}
-
-func (s *snapshotNode) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "written_total", Value: s.written.Load()},
-		{Name: "failed_total", Value: s.failed.Load()},
-		{Name: "skipped_total", Value: s.skipped.Load()},
-	}
 }
 
 var _ plugin.Starter = (*snapshotNode)(nil)

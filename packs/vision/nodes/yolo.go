@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -114,15 +113,19 @@ func registerYolo(r *plugin.Registry) {
 				params.Set("classes", nil)
 			}
 			params.Set("device", c.Device)
-			return &yoloNode{cfg: c, run: newRunner("YoloV8DetectorNode", c.AdapterConfig, params, env)}, nil
+			cs := env.Counters()
+			y := &yoloNode{Counters: cs, cfg: c, emitted: cs.Get("emitted_total"), detected: cs.Get("detected_total")}
+			y.run = newRunner("YoloV8DetectorNode", c.AdapterConfig, params, env, cs) // after the node's own: declaration order
+			return y, nil
 		},
 	})
 }
 
 type yoloNode struct {
+	*plugin.Counters  // Metrics (below) adds the runner's read-time value
 	cfg               YoloConfig
 	run               *runner
-	emitted, detected atomic.Int64
+	emitted, detected *plugin.Counter
 }
 
 func (y *yoloNode) Start(context.Context) error {
@@ -186,12 +189,9 @@ func (y *yoloNode) Process(ctx context.Context, p *packet.Packet, out plugin.Emi
 	return nil
 }
 
-func (y *yoloNode) Metrics() []plugin.Metric {
-	return append([]plugin.Metric{
-		{Name: "emitted_total", Value: y.emitted.Load()},
-		{Name: "detected_total", Value: y.detected.Load()},
-	}, y.run.metrics()...)
-}
+// Metrics is the declared counters with adapter_restarts_total read from
+// the adapter client (runner.metrics).
+func (y *yoloNode) Metrics() []plugin.Metric { return y.run.metrics(y.Counters.Metrics()) }
 
 var (
 	_ plugin.Starter   = (*yoloNode)(nil)

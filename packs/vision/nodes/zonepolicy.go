@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/packs/vision/event"
@@ -115,7 +114,8 @@ func registerZonePolicy(r *plugin.Registry) {
 			{Name: "inside_total", Help: "Packets found inside a zone."},
 		},
 		NewProcessor: func(c ZonePolicyConfig, env plugin.Env) (plugin.Processor, error) {
-			n := &zonePolicy{cfg: c, env: env}
+			cs := env.Counters()
+			n := &zonePolicy{Counters: cs, cfg: c, env: env, processed: cs.Get("processed_total"), inside: cs.Get("inside_total")}
 			ttl := c.CacheTTLSec.Duration()
 			switch {
 			case c.Zones != nil:
@@ -156,7 +156,8 @@ type zonePolicy struct {
 	file   *zones.File
 	api    *zones.API
 
-	processed, inside atomic.Int64
+	*plugin.Counters
+	processed, inside *plugin.Counter
 }
 
 func (z *zonePolicy) Start(ctx context.Context) error {
@@ -213,10 +214,6 @@ func (z *zonePolicy) Process(_ context.Context, p *packet.Packet, out plugin.Emi
 	c := p.Copy()
 	c.Payload = next
 	return out.Emit(c)
-}
-
-func (z *zonePolicy) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "processed_total", Value: z.processed.Load()}, {Name: "inside_total", Value: z.inside.Load()}}
 }
 
 var (
