@@ -46,8 +46,9 @@ func newCounters(specs []MetricSpec) *Counters {
 }
 
 // Counters returns the node's declared metrics. Outside the registry (a
-// test constructing a node itself) it returns a set that makes each
-// counter on first Get.
+// test constructing a node itself) it returns a new set that makes each
+// counter on first Get, so a constructor calls it once and hands the set
+// to whatever part of the node takes counters too.
 func (e Env) Counters() *Counters {
 	if e.counters == nil {
 		return &Counters{}
