@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -72,8 +71,11 @@ func registerBatch(r *plugin.Registry) {
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
+			cs := env.Counters()
 			b := &batcher{cfg: c, period: c.PeriodSec.Duration(), open: map[string]*list.Element{}, order: list.New(),
-				enc: packet.NewJSONEncoder(packet.JSONOptions{}), failer: c.failer(env)}
+				enc: packet.NewJSONEncoder(packet.JSONOptions{}), Counters: cs,
+				batches: cs.Get("batches_total"), batched: cs.Get("batched_total"), evictions: cs.Get("evictions_total"),
+				nopen: cs.Get("open_batches"), failer: c.failer(env, cs)}
 			if strings.TrimSpace(c.Key) != "" {
 				b.key, _ = compile(c.Key, false)
 			}
@@ -103,14 +105,10 @@ type batcher struct {
 	open  map[string]*list.Element // of *openBatch, oldest first
 	order *list.List
 
-	batches, batched, evictions, nopen atomic.Int64
+	*plugin.Counters
+	batches, batched, evictions *plugin.Counter
+	nopen                       *plugin.Counter // gauge open_batches: stored under mu when the batches change
 	failer
-}
-
-func (b *batcher) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "batches_total", Value: b.batches.Load()}, {Name: "batched_total", Value: b.batched.Load()},
-		{Name: "evictions_total", Value: b.evictions.Load()}, {Name: "open_batches", Value: b.nopen.Load()},
-		{Name: "eval_errors_total", Value: b.errors.Load()}}
 }
 
 func (b *batcher) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

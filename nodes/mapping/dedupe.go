@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -55,9 +54,11 @@ func registerDedupe(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: key: %w", env.NodeID, err)
 			}
+			cs := env.Counters()
 			return &dedupe{key: p, ttl: c.TTL.Duration(), max: c.MaxKeys, now: time.Now,
-				seen: map[string]*list.Element{}, order: list.New(),
-				failer: c.failer(env)}, nil
+				seen: map[string]*list.Element{}, order: list.New(), Counters: cs,
+				kept: cs.Get("kept_total"), dups: cs.Get("duplicates_total"), keys: cs.Get("keys"),
+				failer: c.failer(env, cs)}, nil
 		},
 	})
 }
@@ -76,13 +77,10 @@ type dedupe struct {
 	seen  map[string]*list.Element // of seenKey, in order: oldest first
 	order *list.List
 
-	kept, dups, keys atomic.Int64
+	*plugin.Counters
+	kept, dups *plugin.Counter
+	keys       *plugin.Counter // gauge: stored by Process when the keys change
 	failer
-}
-
-func (d *dedupe) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "kept_total", Value: d.kept.Load()}, {Name: "duplicates_total", Value: d.dups.Load()},
-		{Name: "keys", Value: d.keys.Load()}, {Name: "eval_errors_total", Value: d.errors.Load()}}
 }
 
 // keyString renders a key value: a string as it is, anything else as JSON.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -44,20 +43,19 @@ func registerFilter(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: condition: %w", env.NodeID, err)
 			}
-			return &filter{cond: p, failer: c.failer(env)}, nil
+			cs := env.Counters()
+			return &filter{cond: p, Counters: cs, kept: cs.Get("kept_total"), dropped: cs.Get("dropped_total"),
+				failer: c.failer(env, cs)}, nil
 		},
 	})
 }
 
 type filter struct {
-	cond          *program
-	run           runner
-	kept, dropped atomic.Int64
+	cond *program
+	run  runner
+	*plugin.Counters
+	kept, dropped *plugin.Counter
 	failer
-}
-
-func (f *filter) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "kept_total", Value: f.kept.Load()}, {Name: "dropped_total", Value: f.dropped.Load()}, {Name: "eval_errors_total", Value: f.errors.Load()}}
 }
 
 // test evaluates a condition for p.

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -64,8 +63,10 @@ func (e ErrorPolicy) validate() error {
 	return nil
 }
 
-func (e ErrorPolicy) failer(env plugin.Env) failer {
-	return failer{id: env.NodeID, policy: e.OnError, port: e.ErrorPort, log: env.Logger}
+// failer takes the node's eval_errors_total from cs (every node with an
+// ErrorPolicy declares it).
+func (e ErrorPolicy) failer(env plugin.Env, cs *plugin.Counters) failer {
+	return failer{id: env.NodeID, policy: e.OnError, port: e.ErrorPort, log: env.Logger, errors: cs.Get("eval_errors_total")}
 }
 
 // failer applies an ErrorPolicy.
@@ -75,7 +76,7 @@ type failer struct {
 	port   string
 	log    *slog.Logger
 	warn   plugin.RateLog
-	errors atomic.Int64
+	errors *plugin.Counter
 }
 
 // fail handles err for packet p; it returns what Process returns.
@@ -214,6 +215,7 @@ type mapper struct {
 	renames [][2]path
 	dels    []path
 
+	*plugin.Counters
 	failer
 	run  runner
 	work work
@@ -234,14 +236,12 @@ func registerMapping(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			m.failer = c.failer(env)
+			cs := env.Counters()
+			m.Counters = cs
+			m.failer = c.failer(env, cs)
 			return m, nil
 		},
 	})
-}
-
-func (m *mapper) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "eval_errors_total", Value: m.errors.Load()}}
 }
 
 func (m *mapper) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

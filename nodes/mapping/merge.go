@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -78,7 +77,10 @@ func registerMerge(r *plugin.Registry) {
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			m := &merger{cfg: c, timeout: c.TimeoutSec.Duration(), now: time.Now, pending: map[string]*list.Element{}, order: list.New(), failer: c.failer(env)}
+			cs := env.Counters()
+			m := &merger{cfg: c, timeout: c.TimeoutSec.Duration(), now: time.Now, pending: map[string]*list.Element{}, order: list.New(),
+				Counters: cs, joined: cs.Get("joined_total"), expired: cs.Get("expired_total"), replaced: cs.Get("replaced_total"),
+				npending: cs.Get("pending"), failer: c.failer(env, cs)}
 			if len(c.Ports) > 0 {
 				m.key, _ = compile(c.Key, false)
 			}
@@ -104,14 +106,10 @@ type merger struct {
 	pending map[string]*list.Element // of *join, oldest first
 	order   *list.List
 
-	joined, expired, replaced, npending atomic.Int64
+	*plugin.Counters
+	joined, expired, replaced *plugin.Counter
+	npending                  *plugin.Counter // gauge pending: stored when the joins change
 	failer
-}
-
-func (m *merger) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "joined_total", Value: m.joined.Load()}, {Name: "expired_total", Value: m.expired.Load()},
-		{Name: "replaced_total", Value: m.replaced.Load()}, {Name: "pending", Value: m.npending.Load()},
-		{Name: "eval_errors_total", Value: m.errors.Load()}}
 }
 
 func (m *merger) Process(ctx context.Context, p *packet.Packet, out plugin.Emitter) error {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -60,9 +59,11 @@ func registerRateLimit(r *plugin.Registry) {
 		},
 		Defaults: RateLimitConfig{Rate: 10, Burst: 10, OnLimit: "drop", MaxKeys: 10000, ErrorPolicy: ErrorPolicy{OnError: onErrorDrop}},
 		NewProcessor: func(c RateLimitConfig, env plugin.Env) (plugin.Processor, error) {
+			cs := env.Counters()
 			rl := &rateLimit{rate: c.Rate, burst: float64(c.Burst), delay: c.OnLimit == "delay", max: c.MaxKeys,
-				buckets: map[string]*bucket{}, now: time.Now, stop: make(chan struct{}),
-				failer: c.failer(env)}
+				buckets: map[string]*bucket{}, now: time.Now, stop: make(chan struct{}), Counters: cs,
+				passed: cs.Get("passed_total"), delayed: cs.Get("delayed_total"), limited: cs.Get("limited_total"),
+				nbuckets: cs.Get("buckets"), failer: c.failer(env, cs)}
 			if strings.TrimSpace(c.Key) != "" {
 				p, err := compile(c.Key, false)
 				if err != nil {
@@ -94,13 +95,10 @@ type rateLimit struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 
-	passed, delayed, limited, nbuckets atomic.Int64
+	*plugin.Counters
+	passed, delayed, limited *plugin.Counter
+	nbuckets                 *plugin.Counter // gauge buckets: stored when the buckets change
 	failer
-}
-
-func (r *rateLimit) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "passed_total", Value: r.passed.Load()}, {Name: "delayed_total", Value: r.delayed.Load()},
-		{Name: "limited_total", Value: r.limited.Load()}, {Name: "buckets", Value: r.nbuckets.Load()}, {Name: "eval_errors_total", Value: r.errors.Load()}}
 }
 
 // Stopping ends the delays: a graceful stop drains the inbox at once

@@ -3,7 +3,6 @@ package mapping
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -50,7 +49,8 @@ func registerSplit(r *plugin.Registry) {
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			s := &splitter{indexKey: c.IndexKey, failer: c.failer(env)}
+			cs := env.Counters()
+			s := &splitter{indexKey: c.IndexKey, Counters: cs, emitted: cs.Get("emitted_total"), failer: c.failer(env, cs)}
 			s.field, _ = parsePath(c.Field)
 			if c.As != "" {
 				as, _ := parsePath(c.As)
@@ -66,12 +66,9 @@ type splitter struct {
 	as       *path
 	indexKey string
 	work     work
-	emitted  atomic.Int64
+	*plugin.Counters
+	emitted *plugin.Counter
 	failer
-}
-
-func (s *splitter) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "emitted_total", Value: s.emitted.Load()}, {Name: "eval_errors_total", Value: s.errors.Load()}}
 }
 
 func (s *splitter) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
 	"github.com/schnitzel-stream/schnitzel/plugin"
@@ -100,7 +99,9 @@ func registerSwitch(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
-			s := &switcher{all: c.AllMatches, def: c.DefaultPort, failer: c.failer(env)}
+			cs := env.Counters()
+			s := &switcher{all: c.AllMatches, def: c.DefaultPort, Counters: cs,
+				matched: cs.Get("matched_total"), unmatched: cs.Get("unmatched_total"), failer: c.failer(env, cs)}
 			for i, k := range c.Cases {
 				s.cases = append(s.cases, switchCase{port: k.Port, cond: progs[i]})
 			}
@@ -121,12 +122,9 @@ type switcher struct {
 	run   runner
 	hit   []string // ports matched by the current packet
 
-	matched, unmatched atomic.Int64
+	*plugin.Counters
+	matched, unmatched *plugin.Counter
 	failer
-}
-
-func (s *switcher) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "matched_total", Value: s.matched.Load()}, {Name: "unmatched_total", Value: s.unmatched.Load()}, {Name: "eval_errors_total", Value: s.errors.Load()}}
 }
 
 func (s *switcher) Process(_ context.Context, p *packet.Packet, out plugin.Emitter) error {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/schnitzel-stream/schnitzel/packet"
@@ -179,10 +178,13 @@ func registerWindow(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: %w", env.NodeID, err)
 			}
+			cs := env.Counters()
 			w := &windower{cfg: c, aggs: aggs, size: nanos(c.SizeSec), slide: nanos(c.SlideSec), gap: nanos(c.GapSec),
 				lateness: nanos(c.AllowedLatenessSec), processing: c.Time == "processing", now: time.Now,
 				keys: map[string]*list.Element{}, lru: list.New(), watermark: math.MinInt64, maxTS: math.MinInt64, nextClose: math.MaxInt64,
-				failer: c.failer(env)}
+				Counters: cs, windows: cs.Get("windows_total"), windowed: cs.Get("windowed_total"), late: cs.Get("late_total"),
+				evictions: cs.Get("evictions_total"), capped: cs.Get("items_capped_total"), open: cs.Get("open_windows"),
+				failer: c.failer(env, cs)}
 			for _, a := range aggs {
 				w.needItems = w.needItems || a.op == "expr"
 			}
@@ -344,15 +346,10 @@ type windower struct {
 	watermark, maxTS int64
 	nextClose        int64 // no open window ends before it
 
-	windows, windowed, late, evictions, capped, open atomic.Int64
+	*plugin.Counters
+	windows, windowed, late, evictions, capped *plugin.Counter
+	open                                       *plugin.Counter // gauge open_windows: stored under mu when the windows change
 	failer
-}
-
-func (w *windower) Metrics() []plugin.Metric {
-	return []plugin.Metric{{Name: "windows_total", Value: w.windows.Load()}, {Name: "windowed_total", Value: w.windowed.Load()},
-		{Name: "late_total", Value: w.late.Load()}, {Name: "evictions_total", Value: w.evictions.Load()},
-		{Name: "items_capped_total", Value: w.capped.Load()}, {Name: "open_windows", Value: w.open.Load()},
-		{Name: "eval_errors_total", Value: w.errors.Load()}}
 }
 
 // eventTime is p's time in ns: ts_expr's value or the packet's ts.

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -36,9 +35,7 @@ type conn struct {
 	up   chan struct{} // closed while connected; replaced on loss
 	lost chan error    // the connection-lost callback, to the loop
 
-	connected   atomic.Bool
-	disconnects atomic.Int64
-	reconnects  atomic.Int64
+	connStats
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -48,8 +45,26 @@ type conn struct {
 	lostLog, failLog plugin.RateLog
 }
 
-// newConn builds the paho client; nothing is dialled until start.
-func newConn(node string, cfg ConnConfig, env plugin.Env, tune func(*paho.ClientOptions)) (*conn, error) {
+// connStats are the node's connMetrics counters, which its embedded
+// *plugin.Counters reports; the conn counts into them.
+type connStats struct {
+	disconnects *plugin.Counter
+	reconnects  *plugin.Counter
+	connected   *plugin.Counter // gauge: 1 while up, stored by setUp under mu
+}
+
+// newConnStats takes the connection counters from the node's counters.
+func newConnStats(cs *plugin.Counters) connStats {
+	return connStats{
+		disconnects: cs.Get("disconnects_total"),
+		reconnects:  cs.Get("reconnects_total"),
+		connected:   cs.Get("connected"),
+	}
+}
+
+// newConn builds the paho client; nothing is dialled until start. It
+// counts into st.
+func newConn(node string, cfg ConnConfig, env plugin.Env, st connStats, tune func(*paho.ClientOptions)) (*conn, error) {
 	u, err := brokerURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("node %q: url: %w", node, err)
@@ -59,6 +74,7 @@ func newConn(node string, cfg ConnConfig, env plugin.Env, tune func(*paho.Client
 		up: make(chan struct{}), lost: make(chan error, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		lostLog: plugin.RateLog{Burst: 5}, failLog: plugin.RateLog{Burst: 5},
+		connStats: st,
 	}
 	tlsCfg, err := cfg.tlsConfig(u)
 	if err != nil {
@@ -216,13 +232,14 @@ func (c *conn) wait(d time.Duration) bool {
 func (c *conn) setUp(up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if up == c.connected.Load() {
+	if up == (c.connected.Load() == 1) {
 		return
 	}
-	c.connected.Store(up)
 	if up {
+		c.connected.Store(1)
 		close(c.up)
 	} else {
+		c.connected.Store(0)
 		c.up = make(chan struct{})
 	}
 }
@@ -257,18 +274,6 @@ func (c *conn) close(ctx context.Context) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-	}
-}
-
-func (c *conn) metrics() []plugin.Metric {
-	var up int64
-	if c.connected.Load() {
-		up = 1
-	}
-	return []plugin.Metric{
-		{Name: "disconnects_total", Value: c.disconnects.Load()},
-		{Name: "reconnects_total", Value: c.reconnects.Load()},
-		{Name: "connected", Value: up},
 	}
 }
 

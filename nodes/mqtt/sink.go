@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -91,7 +90,10 @@ func registerSink(r *plugin.Registry) {
 			if err != nil {
 				return nil, fmt.Errorf("node %q: topic: %w", env.NodeID, err)
 			}
-			return &sink{cfg: c, env: env, topic: t, stopping: make(chan struct{})}, nil
+			cs := env.Counters()
+			return &sink{cfg: c, env: env, topic: t, stopping: make(chan struct{}), Counters: cs,
+				published: cs.Get("published_total"), retries: cs.Get("retries_total"), dropped: cs.Get("dropped_total"),
+				leftOnStop: cs.Get("left_on_stop_total"), st: newConnStats(cs)}, nil
 		},
 	})
 }
@@ -105,14 +107,16 @@ type sink struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 
-	published, retries, dropped, leftOnStop atomic.Int64
+	*plugin.Counters
+	published, retries, dropped, leftOnStop *plugin.Counter
+	st                                      connStats // the conn's, taken with the node's counters
 	dropLog, retryLog                       plugin.RateLog
 }
 
 // Start builds the client and starts connecting in the background: a
 // broker that is away at start is an outage like any other.
 func (s *sink) Start(context.Context) error {
-	c, err := newConn(s.env.NodeID, s.cfg.ConnConfig, s.env, func(o *paho.ClientOptions) {
+	c, err := newConn(s.env.NodeID, s.cfg.ConnConfig, s.env, s.st, func(o *paho.ClientOptions) {
 		if s.cfg.WillTopic != "" {
 			o.SetWill(s.cfg.WillTopic, s.cfg.WillPayload, byte(s.cfg.WillQoS), s.cfg.WillRetain)
 		}
@@ -279,18 +283,4 @@ func (s *sink) Close(ctx context.Context) error {
 		s.c.close(ctx)
 	}
 	return nil
-}
-
-// Metrics implements plugin.Metrics.
-func (s *sink) Metrics() []plugin.Metric {
-	m := []plugin.Metric{
-		{Name: "published_total", Value: s.published.Load()},
-		{Name: "retries_total", Value: s.retries.Load()},
-		{Name: "dropped_total", Value: s.dropped.Load()},
-		{Name: "left_on_stop_total", Value: s.leftOnStop.Load()},
-	}
-	if s.c == nil {
-		return append(m, (&conn{}).metrics()...)
-	}
-	return append(m, s.c.metrics()...)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -86,7 +85,9 @@ func registerSource(r *plugin.Registry) {
 		}, connMetrics...),
 		Defaults: sourceDefaults,
 		NewSource: func(c SourceConfig, env plugin.Env) (plugin.Source, error) {
-			return &source{cfg: c, env: env, stop: make(chan struct{})}, nil
+			cs := env.Counters()
+			return &source{cfg: c, env: env, stop: make(chan struct{}), Counters: cs,
+				received: cs.Get("received_total"), bad: cs.Get("bad_payload_total"), st: newConnStats(cs)}, nil
 		},
 	})
 }
@@ -100,7 +101,9 @@ type source struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 
-	received, bad atomic.Int64
+	*plugin.Counters
+	received, bad *plugin.Counter
+	st            connStats // the conn's, taken with the node's counters
 	badLog        plugin.RateLog
 }
 
@@ -115,7 +118,7 @@ func (s *source) Start(context.Context) error {
 		case <-s.stop:
 		}
 	}
-	c, err := newConn(s.env.NodeID, s.cfg.ConnConfig, s.env, func(o *paho.ClientOptions) {
+	c, err := newConn(s.env.NodeID, s.cfg.ConnConfig, s.env, s.st, func(o *paho.ClientOptions) {
 		// Messages of a resumed session can arrive before SUBSCRIBE.
 		o.SetDefaultPublishHandler(handler).SetAutoAckDisabled(true).SetOrderMatters(true)
 	})
@@ -238,16 +241,4 @@ func (s *source) Close(ctx context.Context) error {
 		s.c.close(ctx)
 	}
 	return nil
-}
-
-// Metrics implements plugin.Metrics.
-func (s *source) Metrics() []plugin.Metric {
-	m := []plugin.Metric{
-		{Name: "received_total", Value: s.received.Load()},
-		{Name: "bad_payload_total", Value: s.bad.Load()},
-	}
-	if s.c == nil {
-		return append(m, (&conn{}).metrics()...)
-	}
-	return append(m, s.c.metrics()...)
 }

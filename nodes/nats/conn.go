@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,11 +72,21 @@ func (c *ConnConfig) maskedURL() string {
 	return strings.Join(parts, ",")
 }
 
-// connStats counts a connection's life; the nodes report them as metrics.
+// connStats counts a connection's life: the node's connMetrics counters,
+// which its embedded *plugin.Counters reports.
 type connStats struct {
-	disconnects atomic.Int64
-	reconnects  atomic.Int64
-	asyncErrs   atomic.Int64
+	disconnects *plugin.Counter
+	reconnects  *plugin.Counter
+	asyncErrs   *plugin.Counter
+}
+
+// newConnStats takes the connection counters from the node's counters.
+func newConnStats(cs *plugin.Counters) connStats {
+	return connStats{
+		disconnects: cs.Get("disconnects_total"),
+		reconnects:  cs.Get("reconnects_total"),
+		asyncErrs:   cs.Get("async_errors_total"),
+	}
 }
 
 // connMetrics are the connection metrics every node declares first.
@@ -85,14 +94,6 @@ var connMetrics = []plugin.MetricSpec{
 	{Name: "disconnects_total", Help: "Times the connection to the server was lost."},
 	{Name: "reconnects_total", Help: "Times the connection was re-established."},
 	{Name: "async_errors_total", Help: "Errors the server reported asynchronously (permissions, slow consumer)."},
-}
-
-func (s *connStats) metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "disconnects_total", Value: s.disconnects.Load()},
-		{Name: "reconnects_total", Value: s.reconnects.Load()},
-		{Name: "async_errors_total", Value: s.asyncErrs.Load()},
-	}
 }
 
 // connect opens a connection that keeps retrying forever: an unreachable

@@ -73,7 +73,9 @@ delivery that survives an outage.`,
 			if err != nil {
 				return nil, err
 			}
-			return &coreSink{cfg: c, env: env, tmpl: t}, nil
+			cs := env.Counters()
+			return &coreSink{cfg: c, env: env, tmpl: t, Counters: cs, st: newConnStats(cs),
+				published: cs.Get("published_total"), invalid: cs.Get("invalid_subject_total"), rejected: cs.Get("rejected_total")}, nil
 		},
 	})
 	plugin.Register(r, plugin.Spec[CoreSourceConfig]{
@@ -92,7 +94,9 @@ arrive while the graph is behind by more than buffer are dropped by the client a
 		),
 		Defaults: CoreSourceConfig{ConnConfig: defaultConn, Buffer: 4096, Kind: "event"},
 		NewSource: func(c CoreSourceConfig, env plugin.Env) (plugin.Source, error) {
-			return &coreSource{cfg: c, env: env}, nil
+			cs := env.Counters()
+			return &coreSource{cfg: c, env: env, Counters: cs, st: newConnStats(cs),
+				received: cs.Get("received_total"), dropped: cs.Get("dropped_total")}, nil
 		},
 	})
 }
@@ -105,15 +109,8 @@ type coreSink struct {
 	warn plugin.RateLog
 	nc   *nats.Conn
 
-	published, invalid, rejected atomic.Int64
-}
-
-func (s *coreSink) Metrics() []plugin.Metric {
-	return append(s.st.metrics(),
-		plugin.Metric{Name: "published_total", Value: s.published.Load()},
-		plugin.Metric{Name: "invalid_subject_total", Value: s.invalid.Load()},
-		plugin.Metric{Name: "rejected_total", Value: s.rejected.Load()},
-	)
+	*plugin.Counters
+	published, invalid, rejected *plugin.Counter
 }
 
 func (s *coreSink) Start(context.Context) error {
@@ -125,7 +122,7 @@ func (s *coreSink) Start(context.Context) error {
 	return nil
 }
 
-func (s *coreSink) drop(ctr *atomic.Int64, p *packet.Packet, err error) {
+func (s *coreSink) drop(ctr *plugin.Counter, p *packet.Packet, err error) {
 	ctr.Add(1)
 	s.warn.Warn(s.env.Logger, "packet dropped", "packet_id", p.ID, "err", err)
 }
@@ -134,19 +131,19 @@ func (s *coreSink) ProcessBatch(_ context.Context, batch []*packet.Packet, out p
 	for _, p := range batch {
 		subj := s.tmpl.render(p)
 		if err := checkSubject(subj); err != nil {
-			s.drop(&s.invalid, p, err)
+			s.drop(s.invalid, p, err)
 			continue
 		}
 		body, err := encodePacket(nil, p)
 		if err != nil {
-			s.drop(&s.rejected, p, err)
+			s.drop(s.rejected, p, err)
 			continue
 		}
 		if err := s.nc.Publish(subj, body); err != nil {
 			if s.nc.IsClosed() {
 				return fmt.Errorf("node %q: %w", s.env.NodeID, closedErr(s.cfg.ConnConfig, s.nc))
 			}
-			s.drop(&s.rejected, p, fmt.Errorf("subject %s: %w", subj, err))
+			s.drop(s.rejected, p, fmt.Errorf("subject %s: %w", subj, err))
 			continue
 		}
 		s.published.Add(1)
@@ -178,21 +175,25 @@ type coreSource struct {
 	nc  *nats.Conn
 	sub atomic.Pointer[nats.Subscription]
 
-	received atomic.Int64
-	dropped  atomic.Int64
+	*plugin.Counters
+	received *plugin.Counter
+	dropped  *plugin.Counter // the client's count, stored when the subscription ends
 }
 
+// Metrics are the Counters' but for dropped_total: the client counts the
+// drops, so while subscribed it is read from the subscription.
 func (s *coreSource) Metrics() []plugin.Metric {
-	d := s.dropped.Load()
+	m := s.Counters.Metrics()
 	if sub := s.sub.Load(); sub != nil {
 		if n, err := sub.Dropped(); err == nil {
-			d = int64(n)
+			for i := range m {
+				if m[i].Name == "dropped_total" {
+					m[i].Value = int64(n)
+				}
+			}
 		}
 	}
-	return append(s.st.metrics(),
-		plugin.Metric{Name: "received_total", Value: s.received.Load()},
-		plugin.Metric{Name: "dropped_total", Value: d},
-	)
+	return m
 }
 
 func (s *coreSource) Start(context.Context) error {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -135,7 +134,10 @@ stops (then the packets not acknowledged are nacked). See docs/connectors-nats.m
 			if err != nil {
 				return nil, err
 			}
-			return &jsSink{cfg: c, env: env, tmpl: t, stop: make(chan struct{})}, nil
+			cs := env.Counters()
+			return &jsSink{cfg: c, env: env, tmpl: t, stop: make(chan struct{}), Counters: cs, st: newConnStats(cs),
+				published: cs.Get("published_total"), duplicates: cs.Get("duplicate_total"), retries: cs.Get("retry_total"),
+				invalid: cs.Get("invalid_subject_total"), rejected: cs.Get("rejected_total"), interrupted: cs.Get("interrupted_total")}, nil
 		},
 	})
 }
@@ -156,7 +158,8 @@ type jsSink struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 
-	published, duplicates, retries, invalid, rejected, interrupted atomic.Int64
+	*plugin.Counters
+	published, duplicates, retries, invalid, rejected, interrupted *plugin.Counter
 
 	msgs []*pubItem
 }
@@ -167,17 +170,6 @@ type pubItem struct {
 	paf jetstream.PubAckFuture
 	err error
 	ok  bool
-}
-
-func (s *jsSink) Metrics() []plugin.Metric {
-	return append(s.st.metrics(),
-		plugin.Metric{Name: "published_total", Value: s.published.Load()},
-		plugin.Metric{Name: "duplicate_total", Value: s.duplicates.Load()},
-		plugin.Metric{Name: "retry_total", Value: s.retries.Load()},
-		plugin.Metric{Name: "invalid_subject_total", Value: s.invalid.Load()},
-		plugin.Metric{Name: "rejected_total", Value: s.rejected.Load()},
-		plugin.Metric{Name: "interrupted_total", Value: s.interrupted.Load()},
-	)
 }
 
 func (s *jsSink) Start(ctx context.Context) error {
@@ -306,7 +298,7 @@ func (s *jsSink) Stopping() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 // drop loses one packet for good: counted, logged, nacked as permanent so
 // a durable origin dead-letters it instead of offering it again.
-func (s *jsSink) drop(ctr *atomic.Int64, p *packet.Packet, err error) {
+func (s *jsSink) drop(ctr *plugin.Counter, p *packet.Packet, err error) {
 	ctr.Add(1)
 	s.warn.Warn(s.env.Logger, "packet dropped", "packet_id", p.ID, "err", err)
 	if p.Nack != nil {
@@ -324,21 +316,21 @@ func (s *jsSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out p
 	for _, p := range batch {
 		subj := s.tmpl.render(p)
 		if err := checkSubject(subj); err != nil {
-			s.drop(&s.invalid, p, err)
+			s.drop(s.invalid, p, err)
 			continue
 		}
 		if !s.inStream(subj) {
-			s.drop(&s.invalid, p, fmt.Errorf("subject %q is not one of stream %q's subjects %v", subj, s.cfg.Stream, s.subjects))
+			s.drop(s.invalid, p, fmt.Errorf("subject %q is not one of stream %q's subjects %v", subj, s.cfg.Stream, s.subjects))
 			continue
 		}
 		key, err := queue.Key(p, "")
 		if err != nil {
-			s.drop(&s.rejected, p, err)
+			s.drop(s.rejected, p, err)
 			continue
 		}
 		body, err := encodePacket(nil, p)
 		if err != nil {
-			s.drop(&s.rejected, p, err)
+			s.drop(s.rejected, p, err)
 			continue
 		}
 		m := &nats.Msg{Subject: subj, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{key}}}
@@ -379,7 +371,7 @@ func (s *jsSink) ProcessBatch(ctx context.Context, batch []*packet.Packet, out p
 					return err
 				}
 			case permanent(it.err):
-				s.drop(&s.rejected, it.p, fmt.Errorf("subject %s: %w", it.msg.Subject, it.err))
+				s.drop(s.rejected, it.p, fmt.Errorf("subject %s: %w", it.msg.Subject, it.err))
 			default:
 				s.warn.Warn(s.env.Logger, "publish not acknowledged, retrying", "subject", it.msg.Subject, "packet_id", it.p.ID, "err", it.err)
 				it.paf, it.err = nil, nil

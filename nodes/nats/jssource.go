@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -112,7 +111,10 @@ dead_letter_subject and is terminated. See docs/connectors-nats.md.`,
 			MaxDeliver: 5, Batch: 256, Follow: true, NakDelaySec: 1, IdleWaitSec: 1,
 		},
 		NewSource: func(c JSSourceConfig, env plugin.Env) (plugin.Source, error) {
-			return &jsSource{cfg: c, env: env}, nil
+			cs := env.Counters()
+			return &jsSource{cfg: c, env: env, Counters: cs, st: newConnStats(cs),
+				received: cs.Get("received_total"), acked: cs.Get("acked_total"), nacked: cs.Get("nacked_total"),
+				redelivered: cs.Get("redelivered_total"), dead: cs.Get("dead_letter_total")}, nil
 		},
 	})
 }
@@ -127,17 +129,8 @@ type jsSource struct {
 	js   jetstream.JetStream
 	cons jetstream.Consumer
 
-	received, acked, nacked, redelivered, dead atomic.Int64
-}
-
-func (s *jsSource) Metrics() []plugin.Metric {
-	return append(s.st.metrics(),
-		plugin.Metric{Name: "received_total", Value: s.received.Load()},
-		plugin.Metric{Name: "acked_total", Value: s.acked.Load()},
-		plugin.Metric{Name: "nacked_total", Value: s.nacked.Load()},
-		plugin.Metric{Name: "redelivered_total", Value: s.redelivered.Load()},
-		plugin.Metric{Name: "dead_letter_total", Value: s.dead.Load()},
-	)
+	*plugin.Counters
+	received, acked, nacked, redelivered, dead *plugin.Counter
 }
 
 func (s *jsSource) Start(ctx context.Context) error {
