@@ -23,7 +23,7 @@ func (discard) EmitPort(string, *packet.Packet) error { return nil }
 // emit, ack), for profiling; scripts/bench-nats measures whole graphs.
 func BenchmarkJetStreamSource(b *testing.B) {
 	srv := natstest.Start(b, natstest.Options{})
-	_, js := client(b, srv.URL())
+	_, js := natstest.Client(b, srv.URL())
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "B", Subjects: []string{"b.>"}}); err != nil {
 		b.Fatal(err)
@@ -56,7 +56,7 @@ func BenchmarkPublishReplicas(b *testing.B) {
 		body[i] = 'a' + byte(i%26)
 	}
 	publish := func(b *testing.B, url string, replicas int) {
-		_, js := client(b, url)
+		_, js := natstest.Client(b, url)
 		ctx := context.Background()
 		name := fmt.Sprintf("P%d_%d", replicas, b.N)
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Replicas: replicas}); err != nil {

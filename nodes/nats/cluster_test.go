@@ -41,7 +41,7 @@ edges:
 		run = r
 		done <- err
 	}()
-	_, js := client(t, url)
+	_, js := natstest.Client(t, url)
 	poll.Until(t, 60*time.Second, "the R3 stream to fill a little", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

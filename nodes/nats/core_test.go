@@ -111,7 +111,7 @@ func TestJetStreamSinkWaitsForServer(t *testing.T) {
 	if len(col.Packets()) != 20 {
 		t.Errorf("emitted %d after PubAck, want 20", len(col.Packets()))
 	}
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	if got := streamMsgs(t, js, "LATE"); got != 20 {
 		t.Errorf("stream holds %d, want 20", got)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/schnitzel-stream/schnitzel/nodes/all"
@@ -16,21 +15,6 @@ import (
 )
 
 func registry() *plugin.Registry { return all.Registry() }
-
-// client is a plain nats.go connection for a test's own checks.
-func client(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 func streamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
 	t.Helper()

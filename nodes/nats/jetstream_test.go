@@ -42,7 +42,7 @@ edges:
 	reg := registry()
 	first := plugintest.RunGraph(t, g, reg)
 	second := plugintest.RunGraph(t, g, reg)
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	if n := streamMsgs(t, js, "EVENTS"); n != 3 {
 		t.Errorf("stream holds %d messages after a replay, want 3", n)
 	}
@@ -87,7 +87,7 @@ edges:
 	if r.Report.Status != "degraded" {
 		t.Errorf("status %q, want degraded", r.Report.Status)
 	}
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	if n := streamMsgs(t, js, "ZONES"); n != 2 {
 		t.Errorf("stream holds %d, want 2", n)
 	}
@@ -96,7 +96,7 @@ edges:
 // A stream that exists with other subjects fails the start, naming both.
 func TestJetStreamStreamMismatch(t *testing.T) {
 	srv := natstest.Start(t, natstest.Options{})
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"other.>"}}); err != nil {
@@ -191,7 +191,7 @@ func registryWithNack() *plugin.Registry {
 func TestJetStreamDeadLetter(t *testing.T) {
 	t.Setenv("ALLOWED_PLUGIN_PREFIXES", "schnitzel_stream.,test.")
 	srv := natstest.Start(t, natstest.Options{})
-	nc, js := client(t, srv.URL())
+	nc, js := natstest.Client(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, sc := range []jetstream.StreamConfig{{Name: "EVENTS", Subjects: []string{"events.>"}}, {Name: "DLQ", Subjects: []string{"dlq.>"}}} {
@@ -284,7 +284,7 @@ edges:
 func TestJetStreamWorkersShare(t *testing.T) {
 	srv := natstest.Start(t, natstest.Options{})
 	reg := registry()
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}}); err != nil {
@@ -412,7 +412,7 @@ edges:
 		runErr = err
 		done <- r
 	}()
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	poll.Until(t, 30*time.Second, "the stream to hold some messages", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -438,7 +438,7 @@ edges:
 	}
 	t.Logf("retries %d, duplicates %d, reconnects %d", metric(t, r.Report.Metrics, "node.js.retry_total"),
 		metric(t, r.Report.Metrics, "node.js.duplicate_total"), metric(t, r.Report.Metrics, "node.js.reconnects_total"))
-	_, js2 := client(t, srv.URL())
+	_, js2 := natstest.Client(t, srv.URL())
 	if got := streamMsgs(t, js2, "FWD"); got != n {
 		t.Errorf("stream holds %d messages, want %d (no loss, no duplicate)", got, n)
 	}

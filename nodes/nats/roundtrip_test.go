@@ -65,7 +65,7 @@ func TestJetStreamRoundTrip(t *testing.T) {
 	if got := metric(t, pub.Report.Metrics, "node.js.published_total"); got != 50 {
 		t.Errorf("published_total = %d, want 50", got)
 	}
-	_, js := client(t, srv.URL())
+	_, js := natstest.Client(t, srv.URL())
 	if n := streamMsgs(t, js, "EVENTS"); n != 50 {
 		t.Errorf("stream holds %d messages, want 50", n)
 	}

@@ -6,8 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/schnitzel-stream/schnitzel/internal/logbuf"
 	"github.com/schnitzel-stream/schnitzel/internal/poll"
+	"github.com/schnitzel-stream/schnitzel/nodes/nats/natstest"
 )
 
 var urlRE = regexp.MustCompile(`listening on (nats://\S+),`)
@@ -165,12 +166,7 @@ func TestServeSourceAddedOnRestart(t *testing.T) {
 		startServe(t, "--store", store, "--listen", "127.0.0.1:0", "--domain", "hub", "--source", "HUB=EDGE@e1")
 	})
 	url, _ := startServe(t, "--store", store, "--listen", "127.0.0.1:0", "--domain", "hub", "--source", "HUB=EDGE@e1", "--source", "HUB=EDGE@e2", "--source", "OTHER=X@e1")
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Client(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got []string
@@ -276,12 +272,7 @@ func TestServeMaxStore(t *testing.T) {
 	if !strings.Contains(errb.String(), "max store 8388608 bytes, max memory 4194304 bytes") {
 		t.Errorf("the limits are not on stderr: %s", errb.String())
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Client(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}, MaxBytes: 64 << 20}); err == nil {
