@@ -34,6 +34,7 @@ type Counters struct {
 	mu     sync.Mutex
 	names  []string
 	vals   []*Counter
+	reads  []func() int64 // set by Read: the value is read, not counted
 }
 
 func newCounters(specs []MetricSpec) *Counters {
@@ -41,6 +42,7 @@ func newCounters(specs []MetricSpec) *Counters {
 	for _, m := range specs {
 		c.names = append(c.names, m.Name)
 		c.vals = append(c.vals, new(Counter))
+		c.reads = append(c.reads, nil)
 	}
 	return c
 }
@@ -62,16 +64,31 @@ func (e Env) Counters() *Counters {
 func (c *Counters) Get(name string) *Counter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.vals[c.index(name)]
+}
+
+// Read makes name's reported value f(), called each time the metrics are
+// read, for a value kept elsewhere (a client's drop count, a queue's
+// depth). f must be safe to call from another goroutine. An undeclared
+// name panics, as for Get.
+func (c *Counters) Read(name string, f func() int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads[c.index(name)] = f
+}
+
+// index finds name; c.mu is held.
+func (c *Counters) index(name string) int {
 	if i := slices.Index(c.names, name); i >= 0 {
-		return c.vals[i]
+		return i
 	}
 	if c.strict {
 		panic(fmt.Sprintf("plugin: metric %q is not declared in Spec.Metrics (declared: %v)", name, c.names))
 	}
-	v := new(Counter)
 	c.names = append(c.names, name)
-	c.vals = append(c.vals, v)
-	return v
+	c.vals = append(c.vals, new(Counter))
+	c.reads = append(c.reads, nil)
+	return len(c.names) - 1
 }
 
 // Metrics implements the Metrics interface: every declared metric, in
@@ -81,7 +98,11 @@ func (c *Counters) Metrics() []Metric {
 	defer c.mu.Unlock()
 	out := make([]Metric, len(c.vals))
 	for i, v := range c.vals {
-		out[i] = Metric{Name: c.names[i], Value: v.Load()}
+		val := v.Load()
+		if f := c.reads[i]; f != nil {
+			val = f()
+		}
+		out[i] = Metric{Name: c.names[i], Value: val}
 	}
 	return out
 }

@@ -72,6 +72,26 @@ func TestCountersUndeclaredPanics(t *testing.T) {
 	t.Error("Build did not panic")
 }
 
+func TestCountersRead(t *testing.T) {
+	cs := newCounters([]MetricSpec{{Name: "a_total"}, {Name: "depth", Gauge: true}})
+	cs.Get("a_total").Add(1)
+	depth := int64(7)
+	cs.Read("depth", func() int64 { return depth })
+	if got := cs.Metrics(); !slices.Equal(got, []Metric{{"a_total", 1}, {"depth", 7}}) {
+		t.Errorf("Metrics = %v", got)
+	}
+	depth = 3
+	if got := cs.Metrics()[1].Value; got != 3 {
+		t.Errorf("depth read as %d after it changed to 3", got)
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Error("Read of an undeclared name did not panic")
+		}
+	}()
+	cs.Read("dept", func() int64 { return 0 })
+}
+
 func TestCountersOutsideRegistry(t *testing.T) {
 	cs := Env{}.Counters()
 	cs.Get("a_total").Add(2)

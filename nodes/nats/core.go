@@ -95,8 +95,10 @@ arrive while the graph is behind by more than buffer are dropped by the client a
 		Defaults: CoreSourceConfig{ConnConfig: defaultConn, Buffer: 4096, Kind: "event"},
 		NewSource: func(c CoreSourceConfig, env plugin.Env) (plugin.Source, error) {
 			cs := env.Counters()
-			return &coreSource{cfg: c, env: env, Counters: cs, st: newConnStats(cs),
-				received: cs.Get("received_total"), dropped: cs.Get("dropped_total")}, nil
+			src := &coreSource{cfg: c, env: env, Counters: cs, st: newConnStats(cs),
+				received: cs.Get("received_total"), dropped: cs.Get("dropped_total")}
+			cs.Read("dropped_total", src.droppedNow)
+			return src, nil
 		},
 	})
 }
@@ -180,20 +182,15 @@ type coreSource struct {
 	dropped  *plugin.Counter // the client's count, stored when the subscription ends
 }
 
-// Metrics are the Counters' but for dropped_total: the client counts the
-// drops, so while subscribed it is read from the subscription.
-func (s *coreSource) Metrics() []plugin.Metric {
-	m := s.Counters.Metrics()
+// droppedNow is dropped_total: the client counts the drops, so while
+// subscribed it is read from the subscription.
+func (s *coreSource) droppedNow() int64 {
 	if sub := s.sub.Load(); sub != nil {
 		if n, err := sub.Dropped(); err == nil {
-			for i := range m {
-				if m[i].Name == "dropped_total" {
-					m[i].Value = int64(n)
-				}
-			}
+			return int64(n)
 		}
 	}
-	return m
+	return s.dropped.Load()
 }
 
 func (s *coreSource) Start(context.Context) error {

@@ -143,7 +143,7 @@ type runner struct {
 	enc detect.Encoder
 
 	// From the node's Counters (runnerMetrics). adapter_restarts_total is
-	// the client's count, put in by metrics at read time.
+	// the client's count, read by the node's Counters.
 	requests, timeouts, garbage, crashes, adapterErrs *plugin.Counter
 }
 
@@ -153,7 +153,7 @@ type runner struct {
 // that a lax Counters reports them in the same order.
 func newRunner(class string, t AdapterConfig, params *packet.Map, penv plugin.Env, cs *plugin.Counters) *runner {
 	r := &runner{class: class, node: penv.NodeID, env: penv, t: t, requests: cs.Get("requests_total")}
-	cs.Get("adapter_restarts_total") // declared in order; its value comes from the client (metrics)
+	cs.Read("adapter_restarts_total", r.restarts) // the transport counts its restarts
 	r.timeouts, r.garbage = cs.Get("timeouts_total"), cs.Get("garbage_total")
 	r.crashes, r.adapterErrs = cs.Get("adapter_crashes_total"), cs.Get("adapter_errors_total")
 	if params != nil && params.Len() > 0 {
@@ -245,8 +245,8 @@ func (r *runner) detect(ctx context.Context, p *packet.Packet, payload *packet.M
 	return nil, nil, plugin.DropPacket(err)
 }
 
-// runnerMetrics declares the runner's metrics (newRunner takes them,
-// runner.metrics fills in adapter_restarts_total), for the specs of the
+// runnerMetrics declares the runner's metrics (newRunner takes them, and
+// reads adapter_restarts_total from the client), for the specs of the
 // detectors that talk to an adapter, after their own.
 var runnerMetrics = []plugin.MetricSpec{
 	{Name: "requests_total", Help: "Frames sent to the adapter."},
@@ -257,19 +257,12 @@ var runnerMetrics = []plugin.MetricSpec{
 	{Name: "adapter_errors_total", Help: "Frames the adapter answered with an error (or an HTTP failure): dropped.", Loss: true},
 }
 
-// metrics completes ms, the node's Counters.Metrics(), with what is read
-// from the client at read time: adapter_restarts_total (the transport
-// counts its restarts).
-func (r *runner) metrics(ms []plugin.Metric) []plugin.Metric {
+// restarts is adapter_restarts_total, read from the client (0 without one).
+func (r *runner) restarts() int64 {
 	if r.client == nil {
-		return ms // no client, no restarts: the counter's 0
+		return 0
 	}
-	for i := range ms {
-		if ms[i].Name == "adapter_restarts_total" {
-			ms[i].Value = r.client.Restarts()
-		}
-	}
-	return ms
+	return r.client.Restarts()
 }
 
 const adapterDoc = "The adapter protocol (docs/detector-adapter.md): per frame one JSON header line {id, width, height, " +
@@ -341,7 +334,7 @@ func newModelAdapter(c ModelAdapterConfig, env plugin.Env) (plugin.Processor, er
 func ptr[T any](v T) *T { return &v }
 
 type adapterDetector struct {
-	*plugin.Counters            // Metrics (below) adds the runner's read-time value
+	*plugin.Counters            // reports them; adapter_restarts_total is read from the client
 	cfg                         ModelAdapterConfig
 	run                         *runner
 	track                       atomic.Int64
@@ -517,10 +510,6 @@ func clipBox(b detect.BBox, w, h int) (x1, y1, x2, y2 int64, ok bool) {
 	x1, y1, x2, y2 = c(b.X1, w), c(b.Y1, h), c(b.X2, w), c(b.Y2, h)
 	return x1, y1, x2, y2, x2 > x1 && y2 > y1
 }
-
-// Metrics is the declared counters with adapter_restarts_total read from
-// the adapter client (runner.metrics).
-func (d *adapterDetector) Metrics() []plugin.Metric { return d.run.metrics(d.Counters.Metrics()) }
 
 var (
 	_ plugin.Starter   = (*adapterDetector)(nil)

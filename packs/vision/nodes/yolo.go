@@ -122,7 +122,7 @@ func registerYolo(r *plugin.Registry) {
 }
 
 type yoloNode struct {
-	*plugin.Counters  // Metrics (below) adds the runner's read-time value
+	*plugin.Counters  // reports them; adapter_restarts_total is read from the client
 	cfg               YoloConfig
 	run               *runner
 	emitted, detected *plugin.Counter
@@ -188,10 +188,6 @@ func (y *yoloNode) Process(ctx context.Context, p *packet.Packet, out plugin.Emi
 	y.detected.Add(int64(len(list)))
 	return nil
 }
-
-// Metrics is the declared counters with adapter_restarts_total read from
-// the adapter client (runner.metrics).
-func (y *yoloNode) Metrics() []plugin.Metric { return y.run.metrics(y.Counters.Metrics()) }
 
 var (
 	_ plugin.Starter   = (*yoloNode)(nil)
